@@ -1,0 +1,3 @@
+from das.cli import main
+
+main()

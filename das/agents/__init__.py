@@ -1,0 +1,1 @@
+"""Agents: the guarded TDE loop, team selection, authoring, nightly curation."""

@@ -1,0 +1,330 @@
+"""The probabilistic TDE loop: TaskSpec in, TdeResult out.
+
+analyse (one model call) -> act (tool calls) -> evaluate (finished? outputs valid?) until
+success or a guardrail stops it. Limits are checked by ``Limits`` outside the model; a
+``GuardrailStop`` becomes the stop_reason. Errors the model caused (unknown tool, bad
+arguments, invalid JSON, invalid outputs) go back to it as observations, a bounded number of
+times in a row; bugs raise. Results are stored per idempotency key and returned again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from das.agents.deadline import DeadlineExceeded, call_with_deadline
+from das.config import das_home, default_model
+from das.contracts import Policy, TaskSpec, TdeResult, TraceStep, Usage
+from das.errors import GuardrailStop, InvalidInput, ModelRetry, PolicyDenied, UpstreamError
+from das.guardrails import Limits, check_model_allowed, redactor, resolve_policy
+from das.llm import gateway
+from das.prompts import render
+from das.registry import lookup
+from das.secrets import scrub
+from das.store import Store, open_store
+from das.tools.base import Tool, ToolContext, call_key, digest
+from das.tools.registry import allowed
+
+MAX_REPAIRS = 3  # invalid model outputs in a row before stopping with invalid_output
+DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {"type": "object"}
+
+
+class _Stop(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _safe_key(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:120] or "task"
+
+
+class TdeLoop:
+    """One run of the loop. Build with ``run_tde``; kept as a class so state stays explicit."""
+
+    def __init__(self, spec: TaskSpec, policy: Policy, model: str, output_schema: dict[str, Any],
+                 store: Store | None, workspace: Path, heartbeat: Callable[[], None] | None) -> None:
+        self.spec, self.policy, self.model = spec, policy, model
+        self.output_schema = output_schema
+        self.validator = jsonschema.Draft202012Validator(output_schema)
+        self.store, self.heartbeat = store, heartbeat
+        self.limits = Limits(policy)
+        self.usage = self.limits.usage
+        self.trace: list[TraceStep] = []
+        self.tools: dict[str, Tool] = {t.name: t for t in allowed(policy.allowed_tools)}
+        self.native = gateway.supports_native_tools(model)
+        self.redact = redactor(policy, gateway.is_local(model))
+        self.ctx = ToolContext(policy, workspace, spec.idempotency_key, spec.correlation_id)
+        self.messages: list[dict[str, Any]] = []
+        self.invalid_in_a_row = 0
+        self.outputs: dict[str, Any] | None = None
+
+    # -- prompt -----------------------------------------------------------------------------
+    def _finish_schema(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {"outputs": self.output_schema}, "required": ["outputs"]}
+
+    def _tool_schemas(self) -> list[dict[str, Any]]:
+        finish = {"type": "function", "function": {
+            "name": "finish", "description": "Return the final outputs; ends the task.",
+            "parameters": self._finish_schema()}}
+        return [t.openai_schema() for t in self.tools.values()] + [finish]
+
+    def _action_schema(self) -> dict[str, Any]:
+        """JSON fallback for models without native tool calling: one action per reply."""
+        options = [{"type": "object", "properties": {
+            "thought": {"type": "string", "maxLength": 200},
+            "tool": {"const": "finish"}, "arguments": self._finish_schema()},
+            "required": ["thought", "tool", "arguments"]}]
+        for tool in self.tools.values():
+            options.append({"type": "object", "properties": {
+                "thought": {"type": "string", "maxLength": 200},
+                "tool": {"const": tool.name}, "arguments": tool.parameters},
+                "required": ["thought", "tool", "arguments"]})
+        return options[0] if len(options) == 1 else {"anyOf": options}
+
+    def _initial_messages(self) -> list[dict[str, Any]]:
+        system = render("tde_system")
+        if not self.native:
+            lines = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values()) or "- (none)"
+            system += "\n" + render("tde_json_actions", tools=lines)
+        user = render("tde_task", task_type=self.spec.task_type, prompt=self.spec.prompt or "",
+                      inputs=json.dumps(self.spec.inputs, default=str)[:20000],
+                      output_schema=json.dumps(self.output_schema))
+        if self.redact:
+            system, user = self.redact(system), self.redact(user)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def _observe(self, content: str, tool_call_id: str | None = None) -> None:
+        content = self.redact(content) if self.redact else content
+        if tool_call_id and self.native:
+            self.messages.append({"role": "tool", "tool_call_id": tool_call_id, "content": content})
+        else:
+            self.messages.append({"role": "user", "content": content})
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self) -> TdeResult:
+        started = time.monotonic()
+        self.messages = self._initial_messages()
+        stop_reason, message, status = "completed", None, "succeeded"
+        try:
+            while self.outputs is None:
+                self.limits.check_time(time.monotonic() - started)
+                self.limits.check_before_iteration()
+                self.usage.iterations += 1
+                if self.heartbeat:
+                    self.heartbeat()
+                self._iteration(self.usage.iterations, started)
+        except GuardrailStop as stop:
+            stop_reason, message, status = stop.limit, stop.message, "failed"
+        except _Stop as stop:
+            stop_reason, message, status = stop.reason, stop.message, "failed"
+        except PolicyDenied as exc:
+            stop_reason, message, status = "policy_denied", exc.message, "failed"
+        except UpstreamError as exc:
+            stop_reason, message, status = "error", exc.message, "failed"
+        self.usage.wall_s = round(time.monotonic() - started, 4)
+        if stop_reason != "completed":
+            self.trace.append(TraceStep(iteration=self.usage.iterations, phase="stop", evaluation=stop_reason,
+                                        error=message))
+        return TdeResult(status=status, outputs=self.outputs or {}, trace=self.trace, usage=self.usage,
+                         stop_reason=stop_reason, message=message, model=self.model,
+                         correlation_id=self.spec.correlation_id, idempotency_key=self.spec.idempotency_key)
+
+    def _iteration(self, n: int, started: float) -> None:
+        remaining_s = self.policy.timeout_s - (time.monotonic() - started)
+        max_out = max(min(self.policy.max_output_tokens, self.limits.remaining_tokens()), 1)
+        tools = self._tool_schemas() if self.native else None
+        schema = None if self.native else self._action_schema()
+        try:
+            reply = call_with_deadline(
+                lambda: gateway.complete(self.model, self.messages, tools=tools, response_schema=schema,
+                                         max_tokens=max_out, timeout_s=max(remaining_s, 0.1),
+                                         retries=0 if remaining_s < 5 else 2),
+                remaining_s,
+            )
+        except DeadlineExceeded:
+            raise GuardrailStop("timeout", round(time.monotonic() - started, 3), self.policy.timeout_s) from None
+        self.usage.model_calls += 1
+        self.usage.input_tokens += reply.input_tokens
+        self.usage.output_tokens += reply.output_tokens
+        self.usage.cost_usd += reply.cost_usd
+        self.messages.append(reply.raw_message)
+        self.trace.append(TraceStep(
+            iteration=n, phase="analyse", thought=(reply.text or "")[:500] or None,
+            input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, latency_ms=round(reply.latency_ms, 2)))
+        self.limits.check_tokens()
+        self.limits.check_cost()
+        calls = [(c.name, c.arguments, c.error, c.id) for c in reply.tool_calls]
+        if not calls:
+            action = self._parse_text_action(n, reply.text)
+            if action is None:
+                return
+            calls = [action]
+        for name, arguments, error, call_id in calls:
+            if self.outputs is not None:
+                break
+            self._act(n, name, arguments, error, call_id)
+
+    def _parse_text_action(self, n: int, text: str | None) -> tuple[str, Any, str | None, str | None] | None:
+        """JSON fallback: read {"tool", "arguments"} from text; prose from a native model is a thought."""
+        stripped = (text or "").strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
+        if self.native and not stripped.startswith("{"):
+            self._evaluate(n, "no tool call; asked the model to act or finish")
+            self._observe("Call a tool, or call finish with the outputs when you are done.")
+            return None
+        try:
+            data = json.loads(stripped)
+            if not isinstance(data, dict) or "tool" not in data:
+                raise ValueError('expected an object with "tool" and "arguments"')
+        except ValueError as exc:
+            self._invalid(n, f"reply is not a valid JSON action: {str(exc)[:200]}")
+            return None
+        args = data.get("arguments")
+        return str(data["tool"]), args if isinstance(args, dict) else None, \
+            None if isinstance(args, dict) else "arguments must be a JSON object", None
+
+    def _act(self, n: int, name: str, arguments: dict[str, Any] | None, error: str | None, call_id: str | None) -> None:
+        if error is not None or arguments is None:
+            self.trace.append(TraceStep(iteration=n, phase="act", tool=name, error=error or "missing arguments"))
+            self._invalid(n, f"tool call {name} rejected: {error or 'missing arguments'}", call_id)
+            return
+        if name == "finish":
+            self._finish(n, arguments, call_id)
+            return
+        try:
+            self.limits.check_tool_allowed(name)
+            if name not in self.tools:
+                raise ModelRetry(f"unknown tool {name!r}; available: {', '.join([*self.tools, 'finish'])}")
+            self.limits.check_tool_call()
+            self.usage.tool_calls += 1
+            t0 = time.perf_counter()
+            result = self._run_tool(self.tools[name], arguments)
+        except PolicyDenied as exc:
+            self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments,
+                                        error=f"refused: {exc.message}"))
+            self._observe(f"Refused by policy: {exc.message}", call_id)
+            return
+        except ModelRetry as exc:
+            self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments, error=exc.message))
+            self._invalid(n, exc.message, call_id, count=False)
+            return
+        except GuardrailStop:
+            raise
+        except Exception as exc:  # a failing tool is reported to the model, not a crash
+            self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments,
+                                        error=f"tool failed: {type(exc).__name__}: {exc}"))
+            self._observe(f"Tool {name} failed: {type(exc).__name__}: {exc}", call_id)
+            return
+        self.invalid_in_a_row = 0
+        text = result if isinstance(result, str) else json.dumps(result, default=str)
+        self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments,
+                                    result_digest=digest(result), latency_ms=round((time.perf_counter() - t0) * 1000, 2)))
+        self._observe(text[:8000], call_id)
+
+    def _run_tool(self, tool: Tool, arguments: dict[str, Any]) -> Any:
+        """Side-effecting calls run at most once per idempotency key (claim, run, record)."""
+        if not (tool.side_effecting and self.store and self.spec.idempotency_key):
+            return tool.run(self.ctx, arguments)
+        key = call_key(self.spec.idempotency_key, tool.name, arguments)
+        state, stored = self.store.claim_effect(key, tool.name)
+        if state == "done":
+            return stored
+        if state == "started":
+            return {"note": "this side effect was already attempted for this idempotency key; not repeated"}
+        try:
+            result = tool.run(self.ctx, arguments)
+        except BaseException:
+            self.store.release_effect(key)
+            raise
+        self.store.finish_effect(key, result)
+        return result
+
+    def _finish(self, n: int, arguments: dict[str, Any], call_id: str | None) -> None:
+        outputs = arguments.get("outputs")
+        errors = sorted(self.validator.iter_errors(outputs), key=lambda e: list(e.absolute_path))
+        if not isinstance(outputs, dict):
+            errors_text = "finish.outputs must be a JSON object"
+        elif errors:
+            errors_text = "; ".join(
+                f"{'/'.join(str(p) for p in e.absolute_path) or '(outputs)'}: {e.message}" for e in errors[:5])
+        else:
+            self.outputs = outputs
+            self._evaluate(n, "finished; outputs valid against the output schema")
+            return
+        self._invalid(n, f"outputs do not match the output schema: {errors_text}", call_id)
+
+    def _evaluate(self, n: int, evaluation: str) -> None:
+        self.trace.append(TraceStep(iteration=n, phase="evaluate", evaluation=evaluation))
+
+    def _invalid(self, n: int, problem: str, call_id: str | None = None, count: bool = True) -> None:
+        """A model mistake: tell the model, and stop after MAX_REPAIRS in a row."""
+        if count:
+            self.invalid_in_a_row += 1
+        self.trace.append(TraceStep(iteration=n, phase="repair" if count else "evaluate", evaluation=problem))
+        if self.invalid_in_a_row >= MAX_REPAIRS:
+            raise _Stop("invalid_output", f"invalid output {self.invalid_in_a_row} times in a row; last: {problem}")
+        self._observe(f"Error: {problem}. Fix it and try again.", call_id)
+
+
+def _output_schema(spec: TaskSpec) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    entry = lookup(spec.task_type)
+    if entry and entry.executor.kind == "probabilistic":
+        try:
+            jsonschema.validate(spec.inputs, entry.input_schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(inputs)"
+            raise InvalidInput(f"invalid taskSpec: inputs.{where.replace('/', '.')}: {exc.message}") from exc
+    if spec.output_schema is not None:
+        try:
+            jsonschema.Draft202012Validator.check_schema(spec.output_schema)
+        except jsonschema.SchemaError as exc:
+            raise InvalidInput(f"invalid taskSpec: output_schema is not a valid JSON Schema: {exc.message}") from exc
+        return spec.output_schema, entry.policy if entry else None
+    if entry:
+        return entry.output_schema, entry.policy
+    return DEFAULT_OUTPUT_SCHEMA, None
+
+
+def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None = None,
+            heartbeat: Callable[[], None] | None = None, store: Store | None = None,
+            workspace: Path | None = None) -> TdeResult:
+    """Run one probabilistic task under its merged policy and return its result.
+
+    Raises ``InvalidInput`` for a bad spec or policy file; every other outcome, including
+    guardrail stops, policy denial and provider failure, is a ``TdeResult``.
+    """
+    if spec.mode != "probabilistic":
+        raise InvalidInput(f"task {spec.task_type!r} is deterministic; run it with its adapter, not the loop")
+    model = model or default_model()
+    store = store or open_store()
+    if spec.idempotency_key:
+        stored = store.get_result(spec.idempotency_key)
+        if stored is not None:
+            return TdeResult.model_validate(stored)
+    output_schema, registry_policy = _output_schema(spec)
+    policy = resolve_policy(spec, policy_file, registry_policy)
+    key = spec.idempotency_key or spec.correlation_id or uuid.uuid4().hex
+    ws = workspace or das_home() / "workspaces" / _safe_key(key)
+    ws.mkdir(parents=True, exist_ok=True)
+    try:
+        check_model_allowed(policy, model, gateway.is_local(model))
+    except PolicyDenied as exc:
+        result = TdeResult(status="failed", stop_reason="policy_denied", message=exc.message, model=model,
+                           usage=Usage(), correlation_id=spec.correlation_id, idempotency_key=spec.idempotency_key,
+                           trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)])
+    else:
+        result = TdeLoop(spec, policy, model, output_schema, store, ws, heartbeat).run()
+    clean = json.loads(scrub(result.model_dump_json()))
+    if spec.idempotency_key and result.stop_reason != "error":
+        clean = store.save_result(spec.idempotency_key, spec.task_type, spec.correlation_id, result.status,
+                                  result.stop_reason, clean)
+    store.save_trace(spec.idempotency_key, spec.correlation_id, spec.task_type, result.stop_reason, clean)
+    return TdeResult.model_validate(clean)

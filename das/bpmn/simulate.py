@@ -1,0 +1,298 @@
+"""Simulate BPMN on SpiffWorkflow 3.x with mocked task outputs and a virtual clock.
+
+What the adapter does about SpiffWorkflow's gaps (see ``prepare`` for the XML rewrite):
+
+* JUEL conditions are translated to Python (``das.bpmn.juel``); an expression it cannot
+  translate is reported as ``unsupported`` and decided by a seeded coin instead.
+* Every task-like element (service, send, script, business-rule, user, manual, receive,
+  call activity) becomes a manual task that the driver completes with mocked outputs, so
+  multi-instance works on all of them and ``camunda:in/out`` need no engine support.
+  Call activities are black boxes: their mocked outputs stand for the ``camunda:out``
+  variables (simulate the called process on its own).
+* Timers run on a virtual clock: intermediate timers fire at once; boundary timers fire
+  when a mock says ``timeout`` (or by a seeded chance), never by wall-clock time.
+* A mocked BPMN error is delivered to the matching error boundary of that task.
+* ``take`` execution listeners of the form ``${execution.setVariable('v', expr)}`` run.
+* Compensation is not executed: throw events become no-ops and are reported.
+Each run is bounded by ``max_steps``; exceeding it is ``stuck: loop bound hit``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from das.bpmn import juel
+from das.bpmn.simulate_prep import Prepared, prepare
+
+DEFAULT_MAX_STEPS = 500
+P_ERROR = 0.15
+P_TIMEOUT = 0.1
+
+
+class _StepLimit(Exception):
+    pass
+
+
+def load_mocks(path: str | Path | None) -> dict[str, Any]:
+    """Mocks file (JSON or YAML): key (element id, name, topic, task type, called process,
+    or ``*``) -> outputs dict | list of outcomes (scripted, last repeats) | {"random": [...]}.
+    An outcome may hold ``error: CODE`` or ``timeout: true``."""
+    if path is None:
+        return {}
+    text = Path(path).read_text(encoding="utf-8")
+    if str(path).endswith((".yaml", ".yml")):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("mocks file must map keys to outcomes")
+    return data
+
+
+def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[str, Any] | str | Path | None = None,
+                  max_steps: int = DEFAULT_MAX_STEPS, time_limit_s: float = 20.0) -> dict[str, Any]:
+    """Run ``runs`` seeded simulations of the process in ``path``; never raises on bad BPMN."""
+    result: dict[str, Any] = {"file": str(path), "runs": runs, "completed": 0, "stuck": [], "coverage": 0.0,
+                              "unreached": [], "ends": {}, "unsupported": []}
+    mock_map = mocks if isinstance(mocks, dict) else load_mocks(mocks)
+    try:
+        prep = prepare(path)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a finding, not a crash
+        result["runs"] = 0
+        result["unsupported"].append({"construct": "unparseable", "element": _one_line(exc)})
+        return result
+    result["unsupported"] = prep.unsupported
+    if prep.spec is None:
+        result["runs"] = 0
+        result["unreached"] = sorted(prep.flow_nodes)
+        return result
+    reached: set[str] = set()
+    ends: Counter[str] = Counter()
+    deadline = time.monotonic() + time_limit_s
+    for run in range(runs):
+        if time.monotonic() > deadline:
+            result["runs"] = run
+            result["unsupported"].append({"construct": "time limit", "element": f"stopped after {run} runs"})
+            break
+        sim = _Run(prep, mock_map, random.Random(f"{seed}:{run}"), max_steps)
+        outcome = sim.execute()
+        reached |= sim.reached
+        for e in sim.ends:
+            ends[e] += 1
+        if outcome is None:
+            result["completed"] += 1
+        else:
+            reason, element = outcome
+            result["stuck"].append({"run": run, "reason": reason, "element": element})
+    nodes = prep.flow_nodes
+    result["coverage"] = round(len(reached & nodes) / len(nodes), 4) if nodes else 1.0
+    result["unreached"] = sorted(nodes - reached)
+    result["ends"] = dict(sorted(ends.items()))
+    return result
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+class _Run:
+    def __init__(self, prep: Prepared, mocks: dict[str, Any], rng: random.Random, max_steps: int) -> None:
+        self.prep = prep
+        self.mocks = mocks
+        self.rng = rng
+        self.max_steps = max_steps
+        self.steps = 0
+        self.reached: set[str] = set()
+        self.ends: list[str] = []
+        self.calls: Counter[str] = Counter()
+
+    def execute(self) -> tuple[str, str | None] | None:
+        from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+        from SpiffWorkflow.util.task import TaskState
+
+        prep = self.prep
+        try:
+            wf = BpmnWorkflow(prep.spec, prep.subprocess_specs, script_engine=prep.engine)
+            start = wf.get_tasks(state=TaskState.READY)
+            data = {"correlationId": f"sim-{self.rng.randrange(10**6)}", "taskSpec": {}}
+            data.update({v: ["a", "b"] for v in prep.collections})
+            for t in start:
+                t.data.update(data)
+            while True:
+                wf.do_engine_steps(will_complete_task=self._before, did_complete_task=self._after)
+                if wf.is_completed():
+                    return None
+                ready = [t for t in wf.get_tasks(state=TaskState.READY) if t.task_spec.manual]
+                if ready:
+                    task = self.rng.choice(ready)
+                    self._tick(task)
+                    self._complete(wf, task)
+                    continue
+                if self._fire_waiting(wf):
+                    continue
+                return self._diagnose(wf)
+        except _StepLimit:
+            return ("loop bound hit", self._last)
+        except Exception as exc:  # noqa: BLE001 - engine errors are findings of this run
+            return (f"error: {_one_line(exc)}", getattr(getattr(exc, "task_spec", None), "bpmn_id", None))
+
+    _last: str | None = None
+
+    def _tick(self, task: Any) -> None:
+        self.steps += 1
+        self._last = getattr(task.task_spec, "bpmn_id", None) or self._last
+        if self.steps > self.max_steps:
+            raise _StepLimit()
+
+    def _before(self, task: Any) -> None:
+        self._tick(task)
+        bid = getattr(task.task_spec, "bpmn_id", None)
+        if bid in self.prep.listeners_into:
+            parent = task.parent
+            src = getattr(parent.task_spec, "bpmn_id", None) if parent is not None else None
+            for source, exprs in self.prep.listeners_into[bid]:
+                if source == src or (source is None):
+                    for var, expr in exprs:
+                        env = dict(task.data)
+                        task.data[var] = eval(expr, {"__builtins__": {}, **env})  # noqa: S307
+
+    def _after(self, task: Any) -> None:
+        bid = getattr(task.task_spec, "bpmn_id", None)
+        if bid:
+            self.reached.add(bid)
+            if bid in self.prep.end_events:
+                self.ends.append(bid)
+
+    def _outcome(self, task: Any) -> dict[str, Any]:
+        info = self.prep.tasks.get(task.task_spec.bpmn_id, {})
+        for key in info.get("keys", []) + ["*"]:
+            if key in self.mocks:
+                spec = self.mocks[key]
+                n = self.calls[key]
+                self.calls[key] += 1
+                if isinstance(spec, list):
+                    return dict(spec[min(n, len(spec) - 1)]) if spec else {}
+                if isinstance(spec, dict) and "random" in spec:
+                    return dict(self.rng.choice(spec["random"]))
+                return dict(spec) if isinstance(spec, dict) else {}
+        errors = info.get("errors", [])
+        if errors and self.rng.random() < P_ERROR:
+            return {"error": self.rng.choice(errors)}
+        if info.get("timers") and self.rng.random() < P_TIMEOUT:
+            return {"timeout": True}
+        out: dict[str, Any] = {}
+        for var, values in self.prep.condition_values.items():
+            out[var] = self.rng.choice(values)
+        return out
+
+    def _complete(self, wf: Any, task: Any) -> None:
+        outcome = self._outcome(task)
+        bid = task.task_spec.bpmn_id
+        info = self.prep.tasks.get(bid, {})
+        if "error" in outcome and self._throw(wf, task, "error", str(outcome["error"])):
+            return
+        if outcome.get("timeout") and self._throw(wf, task, "timer", None):
+            return
+        outcome.pop("error", None)
+        outcome.pop("timeout", None)
+        task.data.update(outcome)
+        if info.get("multi_instance_child"):
+            pass
+        task.run()
+        self.reached.add(bid)
+
+    def _throw(self, wf: Any, task: Any, kind: str, code: str | None) -> bool:
+        """Deliver an error / timer to a boundary event of ``task``; False if none matches."""
+        from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+        from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+        from SpiffWorkflow.bpmn.util.event import BpmnEvent
+
+        host = task
+        # a multi-instance child's boundaries hang off its parent instance task
+        while host is not None and not _boundary_children(host):
+            host = host.parent if host.parent is not None and host.parent.task_spec.bpmn_id == \
+                task.task_spec.bpmn_id else None
+        if host is None:
+            return False
+        for b in _boundary_children(host):
+            ed = getattr(b.task_spec, "event_definition", None)
+            if kind == "error" and isinstance(ed, ErrorEventDefinition) and ed.code in (None, code):
+                b.task_spec.catch(b, BpmnEvent(ErrorEventDefinition(code or "error", code=code), {}))
+            elif kind == "timer" and isinstance(ed, TimerEventDefinition):
+                b._set_internal_data(event_fired=True)
+            else:
+                continue
+            b.task_spec._update(b)
+            return True
+        return False
+
+    def _fire_waiting(self, wf: Any) -> bool:
+        """Virtual clock and message delivery for waiting catch events (not boundaries)."""
+        from SpiffWorkflow.bpmn.util.event import BpmnEvent
+        from SpiffWorkflow.util.task import TaskState
+
+        waiting = [t for t in wf.get_tasks(state=TaskState.WAITING)
+                   if getattr(t.task_spec, "event_definition", None) is not None
+                   and not _is_boundary(t)]
+        if not waiting:
+            return False
+        task = self.rng.choice(waiting)
+        self._tick(task)
+        ed = task.task_spec.event_definition
+        if type(ed).__name__.endswith("TimerEventDefinition"):
+            task._set_internal_data(event_fired=True)
+            task.task_spec._update(task)
+        else:
+            task.task_spec.catch(task, BpmnEvent(ed, {}))
+            task.task_spec._update(task)
+        return True
+
+    def _diagnose(self, wf: Any) -> tuple[str, str | None]:
+        from SpiffWorkflow.util.task import TaskState
+
+        waiting = [t for t in wf.get_tasks(state=TaskState.WAITING) if not _is_boundary(t)]
+        for t in waiting:
+            name = type(t.task_spec).__name__
+            if "Gateway" in name:
+                return ("unmatched join", t.task_spec.bpmn_id)
+        el = waiting[0].task_spec.bpmn_id if waiting else None
+        return ("deadlock: nothing can proceed", el)
+
+
+def _is_boundary(task: Any) -> bool:
+    return task.parent is not None and type(task.parent.task_spec).__name__ == "BoundaryEventSplit"
+
+
+def _boundary_children(task: Any) -> list[Any]:
+    parent = task.parent
+    if parent is None or type(parent.task_spec).__name__ != "BoundaryEventSplit":
+        return []
+    return [c for c in parent.children if c is not task and getattr(c.task_spec, "event_definition", None)]
+
+
+def simulate_xml(xml: str | bytes, **kw: Any) -> dict[str, Any]:
+    """Convenience for tests and the author loop: simulate XML text via a temp file."""
+    import tempfile
+
+    data = xml.encode() if isinstance(xml, str) else xml
+    with tempfile.NamedTemporaryFile(suffix=".bpmn", delete=False) as fh:
+        fh.write(data)
+        name = fh.name
+    try:
+        return simulate_file(name, **kw)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+__all__ = ["simulate_file", "simulate_xml", "load_mocks", "juel", "copy", "etree"]

@@ -1,0 +1,126 @@
+"""Validate BPMN files: safe parse, OMG BPMN 2.0 XSD, then the rules in ``rules*.py``.
+
+Why one entry point: authoring, the nightly curator, the approval queue and the CLI all need
+the same verdict. ``validate`` never raises on bad input: an unsafe or broken file is a
+finding (rule ``xml.*``), so a batch of files always yields one report per file.
+
+Severity policy: ``xml.*``, ``xsd`` and ``ref.*`` findings are errors. Structure rules are
+errors in executable or ProcOS processes and warnings in descriptive models. Camunda rules
+apply to executable processes of Camunda-dialect files and to ProcOS processes. Governance
+rules are errors in ProcOS processes (id prefix peo/pdo/tde, a ``procos.kind`` property or a
+``das-`` topic), warnings in other executable Camunda processes, skipped otherwise.
+A report is ``valid`` iff it has no error finding.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
+
+from lxml import etree
+
+from das.bpmn.model import Definitions
+from das.bpmn.parse import parse, parse_tree
+from das.bpmn.rules import Finding, Report, check_diagram, check_references, check_structure
+from das.bpmn.rules_camunda import check_camunda, check_governance
+from das.bpmn.safexml import DEFAULT_MAX_BYTES, BpmnParseError, Source, source_label
+
+__all__ = ["Finding", "Report", "validate", "validate_files", "validate_model", "xsd_findings"]
+
+MAX_XSD_FINDINGS = 50
+
+
+@lru_cache(maxsize=1)
+def _schema() -> etree.XMLSchema:
+    """The OMG BPMN 2.0 schema from package data; imports resolve to sibling files, offline."""
+    xsd_dir = resources.files("das") / "data" / "xsd"
+    path = os.fspath(xsd_dir / "BPMN20.xsd")  # type: ignore[arg-type]
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    return etree.XMLSchema(etree.parse(path, parser))
+
+
+def xsd_findings(tree: etree._ElementTree) -> list[Finding]:
+    """Schema errors as findings (at most ``MAX_XSD_FINDINGS``, then one summary)."""
+    schema = _schema()
+    if schema.validate(tree):
+        return []
+    out: list[Finding] = []
+    errors = list(schema.error_log)
+    for e in errors[:MAX_XSD_FINDINGS]:
+        element = None
+        try:
+            hits = tree.xpath(e.path) if e.path else []
+            if hits and isinstance(hits[0], etree._Element):
+                element = hits[0].get("id")
+        except etree.XPathError:
+            element = None
+        out.append(Finding(rule="xsd", severity="error", element=element,
+                           message=f"line {e.line}: {e.message.strip()}; change the XML to match the OMG BPMN 2.0 schema"))
+    if len(errors) > MAX_XSD_FINDINGS:
+        out.append(Finding(rule="xsd", severity="error", element=None,
+                           message=f"{len(errors) - MAX_XSD_FINDINGS} more schema errors not shown; fix the ones above first"))
+    return out
+
+
+def validate_model(defs: Definitions, known_processes: Iterable[str] | None = None, xsd: bool = True,
+                   file: str | None = None) -> Report:
+    """Validate an already parsed model (e.g. after edit operations)."""
+    report = Report(file=file or defs.source or "<model>")
+    if xsd and defs.tree is not None:
+        for f in xsd_findings(defs.tree):
+            report.add(f.rule, f.severity, f.element, f.message)
+    known = set(known_processes) | set(defs.processes) if known_processes is not None else None
+    check_references(defs, report)
+    check_structure(defs, report)
+    check_camunda(defs, report, known)
+    check_governance(defs, report)
+    check_diagram(defs, report)
+    return report
+
+
+def validate(source: Source, known_processes: Iterable[str] | None = None, name: str | None = None,
+             max_bytes: int = DEFAULT_MAX_BYTES) -> Report:
+    """Validate one BPMN file (path, bytes or XML text). Never raises on bad input.
+
+    ``known_processes``: process keys a call activity may call; None means "not known", so
+    unknown call targets are an info finding instead of an error.
+    """
+    label = name or source_label(source)
+    try:
+        defs = parse(source, max_bytes=max_bytes, name=label)
+    except BpmnParseError as exc:
+        report = Report(file=label)
+        report.add(exc.rule, "error", None, exc.message)
+        return report
+    return validate_model(defs, known_processes, file=label)
+
+
+def validate_files(paths: Iterable[str | os.PathLike[str]], known: Iterable[str] = (),
+                   max_bytes: int = DEFAULT_MAX_BYTES) -> list[Report]:
+    """Validate several files together: a call target defined in any of them counts as known."""
+    parsed: list[tuple[str, Definitions | BpmnParseError]] = []
+    keys = set(known)
+    for p in paths:
+        label = os.fspath(p)
+        try:
+            defs = parse(p, max_bytes=max_bytes, name=label)
+            keys |= set(defs.processes)
+            parsed.append((label, defs))
+        except BpmnParseError as exc:
+            parsed.append((label, exc))
+    reports = []
+    for label, item in parsed:
+        if isinstance(item, BpmnParseError):
+            r = Report(file=label)
+            r.add(item.rule, "error", None, item.message)
+            reports.append(r)
+        else:
+            reports.append(validate_model(item, keys, file=label))
+    return reports
+
+
+def revalidate_tree(tree: etree._ElementTree, label: str) -> Report:
+    """Validate a tree someone already loaded safely (the compiler's output, say)."""
+    return validate_model(parse_tree(tree, label), file=label)

@@ -1,0 +1,111 @@
+"""The ``das`` command line: a thin boundary over the domain modules.
+
+Each command area lives in its own module (``das/<area>/commands.py``) and is loaded only
+when used, so ``das --help`` stays fast and one area's imports never slow another.
+Domain errors become one line on stderr and an exit code:
+0 ok, 1 negative result or findings, 2 usage error, 3 guardrail stop or policy denial,
+4 invalid input, 5 upstream failure.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from das import __version__
+from das.errors import DasError
+from das.output import set_quiet
+
+# command name -> "module:attribute"; the attribute is a click command or group.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "schema": ("das.commands_core:schema", "Print the JSON Schema of a contract."),
+    "tde": ("das.commands_core:tde", "List task types and run probabilistic TDEs."),
+    "bpmn": ("das.bpmn.commands:bpmn", "Compile, validate, simulate and diff BPMN."),
+    "serve": ("das.engine.commands:serve", "Run the external-task worker against the engine."),
+    "kernel": ("das.engine.commands:kernel", "Start, check and stop the engine and deployments."),
+    "draft": ("das.authoring.commands:draft", "Draft a process from a prompt into the queue."),
+    "queue": ("das.authoring.commands:queue", "Review proposals in the approval queue."),
+    "approve": ("das.authoring.commands:approve", "Approve a proposal (humans only)."),
+    "reject": ("das.authoring.commands:reject", "Reject a proposal with a comment."),
+    "eval": ("das.authoring.commands:eval_cmd", "Run evaluation suites against a model."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(n for n, (target, _) in COMMANDS.items() if _importable(target))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[name]
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                return None
+            raise
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(n, COMMANDS[n][1]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _importable(target: str) -> bool:
+    module_name = target.split(":")[0]
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="das")
+@click.option("--quiet", "-q", is_flag=True, help="Silence progress messages on stderr.")
+def cli(quiet: bool) -> None:
+    """DAS, the Digital Assistant System of ProcOS.
+
+    Runs guarded LLM loops as external tasks of Camunda 7 / Operaton processes, selects
+    tasks for orchestrators, drafts BPMN into an approval queue.
+
+    \b
+    Environment (command-line options win over these):
+      DAS_HOME        data directory (default ~/.das)
+      DAS_MODEL       litellm model string (default local/smollm2, embedded, offline)
+      DAS_ENGINE_URL  engine REST base (default http://localhost:8080/engine-rest)
+
+    \b
+    Exit codes: 0 ok, 1 negative result or findings, 2 usage error,
+    3 guardrail stop or policy denial, 4 invalid input, 5 upstream failure.
+    """
+    set_quiet(quiet)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map domain errors to one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="das", standalone_mode=False)
+    except DasError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

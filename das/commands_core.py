@@ -1,0 +1,106 @@
+"""Core commands: ``das schema`` and ``das tde list|run``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from das.contracts import CONTRACTS, GUARDRAIL_STOPS, TaskSpec, TdeResult, parse_external
+from das.errors import InvalidInput, UsageError
+from das.output import emit, progress
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+                      show_default=True, help="Output format; json keys are stable.")
+
+# stop_reason -> exit code (0 ok, 1 negative, 3 guardrail/policy, 5 upstream)
+STOP_EXIT = {"completed": 0, "invalid_output": 1, "policy_denied": 3, "error": 5,
+             **dict.fromkeys(GUARDRAIL_STOPS, 3)}
+
+
+@click.command()
+@click.argument("name", required=False)
+def schema(name: str | None) -> None:
+    """Print the JSON Schema of contract NAME (TaskSpec, Policy, TdeResult, TraceStep, Usage,
+    Decision, Proposal). Without NAME, list the names."""
+    if not name:
+        click.echo("\n".join(CONTRACTS))
+        return
+    match = {k.lower(): v for k, v in CONTRACTS.items()}.get(name.lower())
+    if match is None:
+        raise UsageError(f"unknown contract {name!r}; one of: {', '.join(CONTRACTS)}")
+    click.echo(json.dumps(match.model_json_schema(), indent=2))
+
+
+@click.group()
+def tde() -> None:
+    """Task definition executors: the registry and the probabilistic loop."""
+
+
+@tde.command("list")
+@FORMAT
+def tde_list(fmt: str) -> None:
+    """Show the TDE registry (processes/tde/*.yaml): task type, executor, schemas, policy."""
+    from das.registry import load_registry
+
+    rows = [t.model_dump() for t in load_registry().values()]
+
+    def text(data: list[dict[str, Any]]) -> str:
+        lines = [f"{'TASK TYPE':<20} {'EXECUTOR':<28} DESCRIPTION"]
+        for r in data:
+            ex = r["executor"]["kind"] + (f" ({r['executor']['topic']})" if r["executor"].get("topic") else "")
+            lines.append(f"{r['task_type']:<20} {ex:<28} {r['description']}")
+        return "\n".join(lines)
+
+    emit(rows, fmt, text)
+
+
+@tde.command("run")
+@click.option("--spec", "spec_path", required=True, metavar="FILE|-",
+              help="TaskSpec JSON file, or - for stdin (see `das schema TaskSpec`).")
+@click.option("--model", help="litellm model string; default $DAS_MODEL or local/smollm2.")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
+              help="Operator policy YAML merged over the defaults (the spec may only tighten it).")
+@FORMAT
+def tde_run(spec_path: str, model: str | None, policy_file: str | None, fmt: str) -> None:
+    """Run one probabilistic task and print its TdeResult.
+
+    \b
+    Example:
+      echo '{"task_type":"greet","prompt":"Say hello",
+             "output_schema":{"type":"object","properties":{"greeting":{"type":"string"}},
+                              "required":["greeting"]}}' | das tde run --spec -
+
+    Exit code: 0 succeeded, 1 invalid output, 3 guardrail stop or policy denial,
+    4 invalid spec, 5 provider failure.
+    """
+    from das.agents.tde_loop import run_tde
+
+    try:
+        raw = sys.stdin.read() if spec_path == "-" else open(spec_path).read()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read spec {spec_path}: {exc.strerror}") from exc
+    spec = parse_external(TaskSpec, raw, "taskSpec")
+    progress(f"running {spec.task_type} with {model or 'default model'} …")
+    result = run_tde(spec, model=model, policy_file=policy_file)
+    emit(result, fmt, _render_result)
+    code = STOP_EXIT.get(result.stop_reason, 1)
+    if code:
+        sys.exit(code)
+
+
+def _render_result(result: TdeResult) -> str:
+    lines = [f"status: {result.status}  stop_reason: {result.stop_reason}",
+             f"usage: {result.usage.iterations} iterations, {result.usage.model_calls} model calls, "
+             f"{result.usage.tool_calls} tool calls, {result.usage.input_tokens}+{result.usage.output_tokens} tokens, "
+             f"${result.usage.cost_usd:.4f}, {result.usage.wall_s:.2f}s"]
+    if result.message:
+        lines.append(f"message: {result.message}")
+    lines.append("outputs: " + json.dumps(result.outputs, indent=2))
+    lines.append("trace:")
+    for step in result.trace:
+        detail = step.tool or step.evaluation or (step.thought or "")[:80]
+        lines.append(f"  [{step.iteration}] {step.phase:<8} {detail}" + (f"  ERROR: {step.error}" if step.error else ""))
+    return "\n".join(lines)

@@ -1,0 +1,207 @@
+"""The shapes every part of DAS shares (see DESIGN.md, "Contracts").
+
+JSON arriving from outside (files, engine variables, model output) is parsed with
+``parse_external`` so a rejection names the field that was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from das.errors import InvalidInput
+
+DataClass = Literal["public", "internal", "confidential", "pii"]
+Mode = Literal["deterministic", "probabilistic"]
+StopReason = Literal[
+    "completed",
+    "max_iterations",
+    "timeout",
+    "max_tokens",
+    "max_cost_usd",
+    "max_tool_calls",
+    "invalid_output",
+    "policy_denied",
+    "error",
+]
+GUARDRAIL_STOPS = ("max_iterations", "timeout", "max_tokens", "max_cost_usd", "max_tool_calls")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Policy(_Strict):
+    """Guardrails for one task. Loaded from ``guardrails/*.yaml``; the model never edits it."""
+
+    max_iterations: int = Field(8, ge=1, le=1000)
+    timeout_s: float = Field(120.0, gt=0, le=86400)
+    max_tokens: int = Field(20000, ge=1)
+    max_cost_usd: float = Field(0.50, ge=0)
+    max_tool_calls: int = Field(20, ge=0)
+    allowed_tools: list[str] = Field(default_factory=lambda: ["finish"])
+    allowed_hosts: list[str] = Field(default_factory=list)
+    retries: int = Field(3, ge=0, le=100)
+    retry_backoff_s: float = Field(5.0, ge=0)
+    human_gate: bool = False
+    data_class: DataClass = "internal"
+    max_output_tokens: int = Field(512, ge=16, le=32000, description="per model call")
+
+
+class TaskSpec(_Strict):
+    """One task for a TDE. ``prompt`` is the goal and is required for probabilistic mode."""
+
+    task_type: str = Field(min_length=1, max_length=200)
+    mode: Mode = "probabilistic"
+    prompt: str | None = Field(None, max_length=50_000, validate_default=True)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    artifacts_in: list[str] = Field(default_factory=list)
+    output_schema: dict[str, Any] | None = None
+    priority: int = Field(50, ge=0, le=100)
+    capabilities: list[str] = Field(default_factory=list)
+    policy: dict[str, Any] = Field(default_factory=dict, description="may only tighten")
+    correlation_id: str | None = Field(None, max_length=200)
+    idempotency_key: str | None = Field(None, max_length=200)
+
+    @field_validator("prompt", mode="after")
+    @classmethod
+    def _prompt_for_probabilistic(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("mode", "probabilistic") == "probabilistic" and not (value and value.strip()):
+            raise ValueError("required when mode is probabilistic")
+        return value
+
+
+class Usage(BaseModel):
+    iterations: int = 0
+    model_calls: int = 0
+    tool_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def add(self, other: Usage) -> None:
+        for name in ("iterations", "model_calls", "tool_calls", "input_tokens", "output_tokens"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.cost_usd += other.cost_usd
+
+
+class TraceStep(BaseModel):
+    """One step of a loop: what the model thought, did, and how it was judged."""
+
+    iteration: int
+    phase: Literal["analyse", "act", "evaluate", "stop", "repair"]
+    thought: str | None = None
+    tool: str | None = None
+    arguments: dict[str, Any] | None = None
+    result_digest: str | None = None
+    error: str | None = None
+    evaluation: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+    at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+
+class TdeResult(BaseModel):
+    status: Literal["succeeded", "failed", "compensate_required"]
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    artifacts: list[str] = Field(default_factory=list)
+    trace: list[TraceStep] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    stop_reason: StopReason
+    message: str | None = None
+    model: str | None = None
+    correlation_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class Vote(BaseModel):
+    member: str
+    choice: int | None
+    confidence: float = Field(0.5, ge=0, le=1)
+    rationale: str = ""
+
+
+class Decision(BaseModel):
+    chosen_index: int | None = Field(description="index into candidates; None = escalation")
+    chosen: dict[str, Any] | None = None
+    mode: Literal["single", "majority", "unanimous", "escalated"] = "single"
+    rationale: str = ""
+    confidence: float = Field(0.0, ge=0, le=1)
+    votes: list[Vote] = Field(default_factory=list)
+    dissent: list[str] = Field(default_factory=list)
+    stop_reason: StopReason = "completed"
+    usage: Usage = Field(default_factory=Usage)
+
+
+class HistoryEntry(BaseModel):
+    at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+    actor: str
+    action: str
+    comment: str | None = None
+
+
+class Proposal(BaseModel):
+    id: str
+    kind: Literal["process", "tde"] = "process"
+    key: str
+    base_version: str | None = None
+    version: str
+    artifact: str
+    tde_wrappers: list[dict[str, Any]] = Field(default_factory=list)
+    validation: dict[str, Any] = Field(default_factory=dict)
+    simulation: dict[str, Any] = Field(default_factory=dict)
+    diff: dict[str, Any] = Field(default_factory=dict)
+    rationale: str = ""
+    evidence: list[dict[str, Any]] = Field(default_factory=list)
+    value_measure: dict[str, Any] = Field(default_factory=dict)
+    origin: Literal["chat", "nightly"] = "chat"
+    author: str = "das"
+    status: Literal["proposed", "approved", "rejected", "deployed", "deploy_failed"] = "proposed"
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "TaskSpec": TaskSpec,
+    "Policy": Policy,
+    "TdeResult": TdeResult,
+    "TraceStep": TraceStep,
+    "Usage": Usage,
+    "Decision": Decision,
+    "Proposal": Proposal,
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem, each naming the field path, e.g. ``policy.max_iterations``."""
+    parts = []
+    for err in exc.errors()[:8]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+    more = "" if len(exc.errors()) <= 8 else f" (+{len(exc.errors()) - 8} more)"
+    return f"invalid {source}: " + "; ".join(parts) + more
+
+
+def parse_external(model: type[M], data: str | bytes | dict[str, Any], source: str) -> M:
+    """Validate JSON from outside DAS; raise ``InvalidInput`` naming the offending field."""
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"invalid {source}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"invalid {source}: expected a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc, source)) from exc

@@ -1,0 +1,177 @@
+"""One door to every model: litellm with usage, cost, backoff and the network switch.
+
+* ``complete`` makes one call and returns a ``ModelReply``.
+* Transient failures (timeouts, 429, 5xx, connection errors) are retried with backoff;
+  permanent ones (auth, bad request, unknown model) are raised at once as ``UpstreamError``.
+* Network model requests can be switched off for a whole process
+  (``DAS_ALLOW_MODEL_REQUESTS=0`` or ``set_model_requests_allowed(False)``); the flag is
+  checked before every request, as pydantic-ai does. Offline providers are always allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from das.errors import PolicyDenied, TransientUpstreamError, UpstreamError
+from das.llm.providers import OFFLINE_PROVIDERS, ensure_registered
+
+LOCAL_PROVIDERS = (*OFFLINE_PROVIDERS, "ollama", "ollama_chat")
+_allow_override: bool | None = None
+
+
+def set_model_requests_allowed(allowed: bool | None) -> None:
+    """Switch network model requests on or off for this process (None: use the env var)."""
+    global _allow_override
+    _allow_override = allowed
+
+
+def model_requests_allowed() -> bool:
+    if _allow_override is not None:
+        return _allow_override
+    return os.environ.get("DAS_ALLOW_MODEL_REQUESTS", "1").lower() not in ("0", "false", "no")
+
+
+def provider_of(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else "openai"
+
+
+def is_local(model: str) -> bool:
+    """True when the model runs on this host (no data leaves it)."""
+    return provider_of(model) in LOCAL_PROVIDERS
+
+
+def supports_native_tools(model: str) -> bool:
+    """Whether to send tools natively; otherwise the loop uses a JSON action schema."""
+    provider = provider_of(model)
+    if provider == "test":
+        from das.llm.testmodel import load_script
+
+        return bool(load_script(model.split("/", 1)[1]).get("native_tools", True))
+    if provider == "local":
+        return False
+    try:
+        litellm = ensure_registered()
+        return bool(litellm.supports_function_calling(model=model))
+    except Exception:
+        return provider in ("openai", "anthropic", "azure", "gemini", "mistral")
+
+
+@dataclass
+class ToolCall:
+    name: str
+    arguments: dict[str, Any] | None
+    raw_arguments: str
+    id: str = ""
+    error: str | None = None  # set when the arguments were not valid JSON
+
+
+@dataclass
+class ModelReply:
+    text: str | None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    raw_message: dict[str, Any] = field(default_factory=dict)
+
+
+_TRANSIENT = ("Timeout", "RateLimitError", "InternalServerError", "ServiceUnavailableError",
+              "APIConnectionError", "BadGatewayError")
+
+
+def _is_transient(exc: Exception) -> bool:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & set(_TRANSIENT))
+
+
+def complete(
+    model: str,
+    messages: list[dict[str, Any]],
+    *,
+    tools: list[dict[str, Any]] | None = None,
+    response_schema: dict[str, Any] | None = None,
+    max_tokens: int = 512,
+    timeout_s: float = 120.0,
+    retries: int = 2,
+    backoff_s: float = 0.5,
+) -> ModelReply:
+    """One model call through litellm, with backoff on transient errors only."""
+    if not is_local(model) and not model_requests_allowed():
+        raise PolicyDenied(
+            f"network model requests are off (DAS_ALLOW_MODEL_REQUESTS=0); refused to call {model}",
+            rule="model_requests",
+        )
+    litellm = ensure_registered()
+    kwargs: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens,
+                              "timeout": timeout_s, "num_retries": 0}
+    if tools:
+        kwargs["tools"] = tools
+        kwargs["_skip_mcp_handler"] = True  # litellm imports its optional MCP stack otherwise
+    if response_schema is not None:
+        kwargs["response_format"] = {"type": "json_object", "schema": response_schema}
+    attempt = 0
+    while True:
+        started = time.perf_counter()
+        try:
+            response = litellm.completion(**kwargs)
+            break
+        except Exception as exc:
+            if not _is_transient(exc):
+                if type(exc).__module__.startswith(("litellm", "openai", "httpx")):
+                    raise UpstreamError(f"model {model} failed: {type(exc).__name__}: {_short(exc)}") from exc
+                raise
+            if attempt >= retries:
+                raise TransientUpstreamError(
+                    f"model {model} failed after {attempt + 1} attempts: {type(exc).__name__}: {_short(exc)}"
+                ) from exc
+            time.sleep(backoff_s * (2**attempt))
+            attempt += 1
+    return _to_reply(litellm, response, model, (time.perf_counter() - started) * 1000)
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else ""
+
+
+def _to_reply(litellm: Any, response: Any, model: str, latency_ms: float) -> ModelReply:
+    message = response.choices[0].message
+    calls = []
+    for call in message.tool_calls or []:
+        fn = call["function"] if isinstance(call, dict) else call.function
+        name = fn["name"] if isinstance(fn, dict) else fn.name
+        raw = (fn["arguments"] if isinstance(fn, dict) else fn.arguments) or "{}"
+        try:
+            args = json.loads(raw)
+            error = None if isinstance(args, dict) else "tool arguments must be a JSON object"
+            args = args if isinstance(args, dict) else None
+        except json.JSONDecodeError as exc:
+            args, error = None, f"tool arguments are not valid JSON: {exc.msg}"
+        call_id = call["id"] if isinstance(call, dict) else call.id
+        calls.append(ToolCall(name=name, arguments=args, raw_arguments=raw, id=call_id or "", error=error))
+    usage = getattr(response, "usage", None)
+    cost = response._hidden_params.get("das_cost_usd")
+    if cost is None:
+        try:
+            cost = float(litellm.completion_cost(completion_response=response))
+        except Exception:
+            cost = 0.0
+    raw_message: dict[str, Any] = {"role": "assistant", "content": message.content}
+    if calls:
+        raw_message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_arguments}}
+            for c in calls
+        ]
+    return ModelReply(
+        text=message.content,
+        tool_calls=calls,
+        input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        cost_usd=float(cost or 0.0),
+        latency_ms=latency_ms,
+        raw_message=raw_message,
+    )

@@ -1,0 +1,61 @@
+"""The TDE registry: task types declared in ``processes/tde/*.yaml``.
+
+Each entry names its input and output JSON Schemas, its executor (a deterministic adapter
+topic or the probabilistic loop) and a default policy. Unknown task types are allowed for
+probabilistic specs that bring an inline ``output_schema``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from das.config import resource_dir
+from das.contracts import describe_validation_error
+from das.errors import InvalidInput
+
+
+class Executor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["probabilistic", "adapter"]
+    topic: str | None = None
+
+
+class TaskType(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task_type: str = Field(min_length=1)
+    description: str = ""
+    executor: Executor
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    output_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    policy: dict[str, Any] = Field(default_factory=dict)
+    source: str = ""
+
+
+@lru_cache(maxsize=4)
+def load_registry(root: str | None = None) -> dict[str, TaskType]:
+    folder = Path(root) if root else resource_dir("processes") / "tde"
+    types: dict[str, TaskType] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+            entry = TaskType.model_validate({**data, "source": str(path.name)})
+            jsonschema.Draft202012Validator.check_schema(entry.input_schema)
+            jsonschema.Draft202012Validator.check_schema(entry.output_schema)
+        except ValidationError as exc:
+            raise InvalidInput(describe_validation_error(exc, f"TDE registry entry {path.name}")) from exc
+        except (yaml.YAMLError, jsonschema.SchemaError) as exc:
+            raise InvalidInput(f"invalid TDE registry entry {path.name}: {str(exc).splitlines()[0]}") from exc
+        if entry.task_type in types:
+            raise InvalidInput(f"task type {entry.task_type!r} declared twice ({types[entry.task_type].source}, {path.name})")
+        types[entry.task_type] = entry
+    return types
+
+
+def lookup(task_type: str) -> TaskType | None:
+    return load_registry().get(task_type)

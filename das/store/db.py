@@ -1,0 +1,122 @@
+"""One store class over SQLite in WAL mode; every write is one transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from das.config import das_home
+from das.store.migrations import MIGRATIONS
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.migrate()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: writers serialise, readers never see half a write."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def migrate(self) -> None:
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS _migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+            done = {row[0] for row in db.execute("SELECT number FROM _migrations")}
+            for number, fn in enumerate(MIGRATIONS, start=1):
+                if number not in done:
+                    fn(db)
+                    db.execute("INSERT INTO _migrations (number, name) VALUES (?, ?)", (number, fn.__name__))
+
+    # -- idempotent results ---------------------------------------------------------------
+    def get_result(self, key: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT result_json FROM results WHERE idempotency_key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_result(self, key: str, task_type: str, correlation_id: str | None, status: str,
+                    stop_reason: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Store the first result for a key; if one exists already, return that one instead."""
+        with self.transaction() as db:
+            row = db.execute("SELECT result_json FROM results WHERE idempotency_key = ?", (key,)).fetchone()
+            if row:
+                return json.loads(row[0])
+            db.execute(
+                "INSERT INTO results (idempotency_key, task_type, correlation_id, status, stop_reason, result_json)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key, task_type, correlation_id, status, stop_reason, json.dumps(result)),
+            )
+        return result
+
+    def save_trace(self, key: str | None, correlation_id: str | None, task_type: str, stop_reason: str,
+                   result: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO traces (idempotency_key, correlation_id, task_type, stop_reason, result_json)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key, correlation_id, task_type, stop_reason, json.dumps(result)),
+            )
+
+    # -- side effects, at most once per call key ------------------------------------------
+    def claim_effect(self, call_key: str, tool: str) -> tuple[str, Any]:
+        """Claim a side-effecting call. Returns ("run", None), ("done", result) or ("started", None)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT state, result_json FROM tool_effects WHERE call_key = ?", (call_key,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO tool_effects (call_key, tool, state) VALUES (?, ?, 'started')", (call_key, tool))
+                return "run", None
+            return row["state"], json.loads(row["result_json"]) if row["result_json"] else None
+
+    def finish_effect(self, call_key: str, result: Any) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE tool_effects SET state = 'done', result_json = ? WHERE call_key = ?",
+                       (json.dumps(result, default=str), call_key))
+
+    def release_effect(self, call_key: str) -> None:
+        """The tool failed before any effect: let a retry run it."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM tool_effects WHERE call_key = ? AND state = 'started'", (call_key,))
+
+    # -- audit ----------------------------------------------------------------------------
+    def audit(self, actor: str, action: str, subject: str | None, detail: dict[str, Any] | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO audit_log (actor, action, subject, detail_json) VALUES (?, ?, ?, ?)",
+                       (actor, action, subject, json.dumps(detail or {}, default=str)))
+
+
+_stores: dict[Path, Store] = {}
+_lock = threading.Lock()
+
+
+def open_store(path: str | Path | None = None) -> Store:
+    """The store at ``path`` (default ``$DAS_HOME/das.db``), one instance per file."""
+    resolved = Path(path) if path else das_home() / "das.db"
+    with _lock:
+        if resolved not in _stores:
+            _stores[resolved] = Store(resolved)
+        return _stores[resolved]

@@ -1,0 +1,59 @@
+"""Numbered schema migrations. Append only: never edit a migration that has shipped."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
+
+
+def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_idempotency_and_traces(db: sqlite3.Connection) -> None:
+    db.execute("""
+        CREATE TABLE results (
+            idempotency_key TEXT PRIMARY KEY,
+            task_type TEXT NOT NULL,
+            correlation_id TEXT,
+            status TEXT NOT NULL,
+            stop_reason TEXT NOT NULL,
+            result_json TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        )""")
+    db.execute("""
+        CREATE TABLE traces (
+            id INTEGER PRIMARY KEY,
+            idempotency_key TEXT,
+            correlation_id TEXT,
+            task_type TEXT NOT NULL,
+            stop_reason TEXT NOT NULL,
+            result_json TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        )""")
+    db.execute("CREATE INDEX traces_correlation ON traces(correlation_id)")
+    db.execute("""
+        CREATE TABLE tool_effects (
+            call_key TEXT PRIMARY KEY,
+            tool TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('started', 'done')),
+            result_json TEXT,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        )""")
+
+
+@migration
+def m002_audit_log(db: sqlite3.Connection) -> None:
+    db.execute("""
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            subject TEXT,
+            detail_json TEXT
+        )""")

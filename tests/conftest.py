@@ -1,0 +1,21 @@
+"""Test-wide settings: real network model requests are off, each test gets its own DAS_HOME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["DAS_ALLOW_MODEL_REQUESTS"] = "0"  # offline providers (test/, local/) still work
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+REPO = Path(__file__).resolve().parent.parent
+CORPORA = REPO.parent / "shared" / "corpora"
+
+
+@pytest.fixture(autouse=True)
+def das_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "das_home"
+    monkeypatch.setenv("DAS_HOME", str(home))
+    return home

@@ -1,0 +1,79 @@
+import pytest
+
+from das.contracts import Policy, TaskSpec, Usage
+from das.errors import GuardrailStop, InvalidInput, PolicyDenied
+from das.guardrails import Limits, check_model_allowed, redactor, resolve_policy
+
+
+def spec(**kw):
+    return TaskSpec(task_type=kw.pop("task_type", "anything"), prompt="p", **kw)
+
+
+def test_merge_order_default_then_task_type_then_file_then_spec(tmp_path):
+    base = resolve_policy(spec())
+    assert base.max_iterations == 8  # guardrails/default.yaml
+    per_type = resolve_policy(spec(task_type="classify"))
+    assert per_type.max_iterations == 3  # guardrails/task_types.yaml
+    f = tmp_path / "ops.yaml"
+    f.write_text("max_iterations: 5\nmax_cost_usd: 0.1\n")
+    assert resolve_policy(spec(), policy_file=f).max_iterations == 5
+    tightened = resolve_policy(spec(policy={"max_iterations": 2}), policy_file=f)
+    assert (tightened.max_iterations, tightened.max_cost_usd) == (2, 0.1)
+
+
+def test_spec_may_only_tighten():
+    with pytest.raises(PolicyDenied, match="may only tighten max_iterations"):
+        resolve_policy(spec(policy={"max_iterations": 99}))
+    with pytest.raises(PolicyDenied, match="adds \\['write_file'\\]"):
+        resolve_policy(spec(policy={"allowed_tools": ["finish", "write_file"]}))
+    with pytest.raises(PolicyDenied, match="data_class"):
+        resolve_policy(spec(policy={"data_class": "public"}))
+    assert resolve_policy(spec(policy={"data_class": "pii"})).data_class == "pii"
+
+
+def test_unknown_policy_key_in_a_file_is_an_error(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("max_iterationz: 3\n")
+    with pytest.raises(InvalidInput, match="unknown policy key.*max_iterationz"):
+        resolve_policy(spec(), policy_file=f)
+
+
+@pytest.mark.parametrize(
+    ("check", "usage", "limit"),
+    [
+        ("check_before_iteration", Usage(iterations=3), "max_iterations"),
+        ("check_tokens", Usage(input_tokens=90, output_tokens=20), "max_tokens"),
+        ("check_cost", Usage(cost_usd=0.02), "max_cost_usd"),
+        ("check_tool_call", Usage(tool_calls=2), "max_tool_calls"),
+    ],
+)
+def test_each_check_raises_one_typed_error_naming_limit_and_value(check, usage, limit):
+    policy = Policy(max_iterations=3, max_tokens=100, max_cost_usd=0.01, max_tool_calls=2)
+    with pytest.raises(GuardrailStop) as info:
+        getattr(Limits(policy, usage), check)()
+    assert info.value.limit == limit
+    assert info.value.stop_reason == limit
+    assert limit in info.value.message
+
+
+def test_checks_pass_below_the_limits():
+    limits = Limits(Policy(max_iterations=3), Usage(iterations=2))
+    limits.check_before_iteration()
+    limits.check_tokens()
+    limits.check_cost()
+    limits.check_tool_call()
+
+
+def test_pii_refuses_external_models_but_allows_local():
+    pii = Policy(data_class="pii")
+    with pytest.raises(PolicyDenied, match="only local models"):
+        check_model_allowed(pii, "openai/gpt-4o-mini", is_local=False)
+    check_model_allowed(pii, "local/smollm2", is_local=True)
+
+
+def test_redaction_applies_only_to_external_providers_of_sensitive_classes():
+    confidential = Policy(data_class="confidential")
+    redact = redactor(confidential, is_local=False)
+    assert redact("mail jane.doe@example.com now") == "mail [REDACTED:email] now"
+    assert redactor(confidential, is_local=True) is None
+    assert redactor(Policy(data_class="public"), is_local=False) is None

@@ -1,0 +1,180 @@
+"""The guarded loop, driven by the scripted test model (behaviour named in each script)."""
+
+import time
+
+import pytest
+
+from das.agents.tde_loop import run_tde
+from das.contracts import TaskSpec
+from das.llm.testmodel import register_script
+from das.store import open_store
+from das.tools import registry
+from das.tools.base import Tool
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "minLength": 2}}, "required": ["answer"]}
+
+
+def spec(**kw):
+    kw.setdefault("task_type", "demo")
+    kw.setdefault("prompt", "Answer the question")
+    kw.setdefault("output_schema", SCHEMA)
+    return TaskSpec(**kw)
+
+
+def finish(answer="yes"):
+    return {"tool_calls": [{"name": "finish", "arguments": {"outputs": {"answer": answer}}}]}
+
+
+def test_success_returns_schema_valid_outputs_and_a_trace():
+    result = run_tde(spec(correlation_id="c-1"), model="test/auto")
+    assert result.status == "succeeded" and result.stop_reason == "completed"
+    assert result.outputs == {"answer": "xx"}  # auto_finish: the smallest valid instance
+    assert result.correlation_id == "c-1"
+    phases = [(s.iteration, s.phase) for s in result.trace]
+    assert phases == [(1, "analyse"), (1, "evaluate")]
+    assert result.usage.model_calls == 1 and result.usage.input_tokens == 10
+
+
+def test_never_finishing_loop_stops_after_exactly_max_iterations():
+    result = run_tde(spec(policy={"max_iterations": 4}), model="test/loop")  # script: prose forever
+    assert result.stop_reason == "max_iterations" and result.status == "failed"
+    assert result.usage.iterations == 4 and result.usage.model_calls == 4
+    assert max(s.iteration for s in result.trace) == 4
+
+
+def test_timeout_stops_a_sleeping_model_call_within_about_a_second():
+    started = time.monotonic()
+    result = run_tde(spec(policy={"timeout_s": 1}), model="test/sleep-5")  # script: sleeps 5 s
+    elapsed = time.monotonic() - started
+    assert result.stop_reason == "timeout"
+    assert elapsed < 2.0, elapsed
+
+
+def test_max_tokens_stops_with_its_own_reason():
+    result = run_tde(spec(policy={"max_tokens": 40}), model="test/loop")  # 15 tokens per call
+    assert result.stop_reason == "max_tokens"
+    assert result.usage.input_tokens + result.usage.output_tokens == 45
+
+
+def test_max_cost_stops_with_its_own_reason():
+    result = run_tde(spec(policy={"max_cost_usd": 0.3}), model="test/expensive")  # $0.2 per call
+    assert result.stop_reason == "max_cost_usd"
+    assert result.usage.cost_usd == pytest.approx(0.4)
+
+
+def test_max_tool_calls_stops_with_its_own_reason():
+    result = run_tde(spec(policy={"max_tool_calls": 2}), model="test/tool-loop")  # json_query forever
+    assert result.stop_reason == "max_tool_calls"
+    assert result.usage.tool_calls == 2
+
+
+def test_tool_outside_allowed_tools_is_refused_and_the_refusal_is_traced():
+    model = register_script("wants-write", [
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "a.txt", "content": "x"}}]}, finish()])
+    result = run_tde(spec(), model=model)
+    refusal = [s for s in result.trace if s.tool == "write_file"]
+    assert refusal and "not in allowed_tools" in refusal[0].error
+    assert result.status == "succeeded"
+    assert result.usage.tool_calls == 0
+
+
+def test_pii_with_a_non_local_model_is_refused_before_any_call():
+    result = run_tde(spec(policy={"data_class": "pii"}), model="openai/gpt-4o-mini")
+    assert result.stop_reason == "policy_denied"
+    assert result.usage.model_calls == 0
+    assert "only local models" in result.message
+
+
+def test_network_model_requests_are_off_in_tests():
+    result = run_tde(spec(), model="openai/gpt-4o-mini")
+    assert result.stop_reason == "policy_denied"
+    assert "network model requests are off" in result.message
+
+
+def test_same_idempotency_key_returns_stored_result_without_model_or_tool_call(tmp_path):
+    target = tmp_path / "das_home"
+    first = run_tde(spec(idempotency_key="k-1"), model="test/auto")
+    # a second run with a model that would fail proves no model call is made
+    second = run_tde(spec(idempotency_key="k-1"), model="test/fail-permanent")
+    assert second.model_dump() == first.model_dump()
+    assert target.exists()
+
+
+def test_invalid_json_again_and_again_stops_with_invalid_output():
+    result = run_tde(spec(), model="test/invalid-json")  # script: '{not json at all' forever
+    assert result.stop_reason == "invalid_output"
+    assert [s.phase for s in result.trace].count("repair") == 3
+
+
+def test_invalid_outputs_are_fed_back_and_repaired():
+    model = register_script("repairs", [
+        {"tool_calls": [{"name": "finish", "arguments": {"outputs": {"answer": 1}}}]}, finish("ok")])
+    result = run_tde(spec(), model=model)
+    assert result.status == "succeeded" and result.outputs == {"answer": "ok"}
+    repair = [s for s in result.trace if s.phase == "repair"]
+    assert "answer: 1 is not of type 'string'" in repair[0].evaluation
+
+
+def test_unknown_tool_goes_back_to_the_model(tmp_path):
+    policy = tmp_path / "p.yaml"
+    policy.write_text("allowed_tools: [finish, json_query, teleport]\n")
+    model = register_script("unknown-tool", [{"tool_calls": [{"name": "teleport", "arguments": {}}]}, finish()])
+    result = run_tde(spec(), model=model, policy_file=str(policy))
+    assert result.status == "succeeded"
+    assert any("unknown tool 'teleport'" in (s.error or "") for s in result.trace)
+
+
+def test_a_tool_that_raises_is_reported_to_the_model_not_a_crash(tmp_path, monkeypatch):
+    def boom(ctx, args):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setitem(registry.TOOLS, "boom", Tool("boom", "fails", {"type": "object"}, boom))
+    policy = tmp_path / "p.yaml"
+    policy.write_text("allowed_tools: [finish, boom]\n")
+    model = register_script("calls-boom", [{"tool_calls": [{"name": "boom", "arguments": {}}]}, finish()])
+    result = run_tde(spec(), model=model, policy_file=str(policy))
+    assert result.status == "succeeded"
+    assert any("RuntimeError: disk on fire" in (s.error or "") for s in result.trace)
+
+
+def test_provider_failure_is_a_technical_error_not_stored():
+    result = run_tde(spec(idempotency_key="k-err"), model="test/fail-permanent")
+    assert result.stop_reason == "error" and "AuthenticationError" in result.message
+    assert open_store().get_result("k-err") is None  # a retry may run again
+
+
+def test_json_action_fallback_for_models_without_native_tools():
+    model = "test/" + register_script("no-native", [{"auto_finish": True}]).split("/")[1]
+    from das.llm import testmodel
+
+    testmodel._registered["no-native"]["native_tools"] = False
+    result = run_tde(spec(), model=model)
+    assert result.status == "succeeded" and result.outputs == {"answer": "xx"}
+
+
+def test_the_model_cannot_change_policy_by_asking():
+    model = register_script("jailbreak", [
+        {"text": '{"tool": "set_policy", "arguments": {"max_iterations": 1000}}'}], repeat_last=True)
+    result = run_tde(spec(policy={"max_iterations": 3}), model=model)
+    assert result.stop_reason in ("max_iterations", "invalid_output")
+    assert result.usage.iterations <= 3
+
+
+def test_side_effecting_tool_runs_once_per_idempotency_key(tmp_path, monkeypatch):
+    calls = []
+
+    def effect(ctx, args):
+        calls.append(args)
+        return {"ok": True}
+
+    monkeypatch.setitem(registry.TOOLS, "effect", Tool("effect", "side effect", {"type": "object"}, effect,
+                                                       side_effecting=True))
+    policy = tmp_path / "p.yaml"
+    policy.write_text("allowed_tools: [finish, effect]\n")
+    model = register_script("effect-then-fail", [{"tool_calls": [{"name": "effect", "arguments": {"n": 1}}]},
+                                                 {"raise": "auth"}])
+    first = run_tde(spec(idempotency_key="side-1"), model=model, policy_file=str(policy))
+    assert first.stop_reason == "error"  # technical failure after the effect; not stored
+    second = run_tde(spec(idempotency_key="side-1"), model=model, policy_file=str(policy))
+    assert second.stop_reason == "error"
+    assert len(calls) == 1  # the retry replayed the recorded effect instead of repeating it
