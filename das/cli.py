@@ -69,7 +69,7 @@ def _importable(target: str) -> bool:
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="das")
 @click.option("--quiet", "-q", is_flag=True, help="Silence progress messages on stderr.")
-def cli(quiet: bool) -> None:
+def cli(quiet: bool) -> None:  # --quiet is also taken anywhere on the line by main()
     """DAS, the Digital Assistant System of ProcOS.
 
     Runs guarded LLM loops as external tasks of Camunda 7 / Operaton processes, selects
@@ -85,13 +85,20 @@ def cli(quiet: bool) -> None:
     Exit codes: 0 ok, 1 negative result or findings, 2 usage error,
     3 guardrail stop or policy denial, 4 invalid input, 5 upstream failure.
     """
-    set_quiet(quiet)
+    if quiet:
+        set_quiet(True)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map domain errors to one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --quiet / -q is accepted anywhere on the line, not only before the sub-command
+    cut = args.index("--") if "--" in args else len(args)
+    if any(a in ("--quiet", "-q") for a in args[:cut]):
+        args = [a for i, a in enumerate(args) if i >= cut or a not in ("--quiet", "-q")]
+        set_quiet(True)
     try:
-        cli.main(args=argv, prog_name="das", standalone_mode=False)
+        cli.main(args=args, prog_name="das", standalone_mode=False)
     except DasError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)

@@ -127,6 +127,8 @@ class _Compiler:
             if extra[0] == "entry_counter":  # entering a loop from outside resets its counter
                 listeners.append(f"${{execution.setVariable('{extra[1]}', 1)}}")
         self.flows[fid] = Flow(fid, src, tgt, container, condition, listeners)
+        if ("default_next", "") in self.nodes[src].extras and "default" not in self.nodes[src].attrs:
+            self.nodes[src].attrs["default"] = fid
         return fid
 
     def error_ref(self, code: str) -> str:
@@ -228,6 +230,7 @@ class _Compiler:
             condition=f"${{({cond}) && execution.getVariable('{counter}') < {step.max_iterations}}}",
             listeners=[f"${{execution.setVariable('{counter}', execution.getVariable('{counter}') + 1)}}"])
         self.nodes[join].extras.append(("entry_counter", counter))
+        self.nodes[split].extras.append(("default_next", ""))  # the flow leaving the loop
         frag = L.seq([self.shape(join), body[0], self.shape(split)])
         frag.via[back] = frag.h + L.GAP_Y / 2
         frag.h += L.GAP_Y

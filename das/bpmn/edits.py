@@ -68,7 +68,8 @@ class AddElement(_Op):
     lane: str | None = None
     attached_to: str | None = Field(default=None, description="boundary events: the activity they guard")
     cancel_activity: bool = True
-    event_definition: Literal[m.EVENT_DEFINITION_KINDS] | None = None  # type: ignore[valid-type]
+    event_definition: Literal["message", "timer", "error", "signal", "escalation", "compensate", "conditional",
+                              "link", "terminate", "cancel"] | None = None
     event_ref: str | None = Field(default=None, description="errorRef / messageRef / signalRef / escalationRef")
     timer: TimerSpec | None = None
     attributes: dict[str, str] = Field(default_factory=dict,

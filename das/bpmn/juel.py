@@ -81,15 +81,15 @@ def to_python(text: str) -> str:
         elif m.group("num"):
             out.append(m.group("num"))
         elif m.group("getvar"):
-            out.append(f"globals().get({(m.group(4) or m.group(5) or '')!r})")
+            out.append(f"_das_get({(m.group(4) or m.group(5) or '')!r})")
         elif m.group("op"):
             out.append(_OPS.get(m.group("op"), m.group("op")))
         else:
             word = m.group("word")
             if word == "empty":
                 out.append("not")
-            elif word == "execution":
-                raise JuelUnsupported(f"unsupported execution method in {text[:60]!r}")
+            elif word == "execution" or word.startswith("_") or body[m.end():].lstrip().startswith("("):
+                raise JuelUnsupported(f"unsupported JUEL (method call or reserved name) in {text[:60]!r}")
             else:
                 out.append(_WORDS.get(word, word))
     if body[pos:].strip():
@@ -112,5 +112,18 @@ def set_variable(text: str) -> tuple[str, str]:
         raise JuelUnsupported(f"unsupported listener expression {text[:60]!r}")
     inner = to_python("${" + m.group(2) + "}")
     # JUEL arithmetic treats null as 0
-    inner = re.sub(r"globals\(\)\.get\(('[^']*')\)\s*([+\-])", r"(globals().get(\1) or 0) \2", inner)
+    inner = re.sub(r"_das_get\(('[^']*')\)\s*([+\-])", r"(_das_get(\1) or 0) \2", inner)
     return m.group(1), inner
+
+
+_STRINGS = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def safe_eval(expr: str, data: dict[str, object], extra: dict[str, object] | None = None) -> object:
+    """Evaluate a translated expression without builtins, dunders or attribute access."""
+    rest = _STRINGS.sub("''", expr)
+    if "__" in rest or re.search(r"\.(?!\d)", rest) or re.search(r"\b(lambda|import|yield)\b", rest):
+        raise JuelUnsupported(f"refusing to evaluate {expr[:60]!r}")
+    scope: dict[str, object] = {"__builtins__": {}, "_das_get": data.get, **(extra or {})}
+    scope.update(data)
+    return eval(expr, scope)  # noqa: S307 - restricted above: no builtins, no attributes

@@ -19,7 +19,6 @@ Each run is bounded by ``max_steps``; exceeding it is ``stuck: loop bound hit``.
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import time
@@ -27,8 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lxml import etree
 
+from das.bpmn import juel
 from das.bpmn import juel
 from das.bpmn.simulate_prep import Prepared, prepare
 
@@ -124,7 +123,7 @@ class _Run:
         prep = self.prep
         try:
             wf = BpmnWorkflow(prep.spec, prep.subprocess_specs, script_engine=prep.engine)
-            start = wf.get_tasks(state=TaskState.READY)
+            start = wf.get_tasks()
             data = {"correlationId": f"sim-{self.rng.randrange(10**6)}", "taskSpec": {}}
             data.update({v: ["a", "b"] for v in prep.collections})
             for t in start:
@@ -164,8 +163,7 @@ class _Run:
             for source, exprs in self.prep.listeners_into[bid]:
                 if source == src or (source is None):
                     for var, expr in exprs:
-                        env = dict(task.data)
-                        task.data[var] = eval(expr, {"__builtins__": {}, **env})  # noqa: S307
+                        task.data[var] = juel.safe_eval(expr, task.data)
 
     def _after(self, task: Any) -> None:
         bid = getattr(task.task_spec, "bpmn_id", None)
@@ -254,7 +252,8 @@ class _Run:
             task._set_internal_data(event_fired=True)
             task.task_spec._update(task)
         else:
-            task.task_spec.catch(task, BpmnEvent(ed, {}))
+            payload = {"payload": {}, "result_var": None} if "Message" in type(ed).__name__ else {}
+            task.task_spec.catch(task, BpmnEvent(ed, payload))
             task.task_spec._update(task)
         return True
 
@@ -295,4 +294,4 @@ def simulate_xml(xml: str | bytes, **kw: Any) -> dict[str, Any]:
         Path(name).unlink(missing_ok=True)
 
 
-__all__ = ["simulate_file", "simulate_xml", "load_mocks", "juel", "copy", "etree"]
+__all__ = ["simulate_file", "simulate_xml", "load_mocks"]

@@ -1,0 +1,337 @@
+"""Rewrite BPMN so SpiffWorkflow's Camunda parser can run it, and collect what the
+simulation driver needs (mock keys, error codes, listeners, coverage targets).
+
+Everything the rewrite cannot keep faithfully is named in ``unsupported``.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from das.bpmn import juel
+
+M = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+C = "http://camunda.org/schema/1.0/bpmn"
+TASKLIKE = {"serviceTask", "sendTask", "scriptTask", "businessRuleTask", "userTask", "receiveTask", "task",
+            "callActivity", "manualTask"}
+NOT_FLOW_NODES = {"sequenceFlow", "association", "textAnnotation", "dataObject", "dataObjectReference",
+                  "dataStoreReference", "laneSet", "group", "ioSpecification", "extensionElements",
+                  "documentation", "property", "dataInputAssociation", "dataOutputAssociation"}
+FLOW_NODES = TASKLIKE | {"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
+                         "boundaryEvent", "exclusiveGateway", "inclusiveGateway", "parallelGateway",
+                         "eventBasedGateway", "complexGateway", "subProcess", "transaction", "adHocSubProcess"}
+BOUNDARY_TIMER = '"P36500D"'
+IMMEDIATE_TIMER = '"PT0S"'
+
+
+def m(tag: str) -> str:
+    return f"{{{M}}}{tag}"
+
+
+def local(el: etree._Element) -> str:
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+@dataclass
+class Prepared:
+    spec: Any = None
+    subprocess_specs: dict[str, Any] = field(default_factory=dict)
+    engine: Any = None
+    flow_nodes: set[str] = field(default_factory=set)
+    end_events: set[str] = field(default_factory=set)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    condition_values: dict[str, list[Any]] = field(default_factory=dict)
+    collections: set[str] = field(default_factory=set)
+    listeners_into: dict[str, list[tuple[str | None, list[tuple[str, str]]]]] = field(default_factory=dict)
+    unsupported: list[dict[str, Any]] = field(default_factory=list)
+    coin: random.Random = field(default_factory=random.Random)
+
+    def note(self, construct: str, element: str | None) -> None:
+        item = {"construct": construct, "element": element}
+        if item not in self.unsupported:
+            self.unsupported.append(item)
+
+
+def _load(path: str | Path) -> etree._ElementTree:
+    try:
+        from das.bpmn.safexml import load_xml
+    except ImportError:  # pragma: no cover - the other half of the toolkit ships safexml
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        data = Path(path).read_bytes()
+        if b"<!DOCTYPE" in data.upper():
+            raise ValueError("DOCTYPE not allowed") from None
+        return etree.ElementTree(etree.fromstring(data, parser))
+    return load_xml(str(path))
+
+
+def prepare(path: str | Path) -> Prepared:
+    """Parse ``path`` safely, rewrite it for SpiffWorkflow and build the process spec."""
+    prep = Prepared()
+    root = copy.deepcopy(_load(path).getroot())
+    if root.tag != m("definitions"):
+        raise ValueError("not a BPMN 2.0 definitions document")
+    processes = root.findall(m("process"))
+    for collab in root.findall(m("collaboration")):
+        pools = [p for p in collab.findall(m("participant")) if p.get("processRef")]
+        if len(pools) > 1:
+            prep.note(f"collaboration with {len(pools)} pools (first executable pool simulated)", collab.get("id"))
+        for mf in collab.iter(m("messageFlow")):
+            prep.note("messageFlow (messages are delivered at once)", mf.get("id"))
+        root.remove(collab)
+    main = _pick_main(processes)
+    if main is None:
+        prep.note("no process with a start event", None)
+        return prep
+    for other in processes:
+        if other is not main:
+            root.remove(other)
+    main.set("isExecutable", "true")
+    _rewrite(prep, root, main)
+    _build(prep, root, main.get("id", ""), str(path))
+    return prep
+
+
+def _pick_main(processes: list[etree._Element]) -> etree._Element | None:
+    def has_start(p: etree._Element) -> bool:
+        return p.find(m("startEvent")) is not None
+
+    for p in processes:
+        if p.get("isExecutable") == "true" and has_start(p):
+            return p
+    return next((p for p in processes if has_start(p)), None)
+
+
+def _rewrite(prep: Prepared, root: etree._Element, main: etree._Element) -> None:
+    errors = {e.get("id"): e.get("errorCode") or e.get("name") or e.get("id") for e in root.findall(m("error"))}
+    comp_handlers: set[str] = set()
+    for el in list(main.iter()):
+        if not isinstance(el.tag, str) or el.getparent() is None:
+            continue
+        tag = local(el)
+        eid = el.get("id")
+        if el.get("isForCompensation") == "true":
+            comp_handlers.add(eid or "")
+            prep.note("compensation handler (not executed)", eid)
+            el.getparent().remove(el)
+            continue
+        if tag == "boundaryEvent":
+            _boundary(prep, el, errors)
+        elif tag in ("intermediateCatchEvent", "startEvent"):
+            for t in el.findall(m("timerEventDefinition")):
+                _set_timer(t, IMMEDIATE_TIMER)
+        if tag in ("intermediateThrowEvent", "endEvent"):
+            for ced in el.findall(m("compensateEventDefinition")):
+                prep.note("compensation throw (no-op in simulation)", eid)
+                el.remove(ced)
+            for med in el.findall(m("messageEventDefinition")):
+                el.remove(med)  # the receiving pool is not simulated
+        if tag in ("dataStoreReference", "dataInputAssociation", "dataOutputAssociation", "dataStore"):
+            if tag == "dataStoreReference":
+                prep.note("data store (ignored)", eid)
+            el.getparent().remove(el)
+            continue
+
+        if tag in TASKLIKE:
+            _tasklike(prep, el)
+        if tag == "conditionExpression":
+            _condition(prep, el)
+        if tag in ("sequenceFlow",) or tag in FLOW_NODES:
+            _listeners(prep, el, tag)
+        if tag in FLOW_NODES and eid and el.getparent() is not None:
+            prep.flow_nodes.add(eid)
+        if tag == "endEvent" and el.getparent() is main and eid:
+            prep.end_events.add(eid)
+    for gw in list(main.iter(m("exclusiveGateway"), m("inclusiveGateway"))):
+        _gateway_defaults(prep, main, gw)
+    for ds in root.findall(m("dataStore")):
+        root.remove(ds)
+    for assoc in list(main.iter(m("association"))):
+        if assoc.get("targetRef") in comp_handlers or assoc.get("sourceRef") not in prep.flow_nodes:
+            assoc.getparent().remove(assoc)
+    for var, vals in list(prep.condition_values.items()):
+        if var.startswith("das_loop_"):
+            del prep.condition_values[var]
+            continue
+        uniq: list[Any] = []
+        for v in vals:
+            if v not in uniq:
+                uniq.append(v)
+        prep.condition_values[var] = uniq + [_other(uniq)]
+
+
+def _gateway_defaults(prep: Prepared, main: etree._Element, gw: etree._Element) -> None:
+    """Unconditioned non-default flows out of a gateway get a seeded coin; a gateway whose
+    conditions are all coins gets a default so some flow is always taken."""
+    gid = gw.get("id")
+    outs = [f for f in main.iter(m("sequenceFlow")) if f.get("sourceRef") == gid]
+    if len(outs) < 2:
+        return
+    default = gw.get("default")
+    for f in outs:
+        if f.get("id") != default and f.find(m("conditionExpression")) is None:
+            ce = etree.SubElement(f, m("conditionExpression"))
+            ce.text = "_das_coin()"
+            prep.note("gateway flow without condition (decided by a seeded coin)", f.get("id"))
+    if default is None:
+        conds = [f.find(m("conditionExpression")) for f in outs]
+        if all((c.text or "").strip() in ("_das_coin()", "") for c in conds if c is not None):
+            last = outs[-1]
+            last.remove(last.find(m("conditionExpression")))
+            gw.set("default", last.get("id", ""))
+
+
+def _other(vals: list[Any]) -> Any:
+    if not vals:
+        return True
+    first = vals[0]
+    if isinstance(first, bool):
+        return not first
+    if isinstance(first, int | float):
+        return max(v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)) + 1
+    return "other"
+
+
+def _set_timer(ted: etree._Element, value: str) -> None:
+    for child in list(ted):
+        ted.remove(child)
+    td = etree.SubElement(ted, m("timeDuration"))
+    td.text = value
+
+
+def _boundary(prep: Prepared, el: etree._Element, errors: dict[str, str]) -> None:
+    host = el.get("attachedToRef", "")
+    info = prep.tasks.setdefault(host, {"keys": [], "errors": [], "timers": False})
+    if el.find(m("compensateEventDefinition")) is not None:
+        prep.note("compensation boundary (not executed)", el.get("id"))
+        el.getparent().remove(el)
+        return
+    for ed in el.findall(m("errorEventDefinition")):
+        ref = ed.get("errorRef")
+        info["errors"].append(errors.get(ref, ref) if ref else "DAS_ERROR")
+    for t in el.findall(m("timerEventDefinition")):
+        _set_timer(t, BOUNDARY_TIMER)
+        info["timers"] = True
+
+
+def _tasklike(prep: Prepared, el: etree._Element) -> None:
+    eid = el.get("id", "")
+    info = prep.tasks.setdefault(eid, {"keys": [], "errors": [], "timers": False})
+    keys = [eid]
+    if el.get("name"):
+        keys.append(el.get("name", ""))
+    for attr in ("topic", "calledElement"):
+        val = el.get(f"{{{C}}}{attr}") or el.get(attr)
+        if val:
+            keys.append(val)
+    for p in el.iter(f"{{{C}}}inputParameter"):
+        if p.get("name") == "taskType" and p.text:
+            keys.append(p.text.strip())
+    info["keys"] = keys + info["keys"]
+    if local(el) == "callActivity":
+        info["keys"].append("callActivity")
+    el.tag = m("manualTask")
+    for child in list(el):
+        if local(child) in ("script", "ioSpecification", "dataInputAssociation", "dataOutputAssociation",
+                            "standardLoopCharacteristics"):
+            if local(child) == "standardLoopCharacteristics":
+                prep.note("standardLoopCharacteristics (run once)", eid)
+            el.remove(child)
+    mi = el.find(m("multiInstanceLoopCharacteristics"))
+    if mi is not None:
+        coll = mi.get(f"{{{C}}}collection")
+        if coll and coll.startswith("${"):
+            coll = coll[2:-1].strip()
+            mi.set(f"{{{C}}}collection", coll)
+        if coll and coll.isidentifier():
+            prep.collections.add(coll)
+        elif mi.find(m("loopCardinality")) is None:
+            for child in list(mi):
+                mi.remove(child)
+            if coll:
+                del mi.attrib[f"{{{C}}}collection"]
+            card = etree.SubElement(mi, m("loopCardinality"))
+            card.text = "2"
+            prep.note("multi-instance without a camunda:collection (run twice)", eid)
+        else:
+            card = mi.find(m("loopCardinality"))
+            try:
+                card.text = str(int(juel.to_python("${" + (card.text or "2").strip("${} ") + "}")))
+            except (ValueError, juel.JuelUnsupported):
+                card.text = "2"
+                prep.note("multi-instance cardinality expression (run twice)", eid)
+        cc = mi.find(m("completionCondition"))
+        if cc is not None:
+            mi.remove(cc)
+            prep.note("multi-instance completionCondition (ignored)", eid)
+
+
+def _condition(prep: Prepared, el: etree._Element) -> None:
+    flow = el.getparent()
+    fid = flow.get("id") if flow is not None else None
+    text = (el.text or "").strip()
+    lang = el.get("language")
+    try:
+        if lang and lang.lower() not in ("juel", "http://www.omg.org/spec/bpmn/20100524/model"):
+            raise juel.JuelUnsupported(lang)
+        el.text = juel.to_python(text)
+        for var, vals in juel.literals(text).items():
+            prep.condition_values.setdefault(var, []).extend(vals)
+        for var in juel.variables(text) - set(juel.literals(text)):
+            prep.condition_values.setdefault(var, []).extend([True, False])
+    except juel.JuelUnsupported:
+        prep.note("condition not translatable JUEL (decided by a seeded coin)", fid)
+        el.text = "_das_coin()"
+    el.attrib.pop("language", None)
+
+
+def _listeners(prep: Prepared, el: etree._Element, tag: str) -> None:
+    eid = el.get("id")
+    for lis in el.findall(f"{{{M}}}extensionElements/{{{C}}}executionListener"):
+        event = lis.get("event", "take" if tag == "sequenceFlow" else "start")
+        expr = lis.get("expression")
+        try:
+            if not expr or (tag == "sequenceFlow") != (event == "take") or (tag != "sequenceFlow" and event != "start"):
+                raise juel.JuelUnsupported("listener")
+            var, py = juel.set_variable(expr)
+        except juel.JuelUnsupported:
+            prep.note("executionListener (not run)", eid)
+            continue
+        if tag == "sequenceFlow":
+            target, source = el.get("targetRef", ""), el.get("sourceRef")
+        else:
+            target, source = eid or "", None
+        prep.listeners_into.setdefault(target, []).append((source, [(var, py)]))
+
+
+def _build(prep: Prepared, root: etree._Element, pid: str, filename: str) -> None:
+    from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+    from SpiffWorkflow.camunda.parser import CamundaParser
+
+    coin = prep.coin
+
+    class _SafeEnv(TaskDataEnvironment):  # type: ignore[misc]
+        """Conditions only: no builtins, no attribute access, no scripts."""
+
+        def evaluate(self, expression: str, context: dict[str, Any], external_context: Any = None) -> Any:
+            return juel.safe_eval(expression, context, {"_das_coin": lambda: coin.random() < 0.5})
+
+        def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> Any:
+            raise juel.JuelUnsupported("scripts are not run in simulation")
+
+    prep.engine = PythonScriptEngine(environment=_SafeEnv())
+    try:
+        parser = CamundaParser()
+        parser.add_bpmn_xml(etree.ElementTree(root), filename=filename)
+        prep.spec = parser.get_spec(pid)
+        prep.subprocess_specs = parser.get_subprocess_specs(pid)
+    except Exception as exc:  # noqa: BLE001 - SpiffWorkflow rejects the construct: name it
+        text = str(exc).strip().splitlines()
+        prep.note(f"SpiffWorkflow cannot parse: {text[0][:200] if text else type(exc).__name__}",
+                  getattr(exc, "id", None) or pid)
+        prep.spec = None

@@ -1,0 +1,200 @@
+"""Topic handlers: turn one locked external task into one engine answer (an ``Outcome``).
+
+The mapping follows DESIGN.md, "Engine contract":
+
+* succeeded                                   -> complete with ``tdeResult`` (Json) + flat
+                                                 ``tdeStatus`` / ``tdeStopReason`` (String)
+* guardrail stop (max_iterations, timeout, max_tokens, max_cost_usd, max_tool_calls)
+                                              -> BPMN error ``DAS_GUARDRAIL`` + ``tdeResult``
+* invalid_output                              -> BPMN error ``DAS_INVALID_OUTPUT``
+* policy_denied                               -> BPMN error ``DAS_POLICY_DENIED``
+* technical failure (stop_reason ``error``, or an ``UpstreamError``)
+                                              -> handleFailure; retries left = policy.retries
+                                                 on the first failure, then the task's retries
+                                                 minus one; retryTimeout = retry_backoff_s; at 0
+                                                 the engine raises an incident
+* a task spec that cannot be run (InvalidInput) -> handleFailure with 0 retries: an incident at
+                                                 once, since retrying the same input cannot help
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from das.contracts import GUARDRAIL_STOPS, Policy, TaskSpec, TdeResult, parse_external
+from das.engine.client import ExternalTask
+from das.engine.variables import Json
+from das.errors import DasError, InvalidInput
+
+TOPIC_TDE = "das-tde-probabilistic"
+TOPIC_PEO_SELECT = "das-peo-select"
+TOPIC_NIGHTLY = "das-nightly"
+
+BPMN_ERROR_BY_STOP = {
+    **{reason: "DAS_GUARDRAIL" for reason in GUARDRAIL_STOPS},
+    "invalid_output": "DAS_INVALID_OUTPUT",
+    "policy_denied": "DAS_POLICY_DENIED",
+}
+
+
+@dataclass
+class Outcome:
+    """What to tell the engine about one task."""
+
+    kind: Literal["complete", "bpmn_error", "failure"]
+    variables: dict[str, Any] = field(default_factory=dict)
+    error_code: str | None = None
+    message: str | None = None
+    details: str | None = None
+    retries: int = 0
+    retry_timeout_ms: int = 0
+    stop_reason: str | None = None
+    iterations: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass
+class HandlerContext:
+    """What the worker gives a handler besides the task."""
+
+    model: str | None = None
+    policy_file: str | None = None
+    heartbeat: Callable[[], None] | None = None
+    correlation_id: str | None = None
+
+
+Handler = Callable[[ExternalTask, HandlerContext], Outcome]
+
+
+@dataclass
+class TopicHandler:
+    """A handler and the variables it needs fetched (a fetchAndLock filter)."""
+
+    handle: Handler
+    variables: list[str] | None = None
+
+
+def correlation_of(task: ExternalTask) -> str:
+    """The task's correlationId: the variable, else taskSpec.correlation_id, else the instance."""
+    spec = task.variables.get("taskSpec")
+    from_spec = spec.get("correlation_id") if isinstance(spec, dict) else None
+    return str(task.variables.get("correlationId") or from_spec or task.business_key
+               or task.process_instance_id)
+
+
+def default_idempotency_key(task: ExternalTask) -> str:
+    """Process instance + activity instance: stable across lock expiry, re-fetch and retries,
+    distinct per multi-instance iteration (the activity id alone would collide there)."""
+    return f"{task.process_instance_id}:{task.activity_instance_id or task.activity_id}"
+
+
+def failure_retries(task: ExternalTask, policy: Policy) -> int:
+    """Retries left after this failure: policy.retries at first, then one less each time."""
+    if task.retries is None:
+        return max(0, policy.retries)
+    return max(0, task.retries - 1)
+
+
+def failure_outcome(task: ExternalTask, policy: Policy | None, message: str, details: str | None,
+                    *, final: bool = False, result: TdeResult | None = None) -> Outcome:
+    policy = policy or Policy()
+    retries = 0 if final else failure_retries(task, policy)
+    out = Outcome("failure", message=message, details=details, retries=retries,
+                  retry_timeout_ms=int(policy.retry_backoff_s * 1000),
+                  stop_reason=result.stop_reason if result else "error")
+    if result is not None:
+        _usage_into(out, result)
+    return out
+
+
+def _usage_into(out: Outcome, result: TdeResult) -> None:
+    out.iterations = result.usage.iterations
+    out.input_tokens = result.usage.input_tokens
+    out.output_tokens = result.usage.output_tokens
+    out.cost_usd = result.usage.cost_usd
+
+
+def outcome_for_result(task: ExternalTask, result: TdeResult, policy: Policy) -> Outcome:
+    """Map a finished loop to complete / BPMN error / failure (see the module docstring)."""
+    variables: dict[str, Any] = {
+        "tdeResult": Json(result.model_dump(mode="json")),
+        "tdeStatus": result.status,
+        "tdeStopReason": result.stop_reason,
+    }
+    if result.stop_reason == "error":
+        return failure_outcome(task, policy, f"TDE technical failure: {result.message or 'error'}",
+                               _trace_tail(result), result=result)
+    code = BPMN_ERROR_BY_STOP.get(result.stop_reason)
+    if code:
+        out = Outcome("bpmn_error", variables=variables, error_code=code,
+                      message=f"{result.stop_reason}: {result.message or ''}".strip(": "),
+                      stop_reason=result.stop_reason)
+    else:
+        out = Outcome("complete", variables=variables, stop_reason=result.stop_reason)
+    _usage_into(out, result)
+    return out
+
+
+def _trace_tail(result: TdeResult) -> str:
+    steps = [s.model_dump(mode="json", exclude_none=True) for s in result.trace[-5:]]
+    return "\n".join(str(s) for s in steps)[:8000]
+
+
+def parse_task_spec(task: ExternalTask, correlation_id: str) -> TaskSpec:
+    raw = task.variables.get("taskSpec")
+    if raw is None:
+        raise InvalidInput("invalid taskSpec variable: missing (the task needs a Json taskSpec)")
+    spec = parse_external(TaskSpec, raw, "taskSpec variable")
+    updates: dict[str, Any] = {}
+    if not spec.correlation_id:
+        updates["correlation_id"] = correlation_id
+    if not spec.idempotency_key:
+        updates["idempotency_key"] = default_idempotency_key(task)
+    return spec.model_copy(update=updates) if updates else spec
+
+
+def resolve_task_policy(spec: TaskSpec, policy_file: str | None) -> Policy:
+    """The merged policy the loop will use (for retries and backoff of a failure)."""
+    from das.guardrails import resolve_policy
+    from das.registry import lookup
+
+    entry = lookup(spec.task_type)
+    return resolve_policy(spec, policy_file, entry.policy if entry else None)
+
+
+def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
+    """``das-tde-probabilistic``: run the guarded loop for the task's ``taskSpec``."""
+    from das.agents.tde_loop import run_tde
+
+    correlation_id = ctx.correlation_id or correlation_of(task)
+    try:
+        spec = parse_task_spec(task, correlation_id)
+        policy = resolve_task_policy(spec, ctx.policy_file)
+    except InvalidInput as exc:
+        return failure_outcome(task, None, exc.message, None, final=True)
+    try:
+        result = run_tde(spec, model=ctx.model, policy_file=ctx.policy_file, heartbeat=ctx.heartbeat)
+    except InvalidInput as exc:
+        return failure_outcome(task, policy, exc.message, None, final=True)
+    except DasError as exc:
+        return failure_outcome(task, policy, f"{type(exc).__name__}: {exc.message}", None)
+    except Exception as exc:  # a bug: report it to the engine (incident after retries), keep serving
+        return failure_outcome(task, policy, f"DAS worker bug: {type(exc).__name__}: {exc}",
+                               traceback.format_exc()[-8000:])
+    return outcome_for_result(task, result, policy)
+
+
+# topic -> handler; das-peo-select and das-nightly are added here when their agents exist.
+HANDLERS: dict[str, TopicHandler] = {
+    TOPIC_TDE: TopicHandler(handle_tde, variables=["taskSpec", "correlationId", "context"]),
+}
+
+
+def register_handler(topic: str, handle: Handler, variables: list[str] | None = None) -> None:
+    """Add or replace the handler of ``topic`` (tests and later agents use this)."""
+    HANDLERS[topic] = TopicHandler(handle, variables)
