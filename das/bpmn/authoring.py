@@ -115,6 +115,14 @@ class Mapping(BaseModel):
     target: Ident
 
 
+class Param(BaseModel):
+    """A camunda:inputParameter: a literal text or a JUEL expression ``${...}``."""
+
+    model_config = _STRICT
+    name: Ident
+    value: str = Field(min_length=1, max_length=200, pattern=r"^[^<>&{}]*$|^\$\{[^<>&{}]{1,196}\}$")
+
+
 class Compensation(BaseModel):
     """A compensating task (external, on ``topic``) that undoes the guarded step."""
 
@@ -185,6 +193,8 @@ def _build() -> dict[str, Any]:
             "timeout": (tmo | None, None),
             "compensation": (Compensation | None, None),
             "multi_instance": (MultiInstance | None, None),
+            "retries": (int, Field(3, ge=0, le=10, description="Engine retries before an incident "
+                                                             "(external tasks and call activities).")),
         }
         plain: dict[str, Any] = {"name": (Name, ...), "id": (Ident | None, None)}
         if level == 1:
@@ -196,9 +206,12 @@ def _build() -> dict[str, Any]:
             mk("TdeStep", "Run a task definition (TDE) deterministically or probabilistically.",
                type=(Literal["tde"], ...), task_type=(Key, ...),
                mode=(Literal["deterministic", "probabilistic"], "probabilistic"),
-               policy=(Key | None, None), **activity),
+               policy=(Key | None, Field(None, description="Guardrail policy (guardrails/*.yaml); "
+                                                           "probabilistic steps default to 'default'.")),
+               **activity),
             mk("ExternalStep", "An external task on a topic.", type=(Literal["external"], ...),
-               topic=(Topic, ...), **activity),
+               topic=(Topic, ...),
+               inputs=(list[Param], Field(default_factory=list, max_length=MAX_MAPPINGS)), **activity),
             mk("UserStep", "A human gate.", type=(Literal["user"], ...),
                assignee=(Ident | None, None),
                candidate_groups=(list[Ident], Field(default_factory=list, max_length=4)), **activity),

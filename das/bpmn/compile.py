@@ -248,11 +248,14 @@ class _Compiler:
                 node.attrs["camunda:topic"] = (TDE_TOPIC if step.mode == "probabilistic"
                                                else f"das-tde-{step.task_type}")
                 io = [("taskType", step.task_type), ("mode", step.mode)]
-                if step.policy:
-                    io.append(("policy", step.policy))
-                node.extras.append(("io", io))
+                policy = step.policy or ("default" if step.mode == "probabilistic" else None)
+                if policy:
+                    io.append(("policy", policy))
+                node.extras.append(("io", io + [("retries", str(step.retries))]))
             else:
                 node.attrs["camunda:topic"] = step.topic
+                io = [(pm.name, pm.value) for pm in step.inputs if pm.name != "retries"]
+                node.extras.append(("io", io + [("retries", str(step.retries))]))
             host = L.shape(sid, "task", w=task_w)
         elif kind == "user":
             node.tag = "userTask"
@@ -268,6 +271,7 @@ class _Compiler:
             node.extras.append(("in", "correlationId", "correlationId"))
             node.extras += [("in", m.source, m.target) for m in step.inputs if m.target != "correlationId"]
             node.extras += [("out", m.source, m.target) for m in step.outputs]
+            node.extras.append(("retry", f"R{step.retries}/PT1M"))
             host = L.shape(sid, "task", w=task_w)
         else:  # subprocess
             node.tag = "subProcess"
@@ -346,7 +350,8 @@ class _Compiler:
             host.pos[bid] = L.boundary_box(hbox, index)
             tid = self.node(f"{sid}_compensate", "serviceTask", container, lane, name=step.compensation.name,
                             attrs={"isForCompensation": "true", "camunda:type": "external",
-                                   "camunda:topic": step.compensation.topic})
+                                   "camunda:topic": step.compensation.topic},
+                            extras=[("io", [("retries", "3")])])
             rows.append((self.shape(tid), host.pos[bid].cx - hbox.x + L.GAP_X / 2))
             fid = self.uid(f"a_{bid}_{tid}")
             self.flows[fid] = Flow(fid, bid, tid, container, association=True)

@@ -135,7 +135,7 @@ def _fill(c: _Compiler, parent: etree._Element, container: str | None) -> None:
                 el.set("cancelActivity", "true")
         for k, v in n.attrs.items():
             el.set(q(k) if ":" in k else k, v)
-        ext = [e for e in n.extras if e[0] in ("io", "in", "out")]
+        ext = [e for e in n.extras if e[0] in ("io", "in", "out", "retry")]
         if ext:
             ee = etree.SubElement(el, q("bpmn:extensionElements"))
             for e in ext:
@@ -143,6 +143,8 @@ def _fill(c: _Compiler, parent: etree._Element, container: str | None) -> None:
                     io = etree.SubElement(ee, q("camunda:inputOutput"))
                     for k, v in e[1]:
                         etree.SubElement(io, q("camunda:inputParameter"), name=k).text = v
+                elif e[0] == "retry":
+                    etree.SubElement(ee, q("camunda:failedJobRetryTimeCycle")).text = e[1]
                 else:
                     etree.SubElement(ee, q(f"camunda:{e[0]}"), source=e[1], target=e[2])
         for fid in incoming.get(n.id, []):

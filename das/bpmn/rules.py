@@ -239,10 +239,13 @@ def check_structure(defs: m.Definitions, report: Report) -> None:
                 report.add("structure.unreachable", sev, n.id,
                            f"{n.type} {n.id}{_nm(n)} cannot be reached from any start event; connect it with an "
                            "incoming sequence flow or remove it")
-        ends = {n.id for n in kids if n.type == "endEvent"}
+        ends = {n.id for n in kids if n.type == "endEvent"
+                or (n.type == "boundaryEvent" and "compensate" in n.event_kinds() and n.id not in has_out)}
         for n in kids:
             implicit = (n.id not in has_out and n.type != "endEvent" and n.id not in event_subs
-                        and not (_is_link(n) and n.type == "intermediateThrowEvent"))
+                        and not (_is_link(n) and n.type == "intermediateThrowEvent")
+                        # a compensation boundary leads to its handler by association, not by flow
+                        and not (n.type == "boundaryEvent" and "compensate" in n.event_kinds()))
             if implicit:
                 ends.add(n.id)
                 report.add("structure.implicit-end", "warning" if strict(proc, defs) else "info", n.id,

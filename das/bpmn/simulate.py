@@ -43,7 +43,8 @@ class _StepLimit(Exception):
 def load_mocks(path: str | Path | None) -> dict[str, Any]:
     """Mocks file (JSON or YAML): key (element id, name, topic, task type, called process,
     or ``*``) -> outputs dict | list of outcomes (scripted, last repeats) | {"random": [...]}.
-    An outcome may hold ``error: CODE`` or ``timeout: true``."""
+    An outcome may hold ``error: CODE`` or ``timeout: true``. The key ``$start`` gives the
+    start variables (otherwise condition variables start with random values)."""
     if path is None:
         return {}
     text = Path(path).read_text(encoding="utf-8")
@@ -126,6 +127,9 @@ class _Run:
             start = wf.get_tasks()
             data = {"correlationId": f"sim-{self.rng.randrange(10**6)}", "taskSpec": {}}
             data.update({v: ["a", "b"] for v in prep.collections})
+            # process inputs: random values for the variables conditions test, unless scripted
+            data.update({var: self.rng.choice(vals) for var, vals in prep.condition_values.items()})
+            data.update(self.mocks.get("$start", {}) if isinstance(self.mocks.get("$start"), dict) else {})
             for t in start:
                 t.data.update(data)
             while True:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from das.contracts import GUARDRAIL_STOPS, Policy, TaskSpec, TdeResult, parse_external
 from das.engine.client import ExternalTask
 from das.engine.variables import Json
-from das.errors import DasError, InvalidInput
+from das.errors import DasError, InvalidInput, PolicyDenied
 
 TOPIC_TDE = "das-tde-probabilistic"
 TOPIC_PEO_SELECT = "das-peo-select"
@@ -167,6 +167,14 @@ def resolve_task_policy(spec: TaskSpec, policy_file: str | None) -> Policy:
     return resolve_policy(spec, policy_file, entry.policy if entry else None)
 
 
+def denied_result(spec: TaskSpec, exc: PolicyDenied) -> TdeResult:
+    from das.contracts import TraceStep
+
+    return TdeResult(status="failed", stop_reason="policy_denied", message=exc.message,
+                     correlation_id=spec.correlation_id, idempotency_key=spec.idempotency_key,
+                     trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)])
+
+
 def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     """``das-tde-probabilistic``: run the guarded loop for the task's ``taskSpec``."""
     from das.agents.tde_loop import run_tde
@@ -177,8 +185,12 @@ def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
         policy = resolve_task_policy(spec, ctx.policy_file)
     except InvalidInput as exc:
         return failure_outcome(task, None, exc.message, None, final=True)
+    except PolicyDenied as exc:  # e.g. the spec tries to loosen the policy
+        return outcome_for_result(task, denied_result(spec, exc), Policy())
     try:
         result = run_tde(spec, model=ctx.model, policy_file=ctx.policy_file, heartbeat=ctx.heartbeat)
+    except PolicyDenied as exc:
+        return outcome_for_result(task, denied_result(spec, exc), policy)
     except InvalidInput as exc:
         return failure_outcome(task, policy, exc.message, None, final=True)
     except DasError as exc:

@@ -57,3 +57,48 @@ def m002_audit_log(db: sqlite3.Connection) -> None:
             subject TEXT,
             detail_json TEXT
         )""")
+
+
+@migration
+def m003_proposals(db: sqlite3.Connection) -> None:
+    db.execute("""
+        CREATE TABLE proposals (
+            id TEXT PRIMARY KEY,
+            key TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            base_version TEXT,
+            version TEXT NOT NULL,
+            status TEXT NOT NULL,
+            author TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            body_json TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        )""")
+    db.execute("CREATE INDEX proposals_key ON proposals(key, status)")
+    # append-only: who did what, when; never updated or deleted
+    db.execute("""
+        CREATE TABLE proposal_history (
+            id INTEGER PRIMARY KEY,
+            proposal_id TEXT NOT NULL REFERENCES proposals(id),
+            at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            comment TEXT
+        )""")
+    db.execute("""CREATE TRIGGER proposal_history_no_update BEFORE UPDATE ON proposal_history
+                  BEGIN SELECT RAISE(ABORT, 'proposal history is append-only'); END""")
+    db.execute("""CREATE TRIGGER proposal_history_no_delete BEFORE DELETE ON proposal_history
+                  BEGIN SELECT RAISE(ABORT, 'proposal history is append-only'); END""")
+    # the versions each key has had deployed (engine or the local registry)
+    db.execute("""
+        CREATE TABLE process_versions (
+            key TEXT NOT NULL,
+            version TEXT NOT NULL,
+            proposal_id TEXT,
+            target TEXT NOT NULL,
+            artifact TEXT NOT NULL,
+            engine_deployment_id TEXT,
+            deployed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            PRIMARY KEY (key, version)
+        )""")

@@ -220,3 +220,27 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert [r["valid"] for r in json.loads(res.output)] == [True, False]
     from das.errors import NegativeResult
     assert isinstance(res.exception, NegativeResult)
+
+
+def test_compensation_boundary_is_not_a_dead_end() -> None:
+    text = doc("""
+      <bpmn:startEvent id="s"/><bpmn:task id="t"/><bpmn:endEvent id="e"/>
+      <bpmn:boundaryEvent id="cb" attachedToRef="t"><bpmn:compensateEventDefinition/></bpmn:boundaryEvent>
+      <bpmn:task id="undo" isForCompensation="true"/>
+      <bpmn:association id="a" sourceRef="cb" targetRef="undo"/>
+      <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
+      <bpmn:sequenceFlow id="f2" sourceRef="t" targetRef="e"/>
+    """)
+    report = validate(text)
+    assert report.valid, report.findings
+    assert not [f for f in report.findings if f.element in ("cb", "undo") and f.rule.startswith("structure")]
+
+
+REFERENCE = Path(__file__).resolve().parents[2] / "processes"
+
+
+@pytest.mark.skipif(not list(REFERENCE.glob("*.bpmn")), reason="no reference processes in processes/")
+def test_reference_processes_validate_together() -> None:
+    files = sorted(REFERENCE.glob("*.bpmn"))
+    for r in validate_files(files):
+        assert r.valid, (r.file, [f for f in r.findings if f.severity == "error"])

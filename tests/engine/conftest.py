@@ -108,6 +108,55 @@ def start_engine(tmp_path: Path) -> Iterator:
             proc.stop()
 
 
+def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.1, what: str = "condition"):
+    """Poll until ``predicate()`` is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def deploy_tde_min(client: EngineClient, suffix: str, topic: str) -> tuple[str, str]:
+    """Deploy tests/engine/data/tde_min.bpmn with its topic; returns (min key, fan-out key)."""
+    xml = (DATA / "tde_min.bpmn").read_text().replace('camunda:topic="TOPIC"', f'camunda:topic="{topic}"')
+    xml = xml.replace('id="das_tde_min"', f'id="das_tde_min_{suffix}"')
+    xml = xml.replace('id="das_tde_fanout"', f'id="das_tde_fanout_{suffix}"')
+    client.deploy(f"das-test-tde-{suffix}", {f"tde_min_{suffix}.bpmn": xml})
+    return f"das_tde_min_{suffix}", f"das_tde_fanout_{suffix}"
+
+
+@pytest.fixture
+def run_worker(engine: EngineHandle) -> Iterator:
+    """Start in-process workers (threads) serving ``topic`` with the TDE handler."""
+    import threading
+
+    from das.engine.handlers import HANDLERS, TOPIC_TDE
+    from das.engine.worker import Worker, WorkerConfig
+
+    running: list[tuple[Worker, threading.Thread, EngineClient]] = []
+
+    def start(topic: str, model: str = "test/auto", **config) -> Worker:
+        client = engine.client()
+        cfg = WorkerConfig(topics=[topic], model=model, **{"poll_ms": 1000, "grace_s": 5, **config})
+        worker = Worker(client, cfg, handlers={topic: HANDLERS[TOPIC_TDE]})
+        thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
+        thread.start()
+        running.append((worker, thread, client))
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker, thread, client in running:
+            worker.stop()
+            thread.join(timeout=30)
+            client.close()
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique suffix for topics and keys, so tests never see each other's tasks."""

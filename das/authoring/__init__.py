@@ -1,0 +1,1 @@
+"""Authoring: drafting from chat, the approval queue, and deployment of approved proposals."""

@@ -1,0 +1,75 @@
+"""Deploy approved proposals: to the engine when one is configured, else a local registry.
+
+"Configured" means ``DAS_ENGINE_URL`` is set (or a URL is passed). The deployment is named by
+proposal id and version and uses deploy-changed-only, so retrying a deployment is safe. The
+process gets ``camunda:versionTag`` = the proposal's version, so the engine shows it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from das.authoring.queue import Queue
+from das.config import das_home
+from das.contracts import Proposal
+from das.errors import UpstreamError
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+
+
+@dataclass
+class DeployOutcome:
+    ok: bool
+    target: str
+    message: str
+    deployment_id: str | None = None
+
+
+def with_version_tag(xml: str, version: str) -> str:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root = etree.fromstring(xml.encode(), parser)
+    for process in root.iter(f"{{{BPMN_NS}}}process"):
+        process.set(f"{{{CAMUNDA_NS}}}versionTag", version)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8").decode()
+
+
+def engine_configured(url: str | None = None) -> str | None:
+    return url or os.environ.get("DAS_ENGINE_URL") or None
+
+
+def deploy_proposal(proposal: Proposal, engine_url: str | None = None) -> DeployOutcome:
+    """Hand one approved proposal to its target; never raises for an engine failure."""
+    url = engine_configured(engine_url)
+    xml = with_version_tag(proposal.artifact, proposal.version) if proposal.kind == "process" else proposal.artifact
+    if url is None:
+        folder = das_home() / "registry" / proposal.key
+        folder.mkdir(parents=True, exist_ok=True)
+        path: Path = folder / f"{proposal.version}.bpmn"
+        path.write_text(xml)
+        return DeployOutcome(True, "local-registry",
+                             f"no engine configured (DAS_ENGINE_URL unset): stored in the local registry at {path}")
+    from das.engine.client import EngineClient
+
+    try:
+        with EngineClient(url) as client:
+            result = client.deploy(f"{proposal.id}@{proposal.version}", {f"{proposal.key}.bpmn": xml})
+    except UpstreamError as exc:
+        return DeployOutcome(False, url, exc.message)
+    return DeployOutcome(True, url, f"deployment {result.get('id')} created", result.get("id"))
+
+
+def deploy_and_record(queue: Queue, proposal_id: str, engine_url: str | None = None) -> Proposal:
+    proposal = queue.get(proposal_id)
+    outcome = deploy_proposal(proposal, engine_url)
+    return queue.record_deploy(proposal_id, outcome.ok, outcome.message, outcome.target, outcome.deployment_id)
+
+
+def deploy_pending(queue: Queue | None = None, engine_url: str | None = None) -> list[Proposal]:
+    """What the kernel calls at start: every approved-but-undeployed proposal."""
+    queue = queue or Queue()
+    return [deploy_and_record(queue, p.id, engine_url) for p in queue.pending_deploys()]

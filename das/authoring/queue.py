@@ -1,0 +1,190 @@
+"""The approval queue: proposals in SQLite, their append-only history, and the approval rules.
+
+All rules live here, so the CLI and the HTTP API enforce the same ones:
+* the DAS's own identity never approves, and nobody approves a proposal they authored;
+* only a ``proposed`` proposal can be approved or rejected;
+* a proposal whose base is no longer the key's current version must be rebased first;
+* keys configured as high-impact need two distinct approvals.
+Every state change and its history entry are one transaction: a crash leaves the proposal
+either as it was or fully changed, never in between.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from functools import lru_cache
+from typing import Any
+
+import yaml
+
+from das.authoring import versions
+from das.config import resource_dir
+from das.contracts import HistoryEntry, Proposal
+from das.errors import DasError, UsageError
+from das.store import Store, open_store
+
+
+class ApprovalRefused(DasError):
+    """An approval or rejection the rules do not allow; the message says which rule."""
+
+    exit_code = 1
+
+
+class ProposalNotFound(UsageError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def approval_rules() -> dict[str, Any]:
+    path = resource_dir("guardrails") / "approval.yaml"
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    return {"das_identity": "das", "high_impact_keys": [], **(data or {})}
+
+
+def new_proposal_id() -> str:
+    return "p-" + uuid.uuid4().hex[:10]
+
+
+class Queue:
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store or open_store()
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, proposal_id: str) -> Proposal:
+        row = self.store.db.execute("SELECT * FROM proposals WHERE id = ?", (proposal_id,)).fetchone()
+        if row is None:
+            raise ProposalNotFound(f"no proposal {proposal_id!r}; see `das queue list`")
+        body = json.loads(row["body_json"])
+        body.update(status=row["status"], base_version=row["base_version"], version=row["version"])
+        body["history"] = [dict(h) for h in self.store.db.execute(
+            "SELECT at, actor, action, comment FROM proposal_history WHERE proposal_id = ? ORDER BY id",
+            (proposal_id,))]
+        return Proposal.model_validate(body)
+
+    def list(self, status: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT id, key, kind, base_version, version, status, author, origin, created_at FROM proposals"
+        rows = self.store.db.execute(sql + (" WHERE status = ?" if status else "") + " ORDER BY created_at",
+                                     (status,) if status else ())
+        return [dict(r) for r in rows]
+
+    def current_version(self, key: str) -> str | None:
+        rows = self.store.db.execute("SELECT version FROM process_versions WHERE key = ?", (key,)).fetchall()
+        return versions.latest([r[0] for r in rows])
+
+    def artifact_of(self, key: str, version: str) -> str | None:
+        row = self.store.db.execute("SELECT artifact FROM process_versions WHERE key = ? AND version = ?",
+                                    (key, version)).fetchone()
+        return row[0] if row else None
+
+    def approvals(self, proposal: Proposal) -> list[str]:
+        return sorted({h.actor for h in proposal.history if h.action == "approve"})
+
+    def pending_deploys(self) -> list[Proposal]:
+        rows = self.store.db.execute("SELECT id FROM proposals WHERE status IN ('approved', 'deploy_failed')")
+        return [self.get(r[0]) for r in rows]
+
+    # -- writing ------------------------------------------------------------------------------
+    def file(self, proposal: Proposal) -> Proposal:
+        body = proposal.model_dump(mode="json", exclude={"history"})
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO proposals (id, key, kind, base_version, version, status, author, origin, body_json)"
+                " VALUES (?, ?, ?, ?, ?, 'proposed', ?, ?, ?)",
+                (proposal.id, proposal.key, proposal.kind, proposal.base_version, proposal.version,
+                 proposal.author, proposal.origin, json.dumps(body)),
+            )
+            self._history(db, proposal.id, proposal.author, "filed",
+                          f"{proposal.key} {proposal.base_version or '(new)'} -> {proposal.version}")
+        return self.get(proposal.id)
+
+    def approve(self, proposal_id: str, reviewer: str, comment: str | None = None) -> Proposal:
+        reviewer = (reviewer or "").strip()
+        if not reviewer:
+            raise UsageError("--reviewer is required: approvals are recorded by name")
+        with self.store.transaction() as db:
+            proposal = self.get(proposal_id)
+            self._check_reviewable(proposal, reviewer, "approve")
+            current = self.current_version(proposal.key)
+            if proposal.base_version != current:
+                raise ApprovalRefused(
+                    f"proposal {proposal_id} is based on {proposal.key}@{proposal.base_version or '(new)'} but the "
+                    f"current version is {current or '(none)'}; rebase and re-validate it first "
+                    f"(`das queue rebase {proposal_id}`)")
+            if not proposal.validation.get("valid", False):
+                raise ApprovalRefused(f"proposal {proposal_id} did not pass validation; it cannot be approved")
+            needed = 2 if proposal.key in approval_rules()["high_impact_keys"] else 1
+            already = self.approvals(proposal)
+            if reviewer in already:
+                raise ApprovalRefused(f"{reviewer} already approved {proposal_id}; {needed} distinct approvals needed")
+            self._history(db, proposal_id, reviewer, "approve", comment)
+            if len(already) + 1 >= needed:
+                self._set_status(db, proposal_id, "approved")
+        return self.get(proposal_id)
+
+    def reject(self, proposal_id: str, reviewer: str, comment: str) -> Proposal:
+        if not (comment or "").strip():
+            raise UsageError("--comment is required when rejecting: say why")
+        with self.store.transaction() as db:
+            proposal = self.get(proposal_id)
+            self._check_reviewable(proposal, reviewer, "reject")
+            self._history(db, proposal_id, reviewer, "reject", comment)
+            self._set_status(db, proposal_id, "rejected")
+        return self.get(proposal_id)
+
+    def record_deploy(self, proposal_id: str, ok: bool, message: str, target: str,
+                      deployment_id: str | None = None) -> Proposal:
+        with self.store.transaction() as db:
+            proposal = self.get(proposal_id)
+            if proposal.status not in ("approved", "deploy_failed"):
+                raise ApprovalRefused(f"proposal {proposal_id} is {proposal.status}; only approved proposals deploy")
+            if ok:
+                db.execute("INSERT OR REPLACE INTO process_versions (key, version, proposal_id, target, artifact,"
+                           " engine_deployment_id) VALUES (?, ?, ?, ?, ?, ?)",
+                           (proposal.key, proposal.version, proposal_id, target, proposal.artifact, deployment_id))
+            self._set_status(db, proposal_id, "deployed" if ok else "deploy_failed")
+            self._history(db, proposal_id, "kernel", "deployed" if ok else "deploy_failed", f"{target}: {message}")
+        return self.get(proposal_id)
+
+    def replace_artifact(self, proposal_id: str, actor: str, changes: dict[str, Any], note: str) -> Proposal:
+        """Rebase: a new base, version, artifact and reports; history keeps the old ones' trail."""
+        with self.store.transaction() as db:
+            proposal = self.get(proposal_id)
+            if proposal.status != "proposed":
+                raise ApprovalRefused(f"proposal {proposal_id} is {proposal.status}; only proposed ones can be rebased")
+            updated = proposal.model_copy(update=changes)
+            body = updated.model_dump(mode="json", exclude={"history"})
+            db.execute("UPDATE proposals SET base_version = ?, version = ?, body_json = ?,"
+                       " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?",
+                       (updated.base_version, updated.version, json.dumps(body), proposal_id))
+            self._history(db, proposal_id, actor, "rebased", note)
+        return self.get(proposal_id)
+
+    def seed_version(self, key: str, version: str, artifact: str, target: str = "seed") -> None:
+        """Record an existing version (e.g. a process already in processes/) as a base."""
+        versions.parse(version)
+        with self.store.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO process_versions (key, version, target, artifact) VALUES (?, ?, ?, ?)",
+                       (key, version, target, artifact))
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _check_reviewable(self, proposal: Proposal, reviewer: str, action: str) -> None:
+        if reviewer.lower() == str(approval_rules()["das_identity"]).lower():
+            raise ApprovalRefused(f"the DAS identity {reviewer!r} cannot {action} proposals; a human must")
+        if reviewer == proposal.author:
+            raise ApprovalRefused(f"{reviewer} authored {proposal.id} and cannot {action} it; ask another reviewer")
+        if proposal.status != "proposed":
+            raise ApprovalRefused(f"proposal {proposal.id} is {proposal.status}; only proposed ones can be {action}d")
+
+    @staticmethod
+    def _history(db: Any, proposal_id: str, actor: str, action: str, comment: str | None) -> None:
+        db.execute("INSERT INTO proposal_history (proposal_id, actor, action, comment) VALUES (?, ?, ?, ?)",
+                   (proposal_id, actor, action, comment))
+
+    @staticmethod
+    def _set_status(db: Any, proposal_id: str, status: str) -> None:
+        db.execute("UPDATE proposals SET status = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?",
+                   (status, proposal_id))
+
+
+__all__ = ["ApprovalRefused", "HistoryEntry", "ProposalNotFound", "Queue", "approval_rules", "new_proposal_id"]

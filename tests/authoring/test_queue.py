@@ -1,0 +1,156 @@
+"""Approval rules, history and crash safety of the approval queue (real SQLite)."""
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from das.authoring.deploy import deploy_and_record
+from das.authoring.queue import ApprovalRefused, Queue, new_proposal_id
+from das.contracts import Proposal
+
+XML = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="t">
+  <bpmn:process id="{key}" isExecutable="true"><bpmn:startEvent id="s"/></bpmn:process>
+</bpmn:definitions>"""
+
+
+def make(queue, key="demo", base=None, version="1.0.0", author="alice", valid=True):
+    p = Proposal(id=new_proposal_id(), key=key, base_version=base, version=version,
+                 artifact=XML.format(key=key), author=author, validation={"valid": valid, "findings": []})
+    return queue.file(p)
+
+
+def test_filed_proposal_has_history_and_is_listed():
+    q = Queue()
+    p = make(q)
+    assert p.status == "proposed" and p.history[0].action == "filed" and p.history[0].actor == "alice"
+    assert [r["id"] for r in q.list("proposed")] == [p.id]
+
+
+def test_das_identity_and_author_cannot_approve():
+    q = Queue()
+    p = make(q)
+    with pytest.raises(ApprovalRefused, match="DAS identity 'das' cannot approve"):
+        q.approve(p.id, "das")
+    with pytest.raises(ApprovalRefused, match="alice authored"):
+        q.approve(p.id, "alice")
+    assert q.get(p.id).status == "proposed"
+
+
+def test_approve_then_deploy_to_local_registry_when_no_engine(monkeypatch, das_home):
+    monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
+    q = Queue()
+    p = make(q)
+    assert q.approve(p.id, "bob", "looks right").status == "approved"
+    deployed = deploy_and_record(q, p.id)
+    assert deployed.status == "deployed"
+    assert "local registry" in deployed.history[-1].comment
+    assert (das_home / "registry" / "demo" / "1.0.0.bpmn").read_text().count('versionTag="1.0.0"') == 1
+    assert q.current_version("demo") == "1.0.0"
+
+
+def test_stale_base_is_refused_with_the_reason():
+    q = Queue()
+    q.seed_version("invoice", "1.2.0", XML.format(key="invoice"))
+    first = make(q, key="invoice", base="1.2.0", version="1.3.0")
+    second = make(q, key="invoice", base="1.2.0", version="1.3.0")
+    q.approve(first.id, "bob")
+    q.approve(first.id, "carol")  # invoice is high-impact: two approvals
+    deploy_and_record(q, first.id)
+    with pytest.raises(ApprovalRefused, match=r"based on invoice@1.2.0 but the current version is 1.3.0; rebase"):
+        q.approve(second.id, "bob")
+
+
+def test_high_impact_keys_need_two_distinct_approvals():
+    q = Queue()
+    p = make(q, key="peo_example")
+    assert q.approve(p.id, "bob").status == "proposed"
+    with pytest.raises(ApprovalRefused, match="bob already approved"):
+        q.approve(p.id, "bob")
+    assert q.approve(p.id, "carol").status == "approved"
+
+
+def test_invalid_proposal_cannot_be_approved_and_reject_needs_comment():
+    q = Queue()
+    p = make(q, valid=False)
+    with pytest.raises(ApprovalRefused, match="did not pass validation"):
+        q.approve(p.id, "bob")
+    from das.errors import UsageError
+
+    with pytest.raises(UsageError, match="comment is required"):
+        q.reject(p.id, "bob", "")
+    assert q.reject(p.id, "bob", "not needed").status == "rejected"
+    with pytest.raises(ApprovalRefused, match="is rejected"):
+        q.approve(p.id, "carol")
+
+
+def test_history_is_append_only(das_home):
+    q = Queue()
+    p = make(q)
+    db = sqlite3.connect(das_home / "das.db")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE proposal_history SET actor = 'mallory' WHERE proposal_id = ?", (p.id,))
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM proposal_history")
+
+
+def test_deploy_failure_is_recorded_and_redeploy_fixes_it(monkeypatch):
+    q = Queue()
+    p = make(q)
+    q.approve(p.id, "bob")
+    # an engine URL where nothing listens: the deploy fails with the client's message
+    failed = deploy_and_record(q, p.id, engine_url="http://127.0.0.1:9/engine-rest")
+    assert failed.status == "deploy_failed" and failed.history[-1].action == "deploy_failed"
+    assert failed.history[-1].comment
+    monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
+    fixed = deploy_and_record(q, p.id)
+    assert fixed.status == "deployed"
+
+
+def test_cli_refuses_self_approval_with_one_line(das_home):
+    q = Queue()
+    p = make(q)
+    env = {**os.environ, "DAS_HOME": str(das_home)}
+    env.pop("DAS_ENGINE_URL", None)
+    out = subprocess.run([sys.executable, "-m", "das", "approve", p.id, "--reviewer", "alice"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 1 and out.stderr.strip().count("\n") == 0 and "authored" in out.stderr
+    ok = subprocess.run([sys.executable, "-m", "das", "approve", p.id, "--reviewer", "bob", "--format", "json"],
+                        capture_output=True, text=True, env=env, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["status"] == "deployed"
+    shown = subprocess.run([sys.executable, "-m", "das", "queue", "show", p.id], capture_output=True, text=True,
+                           env=env, timeout=60)
+    assert "history:" in shown.stdout and "bob" in shown.stdout
+
+
+def test_sigkill_during_approve_never_loses_the_proposal(das_home):
+    """Kill `das approve` at random moments (seeded); each proposal ends approved-and-recorded
+    (approved or deployed, with an approve entry) or still proposed with no approve entry."""
+    rng = random.Random(7)
+    q = Queue()
+    env = {**os.environ, "DAS_HOME": str(das_home)}
+    env.pop("DAS_ENGINE_URL", None)
+    outcomes = set()
+    for _ in range(8):
+        p = make(q)
+        proc = subprocess.Popen([sys.executable, "-m", "das", "approve", p.id, "--reviewer", "bob"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 1.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        after = Queue().get(p.id)
+        approved = [h for h in after.history if h.action == "approve"]
+        if after.status == "proposed":
+            assert approved == []
+        else:
+            assert after.status in ("approved", "deployed") and len(approved) == 1
+        outcomes.add(after.status)
+    assert outcomes  # at least one run observed

@@ -1,0 +1,177 @@
+"""Camunda 7 executability and ProcOS governance rules; the JUEL and timer checkers."""
+
+from __future__ import annotations
+
+import pytest
+
+from das.bpmn.exprcheck import check_juel, check_timer
+from das.bpmn.validate import validate
+
+HEAD = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  id="defs" targetNamespace="http://example.com">
+<bpmn:error id="Err" name="E" errorCode="E1"/>
+"""
+
+
+def doc(body: str, pid: str = "peo_x", ttl: bool = True) -> str:
+    attr = ' camunda:historyTimeToLive="P30D"' if ttl else ""
+    return f'{HEAD}<bpmn:process id="{pid}" isExecutable="true"{attr}>{body}</bpmn:process></bpmn:definitions>'
+
+
+def chain(*middle: str, flows: str = "") -> str:
+    """start -> each middle node (by id order) -> end, plus extra flows."""
+    ids = [m.split('id="')[1].split('"')[0] for m in middle]
+    seq = ["s", *ids, "e"]
+    fl = "".join(f'<bpmn:sequenceFlow id="c{i}" sourceRef="{a}" targetRef="{b}"/>' for i, (a, b) in enumerate(zip(seq, seq[1:], strict=False)))
+    return '<bpmn:startEvent id="s"/>' + "".join(middle) + '<bpmn:endEvent id="e"/>' + fl + flows
+
+
+def found(text: str, known: list[str] | None = None) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for f in validate(text, known_processes=known).findings:
+        out.setdefault(f.rule, set()).add((f.severity, f.element))
+    return out
+
+
+EXT_OK = ('<bpmn:serviceTask id="t" camunda:type="external" camunda:topic="adapter">'
+          '<bpmn:extensionElements><camunda:failedJobRetryTimeCycle>R3/PT1M</camunda:failedJobRetryTimeCycle>'
+          '</bpmn:extensionElements></bpmn:serviceTask>')
+
+
+def test_governed_external_task_is_valid() -> None:
+    report = validate(doc(chain(EXT_OK)))
+    assert report.valid, report.findings
+
+
+def test_external_task_without_topic() -> None:
+    r = found(doc(chain('<bpmn:serviceTask id="t" camunda:type="external"/>')))
+    assert ("error", "t") in r["camunda.topic"]
+
+
+def test_service_task_without_implementation() -> None:
+    r = found(doc(chain('<bpmn:serviceTask id="t"/>'), pid="other"))
+    assert ("error", "t") in r["camunda.implementation"]
+
+
+def test_missing_history_ttl_is_an_error_for_procos_only() -> None:
+    assert ("error", "peo_x") in found(doc(chain(EXT_OK), ttl=False))["camunda.history-ttl"]
+    assert ("warning", "plain") in found(doc(chain('<bpmn:userTask id="u" camunda:assignee="a"/>'), pid="plain",
+                                             ttl=False))["camunda.history-ttl"]
+
+
+def test_bad_juel_condition() -> None:
+    body = chain('<bpmn:exclusiveGateway id="g" default="c2"/>', flows="""
+      <bpmn:sequenceFlow id="fx" sourceRef="g" targetRef="e">
+        <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">${amount &gt;}</bpmn:conditionExpression>
+      </bpmn:sequenceFlow>""")
+    r = found(doc(body))
+    assert ("error", "fx") in r["camunda.juel"]
+
+
+def test_bad_timer_values() -> None:
+    body = chain('<bpmn:intermediateCatchEvent id="w"><bpmn:timerEventDefinition>'
+                 '<bpmn:timeDuration>5 minutes</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>')
+    r = found(doc(body))
+    assert ("error", "w") in r["camunda.timer"]
+    ok = body.replace("5 minutes", "PT5M")
+    assert "camunda.timer" not in found(doc(ok))
+
+
+def test_call_target_known_or_not() -> None:
+    call = ('<bpmn:callActivity id="ca" calledElement="tde_task_template"><bpmn:extensionElements>'
+            '<camunda:in source="correlationId" target="correlationId"/>'
+            '<camunda:in source="retries" target="retries"/></bpmn:extensionElements></bpmn:callActivity>')
+    text = doc(chain(call))
+    assert ("info", "ca") in found(text)["camunda.call-target"]
+    assert ("error", "ca") in found(text, known=["other"])["camunda.call-target"]
+    assert "camunda.call-target" not in found(text, known=["tde_task_template"])
+
+
+def test_governance_no_script_in_peo() -> None:
+    script = '<bpmn:scriptTask id="sc" scriptFormat="groovy"><bpmn:script>x = 1</bpmn:script></bpmn:scriptTask>'
+    assert ("error", "sc") in found(doc(chain(script)))["governance.no-script"]
+    # the same script task in a non-PEO process is not a governance finding
+    assert "governance.no-script" not in found(doc(chain(script), pid="pdo_router"))
+    java = '<bpmn:serviceTask id="j" camunda:class="com.acme.Foo"/>'
+    assert ("error", "j") in found(doc(chain(java)))["governance.no-script"]
+
+
+def test_governance_error_handling() -> None:
+    bare = '<bpmn:serviceTask id="t" camunda:type="external" camunda:topic="adapter"/>'
+    assert ("error", "t") in found(doc(chain(bare)))["governance.error-handling"]
+    # an error boundary event satisfies it
+    boundary = ('<bpmn:boundaryEvent id="b" attachedToRef="t"><bpmn:errorEventDefinition errorRef="Err"/>'
+                '</bpmn:boundaryEvent>')
+    fixed = doc('<bpmn:startEvent id="s"/>' + bare + boundary + '<bpmn:endEvent id="e"/><bpmn:endEvent id="e2"/>'
+                '<bpmn:sequenceFlow id="a" sourceRef="s" targetRef="t"/><bpmn:sequenceFlow id="b1" sourceRef="t" targetRef="e"/>'
+                '<bpmn:sequenceFlow id="b2" sourceRef="b" targetRef="e2"/>')
+    assert validate(fixed).valid, validate(fixed).findings
+    # so does a 'retries' input parameter
+    retries = bare.replace("/>", '><bpmn:extensionElements><camunda:inputOutput><camunda:inputParameter name="retries">3'
+                           '</camunda:inputParameter></camunda:inputOutput></bpmn:extensionElements></bpmn:serviceTask>')
+    assert "governance.error-handling" not in found(doc(chain(retries)))
+    # outside ProcOS the same gap is only a warning
+    assert ("warning", "t") in found(doc(chain(bare), pid="invoice"))["governance.error-handling"]
+
+
+def test_governance_probabilistic_needs_policy() -> None:
+    prob = ('<bpmn:serviceTask id="p" camunda:type="external" camunda:topic="das-tde-probabilistic">'
+            '<bpmn:extensionElements><camunda:failedJobRetryTimeCycle>R3/PT1M</camunda:failedJobRetryTimeCycle>'
+            '</bpmn:extensionElements></bpmn:serviceTask>')
+    assert ("error", "p") in found(doc(chain(prob), pid="tde_x"))["governance.guardrail"]
+    with_policy = prob.replace("</bpmn:extensionElements>", '<camunda:inputOutput><camunda:inputParameter name="policy">'
+                               "default</camunda:inputParameter></camunda:inputOutput></bpmn:extensionElements>")
+    assert "governance.guardrail" not in found(doc(chain(with_policy), pid="tde_x"))
+
+
+def test_governance_correlation_into_call_activity() -> None:
+    call = ('<bpmn:callActivity id="ca" calledElement="sub"><bpmn:extensionElements>'
+            '<camunda:failedJobRetryTimeCycle>R1/PT1M</camunda:failedJobRetryTimeCycle></bpmn:extensionElements>'
+            '</bpmn:callActivity>')
+    assert ("error", "ca") in found(doc(chain(call)))["governance.correlation"]
+    ok = call.replace("<bpmn:extensionElements>", '<bpmn:extensionElements><camunda:in source="correlationId" '
+                      'target="correlationId"/>')
+    assert "governance.correlation" not in found(doc(chain(ok)))
+
+
+def test_every_message_says_how_to_fix() -> None:
+    text = doc(chain('<bpmn:serviceTask id="t" camunda:type="external"/>',
+                     '<bpmn:scriptTask id="sc"><bpmn:script>x</bpmn:script></bpmn:scriptTask>',
+                     '<bpmn:callActivity id="ca" calledElement="x"/>'), ttl=False)
+    findings = [f for f in validate(text).findings if f.severity != "info"]
+    assert len(findings) >= 5
+    fix_words = ("add", "set", "move", "use", "remove", "write", "fix", "rewrite", "attach", "connect", "point", "give")
+    for f in findings:
+        assert any(w in f.message.lower() for w in fix_words), f.message
+
+
+@pytest.mark.parametrize("expr", [
+    "${a > 1}", "${x.y(1, 'a}b')[0] == \"q\" && !empty z}", "${a ? b : c}", "${fn:upper(x) eq 'A'}",
+    "${not a or b and c}", "${x mod 2 == 0}", "${execution.getVariable('v') != null}", "#{bean.ok}",
+    "${tdeStatus == 'succeeded'}", "${-1.5e3 < n}",
+])
+def test_juel_accepts(expr: str) -> None:
+    assert check_juel(expr, require_expression=True) is None
+
+
+@pytest.mark.parametrize("expr,why", [
+    ("${a >}", "ends where a value"), ("${a", "unterminated"), ("${}", "empty"), ("${a.b.}", "property name"),
+    ("${a ? b}", "expected ':'"), ("#{a} ${b}", "mixes"), ("amount > 1", "not a JUEL expression"),
+    ("x ${a}", "mixes literal text"), ("${(a}", "expected ')'"), ("${a @ b}", "unexpected character"),
+])
+def test_juel_rejects(expr: str, why: str) -> None:
+    err = check_juel(expr, require_expression=True)
+    assert err is not None and why in err
+
+
+@pytest.mark.parametrize("kind,value,ok", [
+    ("timeDuration", "PT5M", True), ("timeDuration", "P1DT12H", True), ("timeDuration", "PT", False),
+    ("timeDuration", "PT5X", False), ("timeDuration", "${delay}", True), ("timeDate", "2025-01-31T09:00:00Z", True),
+    ("timeDate", "tomorrow", False), ("timeCycle", "R3/PT10M", True), ("timeCycle", "R/PT1H", True),
+    ("timeCycle", "0 0/5 * * * ?", True), ("timeCycle", "R3/2025-01-01T00:00:00Z/PT1H", True),
+    ("timeCycle", "every day", False), ("timeCycle", "R3/PT", False), ("timeDuration", "", False),
+])
+def test_timers(kind: str, value: str, ok: bool) -> None:
+    assert (check_timer(kind, value) is None) is ok
