@@ -163,6 +163,8 @@ class Proposal(BaseModel):
     rationale: str = ""
     evidence: list[dict[str, Any]] = Field(default_factory=list)
     value_measure: dict[str, Any] = Field(default_factory=dict)
+    edit_ops: list[dict[str, Any]] = Field(default_factory=list, description="for changes: the atomic edits")
+    draft_trace: list[dict[str, Any]] = Field(default_factory=list, description="every drafting attempt")
     origin: Literal["chat", "nightly"] = "chat"
     author: str = "das"
     status: Literal["proposed", "approved", "rejected", "deployed", "deploy_failed"] = "proposed"

@@ -104,6 +104,7 @@ class _Compiler:
         self.errors: dict[str, str] = {}
         self.messages: dict[str, str] = {}
         self.used: set[str] = {proc.key}
+        self.parallel_depth: dict[str | None, int] = {}
 
     # ---- ids and graph -------------------------------------------------------------
     def uid(self, base: str) -> str:
@@ -205,12 +206,14 @@ class _Compiler:
             join = self.node(f"{sid}_join", "parallelGateway", container, lane,
                              attrs={"camunda:asyncBefore": "true"})
             rows = []
+            self.parallel_depth[container] = self.parallel_depth.get(container, 0) + 1
             for i, br in enumerate(step.branches):
                 sub = self.steps(br.steps, f"{sid}_b{i + 1}_", container, lane)
                 assert sub is not None  # min_length=1
                 self.connect(split, sub[1], container)
                 self.connect(sub[2], join, container)
                 rows.append(sub[0])
+            self.parallel_depth[container] -= 1
             return L.stack(self.shape(split), rows, self.shape(join), [[] for _ in rows]), split, join
         if kind == "loop":
             return self.loop(step, sid, container, lane)
@@ -328,7 +331,11 @@ class _Compiler:
                 chain.append(sub)
             if h.then != "continue":
                 end_children = []
-                if h.then == "fail":
+                if self.parallel_depth.get(container, 0) > 0:
+                    # a token ending inside a parallel branch would leave the join waiting
+                    # forever: end the whole scope instead (sound, documented gap: no error)
+                    end_children.append(etree.Element(q("bpmn:terminateEventDefinition"), id=f"{bid}_end_td"))
+                elif h.then == "fail":
                     code = h.end_error_code or getattr(h, "error_code", None) or "DAS_TIMEOUT"
                     end_children.append(etree.Element(q("bpmn:errorEventDefinition"), id=f"{bid}_end_ed",
                                                       errorRef=self.error_ref(code)))

@@ -284,7 +284,7 @@ class _Editor:
         right = 100.0
         for b in plane.iter(f"{{{m.DC_NS}}}Bounds"):
             right = max(right, float(b.get("x", 0)) + float(b.get("width", 0)))
-        x, y = right + 50, 80.0
+        x, y = right + 50, 120.0 - size[1] / 2  # centres on one line, so edges stay straight
         if host is not None and host.get("id") in self.di:
             hb = self.di[host.get("id", "")].find(f"{{{m.DC_NS}}}Bounds")
             if hb is not None:

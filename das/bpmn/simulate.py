@@ -26,8 +26,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-
-from das.bpmn import juel
 from das.bpmn import juel
 from das.bpmn.simulate_prep import Prepared, prepare
 
@@ -38,6 +36,13 @@ P_TIMEOUT = 0.1
 
 class _StepLimit(Exception):
     pass
+
+
+class _Uncaught(Exception):
+    def __init__(self, code: str, element: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.element = element
 
 
 def load_mocks(path: str | Path | None) -> dict[str, Any]:
@@ -126,9 +131,9 @@ class _Run:
             wf = BpmnWorkflow(prep.spec, prep.subprocess_specs, script_engine=prep.engine)
             start = wf.get_tasks()
             data = {"correlationId": f"sim-{self.rng.randrange(10**6)}", "taskSpec": {}}
-            data.update({v: ["a", "b"] for v in prep.collections})
             # process inputs: random values for the variables conditions test, unless scripted
             data.update({var: self.rng.choice(vals) for var, vals in prep.condition_values.items()})
+            data.update({v: ["a", "b"] for v in prep.collections})
             data.update(self.mocks.get("$start", {}) if isinstance(self.mocks.get("$start"), dict) else {})
             for t in start:
                 t.data.update(data)
@@ -147,6 +152,8 @@ class _Run:
                 return self._diagnose(wf)
         except _StepLimit:
             return ("loop bound hit", self._last)
+        except _Uncaught as exc:
+            return (f"uncaught BPMN error {exc.code}", exc.element)
         except Exception as exc:  # noqa: BLE001 - engine errors are findings of this run
             return (f"error: {_one_line(exc)}", getattr(getattr(exc, "task_spec", None), "bpmn_id", None))
 
@@ -195,22 +202,23 @@ class _Run:
             return {"timeout": True}
         out: dict[str, Any] = {}
         for var, values in self.prep.condition_values.items():
-            out[var] = self.rng.choice(values)
+            if var not in self.prep.collections:
+                out[var] = self.rng.choice(values)
         return out
 
     def _complete(self, wf: Any, task: Any) -> None:
         outcome = self._outcome(task)
         bid = task.task_spec.bpmn_id
-        info = self.prep.tasks.get(bid, {})
-        if "error" in outcome and self._throw(wf, task, "error", str(outcome["error"])):
-            return
+        if "error" in outcome:
+            if self._throw(wf, task, "error", str(outcome["error"])):
+                return
+            raise _Uncaught(str(outcome["error"]), bid)
         if outcome.get("timeout") and self._throw(wf, task, "timer", None):
             return
         outcome.pop("error", None)
         outcome.pop("timeout", None)
-        task.data.update(outcome)
-        if info.get("multi_instance_child"):
-            pass
+        task.data.update({k: v for k, v in outcome.items()
+                          if k not in self.prep.collections or isinstance(v, list)})
         task.run()
         self.reached.add(bid)
 

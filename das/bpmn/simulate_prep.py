@@ -248,6 +248,8 @@ def _tasklike(prep: Prepared, el: etree._Element) -> None:
         if coll and coll.startswith("${"):
             coll = coll[2:-1].strip()
             mi.set(f"{{{C}}}collection", coll)
+        if mi.get(f"{{{C}}}elementVariable"):  # instance-local in Camunda: keep it out of the way
+            mi.set(f"{{{C}}}elementVariable", f"das_item_{eid}")
         if coll and coll.isidentifier():
             prep.collections.add(coll)
         elif mi.find(m("loopCardinality")) is None:

@@ -17,7 +17,8 @@ def _split_topics(values: tuple[str, ...]) -> list[str]:
 
 @click.command()
 @click.option("--topics", "-t", multiple=True, metavar="TOPIC[,TOPIC]",
-              help="Topics to serve (default das-tde-probabilistic).")
+              help="Topics to serve (default das-tde-probabilistic); NAME=HANDLER serves topic NAME "
+                   "with a known topic's handler, e.g. my-tde=das-tde-probabilistic.")
 @click.option("--workers", "-w", type=click.IntRange(1, 256), default=4, show_default=True,
               help="Concurrent handlers.")
 @click.option("--model", default=None, help="litellm model string (default $DAS_MODEL).")

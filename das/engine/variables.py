@@ -29,6 +29,14 @@ def json_var(value: Any) -> dict[str, Any]:
     return {"value": json.dumps(value, default=str, separators=(",", ":")), "type": "Json"}
 
 
+def java_list_var(items: list[Any]) -> dict[str, Any]:
+    """A ``java.util.ArrayList`` (JSON-serialized) variable: what a multi-instance
+    ``camunda:collection`` needs, since a Spin ``Json`` value is not a Java collection."""
+    return {"value": json.dumps(items, default=str), "type": "Object",
+            "valueInfo": {"objectTypeName": "java.util.ArrayList",
+                          "serializationDataFormat": "application/json"}}
+
+
 def typed(value: Any) -> dict[str, Any]:
     """One Python value as a typed Camunda variable (dict/list/pydantic -> Json)."""
     if isinstance(value, Json):

@@ -68,11 +68,17 @@ class Worker:
                  metrics: WorkerMetrics | None = None) -> None:
         self.client = client
         self.config = config or WorkerConfig()
-        self.handlers = handlers if handlers is not None else HANDLERS
-        unknown = [t for t in self.config.topics if t not in self.handlers]
-        if unknown:
-            raise UsageError(f"no handler for topic(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(sorted(self.handlers))}")
+        known = handlers if handlers is not None else HANDLERS
+        self.handlers: dict[str, TopicHandler] = {}
+        for entry in self.config.topics:
+            # "name" serves a known topic; "name=handler" serves topic `name` with the handler
+            # of a known topic, so deployments can use their own topic names.
+            name, _, alias = entry.partition("=")
+            handler = known.get(alias or name)
+            if handler is None:
+                raise UsageError(f"no handler for topic {alias or name!r}; known: {', '.join(sorted(known))} "
+                                 "(use NAME=HANDLER to serve another topic name with a known handler)")
+            self.handlers[name] = handler
         self.metrics = metrics or WorkerMetrics()
         self._stop = threading.Event()
         self._slots = threading.Semaphore(self.config.workers)
@@ -135,7 +141,7 @@ class Worker:
 
     def _topics(self) -> list[Topic]:
         return [Topic(name, self.config.lock_duration_ms, variables=self.handlers[name].variables)
-                for name in self.config.topics]
+                for name in self.handlers]
 
     def _fetch_loop(self) -> None:
         backoff = 0.5

@@ -113,7 +113,11 @@ def complete(
         kwargs["tools"] = tools
         kwargs["_skip_mcp_handler"] = True  # litellm imports its optional MCP stack otherwise
     if response_schema is not None:
-        kwargs["response_format"] = {"type": "json_object", "schema": response_schema}
+        if is_local(model):  # llama.cpp's grammar-constrained JSON mode
+            kwargs["response_format"] = {"type": "json_object", "schema": response_schema}
+        else:  # OpenAI-style structured output; litellm translates for other providers
+            kwargs["response_format"] = {"type": "json_schema",
+                                         "json_schema": {"name": "output", "schema": response_schema, "strict": False}}
     attempt = 0
     while True:
         started = time.perf_counter()

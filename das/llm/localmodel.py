@@ -62,13 +62,31 @@ def _close() -> None:
     _loaded.clear()
 
 
+_GRAMMAR_UNSAFE = ("format", "$comment", "description", "title", "examples", "discriminator")
+
+
+def grammar_schema(schema: Any) -> Any:
+    """The schema without keywords llama.cpp's grammar converter cannot take (regex patterns).
+
+    Bounds that keep a small model short (maxLength, maxItems, enum) stay; patterns are
+    checked afterwards by the caller's own validation, and failures are fed back.
+    """
+    if isinstance(schema, dict):
+        return {k: grammar_schema(v) for k, v in schema.items()
+                if (k not in _GRAMMAR_UNSAFE or (k in ("title", "description") and not isinstance(v, str)))
+                and not (k == "pattern" and "\\" in str(v))}
+    if isinstance(schema, list):
+        return [grammar_schema(v) for v in schema]
+    return schema
+
+
 def generate(name: str, messages: list[dict[str, Any]], schema: dict[str, Any] | None, max_tokens: int) -> dict[str, Any]:
     """Run one chat completion; returns text and token counts. One call at a time per process."""
     with _lock:
         llm = _load(name)
         kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0}
         if schema is not None:
-            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+            kwargs["response_format"] = {"type": "json_object", "schema": grammar_schema(schema)}
         clean = [{"role": m["role"] if m["role"] in ("system", "user", "assistant") else "user",
                   "content": m.get("content") or ""} for m in messages]
         out = llm.create_chat_completion(messages=clean, **kwargs)

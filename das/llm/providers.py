@@ -76,7 +76,12 @@ def _build_handler():  # imported lazily: litellm is slow to import
             name = model.split("/", 1)[-1]
             fmt = optional_params.get("response_format") or {}
             schema = fmt.get("schema") if isinstance(fmt, dict) else None
-            reply = localmodel.generate(name, messages, schema, int(optional_params.get("max_tokens") or 256))
+            try:
+                reply = localmodel.generate(name, messages, schema, int(optional_params.get("max_tokens") or 256))
+            except (ValueError, RuntimeError) as exc:  # bad grammar or context overflow: not transient
+                raise litellm.exceptions.BadRequestError(
+                    message=f"local model {name}: {str(exc).splitlines()[0][:300]}", llm_provider="local",
+                    model=model) from None
             return fill(model_response, reply, f"local/{name}")
 
     return litellm, TestProvider(), LocalProvider()

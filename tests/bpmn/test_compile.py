@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -230,6 +232,7 @@ def test_cli_compile_and_simulate(tmp_path: Path) -> None:
     assert data["completed"] == 5 and data["runs"] == 5
     bad = tmp_path / "bad.json"
     bad.write_text('{"key": "p"}')
-    r = runner.invoke(cli, ["bpmn", "compile", str(bad), "-o", str(tmp_path / "x.bpmn")])
-    assert r.exit_code == 4
-    assert "Traceback" not in r.output
+    proc = subprocess.run([sys.executable, "-m", "das", "bpmn", "compile", str(bad), "-o", str(tmp_path / "x.bpmn")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 4
+    assert "Traceback" not in proc.stderr and "schema error" in proc.stderr

@@ -227,9 +227,9 @@ def test_compensation_boundary_is_not_a_dead_end() -> None:
       <bpmn:startEvent id="s"/><bpmn:task id="t"/><bpmn:endEvent id="e"/>
       <bpmn:boundaryEvent id="cb" attachedToRef="t"><bpmn:compensateEventDefinition/></bpmn:boundaryEvent>
       <bpmn:task id="undo" isForCompensation="true"/>
-      <bpmn:association id="a" sourceRef="cb" targetRef="undo"/>
       <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
       <bpmn:sequenceFlow id="f2" sourceRef="t" targetRef="e"/>
+      <bpmn:association id="a" sourceRef="cb" targetRef="undo"/>
     """)
     report = validate(text)
     assert report.valid, report.findings

@@ -1,0 +1,170 @@
+"""Worker throughput on the real engine: DAS vs the PyPI external-task client.
+
+N probabilistic TDE tasks (test model, one iteration each: guardrails, trace, idempotency store,
+Json result) go through ``das serve``'s Worker; in the same run, the baseline is
+``camunda-external-task-client-python3`` with a no-op handler on the same engine. Both drain
+N pre-started process instances; we time from the first fetch to the last completed instance.
+
+    python bench/worker_throughput.py [--tasks 1000] [--workers 8] [--engine-url URL]
+
+Without --engine-url it builds and starts the engine (H2 in a temp dir) and stops it after.
+Needs: pip install camunda-external-task-client-python3 (the project's test extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("DAS_ALLOW_MODEL_REQUESTS", "0")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+BPMN = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d_{key}" targetNamespace="http://procos.org/bench">
+  <bpmn:process id="{key}" isExecutable="true" camunda:historyTimeToLive="1">
+    <bpmn:startEvent id="s" /><bpmn:sequenceFlow id="a" sourceRef="s" targetRef="t" />
+    <bpmn:serviceTask id="t" camunda:type="external" camunda:topic="{topic}" />
+    <bpmn:sequenceFlow id="b" sourceRef="t" targetRef="e" /><bpmn:endEvent id="e" />
+  </bpmn:process>
+</bpmn:definitions>"""
+
+SPEC = {"task_type": "summarize", "prompt": "Summarise the text.",
+        "inputs": {"text": "DAS runs guarded LLM loops as external tasks of BPMN processes."}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def finished(client, key: str) -> int:
+    return client.request("GET", "/history/process-instance/count",
+                          params={"processDefinitionKey": key, "finished": True})["count"]
+
+
+def prepare(client, key: str, topic: str, n: int) -> None:
+    client.deploy(f"bench-{key}", {f"{key}.bpmn": BPMN.format(key=key, topic=topic)})
+    variables = {"taskSpec": SPEC} if "das" in key else {"payload": "x"}
+    for _ in range(n):
+        client.start_process(key, variables)
+
+
+def wait_done(client, key: str, n: int, timeout_s: float) -> float:
+    start = time.monotonic()
+    while finished(client, key) < n:
+        if time.monotonic() - start > timeout_s:
+            raise SystemExit(f"{key}: only {finished(client, key)}/{n} finished after {timeout_s}s")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def run_baseline(url: str, client, key: str, topic: str, n: int, max_tasks: int) -> float:
+    from camunda.external_task.external_task_worker import ExternalTaskWorker
+
+    logging.getLogger("camunda").setLevel(logging.WARNING)
+    config = {"maxTasks": max_tasks, "lockDuration": 30000, "asyncResponseTimeout": 2000,
+              "sleepSeconds": 1, "isDebug": False}
+    worker = ExternalTaskWorker(worker_id="pypi-baseline", base_url=url, config=config)
+    started = time.monotonic()
+    threading.Thread(target=worker.subscribe, args=([topic], lambda task: task.complete({})),
+                     daemon=True).start()  # subscribe() never returns; the thread dies with us
+    end = wait_done(client, key, n, 1800)
+    return n / (end - started)
+
+
+def run_das(client_factory, key: str, topic: str, n: int, workers: int, max_tasks: int):
+    from das.engine.handlers import HANDLERS, TOPIC_TDE
+    from das.engine.worker import Worker, WorkerConfig
+
+    client = client_factory()
+    config = WorkerConfig(topics=[f"{topic}={TOPIC_TDE}"], workers=workers, model="test/auto",
+                          poll_ms=2000, max_tasks_per_fetch=max_tasks, grace_s=5)
+    worker = Worker(client, config, handlers=HANDLERS)
+    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    end = wait_done(client, key, n, 1800)
+    worker.stop()
+    thread.join(timeout=30)
+    client.close()
+    return n / (end - started), worker.metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=8, help="DAS handler threads")
+    parser.add_argument("--max-tasks", type=int, default=10, help="maxTasks per fetch, both workers")
+    parser.add_argument("--engine-url", default=None, help="use a running engine instead of starting one")
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from das.agents import tde_loop  # noqa: F401 - warm imports before timing
+    from das.engine.client import EngineClient
+    from das.engine.engine_process import EngineProcess
+
+    tmp = Path(tempfile.mkdtemp(prefix="das-bench-"))
+    os.environ["DAS_HOME"] = str(tmp / "home")
+    engine = None
+    url = args.engine_url
+    if not url:
+        url = f"http://127.0.0.1:{free_port()}/engine-rest"
+        engine = EngineProcess(url, data_dir=tmp / "engine-data", log_path=tmp / "engine.log")
+        engine.start()
+        print(f"engine started in {engine.startup_s:.1f}s at {url}", file=sys.stderr)
+    client = EngineClient(url, max_connections=args.workers + 8)
+    try:
+        run = f"{int(time.time())}"
+        # warm-up: JIT in the engine, imports and litellm in DAS
+        prepare(client, f"warm_das_{run}", f"warm-das-{run}", 50)
+        run_das(lambda: EngineClient(url, max_connections=args.workers + 8), f"warm_das_{run}",
+                f"warm-das-{run}", 50, args.workers, args.max_tasks)
+        prepare(client, f"warm_base_{run}", f"warm-base-{run}", 50)
+        run_baseline(url, client, f"warm_base_{run}", f"warm-base-{run}", 50, args.max_tasks)
+
+        prepare(client, f"bench_base_{run}", f"bench-base-{run}", args.tasks)
+        base_rate = run_baseline(url, client, f"bench_base_{run}", f"bench-base-{run}", args.tasks,
+                                 args.max_tasks)
+        print(f"baseline (PyPI client, no-op handler): {base_rate:.1f} tasks/s", file=sys.stderr)
+        prepare(client, f"bench_das_{run}", f"bench-das-{run}", args.tasks)
+        das_rate, metrics = run_das(lambda: EngineClient(url, max_connections=args.workers + 8),
+                                    f"bench_das_{run}", f"bench-das-{run}", args.tasks, args.workers,
+                                    args.max_tasks)
+        topic = f"bench-das-{run}"
+        result = {
+            "tasks": args.tasks, "das_workers": args.workers, "max_tasks": args.max_tasks,
+            "baseline_tasks_per_s": round(base_rate, 1), "das_tasks_per_s": round(das_rate, 1),
+            "ratio": round(das_rate / base_rate, 2),
+            "das_completed": metrics.value("das_worker_tasks_completed_total", topic=topic),
+            "das_loop_iterations": metrics.value("das_worker_loop_iterations_total", topic=topic),
+            "engine_startup_s": round(engine.startup_s, 1) if engine and engine.startup_s else None,
+        }
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"tasks: {args.tasks}")
+            print(f"baseline (camunda-external-task-client-python3, no-op handler): "
+                  f"{result['baseline_tasks_per_s']} tasks/s")
+            print(f"DAS worker ({args.workers} handlers, TDE loop with test model, guardrails, trace, "
+                  f"idempotency store): {result['das_tasks_per_s']} tasks/s")
+            print(f"ratio DAS/baseline: {result['ratio']}x")
+    finally:
+        client.close()
+        if engine:
+            engine.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""A compact subset of the authoring form for small local models.
+
+The full schema (every step kind, three nesting levels, boundaries, ids) turns into a grammar
+so large that a 135M model wanders in it and emits long, broken drafts. This subset keeps the
+shape that matters for a first draft: tasks (TDE, external, user), one level of exclusive
+choices with structured conditions, and parallel blocks. Every document valid here is valid
+for the full schema, so the same compiler, validator and simulator check it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_NAME = {"type": "string", "minLength": 3, "maxLength": 40}
+_KEY = {"type": "string", "minLength": 3, "maxLength": 30, "pattern": "^[a-z][a-z_]{2,29}$"}
+
+
+def _task_kinds() -> list[dict[str, Any]]:
+    tde = {"type": "object", "properties": {
+        "type": {"const": "tde"}, "name": _NAME, "task_type": _KEY, "mode": {"enum": ["probabilistic", "deterministic"]}},
+        "required": ["type", "name", "task_type", "mode"], "additionalProperties": False}
+    user = {"type": "object", "properties": {"type": {"const": "user"}, "name": _NAME},
+            "required": ["type", "name"], "additionalProperties": False}
+    external = {"type": "object", "properties": {"type": {"const": "external"}, "name": _NAME, "topic": _KEY},
+                "required": ["type", "name", "topic"], "additionalProperties": False}
+    return [tde, user, external]
+
+
+def compact_authoring_schema() -> dict[str, Any]:
+    simple_steps = {"type": "array", "items": {"anyOf": _task_kinds()}, "minItems": 1, "maxItems": 3}
+    condition = {"type": "object", "properties": {
+        "variable": {"type": "string", "minLength": 2, "maxLength": 20, "pattern": "^[a-z][a-zA-Z]{1,19}$"},
+        "op": {"enum": ["==", "!=", "<", ">"]},
+        "value": {"anyOf": [{"type": "integer"}, {"type": "boolean"},
+                            {"type": "string", "minLength": 1, "maxLength": 20, "pattern": "^[a-zA-Z0-9 ]{1,20}$"}]}},
+        "required": ["variable", "op", "value"], "additionalProperties": False}
+    choice = {"type": "object", "properties": {
+        "type": {"const": "choice"}, "name": _NAME,
+        "branches": {"type": "array", "minItems": 1, "maxItems": 2, "items": {
+            "type": "object", "properties": {"condition": condition, "steps": simple_steps},
+            "required": ["condition", "steps"], "additionalProperties": False}}},
+        "required": ["type", "name", "branches"], "additionalProperties": False}
+    parallel = {"type": "object", "properties": {
+        "type": {"const": "parallel"}, "name": _NAME,
+        "branches": {"type": "array", "minItems": 2, "maxItems": 3, "items": {
+            "type": "object", "properties": {"steps": simple_steps}, "required": ["steps"],
+            "additionalProperties": False}}},
+        "required": ["type", "name", "branches"], "additionalProperties": False}
+    return {"type": "object", "properties": {
+        "key": _KEY, "name": _NAME,
+        "steps": {"type": "array", "minItems": 2, "maxItems": 6, "items": {"anyOf": [*_task_kinds(), choice, parallel]}}},
+        "required": ["key", "name", "steps"], "additionalProperties": False}

@@ -1,0 +1,265 @@
+"""Drafting: prompt -> authoring form (or edit ops on a base) -> compile -> validate ->
+simulate -> repair (bounded, every attempt traced) -> a minor-version Proposal in the queue.
+
+The model writes JSON under a JSON Schema (structured output); DAS does the rest. A failure
+at any stage (invalid JSON, schema errors, an edit that cannot apply, validation errors,
+stuck simulation runs) becomes a message back to the model. When repair cannot converge,
+nothing is filed and ``DraftFailed`` says why, with the last findings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from das.authoring import versions
+from das.authoring.context import known_process_keys, seed_from_processes, similar_context, task_type_lines
+from das.authoring.queue import Queue, new_proposal_id
+from das.authoring.wrappers import draft_wrappers
+from das.config import default_model
+from das.contracts import Proposal, Usage
+from das.errors import DasError, InvalidInput, UsageError
+from das.llm import gateway
+from das.output import progress
+from das.prompts import render
+
+SIM_RUNS = 20
+
+
+class DraftFailed(DasError):
+    """Repair did not converge; nothing was filed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, findings: list[str], attempts: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.findings = findings
+        self.attempts = attempts
+
+
+@dataclass
+class Candidate:
+    """One checked draft: its XML and reports, or the problems that stop it."""
+
+    xml: str | None = None
+    problems: list[str] = field(default_factory=list)
+    validation: dict[str, Any] = field(default_factory=dict)
+    simulation: dict[str, Any] = field(default_factory=dict)
+    payload: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.xml is not None and not self.problems
+
+
+def _json_from(text: str | None) -> Any:
+    body = (text or "").strip()
+    body = re.sub(r"^```(?:json)?\s*|\s*```$", "", body)
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
+
+
+def _schema_problems(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors()[:8]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
+        out.append(f"{loc}: {err['msg']}")
+    return out
+
+
+def check_xml(xml: str, key: str) -> Candidate:
+    """Validate and simulate compiled XML; errors and stuck runs are the problems to fix."""
+    from das.bpmn.simulate import simulate_xml
+    from das.bpmn.validate import validate
+
+    report = validate(xml.encode(), known_processes=known_process_keys() | {key}, name=f"{key}.bpmn")
+    validation = report.model_dump(mode="json")
+    problems = [f"{f.rule} on {f.element or 'process'}: {f.message}" for f in report.findings if f.severity == "error"]
+    simulation: dict[str, Any] = {}
+    if not problems:
+        simulation = simulate_xml(xml, runs=SIM_RUNS, seed=0)
+        for stuck in simulation.get("stuck", [])[:5]:
+            problems.append(f"simulation run got stuck at {stuck.get('element')}: {stuck.get('reason')}")
+        if simulation.get("completed", 0) == 0 and not simulation.get("stuck"):
+            problems.append("no simulated run reached an end event")
+    return Candidate(xml=xml, problems=problems, validation=validation, simulation=simulation)
+
+
+def _check_new(data: Any, key: str) -> Candidate:
+    from das.bpmn.authoring import parse_authoring
+    from das.bpmn.compile import compile_to_xml
+
+    if isinstance(data, dict):
+        data["key"] = key  # the key is the operator's choice, not the model's
+    try:
+        doc = parse_authoring(data)
+    except ValidationError as exc:
+        return Candidate(problems=_schema_problems(exc))
+    except ValueError as exc:
+        return Candidate(problems=[str(exc)])
+    try:
+        xml = compile_to_xml(doc)
+    except InvalidInput as exc:
+        return Candidate(problems=[exc.message])
+    cand = check_xml(xml, key)
+    cand.payload = doc.model_dump(mode="json", exclude_none=True)
+    return cand
+
+
+def _check_edit(data: Any, base_xml: str, key: str) -> Candidate:
+    from das.bpmn.edits import apply_edits, parse_ops
+    from das.bpmn.parse import parse
+    from das.bpmn.write import to_string
+
+    try:
+        ops = parse_ops(data)
+        defs = apply_edits(parse(base_xml.encode(), name=f"{key}.bpmn"), ops)
+    except DasError as exc:
+        return Candidate(problems=[exc.message])
+    cand = check_xml(to_string(defs), key)
+    cand.payload = [op.model_dump(mode="json", exclude_none=True) for op in ops]
+    return cand
+
+
+def _summarise(base_xml: str, key: str) -> str:
+    """A compact element list the model can reference by id (ids, types, names, topics, flows)."""
+    from das.bpmn.parse import parse
+
+    defs = parse(base_xml.encode(), name=f"{key}.bpmn")
+    lines = []
+    for node in defs.nodes.values():
+        extra = {k: v for k, v in node.attrs.items() if "topic" in k or "calledElement" in k or k == "camunda:type"}
+        where = f" in {node.parent}" if node.parent and node.parent != node.process else ""
+        attached = f" attached_to={node.attached_to}" if node.attached_to else ""
+        lines.append(f"- {node.type} id={node.id} name={node.name!r}{where}{attached} {extra or ''}".rstrip())
+    for flow in defs.flows.values():
+        cond = f" if {flow.condition}" if flow.condition else ""
+        lines.append(f"- flow {flow.id}: {flow.source} -> {flow.target}{cond}")
+    return "\n".join(lines[:200])
+
+
+def _loop(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], check, max_repairs: int,
+          usage: Usage) -> tuple[Candidate, list[dict[str, Any]]]:
+    attempts: list[dict[str, Any]] = []
+    last: list[str] = []
+    for attempt in range(max_repairs + 1):
+        started = time.perf_counter()
+        max_tokens = 700 if gateway.is_local(model) else 3000
+        reply = gateway.complete(model, messages, response_schema=schema, max_tokens=max_tokens, timeout_s=300)
+        usage.model_calls += 1
+        usage.input_tokens += reply.input_tokens
+        usage.output_tokens += reply.output_tokens
+        usage.cost_usd += reply.cost_usd
+        try:
+            cand = check(_json_from(reply.text))
+        except ValueError as exc:
+            cand = Candidate(problems=[str(exc)])
+        attempts.append({"attempt": attempt, "ok": cand.ok, "problems": cand.problems,
+                         "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens,
+                         "latency_ms": round((time.perf_counter() - started) * 1000, 1)})
+        progress(f"draft attempt {attempt}: {'ok' if cand.ok else f'{len(cand.problems)} problem(s)'}")
+        if cand.ok:
+            return cand, attempts
+        last = cand.problems
+        messages = [*messages, {"role": "assistant", "content": reply.text or ""},
+                    {"role": "user", "content": render("author_repair", problems="\n".join(f"- {p}" for p in last))}]
+    raise DraftFailed(f"the draft did not converge after {max_repairs} repair attempt(s); nothing was filed. "
+                      f"Last findings: {'; '.join(last[:5])}", last, attempts)
+
+
+def _derive_key(prompt: str) -> str:
+    words = re.findall(r"[a-z0-9]+", prompt.lower())[:4] or ["process"]
+    key = "_".join(words)
+    return key if key[0].isalpha() else f"p_{key}"
+
+
+def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = None, author: str = "engineer",
+                   model: str | None = None, max_repairs: int = 3, queue: Queue | None = None) -> Proposal:
+    """Draft, check, repair and file one proposal. Raises ``DraftFailed`` if repair fails."""
+    if not prompt.strip():
+        raise UsageError("the prompt is empty: describe the process or the change")
+    model = model or default_model()
+    queue = queue or Queue()
+    seed_from_processes(queue)
+    usage = Usage()
+    system = render("author_system")
+    if base:
+        from das.bpmn.diff import diff, render_text
+        from das.bpmn.edits import edit_script_schema
+        from das.bpmn.parse import parse
+
+        key, base_version = versions.split_ref(base)
+        base_version = base_version or queue.current_version(key)
+        base_xml = queue.artifact_of(key, base_version) if base_version else None
+        if base_xml is None:
+            raise UsageError(f"no process {key}@{base_version or '?'} is known; see `das queue list` or processes/")
+        user = render("author_edit", prompt=prompt, key=key, version=base_version, summary=_summarise(base_xml, key))
+        cand, attempts = _loop(model, [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                               edit_script_schema(), lambda d: _check_edit(d, base_xml, key), max_repairs, usage)
+        delta = diff(parse(base_xml.encode(), name="base"), parse(cand.xml.encode(), name="new"))
+        diff_json = {**delta.model_dump(mode="json"), "text": render_text(delta)}
+        edit_ops, version = cand.payload, versions.minor_bump(base_version)
+    else:
+        from das.authoring.compact_schema import compact_authoring_schema
+        from das.bpmn.authoring import authoring_json_schema
+
+        key = key or _derive_key(prompt)
+        schema = compact_authoring_schema() if gateway.is_local(model) else authoring_json_schema()
+        base_version = queue.current_version(key)
+        user = render("author_new", prompt=prompt, key=key, task_types=task_type_lines(),
+                      similar=similar_context(prompt))
+        cand, attempts = _loop(model, [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                               schema, lambda d: _check_new(d, key), max_repairs, usage)
+        edit_ops = []
+        version = versions.minor_bump(base_version) if base_version else "1.0.0"
+        diff_json = {"text": f"new process {key} (no base version)", "added": "all"} if not base_version else \
+            _full_diff(queue.artifact_of(key, base_version) or "", cand.xml)
+    wrappers = draft_wrappers(cand.xml) if cand.xml else []
+    proposal = Proposal(
+        id=new_proposal_id(), kind="process", key=key, base_version=base_version, version=version,
+        artifact=cand.xml or "", tde_wrappers=wrappers, validation=cand.validation, simulation=cand.simulation,
+        diff=diff_json, rationale=f"Drafted from the request: {prompt}", edit_ops=edit_ops, draft_trace=attempts,
+        value_measure={"repair_attempts": len(attempts) - 1, "model": model, **usage.model_dump()},
+        evidence=[{"prompt": prompt}], origin="chat", author=author)
+    return queue.file(proposal)
+
+
+def _full_diff(old_xml: str, new_xml: str) -> dict[str, Any]:
+    from das.bpmn.diff import diff, render_text
+    from das.bpmn.parse import parse
+
+    delta = diff(parse(old_xml.encode(), name="base"), parse(new_xml.encode(), name="new"))
+    return {**delta.model_dump(mode="json"), "text": render_text(delta)}
+
+
+def rebase_proposal(queue: Queue, proposal_id: str, actor: str) -> Proposal:
+    """Re-apply a stale change's edit ops on the key's current version, then re-check it."""
+    proposal = queue.get(proposal_id)
+    current = queue.current_version(proposal.key)
+    if proposal.base_version == current:
+        return proposal
+    if not proposal.edit_ops:
+        raise UsageError(f"proposal {proposal_id} has no edit operations to re-apply; draft it again on "
+                         f"{proposal.key}@{current}")
+    base_xml = queue.artifact_of(proposal.key, current) if current else None
+    if base_xml is None:
+        raise UsageError(f"the current version of {proposal.key} is unknown")
+    cand = _check_edit({"ops": proposal.edit_ops}, base_xml, proposal.key)
+    if not cand.ok:
+        raise DraftFailed(f"the edits do not apply cleanly on {proposal.key}@{current}: {'; '.join(cand.problems[:5])}",
+                          cand.problems, [])
+    return queue.replace_artifact(proposal_id, actor, {
+        "base_version": current, "version": versions.minor_bump(current), "artifact": cand.xml,
+        "validation": cand.validation, "simulation": cand.simulation,
+        "diff": _full_diff(base_xml, cand.xml)}, f"rebased onto {proposal.key}@{current} and re-validated")
+
+
+__all__ = ["DraftFailed", "check_xml", "draft_proposal", "rebase_proposal", "Path"]

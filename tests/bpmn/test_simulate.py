@@ -1,0 +1,143 @@
+"""Simulator: mocks, errors, timers, loops, bounds, and no crash on real-world BPMN."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from das.bpmn.compile import compile_to_xml
+from das.bpmn.simulate import simulate_file, simulate_xml
+
+HERE = Path(__file__).parent
+MIWG = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "bpmn-miwg-reference"
+ALL = json.loads((HERE / "authoring_all_features.json").read_text())
+KEYS = {"runs", "completed", "stuck", "coverage", "unreached", "ends", "unsupported"}
+
+
+def _xml(steps: list[dict]) -> str:
+    return compile_to_xml({"key": "p", "name": "P", "steps": steps})
+
+
+def test_all_features_complete_and_are_seeded() -> None:
+    a = simulate_xml(compile_to_xml(ALL), runs=25, seed=7)
+    b = simulate_xml(compile_to_xml(ALL), runs=25, seed=7)
+    assert KEYS <= set(a)
+    assert a["completed"] == 25 and a["stuck"] == []
+    assert {k: v for k, v in a.items() if k != "file"} == {k: v for k, v in b.items() if k != "file"}
+    assert 0.7 < a["coverage"] <= 1.0
+    assert sum(a["ends"].values()) == 25
+    constructs = {u["construct"].split(" (")[0] for u in a["unsupported"]}
+    assert constructs == {"compensation throw", "compensation boundary", "compensation handler"}
+
+
+def test_scripted_error_routes_to_its_boundary_end() -> None:
+    xml = _xml([{"type": "tde", "name": "t", "task_type": "x", "on_error": [
+        {"error_code": "DAS_GUARDRAIL", "then": "end", "end_id": "end_guardrail"},
+        {"error_code": "DAS_POLICY_DENIED", "then": "end", "end_id": "end_denied"}]}])
+    res = simulate_xml(xml, runs=3, mocks={"das-tde-probabilistic": {"error": "DAS_POLICY_DENIED"}})
+    assert res["ends"] == {"end_denied": 3} and res["completed"] == 3
+    res = simulate_xml(xml, runs=3, mocks={"x": {"tdeStatus": "succeeded"}})  # keyed by task type
+    assert res["ends"] == {"end": 3}
+
+
+def test_scripted_timeout_fires_the_timer_boundary() -> None:
+    xml = _xml([{"type": "user", "name": "approve", "timeout": {"duration": "PT1H", "then": "end", "end_id": "late"}}])
+    res = simulate_xml(xml, runs=2, mocks={"approve": {"timeout": True}})
+    assert res["ends"] == {"late": 2}
+
+
+def test_loop_runs_at_most_max_iterations_and_counts_reset() -> None:
+    xml = _xml([{"type": "loop", "name": "l", "max_iterations": 4, "condition": {"variable": "again", "value": True},
+                 "steps": [{"type": "external", "name": "work", "topic": "work"}]}])
+    res = simulate_xml(xml, runs=2, mocks={"work": {"again": True}, "$start": {"again": True}})
+    assert res["completed"] == 2 and res["stuck"] == []
+    # count how often the body ran: the 5th scripted call would throw an uncaught error
+    res = simulate_xml(xml, runs=1, mocks={"work": [{"again": True}] * 4 + [{"error": "NEVER"}]})
+    assert res["completed"] == 1  # the fifth call never happens: max_iterations=4 is honoured
+    res = simulate_xml(xml, runs=1, mocks={"work": [{"again": True}] * 3 + [{"error": "NEVER"}]})
+    assert res["stuck"] == [{"run": 0, "reason": "uncaught BPMN error NEVER", "element": "s1_l_s1"}]
+
+
+def test_timer_and_message_waits_use_a_virtual_clock() -> None:
+    xml = _xml([{"type": "wait", "name": "day", "on": {"timer": "P30D"}},
+                {"type": "wait", "name": "msg", "on": {"message": "ping"}}])
+    t = time.monotonic()
+    res = simulate_xml(xml, runs=3)
+    assert res["completed"] == 3 and time.monotonic() - t < 5
+
+
+def test_multi_instance_on_external_and_call_activity() -> None:
+    xml = _xml([{"type": "external", "name": "each", "topic": "t",
+                 "multi_instance": {"collection": "items", "element_variable": "item"}},
+                {"type": "call", "name": "c", "process_key": "sub",
+                 "multi_instance": {"collection": "items", "element_variable": "item", "mode": "sequential"}}])
+    res = simulate_xml(xml, runs=3)
+    assert res["completed"] == 3 and res["coverage"] == 1.0
+
+
+UNBOUNDED = """<?xml version="1.0"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="x">
+  <process id="p" isExecutable="true">
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="j"/>
+    <exclusiveGateway id="j"/><sequenceFlow id="f2" sourceRef="j" targetRef="t"/>
+    <task id="t"/><sequenceFlow id="f3" sourceRef="t" targetRef="j"/>
+  </process>
+</definitions>"""
+
+UNMATCHED = """<?xml version="1.0"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="x">
+  <process id="p" isExecutable="true">
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="x"/>
+    <exclusiveGateway id="x" default="f3"/>
+    <sequenceFlow id="f2" sourceRef="x" targetRef="a"><conditionExpression>${false}</conditionExpression></sequenceFlow>
+    <sequenceFlow id="f3" sourceRef="x" targetRef="b"/>
+    <task id="a"/><task id="b"/>
+    <sequenceFlow id="f4" sourceRef="a" targetRef="j"/><sequenceFlow id="f5" sourceRef="b" targetRef="j"/>
+    <parallelGateway id="j"/><sequenceFlow id="f6" sourceRef="j" targetRef="e"/><endEvent id="e"/>
+  </process>
+</definitions>"""
+
+
+def test_unbounded_cycle_is_stuck_with_loop_bound_hit() -> None:
+    t = time.monotonic()
+    res = simulate_xml(UNBOUNDED, runs=2, max_steps=100)
+    assert time.monotonic() - t < 10
+    assert res["completed"] == 0
+    assert [s["reason"] for s in res["stuck"]] == ["loop bound hit", "loop bound hit"]
+
+
+def test_unmatched_parallel_join_is_reported() -> None:
+    res = simulate_xml(UNMATCHED, runs=2)
+    assert res["completed"] == 0
+    assert {(s["reason"], s["element"]) for s in res["stuck"]} == {("unmatched join", "j")}
+    assert "a" in res["unreached"] and "e" in res["unreached"]
+
+
+@pytest.mark.parametrize("text", [
+    '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><d>&b;</d>',
+    '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><d>&x;</d>',
+    "<definitions xmlns='http://www.omg.org/spec/BPMN/20100524/MODEL'><process id='p'>",
+    "<html><body>not bpmn</body></html>",
+])
+def test_hostile_or_broken_input_is_a_finding(text: str) -> None:
+    res = simulate_xml(text, runs=3)
+    assert res["runs"] == 0 and res["completed"] == 0
+    assert res["unsupported"] and res["unsupported"][0]["construct"] == "unparseable"
+
+
+@pytest.mark.skipif(not MIWG.is_dir(), reason="MIWG corpus not present")
+@pytest.mark.parametrize("path", sorted(MIWG.glob("*.bpmn")) if MIWG.is_dir() else [], ids=lambda p: p.name)
+def test_miwg_simulates_or_names_unsupported(path: Path) -> None:
+    t = time.monotonic()
+    res = simulate_file(path, runs=10, seed=1)
+    assert time.monotonic() - t < 20
+    assert KEYS <= set(res)
+    assert 0.0 <= res["coverage"] <= 1.0
+    if res["runs"] == 0 or res["completed"] < res["runs"]:
+        # not simulated, or not every run completed: the reason must be named
+        assert res["unsupported"] or all(s["reason"] for s in res["stuck"])
+    else:
+        assert res["stuck"] == []

@@ -1,0 +1,75 @@
+"""Outcome mapping of the worker, without an engine (DESIGN.md, "Engine contract")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from das.contracts import Policy, TdeResult
+from das.engine.client import ExternalTask
+from das.engine.handlers import (
+    correlation_of,
+    default_idempotency_key,
+    failure_retries,
+    outcome_for_result,
+    parse_task_spec,
+)
+from das.errors import InvalidInput
+
+
+def task(retries=None, **variables) -> ExternalTask:
+    return ExternalTask.from_json({
+        "id": "t1", "topicName": "das-tde-probabilistic", "workerId": "w", "retries": retries,
+        "processInstanceId": "pi1", "activityId": "tde", "activityInstanceId": "tde:ai1",
+        "businessKey": None, "priority": 0,
+        "variables": {k: {"type": "Json", "value": json.dumps(v)} if isinstance(v, dict)
+                      else {"type": "String", "value": v} for k, v in variables.items()}})
+
+
+def result(stop_reason: str, status: str = "failed") -> TdeResult:
+    return TdeResult(status=status, stop_reason=stop_reason, message="why")
+
+
+@pytest.mark.parametrize("stop,code", [
+    ("max_iterations", "DAS_GUARDRAIL"), ("timeout", "DAS_GUARDRAIL"), ("max_tokens", "DAS_GUARDRAIL"),
+    ("max_cost_usd", "DAS_GUARDRAIL"), ("max_tool_calls", "DAS_GUARDRAIL"),
+    ("invalid_output", "DAS_INVALID_OUTPUT"), ("policy_denied", "DAS_POLICY_DENIED")])
+def test_stops_become_bpmn_errors_with_the_result(stop: str, code: str) -> None:
+    out = outcome_for_result(task(), result(stop), Policy())
+    assert out.kind == "bpmn_error" and out.error_code == code
+    assert out.variables["tdeResult"].value["stop_reason"] == stop
+    assert out.variables["tdeStatus"] == "failed"
+
+
+def test_success_completes_with_json_and_flat_status() -> None:
+    out = outcome_for_result(task(), result("completed", "succeeded"), Policy())
+    assert out.kind == "complete"
+    assert out.variables["tdeStatus"] == "succeeded"
+    assert out.variables["tdeResult"].value["status"] == "succeeded"
+
+
+def test_technical_failure_uses_policy_retries_then_counts_down() -> None:
+    policy = Policy(retries=3, retry_backoff_s=2.5)
+    first = outcome_for_result(task(), result("error"), policy)
+    assert (first.kind, first.retries, first.retry_timeout_ms) == ("failure", 3, 2500)
+    assert outcome_for_result(task(retries=3), result("error"), policy).retries == 2
+    assert outcome_for_result(task(retries=1), result("error"), policy).retries == 0  # -> incident
+    assert failure_retries(task(retries=0), policy) == 0
+
+
+def test_spec_gets_correlation_and_idempotency_defaults() -> None:
+    t = task(taskSpec={"task_type": "summarize", "prompt": "p"}, correlationId="c-1")
+    spec = parse_task_spec(t, correlation_of(t))
+    assert spec.correlation_id == "c-1"
+    assert spec.idempotency_key == default_idempotency_key(t) == "pi1:tde:ai1"
+    own = task(taskSpec={"task_type": "s", "prompt": "p", "idempotency_key": "mine", "correlation_id": "x"})
+    spec = parse_task_spec(own, correlation_of(own))
+    assert (spec.idempotency_key, spec.correlation_id) == ("mine", "x")
+
+
+def test_bad_spec_is_invalid_input_naming_the_field() -> None:
+    with pytest.raises(InvalidInput, match="prompt"):
+        parse_task_spec(task(taskSpec={"task_type": "s"}), "c")
+    with pytest.raises(InvalidInput, match="missing"):
+        parse_task_spec(task(), "c")
