@@ -84,8 +84,19 @@ def queue_list(status: str | None, fmt: str) -> None:
 @click.argument("proposal_id")
 @FORMAT
 def queue_show(proposal_id: str, fmt: str) -> None:
-    """Show a proposal: findings, simulation, diff, rationale and history."""
-    emit(_queue().get(proposal_id), fmt, render_proposal)
+    """Show a proposal: findings, simulation, diff, rationale and history.
+
+    PROPOSAL_ID may be `last` for the most recently filed proposal.
+    """
+    q = _queue()
+    if proposal_id == "last":
+        rows = q.list()
+        if not rows:
+            from das.errors import NegativeResult
+
+            raise NegativeResult("the queue is empty; file a proposal with `das draft`")
+        proposal_id = rows[-1]["id"]
+    emit(q.get(proposal_id), fmt, render_proposal)
 
 
 @queue.command("diff")

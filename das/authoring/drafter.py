@@ -181,6 +181,22 @@ def _derive_key(prompt: str) -> str:
     return key if key[0].isalpha() else f"p_{key}"
 
 
+def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
+                   usage: Usage | None = None) -> tuple[Candidate, list[dict[str, Any]]]:
+    """Draft and check a new process without filing it (evals use this directly).
+
+    Small local models get the compact schema; others get the full authoring form.
+    """
+    from das.authoring.compact_schema import compact_authoring_schema
+    from das.bpmn.authoring import authoring_json_schema
+
+    schema = compact_authoring_schema() if gateway.is_local(model) else authoring_json_schema()
+    user = render("author_new", prompt=prompt, key=key, task_types=task_type_lines(),
+                  similar=similar_context(prompt))
+    messages = [{"role": "system", "content": render("author_system")}, {"role": "user", "content": user}]
+    return _loop(model, messages, schema, lambda d: _check_new(d, key), max_repairs, usage or Usage())
+
+
 def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = None, author: str = "engineer",
                    model: str | None = None, max_repairs: int = 3, queue: Queue | None = None) -> Proposal:
     """Draft, check, repair and file one proposal. Raises ``DraftFailed`` if repair fails."""
@@ -208,16 +224,9 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
         diff_json = {**delta.model_dump(mode="json"), "text": render_text(delta)}
         edit_ops, version = cand.payload, versions.minor_bump(base_version)
     else:
-        from das.authoring.compact_schema import compact_authoring_schema
-        from das.bpmn.authoring import authoring_json_schema
-
         key = key or _derive_key(prompt)
-        schema = compact_authoring_schema() if gateway.is_local(model) else authoring_json_schema()
         base_version = queue.current_version(key)
-        user = render("author_new", prompt=prompt, key=key, task_types=task_type_lines(),
-                      similar=similar_context(prompt))
-        cand, attempts = _loop(model, [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                               schema, lambda d: _check_new(d, key), max_repairs, usage)
+        cand, attempts = draft_document(prompt, key, model, max_repairs, usage)
         edit_ops = []
         version = versions.minor_bump(base_version) if base_version else "1.0.0"
         diff_json = {"text": f"new process {key} (no base version)", "added": "all"} if not base_version else \

@@ -64,7 +64,7 @@ class Queue:
 
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, key, kind, base_version, version, status, author, origin, created_at FROM proposals"
-        rows = self.store.db.execute(sql + (" WHERE status = ?" if status else "") + " ORDER BY created_at",
+        rows = self.store.db.execute(sql + (" WHERE status = ?" if status else "") + " ORDER BY created_at, rowid",
                                      (status,) if status else ())
         return [dict(r) for r in rows]
 

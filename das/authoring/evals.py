@@ -1,0 +1,208 @@
+"""The authoring eval: draft each case's prompt with a model and score it against a reference.
+
+Why a separate module: the drafter files proposals; the eval must not. It calls
+``draft_document`` (draft, check, repair, no filing) and scores what comes back, so the numbers
+measure the same loop ``das draft`` runs. The scorer is documented in evals/authoring/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from das.config import default_model, resource_dir
+from das.output import progress
+
+MAX_REPAIRS = 3
+SIM_RUNS = 20
+JACCARD_MIN = 0.5
+ACTIVITY_FAMILY = {
+    "task": "task", "serviceTask": "task", "userTask": "task", "sendTask": "task", "receiveTask": "task",
+    "scriptTask": "task", "businessRuleTask": "task", "manualTask": "task",
+    "callActivity": "call", "subProcess": "subprocess", "transaction": "subprocess",
+}
+GATEWAYS = {"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway"}
+STOPWORDS = {"a", "an", "the", "of", "to", "and", "or", "for", "on", "in", "by", "with", "from", "via", "is", "it"}
+
+
+def cases_root() -> Path:
+    return resource_dir("evals") / "authoring" / "cases"
+
+
+def load_cases(cases_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Every ``*.json`` case, in file-name order (so ``limit`` always picks the same cases)."""
+    folder = Path(cases_dir) if cases_dir else cases_root()
+    cases = []
+    for path in sorted(folder.glob("*.json")):
+        case = json.loads(path.read_text())
+        missing = {"key", "prompt", "reference"} - set(case)
+        if missing:
+            raise ValueError(f"{path.name}: missing {', '.join(sorted(missing))}")
+        case["file"] = path.name
+        cases.append(case)
+    return cases
+
+
+def reference_xml(case: dict[str, Any]) -> str:
+    """Compile a case's reference (its key forced to the case key, as the drafter does)."""
+    from das.bpmn.authoring import parse_authoring
+    from das.bpmn.compile import compile_to_xml
+
+    return compile_to_xml(parse_authoring({**case["reference"], "key": case["key"]}))
+
+
+def known_keys(key: str) -> set[str]:
+    """Reference processes in processes/ plus the case's own key (call targets that exist)."""
+    from das.authoring.context import reference_processes
+
+    return set(reference_processes()) | {key}
+
+
+def check_reference(case: dict[str, Any]) -> dict[str, Any]:
+    """Compile, validate and simulate a reference; the test asserts every one is clean."""
+    from das.bpmn.simulate import simulate_xml
+    from das.bpmn.validate import validate
+
+    xml = reference_xml(case)
+    report = validate(xml.encode(), known_processes=known_keys(case["key"]), name=f"{case['key']}.bpmn")
+    errors = [f"{f.rule} on {f.element}: {f.message}" for f in report.findings if f.severity == "error"]
+    sim = simulate_xml(xml, runs=SIM_RUNS, seed=0) if not errors else {}
+    return {"key": case["key"], "errors": errors, "stuck": sim.get("stuck", []),
+            "completed": sim.get("completed", 0), "runs": sim.get("runs", 0)}
+
+
+# --- scorer -----------------------------------------------------------------------------
+
+
+def tokens(name: str | None) -> frozenset[str]:
+    """Lower-case alphanumeric words, stopwords dropped, a plural ``s`` stripped (len > 3)."""
+    words = re.findall(r"[a-z0-9]+", (name or "").lower())
+    return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+                     for w in words if w not in STOPWORDS)
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)
+
+
+def elements(xml: str) -> tuple[list[tuple[str, frozenset[str]]], Counter[str]]:
+    """Activities as (family, name tokens) and gateways as a type multiset."""
+    from das.bpmn.parse import parse
+
+    defs = parse(xml.encode(), name="scored.bpmn")
+    acts = [(ACTIVITY_FAMILY[n.type], tokens(n.name)) for n in defs.nodes.values() if n.type in ACTIVITY_FAMILY]
+    gws = Counter(n.type for n in defs.nodes.values() if n.type in GATEWAYS)
+    return acts, gws
+
+
+def match_activities(cand: list[tuple[str, frozenset[str]]], ref: list[tuple[str, frozenset[str]]]) -> int:
+    """Greedy one-to-one matching: highest Jaccard first, same family, Jaccard >= JACCARD_MIN."""
+    pairs = sorted(((jaccard(c[1], r[1]), i, j) for i, c in enumerate(cand) for j, r in enumerate(ref)
+                    if c[0] == r[0]), key=lambda p: (-p[0], p[1], p[2]))
+    used_c: set[int] = set()
+    used_r: set[int] = set()
+    for sim, i, j in pairs:
+        if sim < JACCARD_MIN:
+            break
+        if i not in used_c and j not in used_r:
+            used_c.add(i)
+            used_r.add(j)
+    return len(used_c)
+
+
+def f1(matched: int, predicted: int, gold: int) -> float:
+    """2PR/(P+R) == 2m/(p+g); two empty sets agree perfectly."""
+    return 1.0 if predicted + gold == 0 else round(2 * matched / (predicted + gold), 4)
+
+
+def score_xml(candidate: str, reference: str) -> dict[str, float]:
+    """Element-level F1 of a candidate against a reference (activities, gateways, overall)."""
+    c_acts, c_gws = elements(candidate)
+    r_acts, r_gws = elements(reference)
+    m_act = match_activities(c_acts, r_acts)
+    m_gw = sum((c_gws & r_gws).values())
+    n_cgw, n_rgw = sum(c_gws.values()), sum(r_gws.values())
+    return {"f1_activities": f1(m_act, len(c_acts), len(r_acts)), "f1_gateways": f1(m_gw, n_cgw, n_rgw),
+            "f1": f1(m_act + m_gw, len(c_acts) + n_cgw, len(r_acts) + n_rgw)}
+
+
+# --- runner -----------------------------------------------------------------------------
+
+
+def _tokens_of(attempts: list[dict[str, Any]]) -> tuple[int, int]:
+    return (sum(int(a.get("input_tokens") or 0) for a in attempts),
+            sum(int(a.get("output_tokens") or 0) for a in attempts))
+
+
+def run_case(case: dict[str, Any], model: str) -> dict[str, Any]:
+    """Draft one case and score it; a failed draft scores 0 and keeps its attempts and tokens."""
+    from das.authoring.drafter import DraftFailed, draft_document
+    from das.contracts import Usage
+
+    row: dict[str, Any] = {"key": case["key"], "valid": False, "simulated": False, "repair_attempts": 0,
+                           "f1_activities": 0.0, "f1_gateways": 0.0, "f1": 0.0,
+                           "input_tokens": 0, "output_tokens": 0, "latency_s": 0.0}
+    usage = Usage()
+    started = time.perf_counter()
+    try:
+        cand, attempts = draft_document(case["prompt"], case["key"], model, max_repairs=MAX_REPAIRS, usage=usage)
+    except DraftFailed as exc:
+        attempts = exc.attempts
+        row["error"] = str(exc)
+        cand = None
+    except Exception as exc:  # a provider or tooling failure is a result for this case, not a crash
+        attempts = []
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        cand = None
+    row["latency_s"] = round(time.perf_counter() - started, 2)
+    row["repair_attempts"] = max(len(attempts) - 1, 0)
+    row["input_tokens"], row["output_tokens"] = _tokens_of(attempts)
+    if not attempts:
+        row["input_tokens"], row["output_tokens"] = usage.input_tokens, usage.output_tokens
+    if cand is not None and cand.xml:
+        row["valid"] = bool(cand.validation.get("valid"))
+        sim = cand.simulation or {}
+        row["simulated"] = bool(row["valid"] and not sim.get("stuck") and sim.get("completed", 0) > 0)
+        row.update(score_xml(cand.xml, reference_xml(case)))
+    return row
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 4) if values else 0.0
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "cases": len(rows),
+        "valid_rate": _mean([1.0 if r["valid"] else 0.0 for r in rows]),
+        "simulation_pass_rate": _mean([1.0 if r["simulated"] else 0.0 for r in rows]),
+        "mean_repair_attempts": _mean([r["repair_attempts"] for r in rows]),
+        "mean_f1_activities": _mean([r["f1_activities"] for r in rows]),
+        "mean_f1_gateways": _mean([r["f1_gateways"] for r in rows]),
+        "mean_f1": _mean([r["f1"] for r in rows]),
+        "total_tokens": sum(r["input_tokens"] + r["output_tokens"] for r in rows),
+        "mean_latency_s": _mean([r["latency_s"] for r in rows]),
+    }
+
+
+def run_authoring_eval(model: str | None = None, limit: int | None = None,
+                       cases_dir: Path | None = None) -> dict[str, Any]:
+    """Run the suite (first ``limit`` cases) against ``model``; returns per-case rows and a summary."""
+    model = model or default_model()
+    cases = load_cases(cases_dir)
+    if limit is not None:
+        cases = cases[: max(limit, 0)]
+    rows = []
+    for n, case in enumerate(cases, 1):
+        progress(f"eval {n}/{len(cases)}: {case['key']}")
+        rows.append(run_case(case, model))
+    return {"model": model, "cases": rows, "summary": summarise(rows)}
+
+
+__all__ = ["load_cases", "check_reference", "reference_xml", "score_xml", "run_authoring_eval"]
