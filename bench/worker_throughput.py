@@ -82,14 +82,17 @@ def run_baseline(url: str, client, key: str, topic: str, n: int, max_tasks: int)
     return n / (end - started)
 
 
-def run_das(client_factory, key: str, topic: str, n: int, workers: int, max_tasks: int):
-    from das.engine.handlers import HANDLERS, TOPIC_TDE
+def run_das(client_factory, key: str, topic: str, n: int, workers: int, max_tasks: int, handler=None):
+    from das.engine.handlers import HANDLERS, TOPIC_TDE, TopicHandler
     from das.engine.worker import Worker, WorkerConfig
 
     client = client_factory()
-    config = WorkerConfig(topics=[f"{topic}={TOPIC_TDE}"], workers=workers, model="test/auto",
-                          poll_ms=2000, max_tasks_per_fetch=max_tasks, grace_s=5)
-    worker = Worker(client, config, handlers=HANDLERS)
+    handlers = dict(HANDLERS)
+    if handler is not None:
+        handlers["noop"] = TopicHandler(handler, ["taskSpec"])
+    config = WorkerConfig(topics=[f"{topic}={'noop' if handler else TOPIC_TDE}"], workers=workers,
+                          model="test/auto", poll_ms=2000, max_tasks_per_fetch=max_tasks, grace_s=5)
+    worker = Worker(client, config, handlers=handlers)
     thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
     started = time.monotonic()
     thread.start()
@@ -100,19 +103,29 @@ def run_das(client_factory, key: str, topic: str, n: int, workers: int, max_task
     return n / (end - started), worker.metrics
 
 
+def _noop(task, ctx):
+    from das.engine.handlers import Outcome
+
+    return Outcome("complete")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=8, help="DAS handler threads")
     parser.add_argument("--max-tasks", type=int, default=10, help="maxTasks per fetch, both workers")
     parser.add_argument("--engine-url", default=None, help="use a running engine instead of starting one")
+    parser.add_argument("--java-opts", choices=["fast-start", "default"], default="default",
+                        help="JVM options of the started engine (engine_process presets)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; best of each side counts")
+    parser.add_argument("--noop", action="store_true", help="also time the DAS worker with a no-op handler")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from das.agents import tde_loop  # noqa: F401 - warm imports before timing
     from das.engine.client import EngineClient
-    from das.engine.engine_process import EngineProcess
+    from das.engine.engine_process import DEFAULT_JAVA_OPTS, FAST_START_JAVA_OPTS, EngineProcess
 
     tmp = Path(tempfile.mkdtemp(prefix="das-bench-"))
     os.environ["DAS_HOME"] = str(tmp / "home")
@@ -120,44 +133,56 @@ def main(argv: list[str] | None = None) -> int:
     url = args.engine_url
     if not url:
         url = f"http://127.0.0.1:{free_port()}/engine-rest"
-        engine = EngineProcess(url, data_dir=tmp / "engine-data", log_path=tmp / "engine.log")
+        opts = FAST_START_JAVA_OPTS if args.java_opts == "fast-start" else DEFAULT_JAVA_OPTS
+        engine = EngineProcess(url, data_dir=tmp / "engine-data", log_path=tmp / "engine.log", java_opts=opts)
         engine.start()
         print(f"engine started in {engine.startup_s:.1f}s at {url}", file=sys.stderr)
     client = EngineClient(url, max_connections=args.workers + 8)
     try:
         run = f"{int(time.time())}"
-        # warm-up: JIT in the engine, imports and litellm in DAS
-        prepare(client, f"warm_das_{run}", f"warm-das-{run}", 50)
-        run_das(lambda: EngineClient(url, max_connections=args.workers + 8), f"warm_das_{run}",
-                f"warm-das-{run}", 50, args.workers, args.max_tasks)
-        prepare(client, f"warm_base_{run}", f"warm-base-{run}", 50)
-        run_baseline(url, client, f"warm_base_{run}", f"warm-base-{run}", 50, args.max_tasks)
+        factory = lambda: EngineClient(url, max_connections=args.workers + 8)  # noqa: E731
 
-        prepare(client, f"bench_base_{run}", f"bench-base-{run}", args.tasks)
-        base_rate = run_baseline(url, client, f"bench_base_{run}", f"bench-base-{run}", args.tasks,
-                                 args.max_tasks)
-        print(f"baseline (PyPI client, no-op handler): {base_rate:.1f} tasks/s", file=sys.stderr)
-        prepare(client, f"bench_das_{run}", f"bench-das-{run}", args.tasks)
-        das_rate, metrics = run_das(lambda: EngineClient(url, max_connections=args.workers + 8),
-                                    f"bench_das_{run}", f"bench-das-{run}", args.tasks, args.workers,
-                                    args.max_tasks)
-        topic = f"bench-das-{run}"
+        def das_round(tag: str, n: int, handler=None) -> float:
+            prepare(client, f"das_{tag}_{run}", f"das-{tag}-{run}", n)
+            rate, _ = run_das(factory, f"das_{tag}_{run}", f"das-{tag}-{run}", n, args.workers,
+                              args.max_tasks, handler)
+            return rate
+
+        def base_round(tag: str, n: int) -> float:
+            prepare(client, f"base_{tag}_{run}", f"base-{tag}-{run}", n)
+            return run_baseline(url, client, f"base_{tag}_{run}", f"base-{tag}-{run}", n, args.max_tasks)
+
+        # warm-up: JIT in the engine, imports and litellm in DAS
+        das_round("warm", 100)
+        base_round("warm", 100)
+        base_rates, das_rates, noop_rates = [], [], []
+        for r in range(args.rounds):  # interleaved, so load from elsewhere hits both sides alike
+            base_rates.append(base_round(f"r{r}", args.tasks))
+            das_rates.append(das_round(f"r{r}", args.tasks))
+            print(f"round {r + 1}: baseline {base_rates[-1]:.1f}/s, DAS {das_rates[-1]:.1f}/s",
+                  file=sys.stderr)
+        if args.noop:
+            noop_rates.append(das_round("noop", args.tasks, _noop))
+        base_rate, das_rate = max(base_rates), max(das_rates)
         result = {
-            "tasks": args.tasks, "das_workers": args.workers, "max_tasks": args.max_tasks,
+            "tasks": args.tasks, "rounds": args.rounds, "das_workers": args.workers,
+            "max_tasks": args.max_tasks,
             "baseline_tasks_per_s": round(base_rate, 1), "das_tasks_per_s": round(das_rate, 1),
             "ratio": round(das_rate / base_rate, 2),
-            "das_completed": metrics.value("das_worker_tasks_completed_total", topic=topic),
-            "das_loop_iterations": metrics.value("das_worker_loop_iterations_total", topic=topic),
+            "all_baseline": [round(x, 1) for x in base_rates], "all_das": [round(x, 1) for x in das_rates],
+            "das_noop_handler_tasks_per_s": round(noop_rates[0], 1) if noop_rates else None,
             "engine_startup_s": round(engine.startup_s, 1) if engine and engine.startup_s else None,
         }
         if args.json:
             print(json.dumps(result, indent=2))
         else:
-            print(f"tasks: {args.tasks}")
+            print(f"tasks per run: {args.tasks}, rounds: {args.rounds} (best of each side reported)")
             print(f"baseline (camunda-external-task-client-python3, no-op handler): "
                   f"{result['baseline_tasks_per_s']} tasks/s")
             print(f"DAS worker ({args.workers} handlers, TDE loop with test model, guardrails, trace, "
                   f"idempotency store): {result['das_tasks_per_s']} tasks/s")
+            if noop_rates:
+                print(f"DAS worker with a no-op handler: {result['das_noop_handler_tasks_per_s']} tasks/s")
             print(f"ratio DAS/baseline: {result['ratio']}x")
     finally:
         client.close()

@@ -23,6 +23,7 @@ from das.output import set_quiet
 COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("das.commands_core:schema", "Print the JSON Schema of a contract."),
     "tde": ("das.commands_core:tde", "List task types and run probabilistic TDEs."),
+    "select": ("das.commands_core:select", "Let an LLM team choose the next task among candidates."),
     "bpmn": ("das.bpmn.commands:bpmn", "Compile, validate, simulate and diff BPMN."),
     "serve": ("das.engine.commands:serve", "Run the external-task worker against the engine."),
     "kernel": ("das.engine.commands:kernel", "Start, check and stop the engine and deployments."),

@@ -104,3 +104,32 @@ def _render_result(result: TdeResult) -> str:
         detail = step.tool or step.evaluation or (step.thought or "")[:80]
         lines.append(f"  [{step.iteration}] {step.phase:<8} {detail}" + (f"  ERROR: {step.error}" if step.error else ""))
     return "\n".join(lines)
+
+
+@click.command()
+@click.option("--candidates", "candidates_path", required=True, metavar="FILE|-",
+              help="JSON list of candidate task specs (or task type names).")
+@click.option("--context", "context_path", metavar="FILE", help="JSON object with the process context.")
+@click.option("--members", default=3, show_default=True, type=click.IntRange(1, 7), help="Team size.")
+@click.option("--model", "models", multiple=True, help="Model per member (repeat); default $DAS_MODEL.")
+@FORMAT
+def select(candidates_path: str, context_path: str | None, members: int, models: tuple[str, ...], fmt: str) -> None:
+    """Let an LLM team pick the next task among CANDIDATES; prints a Decision.
+
+    The choice is always one of the candidates, or an escalation to a human when there is
+    no strict majority (exit 1). Votes, rationale and dissent are in the output.
+    """
+    from das.agents.team import select_task
+
+    try:
+        candidates = json.loads(sys.stdin.read() if candidates_path == "-" else open(candidates_path).read())
+        context = json.loads(open(context_path).read()) if context_path else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"cannot read candidates/context: {exc}") from exc
+    decision = select_task(candidates, context, models=list(models) or None, members=members)
+    emit(decision, fmt, lambda d: (f"{d.mode}: " + (f"candidate {d.chosen_index} "
+                                                     f"({(d.chosen or {}).get('task_type', '?')})"
+                                                     if d.chosen_index is not None else "escalate to a human")
+                                   + f", confidence {d.confidence}\n{d.rationale}"))
+    if decision.chosen_index is None:
+        sys.exit(1)

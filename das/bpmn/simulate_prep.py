@@ -26,6 +26,7 @@ NOT_FLOW_NODES = {"sequenceFlow", "association", "textAnnotation", "dataObject",
 FLOW_NODES = TASKLIKE | {"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
                          "boundaryEvent", "exclusiveGateway", "inclusiveGateway", "parallelGateway",
                          "eventBasedGateway", "complexGateway", "subProcess", "transaction", "adHocSubProcess"}
+SUBPROCESSES = {"subProcess", "transaction", "adHocSubProcess"}
 BOUNDARY_TIMER = '"P36500D"'
 IMMEDIATE_TIMER = '"PT0S"'
 
@@ -139,6 +140,8 @@ def _rewrite(prep: Prepared, root: etree._Element, main: etree._Element) -> None
 
         if tag in TASKLIKE:
             _tasklike(prep, el)
+        elif tag in SUBPROCESSES:
+            _multi_instance(prep, el)  # a multi-instance sub-process needs its collection too
         if tag == "conditionExpression":
             _condition(prep, el)
         if tag in ("sequenceFlow",) or tag in FLOW_NODES:
@@ -242,35 +245,44 @@ def _tasklike(prep: Prepared, el: etree._Element) -> None:
             if local(child) == "standardLoopCharacteristics":
                 prep.note("standardLoopCharacteristics (run once)", eid)
             el.remove(child)
+    _multi_instance(prep, el)
+
+
+def _multi_instance(prep: Prepared, el: etree._Element) -> None:
+    """Make a multi-instance activity (task, call activity or sub-process) runnable: the
+    collection becomes a start variable holding a list, the element variable gets a private
+    name, and a missing or untranslatable collection / cardinality runs the body twice."""
+    eid = el.get("id", "")
     mi = el.find(m("multiInstanceLoopCharacteristics"))
-    if mi is not None:
-        coll = mi.get(f"{{{C}}}collection")
-        if coll and coll.startswith("${"):
-            coll = coll[2:-1].strip()
-            mi.set(f"{{{C}}}collection", coll)
-        if mi.get(f"{{{C}}}elementVariable"):  # instance-local in Camunda: keep it out of the way
-            mi.set(f"{{{C}}}elementVariable", f"das_item_{eid}")
-        if coll and coll.isidentifier():
-            prep.collections.add(coll)
-        elif mi.find(m("loopCardinality")) is None:
-            for child in list(mi):
-                mi.remove(child)
-            if coll:
-                del mi.attrib[f"{{{C}}}collection"]
-            card = etree.SubElement(mi, m("loopCardinality"))
+    if mi is None:
+        return
+    coll = mi.get(f"{{{C}}}collection")
+    if coll and coll.startswith("${"):
+        coll = coll[2:-1].strip()
+        mi.set(f"{{{C}}}collection", coll)
+    if mi.get(f"{{{C}}}elementVariable"):  # instance-local in Camunda: keep it out of the way
+        mi.set(f"{{{C}}}elementVariable", f"das_item_{eid}")
+    if coll and coll.isidentifier():
+        prep.collections.add(coll)
+    elif mi.find(m("loopCardinality")) is None:
+        for child in list(mi):
+            mi.remove(child)
+        if coll:
+            del mi.attrib[f"{{{C}}}collection"]
+        card = etree.SubElement(mi, m("loopCardinality"))
+        card.text = "2"
+        prep.note("multi-instance without a camunda:collection (run twice)", eid)
+    else:
+        card = mi.find(m("loopCardinality"))
+        try:
+            card.text = str(int(juel.to_python("${" + (card.text or "2").strip("${} ") + "}")))
+        except (ValueError, juel.JuelUnsupported):
             card.text = "2"
-            prep.note("multi-instance without a camunda:collection (run twice)", eid)
-        else:
-            card = mi.find(m("loopCardinality"))
-            try:
-                card.text = str(int(juel.to_python("${" + (card.text or "2").strip("${} ") + "}")))
-            except (ValueError, juel.JuelUnsupported):
-                card.text = "2"
-                prep.note("multi-instance cardinality expression (run twice)", eid)
-        cc = mi.find(m("completionCondition"))
-        if cc is not None:
-            mi.remove(cc)
-            prep.note("multi-instance completionCondition (ignored)", eid)
+            prep.note("multi-instance cardinality expression (run twice)", eid)
+    cc = mi.find(m("completionCondition"))
+    if cc is not None:
+        mi.remove(cc)
+        prep.note("multi-instance completionCondition (ignored)", eid)
 
 
 def _condition(prep: Prepared, el: etree._Element) -> None:

@@ -31,6 +31,8 @@ def _split_topics(values: tuple[str, ...]) -> list[str]:
               help="Long-polling asyncResponseTimeout of one fetchAndLock.")
 @click.option("--max-tasks", type=click.IntRange(1, 1000), default=32, show_default=True,
               help="Most tasks locked by one fetch (never more than free handlers).")
+@click.option("--prefetch", type=click.IntRange(-1, 1000), default=-1, show_default=True,
+              help="Tasks locked ahead of free handlers (-1 = as many as --workers, 0 = none).")
 @click.option("--grace", "grace_s", type=float, default=30.0, show_default=True,
               help="Seconds in-flight tasks may finish after SIGTERM before they are unlocked.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0,
@@ -40,7 +42,7 @@ def _split_topics(values: tuple[str, ...]) -> list[str]:
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def serve(topics: tuple[str, ...], workers: int, model: str | None, policy_file: str | None,
-          engine_url: str | None, lock_ms: int, poll_ms: int, max_tasks: int, grace_s: float,
+          engine_url: str | None, lock_ms: int, poll_ms: int, max_tasks: int, prefetch: int, grace_s: float,
           metrics_port: int, metrics_addr: str, worker_id: str | None, log_level: str) -> None:
     """Run the external-task worker until SIGTERM (JSON logs on stderr).
 
@@ -56,7 +58,7 @@ def serve(topics: tuple[str, ...], workers: int, model: str | None, policy_file:
     setup_json_logging(log_level)
     _warm_up()
     config = WorkerConfig(topics=_split_topics(topics), workers=workers, worker_id=worker_id or "",
-                          lock_duration_ms=lock_ms, poll_ms=poll_ms, max_tasks_per_fetch=max_tasks,
+                          lock_duration_ms=lock_ms, poll_ms=poll_ms, max_tasks_per_fetch=max_tasks, prefetch=prefetch,
                           model=model, policy_file=policy_file, grace_s=grace_s)
     metrics = WorkerMetrics()
     if metrics_port:

@@ -3,7 +3,7 @@
 The mapping follows DESIGN.md, "Engine contract":
 
 * succeeded                                   -> complete with ``tdeResult`` (Json) + flat
-                                                 ``tdeStatus`` / ``tdeStopReason`` (String)
+                                                 ``tdeStatus`` (String) for JUEL gateways
 * guardrail stop (max_iterations, timeout, max_tokens, max_cost_usd, max_tool_calls)
                                               -> BPMN error ``DAS_GUARDRAIL`` + ``tdeResult``
 * invalid_output                              -> BPMN error ``DAS_INVALID_OUTPUT``
@@ -124,7 +124,6 @@ def outcome_for_result(task: ExternalTask, result: TdeResult, policy: Policy) ->
     variables: dict[str, Any] = {
         "tdeResult": Json(result.model_dump(mode="json")),
         "tdeStatus": result.status,
-        "tdeStopReason": result.stop_reason,
     }
     if result.stop_reason == "error":
         return failure_outcome(task, policy, f"TDE technical failure: {result.message or 'error'}",

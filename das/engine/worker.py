@@ -39,6 +39,7 @@ class WorkerConfig:
     lock_duration_ms: int = 60_000
     poll_ms: int = 10_000  # asyncResponseTimeout of one long poll
     max_tasks_per_fetch: int = 32
+    prefetch: int = -1  # tasks locked ahead of free handlers; -1 = as many as handlers
     model: str | None = None
     policy_file: str | None = None
     grace_s: float = 30.0
@@ -49,6 +50,8 @@ class WorkerConfig:
             self.worker_id = f"das-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         if self.workers < 1:
             raise UsageError("--workers must be at least 1")
+        if self.prefetch < 0:
+            self.prefetch = self.workers
 
 
 @dataclass
@@ -81,7 +84,9 @@ class Worker:
             self.handlers[name] = handler
         self.metrics = metrics or WorkerMetrics()
         self._stop = threading.Event()
-        self._slots = threading.Semaphore(self.config.workers)
+        # handlers + prefetch: while handlers run, the next batch is already locked, so one
+        # fetchAndLock serves many tasks (the locks of waiting tasks are kept alive too)
+        self._slots = threading.Semaphore(self.config.workers + self.config.prefetch)
         self._queue: queue.Queue[ExternalTask | None] = queue.Queue()
         self._in_flight: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
@@ -146,12 +151,18 @@ class Worker:
     def _fetch_loop(self) -> None:
         backoff = 0.5
         topics = self._topics()
+        backlog = False  # the last fetch came back full: more work is waiting
+        batch = max(1, min(self.config.max_tasks_per_fetch, self.config.workers))
         while not self._stop.is_set():
             if not self._slots.acquire(timeout=0.5):
                 continue
             free = 1
             while free < self.config.max_tasks_per_fetch and self._slots.acquire(blocking=False):
                 free += 1
+            if backlog and free < batch and self.config.prefetch:
+                deadline = time.monotonic() + 0.05  # gather a batch; queued tasks keep handlers busy
+                while free < batch and self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    free += 1
             started = time.monotonic()
             try:
                 tasks = self.client.fetch_and_lock(
@@ -171,6 +182,7 @@ class Worker:
             if not self.engine_up:
                 log.info("engine reachable again", extra={"engine": self.client.base_url})
             self.engine_up, backoff = True, 0.5
+            backlog = len(tasks) == free
             self._release(free - len(tasks))
             for task in tasks:
                 self.metrics.fetched.labels(task.topic).inc()
@@ -196,7 +208,10 @@ class Worker:
             if task is None:
                 return
             try:
-                self._handle(task)
+                if self._stop.is_set():  # prefetched, never started: hand it back at once
+                    self._unlock(task, "not started before shutdown")
+                else:
+                    self._handle(task)
             finally:
                 with self._lock:
                     self._in_flight.pop(task.id, None)

@@ -62,6 +62,7 @@ def _close() -> None:
     _loaded.clear()
 
 
+GRAMMAR_MAX_STRING = 100
 _GRAMMAR_UNSAFE = ("format", "$comment", "description", "title", "examples", "discriminator")
 
 
@@ -72,6 +73,9 @@ def grammar_schema(schema: Any) -> Any:
     checked afterwards by the caller's own validation, and failures are fed back.
     """
     if isinstance(schema, dict):
+        if isinstance(schema.get("maxLength"), int) and schema["maxLength"] > GRAMMAR_MAX_STRING:
+            # llama.cpp expands {m,n} into n nested optionals; long bounds make sampling crawl
+            schema = {**schema, "maxLength": max(GRAMMAR_MAX_STRING, schema.get("minLength", 0))}
         return {k: grammar_schema(v) for k, v in schema.items()
                 if (k not in _GRAMMAR_UNSAFE or (k in ("title", "description") and not isinstance(v, str)))
                 and not (k == "pattern" and "\\" in str(v))}

@@ -103,10 +103,14 @@ class MiniLMEmbedding:
         self.batch_size = batch_size
         cfg = json.loads((model_dir / "config.json").read_text())
         pooling_cfg = model_dir / "1_Pooling" / "config.json"
-        if pooling_cfg.is_file() and not json.loads(pooling_cfg.read_text()).get("pooling_mode_mean_tokens", True):
+        if pooling_cfg.is_file() and not json.loads(pooling_cfg.read_text()).get(
+            "pooling_mode_mean_tokens", True
+        ):
             raise ValueError(f"{model_dir}: only mean pooling is implemented")
         st_cfg = model_dir / "sentence_bert_config.json"
-        self.max_len = int(json.loads(st_cfg.read_text()).get("max_seq_length", 256)) if st_cfg.is_file() else 256
+        self.max_len = (
+            int(json.loads(st_cfg.read_text()).get("max_seq_length", 256)) if st_cfg.is_file() else 256
+        )
         self.max_len = min(self.max_len, int(cfg["max_position_embeddings"]))
         self.eps = float(cfg["layer_norm_eps"])
         self.heads = int(cfg["num_attention_heads"])
@@ -136,7 +140,9 @@ class MiniLMEmbedding:
             self.w[p + "qkv.weight"] = np.ascontiguousarray(
                 np.concatenate([self.w[p + n + ".weight"] for n in ("query", "key", "value")], axis=1)
             )
-            self.w[p + "qkv.bias"] = np.concatenate([self.w[p + n + ".bias"] for n in ("query", "key", "value")])
+            self.w[p + "qkv.bias"] = np.concatenate(
+                [self.w[p + n + ".bias"] for n in ("query", "key", "value")]
+            )
 
     # -- tokenisation -------------------------------------------------------------------------
 
@@ -184,11 +190,16 @@ class MiniLMEmbedding:
         ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(b * n, h)
         attn = ctx @ w[p + "attention.output.dense.weight"] + w[p + "attention.output.dense.bias"]
         flat = layer_norm(
-            flat + attn, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], self.eps
+            flat + attn,
+            w[p + "attention.output.LayerNorm.weight"],
+            w[p + "attention.output.LayerNorm.bias"],
+            self.eps,
         )
         inter = gelu(flat @ w[p + "intermediate.dense.weight"] + w[p + "intermediate.dense.bias"])
         out = inter @ w[p + "output.dense.weight"] + w[p + "output.dense.bias"]
-        out = layer_norm(flat + out, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
+        out = layer_norm(
+            flat + out, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps
+        )
         return out.reshape(b, n, h)
 
     def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
