@@ -323,10 +323,44 @@ def _listeners(prep: Prepared, el: etree._Element, tag: str) -> None:
         prep.listeners_into.setdefault(target, []).append((source, [(var, py)]))
 
 
+_PATCHED = False
+
+
+def _patch_spiff() -> None:
+    """Work around a SpiffWorkflow 3.2 bug: a parallel join inside a loop merges the data of
+    its earlier finished instances and drops their children while it iterates, so a later
+    instance in the same list may already be detached (``parent is None``) and the join
+    crashes with ``'NoneType' object has no attribute 'data'``. Detached instances are no
+    longer part of the run, so they are skipped."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
+    from SpiffWorkflow.util.deep_merge import DeepMerge
+    from SpiffWorkflow.util.task import TaskState
+
+    def _run_hook(self: Any, my_task: Any) -> bool:
+        wf = my_task.workflow
+        others = sorted((t for t in wf.tasks.values() if t.task_spec == self and t.has_state(TaskState.FINISHED_MASK)
+                         and not my_task.is_descendant_of(t)), key=lambda t: t.last_state_change)
+        for task in others:
+            if task.parent is None or task.id not in wf.tasks:
+                continue  # dropped together with an earlier instance's children
+            DeepMerge.merge(my_task.data, task.parent.data)
+            if task.has_state(TaskState.COMPLETED):
+                task._drop_children(force=True)
+        my_task._inherit_data()
+        return True
+
+    UnstructuredJoin._run_hook = _run_hook
+    _PATCHED = True
+
+
 def _build(prep: Prepared, root: etree._Element, pid: str, filename: str) -> None:
     from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
     from SpiffWorkflow.camunda.parser import CamundaParser
 
+    _patch_spiff()
     coin = prep.coin
 
     class _SafeEnv(TaskDataEnvironment):  # type: ignore[misc]

@@ -1,0 +1,1 @@
+"""HTTP API and the approval page over the same queue rules as the CLI."""

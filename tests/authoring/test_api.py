@@ -1,0 +1,54 @@
+"""The HTTP API and approval page enforce the same rules as the CLI (real server, real SQLite)."""
+
+import threading
+
+import httpx
+import pytest
+
+from das.api.server import make_server
+from das.authoring.queue import Queue, new_proposal_id
+from das.contracts import Proposal
+
+
+@pytest.fixture
+def api(monkeypatch):
+    monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
+    server = make_server("127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def filed(author="alice", key="demo"):
+    xml = f'<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="{key}"/></definitions>'
+    return Queue().file(Proposal(id=new_proposal_id(), key=key, version="1.0.0", artifact=xml, author=author,
+                                 validation={"valid": True}, rationale="<script>alert(1)</script>"))
+
+
+def test_list_show_and_refusals(api):
+    p = filed()
+    assert [r["id"] for r in httpx.get(f"{api}/api/proposals").json()] == [p.id]
+    assert httpx.get(f"{api}/api/proposals/{p.id}").json()["key"] == "demo"
+    assert httpx.get(f"{api}/api/proposals/p-missing").status_code == 404
+    refused = httpx.post(f"{api}/api/proposals/{p.id}/approve", json={"reviewer": "das"})
+    assert refused.status_code == 409 and "DAS identity" in refused.json()["error"]
+    self_approve = httpx.post(f"{api}/api/proposals/{p.id}/approve", json={"reviewer": "x"},
+                              headers={"X-Remote-User": "alice"})  # the proxy's identity wins
+    assert self_approve.status_code == 409 and "alice authored" in self_approve.json()["error"]
+    bad = httpx.post(f"{api}/api/proposals/{p.id}/approve", content=b"[1]", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400
+
+
+def test_approve_deploys_and_page_escapes_html(api):
+    p = filed()
+    ok = httpx.post(f"{api}/api/proposals/{p.id}/approve", json={"reviewer": "bob", "comment": "fine"})
+    assert ok.json() == {"proposal_id": p.id, "status": "deployed"}
+    page = httpx.get(f"{api}/proposals/{p.id}").text
+    assert "&lt;script&gt;" in page and "<script>" not in page
+
+
+def test_html_form_reject(api):
+    p = filed()
+    r = httpx.post(f"{api}/proposals/{p.id}/reject", data={"reviewer": "bob", "comment": "no"}, follow_redirects=False)
+    assert r.status_code == 303 and Queue().get(p.id).status == "rejected"
