@@ -215,9 +215,33 @@ def _is_link(n: m.FlowNode) -> bool:
     return "link" in n.event_kinds()
 
 
+def compensation_handlers(defs: m.Definitions) -> dict[str, str]:
+    """Activities that an association links to a compensation boundary event and that no
+    sequence flow enters: handler id -> boundary id. BPMN wants ``isForCompensation="true"``
+    on them, but some tools leave it out; either way they sit outside the normal flow."""
+    boundaries = {n.id for n in defs.nodes.values() if n.type == "boundaryEvent" and "compensate" in n.event_kinds()}
+    entered = {f.target for f in defs.flows.values()}
+    out: dict[str, str] = {}
+    for o in defs.others.values():
+        if o.type != "association":
+            continue
+        src, dst = o.attrs.get("sourceRef", ""), o.attrs.get("targetRef", "")
+        if dst in boundaries:  # some tools draw the association the other way round
+            src, dst = dst, src
+        if src in boundaries and dst in defs.nodes and dst not in entered:
+            out[dst] = src
+    return out
+
+
 def check_structure(defs: m.Definitions, report: Report) -> None:
+    handlers = compensation_handlers(defs)
     for scope in defs.scopes():
-        kids = [n for n in defs.children(scope) if not n.is_for_compensation]
+        kids = [n for n in defs.children(scope) if not n.is_for_compensation and n.id not in handlers]
+        for n in defs.children(scope):
+            if n.id in handlers and not n.is_for_compensation:
+                report.add("structure.compensation-handler", "warning", n.id,
+                           f"{n.type} {n.id}{_nm(n)} is the compensation handler of boundary event {handlers[n.id]} "
+                           'but lacks isForCompensation="true"; set that attribute on it')
         if not kids:
             continue
         first = kids[0]

@@ -14,6 +14,10 @@ What the adapter does about SpiffWorkflow's gaps (see ``prepare`` for the XML re
 * A mocked BPMN error is delivered to the matching error boundary of that task.
 * ``take`` execution listeners of the form ``${execution.setVariable('v', expr)}`` run.
 * Compensation is not executed: throw events become no-ops and are reported.
+* Conditional events fire when their (translated) condition holds; an empty condition makes a
+  catch event fire at once and a boundary event never (both reported as unsupported).
+* Every stuck reason reads ``category: why; what to do`` (categories: loop bound hit,
+  unmatched join, deadlock, uncaught BPMN error, no outgoing flow taken, engine error).
 Each run is bounded by ``max_steps``; exceeding it is ``stuck: loop bound hit``.
 """
 
@@ -106,6 +110,26 @@ def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[s
     return result
 
 
+def _explain(exc: BaseException, element: str | None) -> str:
+    """An engine exception as a sentence a modeller can act on."""
+    import re
+
+    msg = str(exc).strip().splitlines()[0].strip() if str(exc).strip() else ""
+    where = f" at {element}" if element else ""
+    hit = re.match(r"No conditions satisfied for (.+?)\.?$", msg)
+    if hit:
+        return (f"no outgoing flow taken: no condition of gateway {hit.group(1)} was true for the mocked "
+                "variables and it has no default flow (a real engine raises an incident); add a default flow")
+    hit = re.match(r"Error evaluating expression '(.*)'\.?$", msg, re.S)
+    if hit:
+        cause = getattr(exc, "exception", None) or exc.__cause__
+        why = f" ({_one_line(cause)})" if cause else ""
+        return (f"engine error{where}: the expression {hit.group(1)!r} could not be evaluated{why}; "
+                "rewrite it as a JUEL expression over process variables")
+    return (f"engine error{where}: SpiffWorkflow stopped with {_one_line(exc)}; the construct is probably not "
+            "supported by the simulator")
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
@@ -129,6 +153,7 @@ class _Run:
         prep = self.prep
         try:
             wf = BpmnWorkflow(prep.spec, prep.subprocess_specs, script_engine=prep.engine)
+            wf.task_removed_event.connect(_drop_orphan_subprocess)
             start = wf.get_tasks()
             data = {"correlationId": f"sim-{self.rng.randrange(10**6)}", "taskSpec": {}}
             # process inputs: random values for the variables conditions test, unless scripted
@@ -151,11 +176,14 @@ class _Run:
                     continue
                 return self._diagnose(wf)
         except _StepLimit:
-            return ("loop bound hit", self._last)
+            return (f"loop bound hit: the run took more than {self.max_steps} steps, so a cycle probably never "
+                    "exits; give the loop an exit condition the mocks can satisfy, or raise --max-steps", self._last)
         except _Uncaught as exc:
-            return (f"uncaught BPMN error {exc.code}", exc.element)
+            return (f"uncaught BPMN error {exc.code}: the mocked task threw it and no error boundary or error "
+                    "event sub-process catches it; add an error boundary for that code", exc.element)
         except Exception as exc:  # noqa: BLE001 - engine errors are findings of this run
-            return (f"error: {_one_line(exc)}", getattr(getattr(exc, "task_spec", None), "bpmn_id", None))
+            element = getattr(getattr(exc, "task_spec", None), "bpmn_id", None)
+            return (_explain(exc, element), element)
 
     _last: str | None = None
 
@@ -255,6 +283,15 @@ class _Run:
         waiting = [t for t in wf.get_tasks(state=TaskState.WAITING)
                    if getattr(t.task_spec, "event_definition", None) is not None
                    and not _is_boundary(t)]
+        # a conditional event fires when its condition holds for the current data; nothing the
+        # simulator can deliver makes a false condition true, so it is not a candidate then
+        conditional = [t for t in waiting if type(t.task_spec.event_definition).__name__ == "ConditionalEventDefinition"]
+        for t in conditional:
+            t.task_spec._update(t)
+            if t.state != TaskState.WAITING:
+                self._tick(t)
+                return True
+        waiting = [t for t in waiting if t not in conditional]
         if not waiting:
             return False
         task = self.rng.choice(waiting)
@@ -276,9 +313,33 @@ class _Run:
         for t in waiting:
             name = type(t.task_spec).__name__
             if "Gateway" in name:
-                return ("unmatched join", t.task_spec.bpmn_id)
+                return (f"unmatched join: gateway {t.task_spec.bpmn_id} waits for a branch that can no longer "
+                        "arrive; join alternative branches with an exclusive gateway", t.task_spec.bpmn_id)
+        for t in waiting:
+            if type(getattr(t.task_spec, "event_definition", None)).__name__ == "ConditionalEventDefinition":
+                return (f"deadlock: conditional event {t.task_spec.bpmn_id} waits for a condition that is false for "
+                        "the mocked variables and nothing else can run; script the variables it tests in a mocks "
+                        "file", t.task_spec.bpmn_id)
         el = waiting[0].task_spec.bpmn_id if waiting else None
-        return ("deadlock: nothing can proceed", el)
+        return (f"deadlock: nothing can proceed and {el or 'no element'} waits for an event the simulator "
+                "cannot deliver", el)
+
+
+def _drop_orphan_subprocess(workflow: Any, task: Any) -> None:
+    """SpiffWorkflow 3.2 removes tasks from the tree (a join dropping an earlier branch, say)
+    without deleting the sub-process a removed task ran; the next engine step then looks the
+    removed task up and fails with ``TaskNotFoundException``; a removed waiting event stays
+    registered and the next timer refresh fails on its missing parent. Delete such orphans,
+    nested ones too, and unregister their events."""
+    top = getattr(workflow, "top_workflow", None) or workflow
+    top.event_manager.tasks.pop(task.id, None)
+    stack = [task.id]
+    while stack:
+        sp = top.subprocesses.pop(stack.pop(), None)
+        if sp is not None:
+            for tid in sp.tasks:
+                top.event_manager.tasks.pop(tid, None)
+            stack.extend(sp.tasks)
 
 
 def _is_boundary(task: Any) -> bool:

@@ -121,6 +121,9 @@ def _rewrite(prep: Prepared, root: etree._Element, main: etree._Element) -> None
             prep.note("compensation handler (not executed)", eid)
             el.getparent().remove(el)
             continue
+        if tag in ("startEvent", "intermediateCatchEvent", "boundaryEvent"):
+            for ced in el.findall(m("conditionalEventDefinition")):
+                _conditional_event(prep, el, ced, tag)
         if tag == "boundaryEvent":
             _boundary(prep, el, errors)
         elif tag in ("intermediateCatchEvent", "startEvent"):
@@ -166,6 +169,38 @@ def _rewrite(prep: Prepared, root: etree._Element, main: etree._Element) -> None
             if v not in uniq:
                 uniq.append(v)
         prep.condition_values[var] = uniq + [_other(uniq)]
+
+
+def _conditional_event(prep: Prepared, el: etree._Element, ced: etree._Element, tag: str) -> None:
+    """A conditional event's JUEL condition is translated like a flow condition. Descriptive
+    models often leave it empty (``<condition/>``), which SpiffWorkflow would evaluate as the
+    expression ``None`` and fail: such a start or intermediate event is treated as satisfied at
+    once, such a boundary event as never firing, and the element is reported."""
+    eid = el.get("id")
+    cond = ced.find(m("condition"))
+    if cond is None:
+        cond = etree.SubElement(ced, m("condition"))
+    text = (cond.text or "").strip()
+    lang = cond.get("language")
+    if text and not (lang and lang.lower() not in ("juel", "http://www.omg.org/spec/bpmn/20100524/model")):
+        try:
+            cond.text = juel.to_python(text)
+            for var, vals in juel.literals(text).items():
+                prep.condition_values.setdefault(var, []).extend(vals)
+            for var in juel.variables(text) - set(juel.literals(text)):
+                prep.condition_values.setdefault(var, []).extend([True, False])
+            cond.attrib.pop("language", None)
+            return
+        except juel.JuelUnsupported:
+            pass
+    why = "without a condition" if not text else "with a condition that is not translatable JUEL"
+    if tag == "boundaryEvent":
+        cond.text = "False"
+        prep.note(f"conditional boundary event {why} (never fires in simulation)", eid)
+    else:
+        cond.text = "True"
+        prep.note(f"conditional event {why} (treated as satisfied at once)", eid)
+    cond.attrib.pop("language", None)
 
 
 def _gateway_defaults(prep: Prepared, main: etree._Element, gw: etree._Element) -> None:

@@ -79,7 +79,7 @@ documents = st.fixed_dictionaries({"key": st.just("prop"), "name": names,
                                    "steps": st.lists(steps_at(1), min_size=1, max_size=4)})
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(documents)
 def test_any_valid_document_compiles_validates_and_simulates(doc: dict[str, Any]) -> None:
     proc = parse_authoring(doc)  # the strategy only builds schema-valid documents

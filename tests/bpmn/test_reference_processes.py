@@ -81,7 +81,7 @@ def test_tde_template_contract() -> None:
             if ed is not None:
                 codes.add(ids[ed.get("errorRef")].get("errorCode"))
     assert codes == {"DAS_GUARDRAIL", "DAS_INVALID_OUTPUT", "DAS_POLICY_DENIED"}
-    assert ids["mode_gateway"].get("default")
+    assert ids["mode_gateway_split"].get("default")  # a choice step "mode_gateway" compiles to _split/_join
 
 
 def test_team_select_routes_on_decision() -> None:

@@ -244,3 +244,41 @@ def test_reference_processes_validate_together() -> None:
     files = sorted(REFERENCE.glob("*.bpmn"))
     for r in validate_files(files):
         assert r.valid, (r.file, [f for f in r.findings if f.severity == "error"])
+
+
+@pytest.mark.parametrize("executable", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_compensation_handler_attached_by_association_only(executable: bool, reverse: bool) -> None:
+    # a handler some tools write without isForCompensation: no dead-end / unreachable noise,
+    # one finding that says how to mark it; an association may point either way
+    src, dst = ("undo", "cb") if reverse else ("cb", "undo")
+    attrs = 'id="proc" isExecutable="true" camunda:historyTimeToLive="P30D"' if executable else 'id="proc"'
+    text = doc(f"""
+      <bpmn:startEvent id="s"/><bpmn:task id="t"/><bpmn:endEvent id="e"/>
+      <bpmn:boundaryEvent id="cb" attachedToRef="t"><bpmn:compensateEventDefinition/></bpmn:boundaryEvent>
+      <bpmn:task id="undo"/>
+      <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
+      <bpmn:sequenceFlow id="f2" sourceRef="t" targetRef="e"/>
+      <bpmn:association id="a" sourceRef="{src}" targetRef="{dst}"/>
+    """, process_attrs=attrs)
+    report = validate(text)
+    assert report.valid, report.findings
+    structure = {(f.rule, f.element) for f in report.findings if f.rule.startswith("structure")}
+    assert structure == {("structure.compensation-handler", "undo")}
+    (hint,) = [f for f in report.findings if f.rule == "structure.compensation-handler"]
+    assert hint.severity == "warning" and 'isForCompensation="true"' in hint.message
+
+
+def test_compensation_boundary_in_executable_process_has_no_implicit_end() -> None:
+    text = doc("""
+      <bpmn:startEvent id="s"/><bpmn:task id="t"/><bpmn:endEvent id="e"/>
+      <bpmn:boundaryEvent id="cb" attachedToRef="t"><bpmn:compensateEventDefinition/></bpmn:boundaryEvent>
+      <bpmn:subProcess id="undo" isForCompensation="true"><bpmn:startEvent id="us"/><bpmn:task id="ut"/>
+        <bpmn:endEvent id="ue"/><bpmn:sequenceFlow id="u1" sourceRef="us" targetRef="ut"/>
+        <bpmn:sequenceFlow id="u2" sourceRef="ut" targetRef="ue"/></bpmn:subProcess>
+      <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
+      <bpmn:sequenceFlow id="f2" sourceRef="t" targetRef="e"/>
+      <bpmn:association id="a" sourceRef="cb" targetRef="undo"/>
+    """)
+    report = validate(text)
+    assert not [f for f in report.findings if f.rule.startswith("structure")], report.findings

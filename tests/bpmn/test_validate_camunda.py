@@ -175,3 +175,37 @@ def test_juel_rejects(expr: str, why: str) -> None:
 ])
 def test_timers(kind: str, value: str, ok: bool) -> None:
     assert (check_timer(kind, value) is None) is ok
+
+
+def test_call_target_of_a_compiled_file(tmp_path) -> None:
+    """validate()'s docstring: known_processes=None means "not known" -> info; a given set
+    (also an empty one, and validate_files / the CLI) -> error when the target is missing."""
+    from click.testing import CliRunner
+
+    from das.bpmn.commands import bpmn
+    from das.bpmn.compile import compile_to_xml
+    from das.bpmn.validate import revalidate_tree, validate_files
+
+    xml = compile_to_xml({"key": "peo_caller", "name": "Caller",
+                          "steps": [{"type": "call", "name": "Run it", "process_key": "tde_missing"}]})
+    call = [f for f in validate(xml).findings if f.rule == "camunda.call-target"]
+    assert [(f.severity, "tde_missing" in f.message) for f in call] == [("info", True)]
+    assert validate(xml).valid
+    from das.bpmn.safexml import load_xml
+    path = tmp_path / "caller.bpmn"
+    path.write_text(xml)
+    assert [f.severity for f in revalidate_tree(load_xml(str(path)), "caller.bpmn").findings
+            if f.rule == "camunda.call-target"] == ["info"]
+    for known in ([], ["other"]):
+        sev = {f.severity for f in validate(xml, known_processes=known).findings if f.rule == "camunda.call-target"}
+        assert sev == {"error"}
+    (report,) = validate_files([path])
+    assert not report.valid and {f.rule for f in report.findings if f.severity == "error"} == {"camunda.call-target"}
+    runner = CliRunner()
+    assert runner.invoke(bpmn, ["validate", str(path)]).exit_code == 1
+    assert runner.invoke(bpmn, ["validate", str(path), "--known", "tde_missing"]).exit_code == 0
+
+
+def test_call_to_a_process_of_the_same_file_is_known_without_a_list() -> None:
+    call = '<bpmn:callActivity id="ca" calledElement="peo_x"/>'
+    assert "camunda.call-target" not in found(doc(chain(call)))
