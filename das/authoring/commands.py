@@ -190,6 +190,7 @@ def _emit_status(proposal: Proposal, fmt: str) -> None:
 def render_proposal(p: Proposal) -> str:
     lines = [f"proposal {p.id}  [{p.status}]  {p.kind} {p.key}: {p.base_version or '(new)'} -> {p.version}",
              f"author: {p.author}  origin: {p.origin}", "", f"rationale: {p.rationale or '-'}", ""]
+    lines += _elements(p.artifact)
     findings = p.validation.get("findings", [])
     lines.append(f"validation: {'valid' if p.validation.get('valid') else 'INVALID'} ({len(findings)} findings)")
     lines += [f"  {f.get('severity', '?'):<7} {f.get('rule', '?')}: {f.get('element') or '-'}: {f.get('message')}"
@@ -208,3 +209,21 @@ def render_proposal(p: Proposal) -> str:
     lines.append("history:")
     lines += [f"  {h.at}  {h.actor:<12} {h.action}" + (f": {h.comment}" if h.comment else "") for h in p.history]
     return "\n".join(lines)
+
+
+def _elements(xml: str) -> list[str]:
+    """The drafted process at a glance: each flow node with its type and topic."""
+    if not xml:
+        return []
+    from das.bpmn.parse import parse
+    from das.errors import DasError
+
+    try:
+        defs = parse(xml.encode(), name="proposal")
+    except DasError as exc:
+        return [f"process: cannot be read ({exc.message})", ""]
+    out = ["process elements:"]
+    for node in defs.nodes.values():
+        topic = node.attrs.get("camunda:topic")
+        out.append(f"  {node.type:<22} {node.id:<24} {node.name or ''}" + (f"  [topic {topic}]" if topic else ""))
+    return [*out, ""]

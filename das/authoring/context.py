@@ -61,4 +61,11 @@ def similar_context(prompt: str, k: int = 3) -> str:
     except Exception as exc:  # retrieval is advisory; drafting goes on without it
         progress(f"retrieval unavailable: {type(exc).__name__}: {exc}")
         return "(none)"
-    return "\n".join(f"- {h.kind} {h.id} (score {h.score:.2f}): {h.text_excerpt[:160]}" for h in hits) or "(none)"
+    return "\n".join(f"- {h.kind} {h.id} (score {h.score:.2f}, {h.embedding}): {h.text_excerpt[:160]}"
+                     for h in hits) or "(none)"
+
+
+def similar_names(prompt: str, k: int = 2) -> str:
+    """One line of similar process/task names: enough context for a small model's short prompt."""
+    lines = [line.split(":", 1)[0].removeprefix("- ") for line in similar_context(prompt, k).splitlines()]
+    return ", ".join(line.split(" (")[0] for line in lines if line.startswith(("process", "tde"))) or "none"

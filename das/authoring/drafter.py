@@ -19,7 +19,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from das.authoring import versions
-from das.authoring.context import known_process_keys, seed_from_processes, similar_context, task_type_lines
+from das.authoring.context import (
+    known_process_keys,
+    seed_from_processes,
+    similar_context,
+    similar_names,
+    task_type_lines,
+)
 from das.authoring.queue import Queue, new_proposal_id
 from das.authoring.wrappers import draft_wrappers
 from das.config import default_model
@@ -190,9 +196,13 @@ def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
     from das.authoring.compact_schema import compact_authoring_schema
     from das.bpmn.authoring import authoring_json_schema
 
-    schema = compact_authoring_schema() if gateway.is_local(model) else authoring_json_schema()
-    user = render("author_new", prompt=prompt, key=key, task_types=task_type_lines(),
-                  similar=similar_context(prompt))
+    if gateway.is_local(model):  # small model: compact schema, a worked example, no long context
+        schema = compact_authoring_schema()
+        user = render("author_new_compact", prompt=prompt, key=key, similar=similar_names(prompt))
+    else:
+        schema = authoring_json_schema()
+        user = render("author_new", prompt=prompt, key=key, task_types=task_type_lines(),
+                      similar=similar_context(prompt))
     messages = [{"role": "system", "content": render("author_system")}, {"role": "user", "content": user}]
     return _loop(model, messages, schema, lambda d: _check_new(d, key), max_repairs, usage or Usage())
 

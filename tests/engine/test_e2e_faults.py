@@ -113,6 +113,7 @@ def test_repeated_kills_lose_nothing_and_never_run_a_key_twice(engine_client, se
         w.stop(signal.SIGKILL)
     last = serve(topic, "test/quick", "--lock-ms", "2000", "--workers", "3")
     wait_for(lambda: completed(engine_client, pids), 90, what="all tasks completed")
+    wait_for(lambda: last.logged("worker started"), 60, what="last worker up")
     counts = traces_per_key(home)
     assert counts and max(counts.values()) == 1, counts
     for pid in pids:
