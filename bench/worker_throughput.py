@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         client.close()
         if engine:
             engine.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -27,7 +27,7 @@ def _split_topics(values: tuple[str, ...]) -> list[str]:
 @click.option("--engine-url", default=None, help="Engine REST base (default $DAS_ENGINE_URL).")
 @click.option("--lock-ms", type=click.IntRange(1000), default=60_000, show_default=True,
               help="Lock duration; running loops extend it (heartbeat).")
-@click.option("--poll-ms", type=click.IntRange(0, 300_000), default=10_000, show_default=True,
+@click.option("--poll-ms", type=click.IntRange(0, 300_000), default=5_000, show_default=True,
               help="Long-polling asyncResponseTimeout of one fetchAndLock.")
 @click.option("--max-tasks", type=click.IntRange(1, 1000), default=32, show_default=True,
               help="Most tasks locked by one fetch (never more than free handlers).")

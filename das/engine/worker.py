@@ -37,7 +37,7 @@ class WorkerConfig:
     workers: int = 4
     worker_id: str = ""
     lock_duration_ms: int = 60_000
-    poll_ms: int = 10_000  # asyncResponseTimeout of one long poll
+    poll_ms: int = 5_000  # asyncResponseTimeout of one long poll; bounds shutdown time
     max_tasks_per_fetch: int = 32
     prefetch: int = -1  # tasks locked ahead of free handlers; -1 = as many as handlers
     model: str | None = None
@@ -168,12 +168,15 @@ class Worker:
                 tasks = self.client.fetch_and_lock(
                     self.config.worker_id, topics, max_tasks=free,
                     async_response_timeout_ms=self.config.poll_ms)
-            except UpstreamError as exc:
+            except (UpstreamError, ValueError, KeyError) as exc:  # never let the fetcher die
                 self._release(free)
                 self.metrics.engine_errors.labels("fetchAndLock").inc()
                 if self.engine_up:
-                    log.warning("engine unavailable, retrying with backoff",
-                                extra={"error": exc.message, "backoff_s": backoff})
+                    what = ("engine refused fetchAndLock" if isinstance(exc, EngineError)
+                            else "engine unavailable" if isinstance(exc, UpstreamError)
+                            else "unreadable fetchAndLock answer")
+                    log.warning(f"{what}, retrying with backoff",
+                                extra={"error": getattr(exc, "message", str(exc)), "backoff_s": backoff})
                 self.engine_up = False
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.config.backoff_max_s)

@@ -167,3 +167,57 @@ def test_engine_restart_under_the_worker(engine: EngineHandle, engine_client, se
     assert w.proc.poll() is None
     assert w.logged("engine unavailable, retrying with backoff") or w.logged("engine unavailable while answering; retrying")
     assert w.stop() == 0
+
+
+@pytest.mark.slow
+def test_side_effect_runs_once_per_key_over_20_kills(engine_client, serve, home, unique) -> None:
+    """A side-effecting tool (HTTP POST) runs at most once per idempotency key, 20 SIGKILLs."""
+    import collections
+    import http.server
+    import random
+    import threading
+
+    hits: collections.Counter = collections.Counter()
+
+    class Effect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            hits[self.headers.get("x-correlation-id")] += 1
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"ok": true}')
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Effect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/effect"
+    (home / "scripts" / "effect.json").write_text(json.dumps({"steps": [
+        {"sleep_s": 0.4, "tool_calls": [{"name": "http_request", "arguments": {"method": "POST", "url": url,
+                                                                              "json": {"n": 1}}}]},
+        {"sleep_s": 0.4, "auto_finish": True}], "repeat_last": True}))
+    topic = f"das-tde-{unique}"
+    key, _ = deploy_tde_min(engine_client, unique, topic)
+    spec = {"task_type": "web_lookup", "prompt": "Post the effect, then finish.", "inputs": {}}
+    n = 8
+    pids = [engine_client.start_process(key, {"taskSpec": spec, "correlationId": f"{unique}-{i}"})["id"]
+            for i in range(n)]
+    rng = random.Random(7)
+    try:
+        for _ in range(20):
+            w = serve(topic, "test/effect", "--lock-ms", "1500", "--workers", "2", "--prefetch", "0")
+            time.sleep(rng.uniform(1.8, 3.2))
+            w.stop(signal.SIGKILL)
+        last = serve(topic, "test/effect", "--lock-ms", "1500", "--workers", "4")
+        wait_for(lambda: completed(engine_client, pids), 120, what="all tasks completed")
+        wait_for(lambda: last.logged("worker started"), 60, what="last worker up")
+        assert last.stop() == 0
+    finally:
+        server.shutdown()
+    assert len(hits) >= n // 2, hits  # the effect really ran (0 only if a kill hit claim..POST)
+    assert set(hits) <= {f"{unique}-{i}" for i in range(n)}
+    assert max(hits.values()) == 1, hits  # never twice for one key
+    for pid in pids:
+        assert len(engine_client.history_external_task_log(processInstanceId=pid, successLog=True)) == 1

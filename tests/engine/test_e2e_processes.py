@@ -87,4 +87,4 @@ def test_peo_example_uc4_fan_out(deployed, engine_client, run_worker, unique):
     calls = engine_client.history_activity_instances(processInstanceId=pid, activityId="fan_out",
                                                      activityType="callActivity")
     assert len(calls) == n
-    assert worker.metrics.value("das_worker_tasks_completed_total", topic=TOPIC_TDE) == n + 1
+    wait_for(lambda: worker.metrics.value("das_worker_tasks_completed_total", topic=TOPIC_TDE) == n + 1, 10, what="das_worker_tasks_completed_total == n + 1")

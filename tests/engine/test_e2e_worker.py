@@ -45,7 +45,7 @@ def test_success_is_completed_and_routed(engine_client, run_worker, unique) -> N
         assert result["idempotency_key"].startswith(pid + ":")
         assert result["trace"] and result["usage"]["iterations"] == 1
         assert var(engine_client, pid, "tdeStatus") == "succeeded"
-    assert worker.metrics.value("das_worker_tasks_completed_total", topic=topic) == 3
+    wait_for(lambda: worker.metrics.value("das_worker_tasks_completed_total", topic=topic) == 3, 10, what="das_worker_tasks_completed_total == 3")
     assert worker.metrics.value("das_worker_loop_iterations_total", topic=topic) == 3
     assert worker.metrics.value("das_worker_tokens_total", kind="input") > 0
 
@@ -60,7 +60,7 @@ def test_guardrail_stop_caught_by_boundary(engine_client, run_worker, unique) ->
     result = var(engine_client, pid, "tdeResult")
     assert result["stop_reason"] == "max_iterations" and result["trace"]
     assert worker.metrics.value("das_worker_guardrail_stops_total", reason="max_iterations") == 1
-    assert worker.metrics.value("das_worker_bpmn_errors_total", topic=topic, code="DAS_GUARDRAIL") == 1
+    wait_for(lambda: worker.metrics.value("das_worker_bpmn_errors_total", topic=topic, code="DAS_GUARDRAIL") == 1, 10, what="das_worker_bpmn_errors_total == 1")
 
 
 def test_invalid_output_caught_by_boundary(engine_client, run_worker, unique) -> None:
@@ -97,7 +97,7 @@ def test_provider_failure_retries_then_incident(engine_client, run_worker, uniqu
     failures = engine_client.history_external_task_log(processInstanceId=pid, failureLog=True)
     # the log shows the retries the task had when it failed: none yet, then the 1 we left
     assert [f["retries"] for f in sorted(failures, key=lambda f: f["timestamp"])] == [None, 1]
-    assert worker.metrics.value("das_worker_tasks_failed_total", topic=topic) == 2
+    wait_for(lambda: worker.metrics.value("das_worker_tasks_failed_total", topic=topic) == 2, 10, what="das_worker_tasks_failed_total == 2")
     hist = engine_client.history_process_instances(processInstanceId=pid)[0]
     assert hist["state"] == "ACTIVE"  # waits for a human at the incident, nothing lost
 
@@ -122,7 +122,7 @@ def test_fan_out_parallel_multi_instance(engine_client, run_worker, unique) -> N
     acts = engine_client.history_activity_instances(processInstanceId=pid, activityId="fanTde",
                                                     activityType="serviceTask")
     assert len(acts) == n and all(a["endTime"] for a in acts)
-    assert worker.metrics.value("das_worker_tasks_completed_total", topic=topic) == n
+    wait_for(lambda: worker.metrics.value("das_worker_tasks_completed_total", topic=topic) == n, 10, what="das_worker_tasks_completed_total == n")
     log = engine_client.history_external_task_log(processInstanceId=pid, successLog=True)
     assert len(log) == n
 
@@ -136,5 +136,5 @@ def test_heartbeat_keeps_the_lock_of_a_long_loop(engine_client, run_worker, uniq
     second = run_worker(topic, model="test/auto")  # would steal the task if the lock lapsed
     wait_for(lambda: finished(engine_client, [pid]), 60, what="long loop completed")
     assert end_of(engine_client, pid) == "ok"
-    assert first.metrics.value("das_worker_tasks_completed_total", topic=topic) == 1
+    wait_for(lambda: first.metrics.value("das_worker_tasks_completed_total", topic=topic) == 1, 10, what="das_worker_tasks_completed_total == 1")
     assert second.metrics.value("das_worker_tasks_fetched_total", topic=topic) == 0
