@@ -200,9 +200,37 @@ def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     return outcome_for_result(task, result, policy)
 
 
-# topic -> handler; das-peo-select and das-nightly are added here when their agents exist.
+def handle_select(task: ExternalTask, ctx: HandlerContext) -> Outcome:
+    """``das-peo-select``: an LLM team picks the next task among ``candidates``.
+
+    Completes with ``decision`` (Json) and the flat ``nextTaskType`` (the chosen candidate's
+    task_type, or ``ESCALATE``) for the orchestrator's gateway; bad candidates are an incident.
+    """
+    from das.agents.team import select_task
+
+    candidates = task.variables.get("candidates")
+    context = task.variables.get("context")
+    try:
+        decision = select_task(candidates, context if isinstance(context, dict) else {},
+                               models=[ctx.model] if ctx.model else None)
+    except InvalidInput as exc:
+        return failure_outcome(task, None, exc.message, None, final=True)
+    except DasError as exc:
+        return failure_outcome(task, None, f"{type(exc).__name__}: {exc.message}", None)
+    if decision.stop_reason == "error":
+        return failure_outcome(task, None, "team selection: every model call failed", None)
+    chosen = decision.chosen or {}
+    out = Outcome("complete", variables={"decision": Json(decision.model_dump(mode="json")),
+                                         "nextTaskType": str(chosen.get("task_type") or "ESCALATE")},
+                  stop_reason=decision.stop_reason)
+    out.input_tokens, out.output_tokens = decision.usage.input_tokens, decision.usage.output_tokens
+    return out
+
+
+# topic -> handler; das-nightly is added here when its agent exists.
 HANDLERS: dict[str, TopicHandler] = {
     TOPIC_TDE: TopicHandler(handle_tde, variables=["taskSpec", "correlationId", "context"]),
+    TOPIC_PEO_SELECT: TopicHandler(handle_select, variables=["candidates", "context", "correlationId"]),
 }
 
 

@@ -93,13 +93,17 @@ def deploy_processes(client: EngineClient, directory: Path | None = None) -> lis
 
 
 def deploy_pending_proposals(client: EngineClient) -> list[dict[str, Any]]:
-    """Deploy approved-but-undeployed proposals. HOOK: the lead wires the store in here.
+    """Deploy every approved-but-undeployed proposal (and retry deploy_failed ones).
 
-    Expected: for each proposal with status ``approved``, ``client.deploy(f"das-{key}",
-    {f"{key}.bpmn": artifact})``, then mark it ``deployed`` (or ``deploy_failed`` with the
-    engine's message) in the store's append-only history. Returns one report entry each.
+    Each is deployed under its own name (``ID@VERSION``, deploy-changed-only, so a retry is
+    safe) and recorded as ``deployed`` or ``deploy_failed`` in the append-only history.
     """
-    return []
+    from das.authoring.deploy import deploy_pending
+    from das.authoring.queue import Queue
+
+    return [{"proposal_id": p.id, "key": p.key, "version": p.version, "status": p.status,
+             "message": p.history[-1].comment if p.history else None}
+            for p in deploy_pending(Queue(), engine_url=client.base_url)]
 
 
 class Kernel:
