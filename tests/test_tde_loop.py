@@ -178,3 +178,18 @@ def test_side_effecting_tool_runs_once_per_idempotency_key(tmp_path, monkeypatch
     second = run_tde(spec(idempotency_key="side-1"), model=model, policy_file=str(policy))
     assert second.stop_reason == "error"
     assert len(calls) == 1  # the retry replayed the recorded effect instead of repeating it
+
+
+def test_secrets_from_the_environment_never_reach_the_trace(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-very-secret-123")
+    model = register_script("leaky", [{"text": "my key is sk-test-very-secret-123"}, finish()])
+    result = run_tde(spec(idempotency_key="leak-1"), model=model)
+    dumped = result.model_dump_json()
+    assert "sk-test-very-secret-123" not in dumped and "[SECRET]" in dumped
+    stored = open_store().get_result("leak-1")
+    assert "sk-test-very-secret-123" not in str(stored)
+
+
+def test_workspace_is_only_created_when_a_file_tool_runs(das_home):
+    run_tde(spec(idempotency_key="no-files"), model="test/auto")
+    assert not (das_home / "workspaces" / "no-files").exists()

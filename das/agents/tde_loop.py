@@ -327,8 +327,7 @@ def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None
     output_schema, registry_policy = _output_schema(spec)
     policy = resolve_policy(spec, policy_file, registry_policy)
     key = spec.idempotency_key or spec.correlation_id or uuid.uuid4().hex
-    ws = workspace or das_home() / "workspaces" / _safe_key(key)
-    ws.mkdir(parents=True, exist_ok=True)
+    ws = workspace or das_home() / "workspaces" / _safe_key(key)  # created by the first file tool
     try:
         check_model_allowed(policy, model, gateway.is_local(model))
     except PolicyDenied as exc:
@@ -337,9 +336,11 @@ def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None
                            trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)])
     else:
         result = TdeLoop(spec, policy, model, output_schema, store, ws, heartbeat).run()
-    clean = json.loads(scrub(result.model_dump_json()))
-    if spec.idempotency_key and result.stop_reason != "error":
-        clean = store.save_result(spec.idempotency_key, spec.task_type, spec.correlation_id, result.status,
-                                  result.stop_reason, clean)
-    store.save_trace(spec.idempotency_key, spec.correlation_id, spec.task_type, result.stop_reason, clean)
-    return TdeResult.model_validate(clean)
+    dumped = result.model_dump_json()
+    scrubbed = scrub(dumped)
+    clean = json.loads(scrubbed)
+    stored = store.save_run(spec.idempotency_key, spec.task_type, spec.correlation_id, result.status,
+                            result.stop_reason, clean, keep_result=result.stop_reason != "error")
+    if stored is clean and scrubbed == dumped:
+        return result  # nothing was masked and no earlier result won: no need to re-validate
+    return TdeResult.model_validate(stored)

@@ -73,6 +73,22 @@ class Store:
             )
         return result
 
+    def save_run(self, key: str | None, task_type: str, correlation_id: str | None, status: str,
+                 stop_reason: str, result: dict[str, Any], keep_result: bool) -> dict[str, Any]:
+        """Trace plus (if ``keep_result``) the first result per key, in one transaction."""
+        with self.transaction() as db:
+            if key and keep_result:
+                row = db.execute("SELECT result_json FROM results WHERE idempotency_key = ?", (key,)).fetchone()
+                if row:
+                    return json.loads(row[0])
+                db.execute(
+                    "INSERT INTO results (idempotency_key, task_type, correlation_id, status, stop_reason,"
+                    " result_json) VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, task_type, correlation_id, status, stop_reason, json.dumps(result)))
+            db.execute("INSERT INTO traces (idempotency_key, correlation_id, task_type, stop_reason, result_json)"
+                       " VALUES (?, ?, ?, ?, ?)", (key, correlation_id, task_type, stop_reason, json.dumps(result)))
+        return result
+
     def save_trace(self, key: str | None, correlation_id: str | None, task_type: str, stop_reason: str,
                    result: dict[str, Any]) -> None:
         with self.transaction() as db:

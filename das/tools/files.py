@@ -21,6 +21,7 @@ MAX_WRITE_BYTES = 1_000_000
 
 def confine(workspace: Path, relative: str) -> Path:
     """Resolve ``relative`` inside ``workspace`` or refuse."""
+    workspace.mkdir(parents=True, exist_ok=True)
     root = workspace.resolve()
     if not relative or "\x00" in relative:
         raise ModelRetry("path must be a non-empty relative path")
