@@ -119,6 +119,7 @@ class TdeResult(BaseModel):
     stop_reason: StopReason
     message: str | None = None
     model: str | None = None
+    needs_review: bool = Field(False, description="the policy's human_gate: a person must check the outputs")
     correlation_id: str | None = None
     idempotency_key: str | None = None
 

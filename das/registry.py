@@ -37,11 +37,24 @@ class TaskType(BaseModel):
     source: str = ""
 
 
-@lru_cache(maxsize=4)
+def registry_folders() -> list[Path]:
+    """Built-in task types (processes/tde) and wrappers approved with proposals ($DAS_HOME/tde)."""
+    from das.config import das_home
+
+    return [resource_dir("processes") / "tde", das_home() / "tde"]
+
+
 def load_registry(root: str | None = None) -> dict[str, TaskType]:
-    folder = Path(root) if root else resource_dir("processes") / "tde"
+    """The registry; re-read only when a YAML file is added, removed or changed."""
+    folders = [Path(root)] if root else registry_folders()
+    files = tuple((str(p), p.stat().st_mtime_ns) for f in folders for p in sorted(f.glob("*.yaml")))
+    return _load(files)
+
+
+@lru_cache(maxsize=8)
+def _load(files: tuple[tuple[str, int], ...]) -> dict[str, TaskType]:
     types: dict[str, TaskType] = {}
-    for path in sorted(folder.glob("*.yaml")):
+    for path in (Path(name) for name, _ in files):
         try:
             data = yaml.safe_load(path.read_text()) or {}
             entry = TaskType.model_validate({**data, "source": str(path.name)})

@@ -193,3 +193,16 @@ def test_secrets_from_the_environment_never_reach_the_trace(monkeypatch):
 def test_workspace_is_only_created_when_a_file_tool_runs(das_home):
     run_tde(spec(idempotency_key="no-files"), model="test/auto")
     assert not (das_home / "workspaces" / "no-files").exists()
+
+
+def test_human_gate_marks_the_result_for_review_and_cannot_be_switched_off(tmp_path):
+    policy = tmp_path / "gate.yaml"
+    policy.write_text("human_gate: true\n")
+    result = run_tde(spec(), model="test/auto", policy_file=str(policy))
+    assert result.status == "succeeded" and result.needs_review is True
+    assert run_tde(spec(), model="test/auto").needs_review is False
+    from das.errors import PolicyDenied
+    from das.guardrails import resolve_policy
+
+    with pytest.raises(PolicyDenied, match="may not switch off human_gate"):
+        resolve_policy(spec(policy={"human_gate": False}), policy_file=str(policy))

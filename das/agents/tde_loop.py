@@ -151,6 +151,7 @@ class TdeLoop:
                                         error=message))
         return TdeResult(status=status, outputs=self.outputs or {}, trace=self.trace, usage=self.usage,
                          stop_reason=stop_reason, message=message, model=self.model,
+                         needs_review=self.policy.human_gate,
                          correlation_id=self.spec.correlation_id, idempotency_key=self.spec.idempotency_key)
 
     def _iteration(self, n: int, started: float) -> None:

@@ -63,9 +63,29 @@ def deploy_proposal(proposal: Proposal, engine_url: str | None = None) -> Deploy
     return DeployOutcome(True, url, f"deployment {result.get('id')} created", result.get("id"))
 
 
+def register_wrappers(proposal: Proposal) -> list[Path]:
+    """Approved TDE wrappers join the registry ($DAS_HOME/tde), so the worker knows their schemas."""
+    import yaml
+
+    folder = das_home() / "tde"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for wrapper in proposal.tde_wrappers:
+        path = folder / f"{wrapper['task_type']}.yaml"
+        tmp = path.with_suffix(".yaml.tmp")
+        tmp.write_text(yaml.safe_dump({**wrapper, "description": wrapper.get("description", "")
+                                       + f" (approved with {proposal.id})"}, sort_keys=False))
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
 def deploy_and_record(queue: Queue, proposal_id: str, engine_url: str | None = None) -> Proposal:
     proposal = queue.get(proposal_id)
     outcome = deploy_proposal(proposal, engine_url)
+    if outcome.ok and proposal.tde_wrappers:
+        names = [p.stem for p in register_wrappers(proposal)]
+        outcome.message += f"; TDE wrappers registered: {', '.join(names)}"
     return queue.record_deploy(proposal_id, outcome.ok, outcome.message, outcome.target, outcome.deployment_id)
 
 

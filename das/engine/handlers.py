@@ -3,7 +3,8 @@
 The mapping follows DESIGN.md, "Engine contract":
 
 * succeeded                                   -> complete with ``tdeResult`` (Json) + flat
-                                                 ``tdeStatus`` (String) for JUEL gateways
+                                                 ``tdeStatus`` (String) for JUEL gateways, and
+                                                 ``tdeNeedsReview`` (the policy's human_gate)
 * guardrail stop (max_iterations, timeout, max_tokens, max_cost_usd, max_tool_calls)
                                               -> BPMN error ``DAS_GUARDRAIL`` + ``tdeResult``
 * invalid_output                              -> BPMN error ``DAS_INVALID_OUTPUT``
@@ -124,6 +125,7 @@ def outcome_for_result(task: ExternalTask, result: TdeResult, policy: Policy) ->
     variables: dict[str, Any] = {
         "tdeResult": Json(result.model_dump(mode="json")),
         "tdeStatus": result.status,
+        "tdeNeedsReview": result.needs_review,  # policy human_gate: route to a user task
     }
     if result.stop_reason == "error":
         return failure_outcome(task, policy, f"TDE technical failure: {result.message or 'error'}",

@@ -154,3 +154,20 @@ def test_sigkill_during_approve_never_loses_the_proposal(das_home):
             assert after.status in ("approved", "deployed") and len(approved) == 1
         outcomes.add(after.status)
     assert outcomes  # at least one run observed
+
+
+def test_approved_tde_wrappers_join_the_registry(monkeypatch, das_home):
+    from das.authoring.wrappers import wrapper_for
+    from das.registry import load_registry
+
+    monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
+    q = Queue()
+    p = Proposal(id=new_proposal_id(), key="demo", version="1.0.0", artifact=XML.format(key="demo"),
+                 author="alice", validation={"valid": True}, tde_wrappers=[wrapper_for("score_lead")])
+    q.file(p)
+    assert "score_lead" not in load_registry()
+    q.approve(p.id, "bob")
+    deployed = deploy_and_record(q, p.id)
+    assert "TDE wrappers registered: score_lead" in deployed.history[-1].comment
+    entry = load_registry()["score_lead"]
+    assert entry.executor.kind == "probabilistic" and "approved with" in entry.description
