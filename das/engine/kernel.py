@@ -106,6 +106,25 @@ def deploy_pending_proposals(client: EngineClient) -> list[dict[str, Any]]:
             for p in deploy_pending(Queue(), engine_url=client.base_url)]
 
 
+def index_deployed_definitions(client: EngineClient) -> dict[str, Any]:
+    """Re-index the engine's latest definitions for retrieval (advisory: never fails ``up``)."""
+    try:
+        from das.retrieval import index_deployed
+
+        definitions = []
+        for d in client.process_definitions(latest=True):
+            try:
+                xml = client.process_definition_xml(id=d["id"])
+            except UpstreamError:
+                xml = None
+            definitions.append({**d, "xml": xml})
+        report = index_deployed(definitions, prune=True)
+        return {"documents": len(definitions), "embedding": getattr(report, "embedding", None)}
+    except Exception as exc:  # retrieval is a convenience for drafting; the kernel goes on
+        log.warning("indexing deployed definitions failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 class Kernel:
     """``kernel up`` as an object, so tests can drive it without signals."""
 
@@ -164,7 +183,8 @@ class Kernel:
             root = self.client.start_process(self.root_process, self.root_variables)["id"]
         self.report = {"engine": how, "url": self.url, "version": self.client.version(),
                        "engine_pid": self.engine.pid if self.engine and self.started_engine else None,
-                       "deployments": deployed, "proposals": proposals, "root_instance": root}
+                       "deployments": deployed, "proposals": proposals, "root_instance": root,
+                       "indexed": index_deployed_definitions(self.client)}
         failed = [d["file"] for d in deployed if d["status"] == "failed"]
         if failed:
             log.warning("some processes failed to deploy", extra={"files": failed})

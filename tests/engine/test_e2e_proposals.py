@@ -65,6 +65,8 @@ def test_kernel_deploys_approved_but_undeployed_proposals(engine, engine_client,
     assert up.returncode == 0, up.stderr
     report = json.loads(up.stdout)
     assert [(p["proposal_id"], p["status"]) for p in report["proposals"]] == [(proposal.id, "deployed")]
+    # the engine's definitions were re-indexed for retrieval, with real embeddings
+    assert report["indexed"]["documents"] >= 1 and report["indexed"]["embedding"] == "all-MiniLM-L6-v2"
     assert engine_client.process_definitions(key=key)[0]["versionTag"] == "1.0.0"
     assert Queue().get(proposal.id).status == "deployed"
 

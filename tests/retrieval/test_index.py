@@ -248,3 +248,16 @@ def test_hash_fallback_is_flagged_in_every_hit(das_home: Path, folder: Path) -> 
     )
     # the model's collection is separate: no incomparable vectors are mixed
     assert Index.open().count() == 0
+
+
+def test_das_search_cli_finds_a_reference_process():
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "das", "search", "choose the next task with an LLM team",
+                          "--kind", "process", "-k", "2", "--format", "json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    hits = json.loads(out.stdout)
+    assert hits[0]["id"] == "process:peo_team_select" and hits[0]["embedding"] == "all-MiniLM-L6-v2"
