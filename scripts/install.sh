@@ -37,4 +37,5 @@ if [ -x engine/build.sh ] && [ "${DAS_SKIP_ENGINE_BUILD:-0}" != "1" ]; then
   echo "== engine (Maven, cached)" >&2
   engine/build.sh
 fi
-echo "== installed: $(command -v das)" >&2
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi  # make the `das` script visible
+echo "== installed: $(command -v das || echo "das (open a new shell, or use: python3 -m das)")" >&2
