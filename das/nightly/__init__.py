@@ -1,0 +1,1 @@
+"""Nightly improvement: mine engine history, file refactor proposals (DESIGN.md capability 4)."""
