@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "queue": ("das.authoring.commands:queue", "Review proposals in the approval queue."),
     "approve": ("das.authoring.commands:approve", "Approve a proposal (humans only)."),
     "reject": ("das.authoring.commands:reject", "Reject a proposal with a comment."),
+    "nightly": ("das.nightly.commands:nightly", "Mine engine history and file improvement proposals."),
     "search": ("das.retrieval.commands:search", "Find similar processes and task types by meaning."),
     "api": ("das.api.commands:api", "Serve the HTTP API and the approval page."),
     "eval": ("das.authoring.commands:eval_cmd", "Run evaluation suites against a model."),

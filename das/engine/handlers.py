@@ -229,10 +229,18 @@ def handle_select(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     return out
 
 
-# topic -> handler; das-nightly is added here when its agent exists.
+def handle_nightly(task: ExternalTask, ctx: HandlerContext) -> Outcome:
+    """``das-nightly``: mine engine history and file improvement proposals (das/nightly)."""
+    from das.nightly.commands import handle_nightly as run
+
+    return run(task, ctx)
+
+
+# topic -> handler
 HANDLERS: dict[str, TopicHandler] = {
     TOPIC_TDE: TopicHandler(handle_tde, variables=["taskSpec", "correlationId", "context"]),
     TOPIC_PEO_SELECT: TopicHandler(handle_select, variables=["candidates", "context", "correlationId"]),
+    TOPIC_NIGHTLY: TopicHandler(handle_nightly, variables=["since", "keys", "dryRun", "correlationId"]),
 }
 
 

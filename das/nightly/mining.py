@@ -203,7 +203,12 @@ def _failures(hist: History, nodes: dict[str, m.FlowNode], t: Thresholds) -> lis
         tasks = {r.get("externalTaskId") for r in rows}
         failed = {r.get("externalTaskId") for r in failures}
         succeeded = {r.get("externalTaskId") for r in rows if r.get("successLog")}
-        exhausted = {r.get("externalTaskId") for r in failures if r.get("retries") in (0, None)}
+        # the log's ``retries`` is the value *before* a failure, so exhaustion is read from the
+        # incidents: a failedExternalTask incident names the task in ``configuration``
+        raised = {i.get("configuration") for i in hist.incidents if i.get("incidentType") == "failedExternalTask"}
+        raised_at = {(i.get("processInstanceId"), i.get("activityId")) for i in hist.incidents}
+        exhausted = {r.get("externalTaskId") for r in failures
+                     if r.get("externalTaskId") in raised or (r.get("processInstanceId"), act) in raised_at}
         evidence = {
             "failures": len(failures), "tasks": len(tasks), "failed_tasks": len(failed),
             "recovered_tasks": len(failed & succeeded), "exhausted_tasks": len(exhausted),
@@ -256,7 +261,7 @@ def _durations(hist: History, nodes: dict[str, m.FlowNode], t: Thresholds) -> li
             "process_median_ms": process_median,
             "rule": (f"p95 >= {t.p95_abs_ms} ms" if by_abs else
                      f"p95 >= {t.p95_ratio}x the process's median activity duration (and >= {t.p95_ratio_floor_ms} ms)"),
-            "durations_ms": sorted(values),
+            "durations_ms": sorted(values)[-1000:],  # the slowest 1000 suffice for a cap estimate
             "examples": [{"activity_instance_id": i, "process_instance_id": p, "duration_ms": ms} for ms, i, p in slowest],
         }
         f = Finding("long_duration", hist.key, act, "add_timeout", evidence)
