@@ -6,6 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI explores the same examples every run (reproducible landings); locally they vary.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 os.environ["DAS_ALLOW_MODEL_REQUESTS"] = "0"  # offline providers (test/, local/) still work
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
