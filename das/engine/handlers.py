@@ -4,7 +4,8 @@ The mapping follows DESIGN.md, "Engine contract":
 
 * succeeded                                   -> complete with ``tdeResult`` (Json) + flat
                                                  ``tdeStatus`` (String) for JUEL gateways, and
-                                                 ``tdeNeedsReview`` (the policy's human_gate)
+                                                 ``tdeNeedsReview=true`` when the policy's human_gate
+                                                 applies (test it with execution.getVariable)
 * guardrail stop (max_iterations, timeout, max_tokens, max_cost_usd, max_tool_calls)
                                               -> BPMN error ``DAS_GUARDRAIL`` + ``tdeResult``
 * invalid_output                              -> BPMN error ``DAS_INVALID_OUTPUT``
@@ -125,8 +126,9 @@ def outcome_for_result(task: ExternalTask, result: TdeResult, policy: Policy) ->
     variables: dict[str, Any] = {
         "tdeResult": Json(result.model_dump(mode="json")),
         "tdeStatus": result.status,
-        "tdeNeedsReview": result.needs_review,  # policy human_gate: route to a user task
     }
+    if result.needs_review:  # policy human_gate: route to a user task (set only when it applies,
+        variables["tdeNeedsReview"] = True  # so the common case writes one variable fewer)
     if result.stop_reason == "error":
         return failure_outcome(task, policy, f"TDE technical failure: {result.message or 'error'}",
                                _trace_tail(result), result=result)

@@ -73,3 +73,12 @@ def test_bad_spec_is_invalid_input_naming_the_field() -> None:
         parse_task_spec(task(taskSpec={"task_type": "s"}), "c")
     with pytest.raises(InvalidInput, match="missing"):
         parse_task_spec(task(), "c")
+
+
+def test_human_gate_sets_tde_needs_review_only_when_it_applies() -> None:
+    gated = TdeResult(status="succeeded", stop_reason="completed", needs_review=True)
+    plain = TdeResult(status="succeeded", stop_reason="completed")
+    assert outcome_for_result(task(), gated, Policy()).variables["tdeNeedsReview"] is True
+    out = outcome_for_result(task(), plain, Policy())
+    assert out.kind == "complete" and "tdeNeedsReview" not in out.variables
+    assert out.variables["tdeStatus"] == "succeeded"
