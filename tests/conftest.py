@@ -25,3 +25,9 @@ def das_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "das_home"
     monkeypatch.setenv("DAS_HOME", str(home))
     return home
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI the MIWG corpus must be there: its tests would otherwise skip silently."""
+    if os.environ.get("DAS_REQUIRE_CORPUS") == "1" and not any((CORPORA / "bpmn-miwg-reference").glob("*.bpmn")):
+        raise pytest.UsageError(f"DAS_REQUIRE_CORPUS=1 but no MIWG files under {CORPORA / 'bpmn-miwg-reference'}")

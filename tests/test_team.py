@@ -60,3 +60,22 @@ def test_single_member_mode():
     decision = aggregate([{"task_type": "a"}], [Vote(member="m", choice=0, confidence=0.9, rationale="r")],
                          Usage(), "completed")
     assert decision.mode == "single" and decision.chosen_index == 0
+
+
+def test_selection_uses_the_merged_guardrails_policy(tmp_path):
+    ops = tmp_path / "ops.yaml"
+    ops.write_text("max_cost_usd: 0.1\n")
+    pricey = register_script("vote-pricey", [{**answer(0), "cost_usd": 0.2}])
+    decision = select_task(CANDIDATES, models=[pricey], members=3, policy_file=str(ops))
+    assert decision.stop_reason == "max_cost_usd"
+
+
+def test_pii_context_refuses_external_members_and_secrets_are_scrubbed(monkeypatch, tmp_path):
+    ops = tmp_path / "ops.yaml"
+    ops.write_text("data_class: pii\n")
+    decision = select_task(CANDIDATES, {"name": "Jane"}, models=["openai/gpt-4o-mini"], policy_file=str(ops))
+    assert decision.stop_reason == "policy_denied" and decision.chosen_index is None
+    monkeypatch.setenv("SERVICE_TOKEN", "tok-abcdef-123456")
+    leaky = register_script("vote-leaky", [answer(0, rationale="use tok-abcdef-123456")])
+    decision = select_task(CANDIDATES, models=[leaky], members=1)
+    assert "tok-abcdef-123456" not in decision.model_dump_json() and "[SECRET]" in decision.rationale

@@ -17,9 +17,10 @@ from pydantic import BaseModel, Field, ValidationError
 from das.config import default_model
 from das.contracts import Decision, Policy, TaskSpec, Usage, Vote
 from das.errors import GuardrailStop, InvalidInput, PolicyDenied, UpstreamError
-from das.guardrails import Limits, check_model_allowed
+from das.guardrails import Limits, check_model_allowed, redactor
 from das.llm import gateway
 from das.prompts import render
+from das.secrets import scrub
 
 PERSONAS = [
     "operations lead: finish the case reliably and on time",
@@ -104,11 +105,21 @@ def _ask(member: str, model: str, persona: str, messages: list[dict[str, Any]], 
     raise AssertionError("unreachable")
 
 
+SELECT_TASK_TYPE = "peo_select"  # its policy: guardrails/default.yaml < task_types.yaml entry < operator file
+
+
 def select_task(candidates: list[Any], context: dict[str, Any] | None = None, *, models: list[str] | None = None,
-                members: int = 3, policy: Policy | None = None) -> Decision:
-    """Let ``members`` LLM members vote on the candidates; return one explainable Decision."""
+                members: int = 3, policy: Policy | None = None, policy_file: str | None = None) -> Decision:
+    """Let ``members`` LLM members vote on the candidates; return one explainable Decision.
+
+    The policy is the same merged guardrails policy the TDE loop uses (task type
+    ``peo_select``), unless one is passed; data-class rules and redaction apply to the context.
+    """
     offered = validate_candidates(candidates)
-    policy = policy or Policy(max_tokens=20000, timeout_s=300)
+    if policy is None:
+        from das.guardrails import resolve_policy
+
+        policy = resolve_policy(TaskSpec(task_type=SELECT_TASK_TYPE, mode="deterministic"), policy_file)
     models = models or [default_model()]
     limits = Limits(policy)
     deadline = time.monotonic() + policy.timeout_s
@@ -122,6 +133,9 @@ def select_task(candidates: list[Any], context: dict[str, Any] | None = None, *,
             persona = PERSONAS[i % len(PERSONAS)]
             prompt = render("team_member", persona=persona, context=json.dumps(context or {}, default=str)[:4000],
                             candidates=_describe(offered))
+            redact = redactor(policy, gateway.is_local(model))
+            if redact:
+                prompt = redact(prompt)
             vote, _ = _ask(f"member{i + 1} ({persona.split(':')[0]}, {model})", model, persona,
                            [{"role": "user", "content": prompt}], len(offered), limits, deadline)
             votes.append(vote)
@@ -132,7 +146,8 @@ def select_task(candidates: list[Any], context: dict[str, Any] | None = None, *,
     except UpstreamError:
         stop_reason = "error"
     limits.usage.wall_s = round(time.monotonic() - started, 3)
-    return aggregate(offered, votes, limits.usage, stop_reason)
+    decision = aggregate(offered, votes, limits.usage, stop_reason)
+    return Decision.model_validate_json(scrub(decision.model_dump_json()))  # secrets never leave in a rationale
 
 
 def aggregate(offered: list[dict[str, Any]], votes: list[Vote], usage: Usage, stop_reason: str) -> Decision:

@@ -16,11 +16,13 @@ def api() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Bind address; keep loopback unless a proxy authenticates reviewers (X-Remote-User).")
 @click.option("--port", default=8765, show_default=True, type=int)
-def serve_api(host: str, port: int) -> None:
+@click.option("--trust-proxy", is_flag=True,
+              help="Take the reviewer from the X-Remote-User header (only behind an authenticating proxy).")
+def serve_api(host: str, port: int, trust_proxy: bool) -> None:
     """Serve the approval queue at http://HOST:PORT/ (JSON under /api/proposals)."""
     from das.api.server import make_server
 
-    server = make_server(host, port)
+    server = make_server(host, port, trust_proxy=trust_proxy)
     progress(f"approval page on http://{host}:{server.server_port}/ (Ctrl-C stops)")
     try:
         server.serve_forever()

@@ -6,15 +6,20 @@ Routes:
   POST /api/proposals/{id}/approve        {"reviewer", "comment"} -> approve, then deploy
   POST /api/proposals/{id}/reject         {"reviewer", "comment"}
   GET  /  and  /proposals/{id}            the approval page (HTML forms post to the same rules)
-Identity: a reverse proxy's ``X-Remote-User`` header wins over the form's reviewer field;
-bind to 127.0.0.1 (default) unless such a proxy authenticates reviewers.
+Identity: the reviewer field names the reviewer; a reverse proxy's ``X-Remote-User`` header
+is honoured only when the server is started with ``trust_proxy`` (``das api serve
+--trust-proxy``), because any client can send that header. Bind to 127.0.0.1 (default) unless
+such a proxy authenticates reviewers. Form posts carry a per-server CSRF token; JSON posts
+must be ``application/json`` (a cross-site form cannot send that without a preflight).
 """
 
 from __future__ import annotations
 
+import hmac
 import html
 import json
 import re
+import secrets
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +46,8 @@ def _status_for(exc: DasError) -> int:
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "das-api"
+    trust_proxy = False
+    csrf_token = secrets.token_urlsafe(24)
 
     def log_message(self, fmt: str, *args: Any) -> None:  # quiet by default
         pass
@@ -103,8 +110,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(404, {"error": f"no route {url.path}"})
         queue = Queue()
         try:
+            if is_api and not (self.headers.get("Content-Type") or "").startswith("application/json"):
+                raise UsageError("API posts must be application/json")
             body = self._body()
-            reviewer = self.headers.get("X-Remote-User") or str(body.get("reviewer") or "")
+            if not is_api and not hmac.compare_digest(str(body.get("csrf") or ""), self.csrf_token):
+                raise UsageError("the form is stale or was not sent by this page (CSRF token mismatch); reload it")
+            proxy_user = self.headers.get("X-Remote-User") if self.trust_proxy else None
+            reviewer = proxy_user or str(body.get("reviewer") or "")
             comment = body.get("comment") or None
             if match.group(2) == "approve":
                 proposal = queue.approve(match.group(1), reviewer, comment)
@@ -144,9 +156,10 @@ class Handler(BaseHTTPRequestHandler):
         pid = html.escape(proposal.id)
         forms = ""
         if proposal.status == "proposed":
-            forms = (f"<form method='post' action='/proposals/{pid}/approve'>Reviewer <input name='reviewer' required> "
+            token = f"<input type='hidden' name='csrf' value='{html.escape(self.csrf_token)}'>"
+            forms = (f"<form method='post' action='/proposals/{pid}/approve'>{token}Reviewer <input name='reviewer' required> "
                      "Comment <input name='comment'> <button>Approve</button></form><br>"
-                     f"<form method='post' action='/proposals/{pid}/reject'>Reviewer <input name='reviewer' required> "
+                     f"<form method='post' action='/proposals/{pid}/reject'>{token}Reviewer <input name='reviewer' required> "
                      "Comment <input name='comment' required> <button>Reject</button></form>")
         return self._frame(f"Proposal {proposal.id}", f"<p><a href='/'>queue</a></p>{forms}"
                            f"<pre>{html.escape(render_proposal(proposal))}</pre>")
@@ -155,5 +168,6 @@ class Handler(BaseHTTPRequestHandler):
         return self._frame("Refused", f"<p>{html.escape(message)}</p><p><a href='/proposals/{html.escape(pid)}'>back</a></p>")
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
-    return ThreadingHTTPServer((host, port), Handler)
+def make_server(host: str = "127.0.0.1", port: int = 8765, trust_proxy: bool = False) -> ThreadingHTTPServer:
+    handler = type("DasHandler", (Handler,), {"trust_proxy": trust_proxy, "csrf_token": secrets.token_urlsafe(24)})
+    return ThreadingHTTPServer((host, port), handler)

@@ -12,6 +12,8 @@ either as it was or fully changed, never in between.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 import uuid
 from functools import lru_cache
 from typing import Any
@@ -40,6 +42,17 @@ def approval_rules() -> dict[str, Any]:
     path = resource_dir("guardrails") / "approval.yaml"
     data = yaml.safe_load(path.read_text()) if path.exists() else {}
     return {"das_identity": "das", "high_impact_keys": [], **(data or {})}
+
+
+_INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff]")
+
+
+def identity(name: str | None) -> str:
+    """The comparable form of a person's name: NFKC, invisible characters dropped, casefolded,
+    inner whitespace collapsed. ``Alice``, ``alice `` and ``ali\u200bce`` are one person."""
+    text = unicodedata.normalize("NFKC", name or "")
+    text = _INVISIBLE.sub("", text)
+    return " ".join(text.split()).casefold()
 
 
 def new_proposal_id() -> str:
@@ -78,7 +91,7 @@ class Queue:
         return row[0] if row else None
 
     def approvals(self, proposal: Proposal) -> list[str]:
-        return sorted({h.actor for h in proposal.history if h.action == "approve"})
+        return sorted({identity(h.actor) for h in proposal.history if h.action == "approve"})
 
     def pending_deploys(self) -> list[Proposal]:
         rows = self.store.db.execute("SELECT id FROM proposals WHERE status IN ('approved', 'deploy_failed')")
@@ -99,7 +112,7 @@ class Queue:
         return self.get(proposal.id)
 
     def approve(self, proposal_id: str, reviewer: str, comment: str | None = None) -> Proposal:
-        reviewer = (reviewer or "").strip()
+        reviewer = " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFKC", reviewer or "")).split())
         if not reviewer:
             raise UsageError("--reviewer is required: approvals are recorded by name")
         with self.store.transaction() as db:
@@ -113,9 +126,10 @@ class Queue:
                     f"(`das queue rebase {proposal_id}`)")
             if not proposal.validation.get("valid", False):
                 raise ApprovalRefused(f"proposal {proposal_id} did not pass validation; it cannot be approved")
+            _revalidate(proposal)
             needed = 2 if proposal.key in approval_rules()["high_impact_keys"] else 1
             already = self.approvals(proposal)
-            if reviewer in already:
+            if identity(reviewer) in already:
                 raise ApprovalRefused(f"{reviewer} already approved {proposal_id}; {needed} distinct approvals needed")
             self._history(db, proposal_id, reviewer, "approve", comment)
             if len(already) + 1 >= needed:
@@ -169,9 +183,9 @@ class Queue:
 
     # -- helpers ------------------------------------------------------------------------------
     def _check_reviewable(self, proposal: Proposal, reviewer: str, action: str) -> None:
-        if reviewer.lower() == str(approval_rules()["das_identity"]).lower():
+        if identity(reviewer) == identity(str(approval_rules()["das_identity"])):
             raise ApprovalRefused(f"the DAS identity {reviewer!r} cannot {action} proposals; a human must")
-        if reviewer == proposal.author:
+        if identity(reviewer) == identity(proposal.author):
             raise ApprovalRefused(f"{reviewer} authored {proposal.id} and cannot {action} it; ask another reviewer")
         if proposal.status != "proposed":
             raise ApprovalRefused(f"proposal {proposal.id} is {proposal.status}; only proposed ones can be {action}d")
@@ -187,4 +201,16 @@ class Queue:
                    (status, proposal_id))
 
 
-__all__ = ["ApprovalRefused", "HistoryEntry", "ProposalNotFound", "Queue", "approval_rules", "new_proposal_id"]
+def _revalidate(proposal: Proposal) -> None:
+    """Approval never trusts the stored report: the artifact itself is validated again."""
+    if proposal.kind != "process":
+        return
+    from das.bpmn.validate import validate
+
+    report = validate(proposal.artifact.encode(), known_processes=None, name=f"{proposal.key}.bpmn")
+    errors = [f"{f.rule} on {f.element or 'process'}: {f.message}" for f in report.findings if f.severity == "error"]
+    if errors:
+        raise ApprovalRefused(f"proposal {proposal.id}'s BPMN does not validate now: {'; '.join(errors[:3])}")
+
+
+__all__ = ["ApprovalRefused", "HistoryEntry", "identity", "ProposalNotFound", "Queue", "approval_rules", "new_proposal_id"]

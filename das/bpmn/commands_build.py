@@ -43,7 +43,10 @@ def compile_cmd(source: Path, output: Path, fmt: str) -> None:
     except ValueError as exc:
         raise InvalidInput(f"{source}: {exc}") from None
     result = compile_process(proc)
-    output.write_text(result.xml, encoding="utf-8")
+    try:
+        output.write_text(result.xml, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {output}: {exc.strerror}") from None
     progress(f"wrote {output}")
     data = {"source": str(source), "output": str(output), "process": proc.key, "findings": result.findings}
     emit(data, fmt, lambda d: f"{d['output']}: compiled {d['process']}"
@@ -74,6 +77,9 @@ def simulate_cmd(files: tuple[Path, ...], runs: int, seed: int, mocks: Path | No
     for f in files:
         if not f.is_file():
             raise InvalidInput(f"no such file: {f}")
+        from das.bpmn.parse import parse
+
+        parse(f)  # not BPMN, unsafe or broken XML: one clear line, exit 4 (as validate and diff)
         progress(f"simulating {f} ({runs} runs)")
         results.append(simulate_file(f, runs=runs, seed=seed, mocks=mock_map, max_steps=max_steps))
     emit(results if len(results) > 1 else results[0], fmt, lambda _d: _render(results))

@@ -216,7 +216,7 @@ def handle_select(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     context = task.variables.get("context")
     try:
         decision = select_task(candidates, context if isinstance(context, dict) else {},
-                               models=[ctx.model] if ctx.model else None)
+                               models=[ctx.model] if ctx.model else None, policy_file=ctx.policy_file)
     except InvalidInput as exc:
         return failure_outcome(task, None, exc.message, None, final=True)
     except DasError as exc:

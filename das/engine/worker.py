@@ -27,6 +27,7 @@ from das.engine.client import EngineClient, EngineError, ExternalTask, Topic
 from das.engine.handlers import HANDLERS, HandlerContext, Outcome, TopicHandler, correlation_of
 from das.engine.metrics import WorkerMetrics
 from das.errors import TransientUpstreamError, UpstreamError, UsageError
+from das.secrets import scrub
 
 log = logging.getLogger("das.worker")
 
@@ -263,6 +264,9 @@ class Worker:
     def _answer(self, task: ExternalTask, outcome: Outcome, ctx_log: dict[str, str]) -> bool:
         """Deliver the outcome; retry while the engine is down; False if the lock is lost."""
         wid = self.config.worker_id
+        # failure texts come from exceptions and tracebacks: mask secrets before the engine stores them
+        outcome.message = scrub(outcome.message) if outcome.message else outcome.message
+        outcome.details = scrub(outcome.details) if outcome.details else outcome.details
         backoff = 0.25
         give_up = time.monotonic() + max(self.config.lock_duration_ms / 1000 * 3, 60)
         while True:

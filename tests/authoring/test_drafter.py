@@ -72,12 +72,18 @@ def test_edit_by_chat_applies_atomic_edits_and_the_diff_shows_only_the_change():
     assert [a["ok"] for a in proposal.draft_trace] == [False, False, True]
     assert "nowhere" in proposal.draft_trace[0]["problems"][0]
     assert (proposal.base_version, proposal.version) == ("1.2.0", "1.3.0")
-    changed = {(e["change"], e["id"]) for e in proposal.diff["entries"]}
-    assert changed == {("added", "pay_timeout"), ("added", "end_timeout"),
-                       ("added", next(e["id"] for e in proposal.diff["entries"] if e["kind"] == "flow"))}
-    assert all(e["change"] == "added" for e in proposal.diff["entries"])
-    assert "PT30M" in proposal.artifact
-    assert proposal.edit_ops == [dict(op) for op in proposal.edit_ops]
+    entries = proposal.diff["entries"]
+    assert all(e["change"] == "added" for e in entries)  # nothing removed or changed
+    assert {e["id"] for e in entries if e["kind"] != "flow"} == {"pay_timeout", "end_timeout"}
+    from das.bpmn.parse import parse
+
+    new = parse(proposal.artifact.encode(), name="new")
+    [flow_entry] = [e for e in entries if e["kind"] == "flow"]
+    flow = new.flows[flow_entry["id"]]
+    assert (flow.source, flow.target) == ("pay_timeout", "end_timeout")
+    assert new.nodes["pay_timeout"].attached_to == "s3" and "PT30M" in proposal.artifact
+    assert [op["op"] for op in proposal.edit_ops] == ["add_element", "add_element", "connect"]
+    assert proposal.edit_ops[0]["attached_to"] == "s3" and proposal.edit_ops[2]["target"] == "end_timeout"
 
 
 def test_stale_proposal_is_rebased_by_reapplying_its_edits():
@@ -97,3 +103,25 @@ def test_unknown_base_is_a_usage_error():
 
     with pytest.raises(UsageError, match="no process nope@1.0.0 is known"):
         draft_proposal("change it", base="nope@1.0.0", model="test/auto")
+
+
+def test_queue_show_presents_findings_simulation_and_diff(das_home):
+    import subprocess
+    import sys
+
+    queue = Queue()
+    seed_invoice(queue)
+    model = register_script("edit-show", [text(TIMEOUT_OPS)])
+    proposal = draft_proposal("add a timeout", base="invoice@1.2.0", author="alice", model=model, queue=queue)
+    env = {**__import__("os").environ, "DAS_HOME": str(das_home)}
+    shown = subprocess.run([sys.executable, "-m", "das", "queue", "show", proposal.id], capture_output=True,
+                           text=True, env=env, timeout=60).stdout
+    sim = proposal.simulation
+    assert f"validation: valid ({len(proposal.validation['findings'])} findings)" in shown
+    assert f"simulation: {sim['completed']}/{sim['runs']} runs completed" in shown
+    assert "diff against base:" in shown and "pay_timeout" in shown.split("diff against base:")[1]
+    assert "boundaryEvent" in shown and "history:" in shown
+    as_json = json.loads(subprocess.run([sys.executable, "-m", "das", "queue", "show", proposal.id, "--format", "json"],
+                                        capture_output=True, text=True, env=env, timeout=60).stdout)
+    assert as_json["validation"]["valid"] is True and as_json["simulation"]["runs"] == sim["runs"]
+    assert {e["id"] for e in as_json["diff"]["entries"]} >= {"pay_timeout", "end_timeout"}

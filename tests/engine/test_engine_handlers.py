@@ -82,3 +82,15 @@ def test_human_gate_sets_tde_needs_review_only_when_it_applies() -> None:
     out = outcome_for_result(task(), plain, Policy())
     assert out.kind == "complete" and "tdeNeedsReview" not in out.variables
     assert out.variables["tdeStatus"] == "succeeded"
+
+
+def test_json_logs_mask_secret_values(monkeypatch) -> None:
+    import logging
+
+    from das.engine.metrics import JsonFormatter
+
+    monkeypatch.setenv("DAS_ENGINE_PASSWORD", "hunter2-very-secret")
+    record = logging.LogRecord("das.worker", logging.ERROR, __file__, 1, "failed: hunter2-very-secret", None, None)
+    record.error = "auth with hunter2-very-secret refused"
+    line = JsonFormatter().format(record)
+    assert "hunter2-very-secret" not in line and line.count("[SECRET]") == 2
