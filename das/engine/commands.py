@@ -9,15 +9,18 @@ import click
 from das.errors import InvalidInput, NegativeResult
 from das.output import emit, progress
 
+DEFAULT_TOPICS = ["das-tde-probabilistic", "das-peo-select", "das-nightly"]
+
 
 def _split_topics(values: tuple[str, ...]) -> list[str]:
     topics = [t.strip() for v in values for t in v.split(",") if t.strip()]
-    return topics or ["das-tde-probabilistic"]
+    return topics or list(DEFAULT_TOPICS)
 
 
 @click.command()
 @click.option("--topics", "-t", multiple=True, metavar="TOPIC[,TOPIC]",
-              help="Topics to serve (default das-tde-probabilistic); NAME=HANDLER serves topic NAME "
+              help="Topics to serve (default das-tde-probabilistic, das-peo-select, das-nightly); "
+                   "NAME=HANDLER serves topic NAME "
                    "with a known topic's handler, e.g. my-tde=das-tde-probabilistic.")
 @click.option("--workers", "-w", type=click.IntRange(1, 256), default=4, show_default=True,
               help="Concurrent handlers.")
