@@ -59,44 +59,36 @@ class Store:
         row = self.db.execute("SELECT result_json FROM results WHERE idempotency_key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    @staticmethod
+    def _first_result(db: sqlite3.Connection, key: str, task_type: str, correlation_id: str | None, status: str,
+                      stop_reason: str, result: dict[str, Any]) -> dict[str, Any]:
+        row = db.execute("SELECT result_json FROM results WHERE idempotency_key = ?", (key,)).fetchone()
+        if row:
+            return json.loads(row[0])
+        db.execute("INSERT INTO results (idempotency_key, task_type, correlation_id, status, stop_reason, result_json)"
+                   " VALUES (?, ?, ?, ?, ?, ?)", (key, task_type, correlation_id, status, stop_reason, json.dumps(result)))
+        return result
+
     def save_result(self, key: str, task_type: str, correlation_id: str | None, status: str,
                     stop_reason: str, result: dict[str, Any]) -> dict[str, Any]:
         """Store the first result for a key; if one exists already, return that one instead."""
         with self.transaction() as db:
-            row = db.execute("SELECT result_json FROM results WHERE idempotency_key = ?", (key,)).fetchone()
-            if row:
-                return json.loads(row[0])
-            db.execute(
-                "INSERT INTO results (idempotency_key, task_type, correlation_id, status, stop_reason, result_json)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (key, task_type, correlation_id, status, stop_reason, json.dumps(result)),
-            )
-        return result
+            return self._first_result(db, key, task_type, correlation_id, status, stop_reason, result)
 
     def save_run(self, key: str | None, task_type: str, correlation_id: str | None, status: str,
                  stop_reason: str, result: dict[str, Any], keep_result: bool) -> dict[str, Any]:
-        """Trace plus (if ``keep_result``) the first result per key, in one transaction."""
+        """Trace plus (if ``keep_result``) the first result per key, in one transaction.
+
+        When an earlier result wins, that one is returned and no second trace is written.
+        """
         with self.transaction() as db:
             if key and keep_result:
-                row = db.execute("SELECT result_json FROM results WHERE idempotency_key = ?", (key,)).fetchone()
-                if row:
-                    return json.loads(row[0])
-                db.execute(
-                    "INSERT INTO results (idempotency_key, task_type, correlation_id, status, stop_reason,"
-                    " result_json) VALUES (?, ?, ?, ?, ?, ?)",
-                    (key, task_type, correlation_id, status, stop_reason, json.dumps(result)))
+                first = self._first_result(db, key, task_type, correlation_id, status, stop_reason, result)
+                if first is not result:
+                    return first
             db.execute("INSERT INTO traces (idempotency_key, correlation_id, task_type, stop_reason, result_json)"
                        " VALUES (?, ?, ?, ?, ?)", (key, correlation_id, task_type, stop_reason, json.dumps(result)))
         return result
-
-    def save_trace(self, key: str | None, correlation_id: str | None, task_type: str, stop_reason: str,
-                   result: dict[str, Any]) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO traces (idempotency_key, correlation_id, task_type, stop_reason, result_json)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (key, correlation_id, task_type, stop_reason, json.dumps(result)),
-            )
 
     # -- side effects, at most once per call key ------------------------------------------
     def claim_effect(self, call_key: str, tool: str) -> tuple[str, Any]:
