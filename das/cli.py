@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "nightly": ("das.nightly.commands:nightly", "Mine engine history and file improvement proposals."),
     "search": ("das.retrieval.commands:search", "Find similar processes and task types by meaning."),
     "api": ("das.api.commands:api", "Serve the HTTP API and the approval page."),
+    "user": ("das.commands_users:user", "Add, list and revoke DAS users and their API tokens."),
+    "login": ("das.commands_users:login", "Act through a DAS API server as your token's user."),
+    "logout": ("das.commands_users:logout", "Forget saved API credentials."),
     "eval": ("das.authoring.commands:eval_cmd", "Run evaluation suites against a model."),
 }
 
@@ -84,6 +87,8 @@ def cli(quiet: bool) -> None:  # --quiet is also taken anywhere on the line by m
       DAS_HOME        data directory (default ~/.das)
       DAS_MODEL       litellm model string (default local/smollm2, embedded, offline)
       DAS_ENGINE_URL  engine REST base (default http://localhost:8080/engine-rest)
+      DAS_API_URL     act through this DAS API server (with DAS_TOKEN; or `das login`)
+      DAS_TOKEN       personal API token (from `das user add`)
 
     \b
     Exit codes: 0 ok, 1 negative result or findings, 2 usage error,

@@ -6,6 +6,7 @@ JSON arriving from outside (files, engine variables, model output) is parsed wit
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -148,6 +149,8 @@ class HistoryEntry(BaseModel):
     actor: str
     action: str
     comment: str | None = None
+    artifact_sha256: str | None = Field(default=None, description="the artifact this entry concerns")
+    proof: str | None = Field(default=None, description="how the actor was proven: token, session, proxy, os")
 
 
 class Proposal(BaseModel):
@@ -170,6 +173,11 @@ class Proposal(BaseModel):
     author: str = "das"
     status: Literal["proposed", "approved", "rejected", "deployed", "deploy_failed"] = "proposed"
     history: list[HistoryEntry] = Field(default_factory=list)
+
+    def artifact_sha256(self) -> str:
+        """What an approval binds to: the artifact and the TDE wrappers deployed with it."""
+        blob = json.dumps({"artifact": self.artifact, "tde_wrappers": self.tde_wrappers}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
 
 
 CONTRACTS: dict[str, type[BaseModel]] = {

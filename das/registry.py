@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from das.config import resource_dir
 from das.contracts import describe_validation_error
 from das.errors import InvalidInput
+from das.names import TASK_TYPE_PATTERN
 
 
 class Executor(BaseModel):
@@ -28,7 +29,7 @@ class Executor(BaseModel):
 
 class TaskType(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    task_type: str = Field(min_length=1)
+    task_type: str = Field(min_length=1, pattern=TASK_TYPE_PATTERN)
     description: str = ""
     executor: Executor
     input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})

@@ -1,16 +1,22 @@
-"""CLI for authoring and review: ``das draft``, ``das queue ...``, ``das approve``, ``das reject``."""
+"""CLI for authoring and review: ``das draft``, ``das queue ...``, ``das approve``, ``das reject``.
+
+Who acts is never an option: on the machine that holds the store the CLI acts as the OS
+account; with ``DAS_API_URL``/``DAS_TOKEN`` (or ``das login``) every command goes through the
+HTTP API as the token's user.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
 import click
 
+from das.api.client import remote
 from das.contracts import Proposal
 from das.output import emit, progress
+from das.views import render_proposal
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")
@@ -26,28 +32,35 @@ def _queue():
 @click.argument("prompt")
 @click.option("--key", help="Process key for a new process (default: derived from the draft).")
 @click.option("--base", metavar="KEY@VERSION", help="Change an existing process: edits, not a rewrite.")
-@click.option("--author", default=lambda: os.environ.get("USER") or "engineer", show_default="$USER",
-              help="Who asked for the draft (they cannot approve it).")
 @click.option("--model", help="litellm model string; default $DAS_MODEL or local/smollm2.")
 @click.option("--max-repairs", default=3, show_default=True, type=click.IntRange(0, 10),
               help="Repair attempts after validation or simulation findings.")
 @FORMAT
-def draft(prompt: str, key: str | None, base: str | None, author: str, model: str | None,
+def draft(prompt: str, key: str | None, base: str | None, model: str | None,
           max_repairs: int, fmt: str) -> None:
     """Draft a process (or a change with --base) from PROMPT and file it as a proposal.
 
     The model writes the block-structured authoring form (or edit operations on the base);
     DAS compiles, validates and simulates it, feeds findings back and repairs, then files a
     minor-version proposal in the approval queue. Nothing is deployed until a human approves.
+    You are the author (the OS account, or the API token's user), so you cannot approve it.
 
     \b
     Examples:
       das draft "Invoice approval: check the invoice, a manager approves, then pay it"
       das draft "add a 30-minute timeout to the payment step" --base invoice@1.2.0
     """
+    client = remote()
+    if client is not None:
+        if model or max_repairs != 3:
+            raise click.UsageError("--model and --max-repairs are the server's settings when drafting through the API")
+        data = client.draft(prompt, key, base)
+        emit(data, fmt, lambda d: f"filed {d['proposal_id']}: {d['key']}@{d['version']} ({d['status']}) on {client.url}")
+        return
     from das.authoring.drafter import draft_proposal
+    from das.identity import os_principal
 
-    proposal = draft_proposal(prompt, key=key, base=base, author=author, model=model, max_repairs=max_repairs)
+    proposal = draft_proposal(prompt, key=key, base=base, author=os_principal(), model=model, max_repairs=max_repairs)
     out = {"proposal_id": proposal.id, "key": proposal.key, "version": proposal.version,
            "base_version": proposal.base_version, "status": proposal.status,
            "valid": bool(proposal.validation.get("valid")),
@@ -67,7 +80,8 @@ def queue() -> None:
 @FORMAT
 def queue_list(status: str | None, fmt: str) -> None:
     """List proposals, oldest first."""
-    rows = _queue().list(status)
+    client = remote()
+    rows = client.list(status) if client else _queue().list(status)
 
     def text(data: list[dict[str, Any]]) -> str:
         if not data:
@@ -88,15 +102,7 @@ def queue_show(proposal_id: str, fmt: str) -> None:
 
     PROPOSAL_ID may be `last` for the most recently filed proposal.
     """
-    q = _queue()
-    if proposal_id == "last":
-        rows = q.list()
-        if not rows:
-            from das.errors import NegativeResult
-
-            raise NegativeResult("the queue is empty; file a proposal with `das draft`")
-        proposal_id = rows[-1]["id"]
-    emit(q.get(proposal_id), fmt, render_proposal)
+    emit(_get(proposal_id), fmt, render_proposal)
 
 
 @queue.command("diff")
@@ -104,7 +110,7 @@ def queue_show(proposal_id: str, fmt: str) -> None:
 @FORMAT
 def queue_diff(proposal_id: str, fmt: str) -> None:
     """Show the semantic diff of a proposal against its base."""
-    proposal = _queue().get(proposal_id)
+    proposal = _get(proposal_id)
     emit(proposal.diff, fmt, lambda d: d.get("text") or json.dumps(d, indent=2))
 
 
@@ -112,8 +118,17 @@ def queue_diff(proposal_id: str, fmt: str) -> None:
 @click.argument("proposal_id")
 @FORMAT
 def queue_redeploy(proposal_id: str, fmt: str) -> None:
-    """Deploy an approved (or deploy_failed) proposal again; safe to repeat."""
+    """Deploy an approved (or deploy_failed) proposal again; safe to repeat.
+
+    Refused, before anything is written, unless the history proves the current artifact
+    approved by enough distinct reviewers.
+    """
     from das.authoring.deploy import deploy_and_record
+
+    client = remote()
+    if client is not None:
+        _emit_remote(client.act(proposal_id, "redeploy"), fmt)
+        return
 
     proposal = deploy_and_record(_queue(), proposal_id)
     _emit_status(proposal, fmt)
@@ -123,31 +138,46 @@ def queue_redeploy(proposal_id: str, fmt: str) -> None:
 
 @queue.command("rebase")
 @click.argument("proposal_id")
-@click.option("--actor", default=lambda: os.environ.get("USER") or "engineer", show_default="$USER")
 @FORMAT
-def queue_rebase(proposal_id: str, actor: str, fmt: str) -> None:
-    """Re-apply a stale proposal's edits on the key's current version and re-validate."""
-    from das.authoring.drafter import rebase_proposal
+def queue_rebase(proposal_id: str, fmt: str) -> None:
+    """Re-apply a stale proposal's edits on the key's current version and re-validate.
 
-    _emit_status(rebase_proposal(_queue(), proposal_id, actor), fmt)
+    Approvals given to the old artifact stop counting: reviewers approve the new one.
+    """
+    from das.authoring.drafter import rebase_proposal
+    from das.identity import os_principal
+
+    client = remote()
+    if client is not None:
+        _emit_remote(client.act(proposal_id, "rebase"), fmt)
+        return
+    _emit_status(rebase_proposal(_queue(), proposal_id, os_principal()), fmt)
 
 
 @click.command()
 @click.argument("proposal_id")
-@click.option("--reviewer", required=True, help="Your name, recorded in the history.")
 @click.option("--comment", help="Why you approve.")
 @click.option("--no-deploy", is_flag=True, help="Record the approval only; the kernel deploys later.")
 @FORMAT
-def approve(proposal_id: str, reviewer: str, comment: str | None, no_deploy: bool, fmt: str) -> None:
-    """Approve a proposal; when approvals suffice, the kernel deploys it.
+def approve(proposal_id: str, comment: str | None, no_deploy: bool, fmt: str) -> None:
+    """Approve a proposal as yourself; when approvals suffice, the kernel deploys it.
 
-    Refused for the DAS's own identity, for the proposal's author, for a stale base
-    (rebase first) and, on high-impact keys, until two distinct reviewers approved.
+    You are the OS account (or, with DAS_API_URL/DAS_TOKEN or `das login`, the token's
+    user). Refused for the DAS's own identity, for the proposal's author, for non-reviewers,
+    for a stale base (rebase first) and, on high-impact keys, until two distinct reviewers
+    approved the same artifact.
     """
     from das.authoring.deploy import deploy_and_record
+    from das.identity import os_principal
 
+    client = remote()
+    if client is not None:
+        if no_deploy:
+            raise click.UsageError("--no-deploy is not available through the API")
+        _emit_remote(client.act(proposal_id, "approve", comment), fmt)
+        return
     q = _queue()
-    proposal = q.approve(proposal_id, reviewer, comment)
+    proposal = q.approve(proposal_id, os_principal(), comment)
     if proposal.status == "approved" and not no_deploy:
         progress(f"approved {proposal_id}; deploying …")
         proposal = deploy_and_record(q, proposal_id)
@@ -158,12 +188,17 @@ def approve(proposal_id: str, reviewer: str, comment: str | None, no_deploy: boo
 
 @click.command()
 @click.argument("proposal_id")
-@click.option("--reviewer", required=True, help="Your name, recorded in the history.")
 @click.option("--comment", required=True, help="Why you reject (required).")
 @FORMAT
-def reject(proposal_id: str, reviewer: str, comment: str, fmt: str) -> None:
-    """Reject a proposal with a comment."""
-    _emit_status(_queue().reject(proposal_id, reviewer, comment), fmt)
+def reject(proposal_id: str, comment: str, fmt: str) -> None:
+    """Reject a proposal as yourself, with a comment (same identity rules as approve)."""
+    from das.identity import os_principal
+
+    client = remote()
+    if client is not None:
+        _emit_remote(client.act(proposal_id, "reject", comment), fmt)
+        return
+    _emit_status(_queue().reject(proposal_id, os_principal(), comment), fmt)
 
 
 @click.command("eval")
@@ -179,51 +214,31 @@ def eval_cmd(suite: str, model: str | None, limit: int | None, fmt: str) -> None
     emit(report, fmt, lambda r: "\n".join(f"{k}: {v}" for k, v in r["summary"].items()))
 
 
+def _get(proposal_id: str) -> Proposal:
+    """A proposal by id (or ``last``), from the API when configured, else the local store."""
+    client = remote()
+    if proposal_id == "last":
+        rows = client.list(None) if client else _queue().list()
+        if not rows:
+            from das.errors import NegativeResult
+
+            raise NegativeResult("the queue is empty; file a proposal with `das draft`")
+        proposal_id = rows[-1]["id"]
+    if client is not None:
+        return Proposal.model_validate(client.get(proposal_id))
+    return _queue().get(proposal_id)
+
+
+def _emit_remote(data: dict[str, Any], fmt: str) -> None:
+    emit(data, fmt, lambda d: f"{d['proposal_id']}: {d['key']}@{d['version']} is {d['status']} "
+                              f"(approvals {len(d['approvals'])}/{d['approvals_needed']})")
+    if data.get("status") == "deploy_failed":
+        sys.exit(5)
+
+
 def _emit_status(proposal: Proposal, fmt: str) -> None:
     history = proposal.history[-1] if proposal.history else None
     data = {"proposal_id": proposal.id, "key": proposal.key, "version": proposal.version,
             "status": proposal.status, "last": history.model_dump() if history else None}
     emit(data, fmt, lambda d: f"{d['proposal_id']}: {d['key']}@{d['version']} is {d['status']}"
                               + (f" ({d['last']['comment']})" if d["last"] and d["last"].get("comment") else ""))
-
-
-def render_proposal(p: Proposal) -> str:
-    lines = [f"proposal {p.id}  [{p.status}]  {p.kind} {p.key}: {p.base_version or '(new)'} -> {p.version}",
-             f"author: {p.author}  origin: {p.origin}", "", f"rationale: {p.rationale or '-'}", ""]
-    lines += _elements(p.artifact)
-    findings = p.validation.get("findings", [])
-    lines.append(f"validation: {'valid' if p.validation.get('valid') else 'INVALID'} ({len(findings)} findings)")
-    lines += [f"  {f.get('severity', '?'):<7} {f.get('rule', '?')}: {f.get('element') or '-'}: {f.get('message')}"
-              for f in findings[:30]]
-    sim = p.simulation
-    if sim:
-        lines.append(f"simulation: {sim.get('completed', 0)}/{sim.get('runs', 0)} runs completed, "
-                     f"coverage {sim.get('coverage', 0):.0%}, stuck {len(sim.get('stuck', []))}, "
-                     f"unsupported {len(sim.get('unsupported', []))}")
-    lines.append("")
-    lines.append("diff against base:")
-    lines.append("  " + (p.diff.get("text") or json.dumps(p.diff)).replace("\n", "\n  "))
-    if p.tde_wrappers:
-        lines.append(f"TDE wrappers: {', '.join(w.get('task_type', '?') for w in p.tde_wrappers)}")
-    lines.append("")
-    lines.append("history:")
-    lines += [f"  {h.at}  {h.actor:<12} {h.action}" + (f": {h.comment}" if h.comment else "") for h in p.history]
-    return "\n".join(lines)
-
-
-def _elements(xml: str) -> list[str]:
-    """The drafted process at a glance: each flow node with its type and topic."""
-    if not xml:
-        return []
-    from das.bpmn.parse import parse
-    from das.errors import DasError
-
-    try:
-        defs = parse(xml.encode(), name="proposal")
-    except DasError as exc:
-        return [f"process: cannot be read ({exc.message})", ""]
-    out = ["process elements:"]
-    for node in defs.nodes.values():
-        topic = node.attrs.get("camunda:topic")
-        out.append(f"  {node.type:<22} {node.id:<24} {node.name or ''}" + (f"  [topic {topic}]" if topic else ""))
-    return [*out, ""]

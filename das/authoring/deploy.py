@@ -1,5 +1,8 @@
 """Deploy approved proposals: to the engine when one is configured, else a local registry.
 
+Nothing is written anywhere (registry file, engine, TDE wrapper) before ``Queue.deployable``
+has re-derived from the append-only history that the current artifact is approved.
+
 "Configured" means ``DAS_ENGINE_URL`` is set (or a URL is passed). The deployment is named by
 proposal id and version and uses deploy-changed-only, so retrying a deployment is safe. The
 process gets ``camunda:versionTag`` = the proposal's version, so the engine shows it.
@@ -13,10 +16,11 @@ from pathlib import Path
 
 from lxml import etree
 
-from das.authoring.queue import Queue
+from das.authoring.queue import ApprovalRefused, Queue
 from das.config import das_home
 from das.contracts import Proposal
-from das.errors import UpstreamError
+from das.errors import InvalidInput, UpstreamError
+from das.names import task_type_problem
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -44,6 +48,7 @@ def engine_configured(url: str | None = None) -> str | None:
 
 def deploy_proposal(proposal: Proposal, engine_url: str | None = None) -> DeployOutcome:
     """Hand one approved proposal to its target; never raises for an engine failure."""
+    check_wrappers(proposal)
     url = engine_configured(engine_url)
     xml = with_version_tag(proposal.artifact, proposal.version) if proposal.kind == "process" else proposal.artifact
     if url is None:
@@ -63,15 +68,26 @@ def deploy_proposal(proposal: Proposal, engine_url: str | None = None) -> Deploy
     return DeployOutcome(True, url, f"deployment {result.get('id')} created", result.get("id"))
 
 
+def check_wrappers(proposal: Proposal) -> None:
+    """Every wrapper's task type is an identifier before any file is written (no ``../../x``)."""
+    for wrapper in proposal.tde_wrappers:
+        problem = task_type_problem(str(wrapper.get("task_type", "")))
+        if problem:
+            raise InvalidInput(f"proposal {proposal.id}: TDE wrapper {problem}; nothing was deployed")
+
+
 def register_wrappers(proposal: Proposal) -> list[Path]:
     """Approved TDE wrappers join the registry ($DAS_HOME/tde), so the worker knows their schemas."""
     import yaml
 
-    folder = das_home() / "tde"
+    check_wrappers(proposal)
+    folder = (das_home() / "tde").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for wrapper in proposal.tde_wrappers:
         path = folder / f"{wrapper['task_type']}.yaml"
+        if path.resolve().parent != folder:  # belt and braces: the identifier check already forbids this
+            raise InvalidInput(f"TDE wrapper path {path} leaves {folder}")
         tmp = path.with_suffix(".yaml.tmp")
         tmp.write_text(yaml.safe_dump({**wrapper, "description": wrapper.get("description", "")
                                        + f" (approved with {proposal.id})"}, sort_keys=False))
@@ -81,7 +97,11 @@ def register_wrappers(proposal: Proposal) -> list[Path]:
 
 
 def deploy_and_record(queue: Queue, proposal_id: str, engine_url: str | None = None) -> Proposal:
-    proposal = queue.get(proposal_id)
+    """Deploy a proposal the history proves approved, and record the outcome.
+
+    ``ApprovalRefused`` (or ``InvalidInput`` for a bad wrapper) is raised before any write.
+    """
+    proposal = queue.deployable(proposal_id)
     outcome = deploy_proposal(proposal, engine_url)
     if outcome.ok and proposal.tde_wrappers:
         names = [p.stem for p in register_wrappers(proposal)]
@@ -89,7 +109,28 @@ def deploy_and_record(queue: Queue, proposal_id: str, engine_url: str | None = N
     return queue.record_deploy(proposal_id, outcome.ok, outcome.message, outcome.target, outcome.deployment_id)
 
 
-def deploy_pending(queue: Queue | None = None, engine_url: str | None = None) -> list[Proposal]:
-    """What the kernel calls at start: every approved-but-undeployed proposal."""
+@dataclass
+class PendingOutcome:
+    proposal: Proposal
+    refused: str | None = None
+
+
+def deploy_pending(queue: Queue | None = None, engine_url: str | None = None) -> list[PendingOutcome]:
+    """What the kernel calls at start: every approved-but-undeployed proposal.
+
+    One whose approvals do not hold up is refused (and audited), never deployed, and does
+    not stop the others.
+    """
     queue = queue or Queue()
-    return [deploy_and_record(queue, p.id, engine_url) for p in queue.pending_deploys()]
+    out = []
+    for p in queue.pending_deploys():
+        try:
+            out.append(PendingOutcome(deploy_and_record(queue, p.id, engine_url)))
+        except (ApprovalRefused, InvalidInput) as exc:
+            queue.store.audit("kernel", "deploy.refused", p.id, {"reason": exc.message})
+            out.append(PendingOutcome(p, exc.message))
+    return out
+
+
+__all__ = ["DeployOutcome", "PendingOutcome", "check_wrappers", "deploy_and_record", "deploy_pending",
+           "deploy_proposal", "engine_configured", "register_wrappers", "with_version_tag"]

@@ -31,6 +31,7 @@ from das.authoring.wrappers import draft_wrappers
 from das.config import default_model
 from das.contracts import Proposal, Usage
 from das.errors import DasError, InvalidInput, UsageError
+from das.identity import Principal, os_principal
 from das.llm import gateway
 from das.output import progress
 from das.prompts import render
@@ -207,9 +208,17 @@ def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
     return _loop(model, messages, schema, lambda d: _check_new(d, key), max_repairs, usage or Usage())
 
 
-def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = None, author: str = "engineer",
-                   model: str | None = None, max_repairs: int = 3, queue: Queue | None = None) -> Proposal:
-    """Draft, check, repair and file one proposal. Raises ``DraftFailed`` if repair fails."""
+def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = None,
+                   author: Principal | None = None, model: str | None = None, max_repairs: int = 3,
+                   queue: Queue | None = None) -> Proposal:
+    """Draft, check, repair and file one proposal. Raises ``DraftFailed`` if repair fails.
+
+    ``author`` is a proven principal (default: the OS account running this process); they
+    will not be able to approve the proposal.
+    """
+    author = author or os_principal()
+    if not isinstance(author, Principal):
+        raise TypeError(f"author must be a proven Principal, not {type(author).__name__}")
     if not prompt.strip():
         raise UsageError("the prompt is empty: describe the process or the change")
     model = model or default_model()
@@ -247,8 +256,8 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
         artifact=cand.xml or "", tde_wrappers=wrappers, validation=cand.validation, simulation=cand.simulation,
         diff=diff_json, rationale=f"Drafted from the request: {prompt}", edit_ops=edit_ops, draft_trace=attempts,
         value_measure={"repair_attempts": len(attempts) - 1, "model": model, **usage.model_dump()},
-        evidence=[{"prompt": prompt}], origin="chat", author=author)
-    return queue.file(proposal)
+        evidence=[{"prompt": prompt}], origin="chat", author=author.name)
+    return queue.file(proposal, author.proof)
 
 
 def _full_diff(old_xml: str, new_xml: str) -> dict[str, Any]:
@@ -259,7 +268,7 @@ def _full_diff(old_xml: str, new_xml: str) -> dict[str, Any]:
     return {**delta.model_dump(mode="json"), "text": render_text(delta)}
 
 
-def rebase_proposal(queue: Queue, proposal_id: str, actor: str) -> Proposal:
+def rebase_proposal(queue: Queue, proposal_id: str, actor: Principal) -> Proposal:
     """Re-apply a stale change's edit ops on the key's current version, then re-check it."""
     proposal = queue.get(proposal_id)
     current = queue.current_version(proposal.key)

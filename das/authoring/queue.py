@@ -1,10 +1,15 @@
 """The approval queue: proposals in SQLite, their append-only history, and the approval rules.
 
 All rules live here, so the CLI and the HTTP API enforce the same ones:
+* actors are proven ``Principal``s (das/identity.py), never typed names; only reviewers and
+  admins approve or reject;
 * the DAS's own identity never approves, and nobody approves a proposal they authored;
 * only a ``proposed`` proposal can be approved or rejected;
 * a proposal whose base is no longer the key's current version must be rebased first;
-* keys configured as high-impact need two distinct approvals.
+* keys configured as high-impact need two distinct approvals;
+* an approval binds to the sha256 of the artifact it saw: a rebase starts the count again;
+* ``deployable`` re-derives "approved" from the history rows before any side effect, so no
+  status column, crash or bug can deploy what the rules did not approve.
 Every state change and its history entry are one transaction: a crash leaves the proposal
 either as it was or fully changed, never in between.
 """
@@ -12,8 +17,6 @@ either as it was or fully changed, never in between.
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 import uuid
 from functools import lru_cache
 from typing import Any
@@ -24,6 +27,8 @@ from das.authoring import versions
 from das.config import resource_dir
 from das.contracts import HistoryEntry, Proposal
 from das.errors import DasError, UsageError
+from das.identity import Forbidden, Principal
+from das.names import identity, task_type_problem
 from das.store import Store, open_store
 
 
@@ -44,17 +49,6 @@ def approval_rules() -> dict[str, Any]:
     return {"das_identity": "das", "high_impact_keys": [], **(data or {})}
 
 
-_INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff]")
-
-
-def identity(name: str | None) -> str:
-    """The comparable form of a person's name: NFKC, invisible characters dropped, casefolded,
-    inner whitespace collapsed. ``Alice``, ``alice `` and ``ali\u200bce`` are one person."""
-    text = unicodedata.normalize("NFKC", name or "")
-    text = _INVISIBLE.sub("", text)
-    return " ".join(text.split()).casefold()
-
-
 def new_proposal_id() -> str:
     return "p-" + uuid.uuid4().hex[:10]
 
@@ -71,8 +65,8 @@ class Queue:
         body = json.loads(row["body_json"])
         body.update(status=row["status"], base_version=row["base_version"], version=row["version"])
         body["history"] = [dict(h) for h in self.store.db.execute(
-            "SELECT at, actor, action, comment FROM proposal_history WHERE proposal_id = ? ORDER BY id",
-            (proposal_id,))]
+            "SELECT at, actor, action, comment, artifact_sha256, proof FROM proposal_history"
+            " WHERE proposal_id = ? ORDER BY id", (proposal_id,))]
         return Proposal.model_validate(body)
 
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
@@ -91,30 +85,62 @@ class Queue:
         return row[0] if row else None
 
     def approvals(self, proposal: Proposal) -> list[str]:
-        return sorted({identity(h.actor) for h in proposal.history if h.action == "approve"})
+        """Distinct people whose approval counts now: of the current artifact, not the author,
+        not the DAS identity, and given after the last artifact change."""
+        current = proposal.artifact_sha256()
+        barred = {identity(proposal.author), identity(str(approval_rules()["das_identity"]))}
+        counted: set[str] = set()
+        for h in proposal.history:
+            if h.action == "rebased":
+                counted.clear()
+            elif h.action == "approve" and h.artifact_sha256 == current and identity(h.actor) not in barred:
+                counted.add(identity(h.actor))
+        return sorted(counted)
+
+    @staticmethod
+    def approvals_needed(proposal: Proposal) -> int:
+        return 2 if proposal.key in approval_rules()["high_impact_keys"] else 1
+
+    def deployable(self, proposal_id: str) -> Proposal:
+        """The proposal, if the history proves it may deploy now; ``ApprovalRefused`` otherwise.
+
+        Called before any side effect of a deployment (CLI, API, kernel start-up): the status
+        column is not trusted, the approvals are counted again from the append-only history.
+        """
+        proposal = self.get(proposal_id)
+        if proposal.status not in ("approved", "deploy_failed"):
+            raise ApprovalRefused(f"proposal {proposal_id} is {proposal.status}; only approved proposals deploy")
+        got, needed = self.approvals(proposal), self.approvals_needed(proposal)
+        if len(got) < needed:
+            raise ApprovalRefused(
+                f"proposal {proposal_id} has {len(got)} valid approval(s) of its current artifact, {needed} needed; "
+                "it cannot deploy")
+        current = self.current_version(proposal.key)
+        if proposal.base_version != current and current != proposal.version:
+            raise ApprovalRefused(f"proposal {proposal_id} is based on {proposal.key}@{proposal.base_version or '(new)'}"
+                                  f" but the current version is {current}; it cannot deploy")
+        return proposal
 
     def pending_deploys(self) -> list[Proposal]:
         rows = self.store.db.execute("SELECT id FROM proposals WHERE status IN ('approved', 'deploy_failed')")
         return [self.get(r[0]) for r in rows]
 
     # -- writing ------------------------------------------------------------------------------
-    def file(self, proposal: Proposal) -> Proposal:
+    def file(self, proposal: Proposal, proof: str | None = None) -> Proposal:
         body = proposal.model_dump(mode="json", exclude={"history"})
         with self.store.transaction() as db:
             db.execute(
                 "INSERT INTO proposals (id, key, kind, base_version, version, status, author, origin, body_json)"
                 " VALUES (?, ?, ?, ?, ?, 'proposed', ?, ?, ?)",
                 (proposal.id, proposal.key, proposal.kind, proposal.base_version, proposal.version,
-                 proposal.author, proposal.origin, json.dumps(body)),
+                 identity(proposal.author), proposal.origin, json.dumps(body)),
             )
-            self._history(db, proposal.id, proposal.author, "filed",
-                          f"{proposal.key} {proposal.base_version or '(new)'} -> {proposal.version}")
+            self._history(db, proposal, proposal.author, "filed",
+                          f"{proposal.key} {proposal.base_version or '(new)'} -> {proposal.version}", proof)
         return self.get(proposal.id)
 
-    def approve(self, proposal_id: str, reviewer: str, comment: str | None = None) -> Proposal:
-        reviewer = " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFKC", reviewer or "")).split())
-        if not reviewer:
-            raise UsageError("--reviewer is required: approvals are recorded by name")
+    def approve(self, proposal_id: str, reviewer: Principal, comment: str | None = None) -> Proposal:
+        _require_principal(reviewer)
         with self.store.transaction() as db:
             proposal = self.get(proposal_id)
             self._check_reviewable(proposal, reviewer, "approve")
@@ -127,41 +153,46 @@ class Queue:
             if not proposal.validation.get("valid", False):
                 raise ApprovalRefused(f"proposal {proposal_id} did not pass validation; it cannot be approved")
             _revalidate(proposal)
-            needed = 2 if proposal.key in approval_rules()["high_impact_keys"] else 1
+            for wrapper in proposal.tde_wrappers:
+                problem = task_type_problem(str(wrapper.get("task_type", "")))
+                if problem:
+                    raise ApprovalRefused(f"proposal {proposal_id}'s TDE wrapper: {problem}")
+            needed = self.approvals_needed(proposal)
             already = self.approvals(proposal)
-            if identity(reviewer) in already:
-                raise ApprovalRefused(f"{reviewer} already approved {proposal_id}; {needed} distinct approvals needed")
-            self._history(db, proposal_id, reviewer, "approve", comment)
+            if identity(reviewer.name) in already:
+                raise ApprovalRefused(f"{reviewer.name} already approved {proposal_id}; {needed} distinct approvals needed")
+            self._history(db, proposal, reviewer.name, "approve", comment, reviewer.proof)
             if len(already) + 1 >= needed:
                 self._set_status(db, proposal_id, "approved")
         return self.get(proposal_id)
 
-    def reject(self, proposal_id: str, reviewer: str, comment: str) -> Proposal:
+    def reject(self, proposal_id: str, reviewer: Principal, comment: str) -> Proposal:
+        _require_principal(reviewer)
         if not (comment or "").strip():
-            raise UsageError("--comment is required when rejecting: say why")
+            raise UsageError("a comment is required when rejecting: say why")
         with self.store.transaction() as db:
             proposal = self.get(proposal_id)
             self._check_reviewable(proposal, reviewer, "reject")
-            self._history(db, proposal_id, reviewer, "reject", comment)
+            self._history(db, proposal, reviewer.name, "reject", comment, reviewer.proof)
             self._set_status(db, proposal_id, "rejected")
         return self.get(proposal_id)
 
     def record_deploy(self, proposal_id: str, ok: bool, message: str, target: str,
                       deployment_id: str | None = None) -> Proposal:
         with self.store.transaction() as db:
-            proposal = self.get(proposal_id)
-            if proposal.status not in ("approved", "deploy_failed"):
-                raise ApprovalRefused(f"proposal {proposal_id} is {proposal.status}; only approved proposals deploy")
+            proposal = self.deployable(proposal_id)
             if ok:
                 db.execute("INSERT OR REPLACE INTO process_versions (key, version, proposal_id, target, artifact,"
                            " engine_deployment_id) VALUES (?, ?, ?, ?, ?, ?)",
                            (proposal.key, proposal.version, proposal_id, target, proposal.artifact, deployment_id))
             self._set_status(db, proposal_id, "deployed" if ok else "deploy_failed")
-            self._history(db, proposal_id, "kernel", "deployed" if ok else "deploy_failed", f"{target}: {message}")
+            self._history(db, proposal, "kernel", "deployed" if ok else "deploy_failed", f"{target}: {message}", "system")
         return self.get(proposal_id)
 
-    def replace_artifact(self, proposal_id: str, actor: str, changes: dict[str, Any], note: str) -> Proposal:
-        """Rebase: a new base, version, artifact and reports; history keeps the old ones' trail."""
+    def replace_artifact(self, proposal_id: str, actor: Principal, changes: dict[str, Any], note: str) -> Proposal:
+        """Rebase: a new base, version, artifact and reports. Approvals given so far concerned the
+        old artifact, so they stop counting (the history row says so)."""
+        _require_principal(actor)
         with self.store.transaction() as db:
             proposal = self.get(proposal_id)
             if proposal.status != "proposed":
@@ -171,7 +202,10 @@ class Queue:
             db.execute("UPDATE proposals SET base_version = ?, version = ?, body_json = ?,"
                        " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?",
                        (updated.base_version, updated.version, json.dumps(body), proposal_id))
-            self._history(db, proposal_id, actor, "rebased", note)
+            reset = self.approvals(proposal)
+            if reset:
+                note += f"; approvals reset (they concerned the old artifact): {', '.join(reset)}"
+            self._history(db, updated, actor.name, "rebased", note, actor.proof)
         return self.get(proposal_id)
 
     def seed_version(self, key: str, version: str, artifact: str, target: str = "seed") -> None:
@@ -182,23 +216,34 @@ class Queue:
                        (key, version, target, artifact))
 
     # -- helpers ------------------------------------------------------------------------------
-    def _check_reviewable(self, proposal: Proposal, reviewer: str, action: str) -> None:
-        if identity(reviewer) == identity(str(approval_rules()["das_identity"])):
-            raise ApprovalRefused(f"the DAS identity {reviewer!r} cannot {action} proposals; a human must")
-        if identity(reviewer) == identity(proposal.author):
-            raise ApprovalRefused(f"{reviewer} authored {proposal.id} and cannot {action} it; ask another reviewer")
+    def _check_reviewable(self, proposal: Proposal, reviewer: Principal, action: str) -> None:
+        name = identity(reviewer.name)
+        if name == identity(str(approval_rules()["das_identity"])) or reviewer.proof == "system":
+            raise ApprovalRefused(f"the DAS identity {reviewer.name!r} cannot {action} proposals; a human must")
+        if not reviewer.can("review"):
+            raise Forbidden(f"{reviewer.name} has role {reviewer.role}; only reviewers and admins can {action}")
+        if name == identity(proposal.author):
+            raise ApprovalRefused(f"{reviewer.name} authored {proposal.id} and cannot {action} it; ask another reviewer")
         if proposal.status != "proposed":
             raise ApprovalRefused(f"proposal {proposal.id} is {proposal.status}; only proposed ones can be {action}d")
 
     @staticmethod
-    def _history(db: Any, proposal_id: str, actor: str, action: str, comment: str | None) -> None:
-        db.execute("INSERT INTO proposal_history (proposal_id, actor, action, comment) VALUES (?, ?, ?, ?)",
-                   (proposal_id, actor, action, comment))
+    def _history(db: Any, proposal: Proposal, actor: str, action: str, comment: str | None,
+                 proof: str | None) -> None:
+        db.execute("INSERT INTO proposal_history (proposal_id, actor, action, comment, artifact_sha256, proof)"
+                   " VALUES (?, ?, ?, ?, ?, ?)",
+                   (proposal.id, actor, action, comment, proposal.artifact_sha256(), proof))
 
     @staticmethod
     def _set_status(db: Any, proposal_id: str, status: str) -> None:
         db.execute("UPDATE proposals SET status = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?",
                    (status, proposal_id))
+
+
+def _require_principal(actor: object) -> None:
+    """A typed name is not an identity: callers must pass a proven ``Principal``."""
+    if not isinstance(actor, Principal):
+        raise TypeError(f"expected a proven Principal, got {type(actor).__name__}")
 
 
 def _revalidate(proposal: Proposal) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import jsonschema
 
+from das.errors import InvalidInput
+from das.names import is_task_type, task_type_problem
 from das.registry import load_registry
 
 _TASK_TYPE = re.compile(r'(?:name|target)="taskType"[^>]*>([^<]+)<|taskType="([^"]+)"|'
@@ -28,6 +30,9 @@ def task_types_in(xml: str) -> list[str]:
 
 
 def wrapper_for(task_type: str, mode: str = "probabilistic") -> dict[str, Any]:
+    problem = task_type_problem(task_type)
+    if problem:
+        raise InvalidInput(problem)
     wrapper = {
         "task_type": task_type,
         "description": f"Drafted wrapper for {task_type}; review the schemas before approving.",
@@ -44,5 +49,7 @@ def wrapper_for(task_type: str, mode: str = "probabilistic") -> dict[str, Any]:
 
 
 def draft_wrappers(xml: str) -> list[dict[str, Any]]:
+    """Wrappers for unknown task types; a non-identifier task type gets none (validation reports
+    it as ``governance.task-type``), so it can never become a file name."""
     known = load_registry()
-    return [wrapper_for(t) for t in task_types_in(xml) if t not in known]
+    return [wrapper_for(t) for t in task_types_in(xml) if t not in known and is_task_type(t)]

@@ -33,6 +33,11 @@ Key = Annotated[
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$",
           description="Process or task key (an XML NCName)."),
 ]
+TaskTypeName = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]{0,63}$",
+          description="Task type in the TDE registry: lower-case letters, digits, '_' and '-'."),
+]
 Topic = Annotated[
     str,
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
@@ -204,7 +209,7 @@ def _build() -> dict[str, Any]:
             plain["lane"] = lane
         kinds = [
             mk("TdeStep", "Run a task definition (TDE) deterministically or probabilistically.",
-               type=(Literal["tde"], ...), task_type=(Key, ...),
+               type=(Literal["tde"], ...), task_type=(TaskTypeName, ...),
                mode=(Literal["deterministic", "probabilistic"], "probabilistic"),
                policy=(Key | None, Field(None, description="Guardrail policy (guardrails/*.yaml); "
                                                            "probabilistic steps default to 'default'.")),

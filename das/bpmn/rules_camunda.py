@@ -22,6 +22,7 @@ from __future__ import annotations
 from das.bpmn import model as m
 from das.bpmn.exprcheck import check_juel, check_timer
 from das.bpmn.rules import Report, Severity, is_procos, procos_kind
+from das.names import task_type_problem
 
 _JUEL_ATTRS = (
     "camunda:expression", "camunda:delegateExpression", "camunda:assignee", "camunda:candidateUsers",
@@ -200,6 +201,7 @@ def check_governance(defs: m.Definitions, report: Report) -> None:
             n = defs.nodes[nid]
             if peo:
                 _no_inline_logic(defs, n, report)
+            _check_task_type(n, report)
             if is_tde_task(n):
                 has_error_boundary = any("error" in b.event_kinds() for b in defs.boundaries(n.id))
                 has_retry = _has_ext(n, "camunda:failedJobRetryTimeCycle") or _named(n, RETRY_NAMES) is not None
@@ -224,6 +226,16 @@ def check_governance(defs: m.Definitions, report: Report) -> None:
                     report.add("governance.no-script", "error", f.id,
                                f"flow {f.id} in PEO {proc.id} has a {f.condition_language} script condition; PEOs route with "
                                "plain JUEL on routing variables: write ${...}")
+
+
+def _check_task_type(n: m.FlowNode, report: Report) -> None:
+    """A literal ``taskType`` becomes a registry file name and a topic: it must be an identifier."""
+    value = _named(n, ("taskType",))
+    if value is None or "${" in value or "#{" in value:
+        return
+    problem = task_type_problem(value.strip())
+    if problem:
+        report.add("governance.task-type", "error", n.id, f"{n.type} {n.id}{_nm(n)}: {problem}")
 
 
 def _no_inline_logic(defs: m.Definitions, n: m.FlowNode, report: Report) -> None:

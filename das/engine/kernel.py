@@ -101,9 +101,10 @@ def deploy_pending_proposals(client: EngineClient) -> list[dict[str, Any]]:
     from das.authoring.deploy import deploy_pending
     from das.authoring.queue import Queue
 
-    return [{"proposal_id": p.id, "key": p.key, "version": p.version, "status": p.status,
-             "message": p.history[-1].comment if p.history else None}
-            for p in deploy_pending(Queue(), engine_url=client.base_url)]
+    return [{"proposal_id": o.proposal.id, "key": o.proposal.key, "version": o.proposal.version,
+             "status": "refused" if o.refused else o.proposal.status,
+             "message": o.refused or (o.proposal.history[-1].comment if o.proposal.history else None)}
+            for o in deploy_pending(Queue(), engine_url=client.base_url)]
 
 
 def index_deployed_definitions(client: EngineClient) -> dict[str, Any]:

@@ -232,7 +232,7 @@ def file_for_key(client: Any, key: str, findings: list[Finding], *, queue: Queue
             diff={**delta.model_dump(mode="json"), "text": render_text(delta)}, rationale=rationale,
             evidence=[f.to_dict()], value_measure={"refactor": f.refactor, **plan.value}, edit_ops=plan.ops,
             draft_trace=trace, origin="nightly", author="das")
-        filed = queue.file(proposal)
+        filed = queue.file(proposal, "system")
         existing[f.fingerprint] = filed.id
         results.append(FileResult(f.fingerprint, "filed", proposal_id=filed.id, version=version))
     return results

@@ -102,3 +102,21 @@ def m003_proposals(db: sqlite3.Connection) -> None:
             deployed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
             PRIMARY KEY (key, version)
         )""")
+
+
+@migration
+def m004_users_and_bound_approvals(db: sqlite3.Connection) -> None:
+    # DAS users: personal API tokens are stored only as scrypt hashes (das/identity.py)
+    db.execute("""
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('author', 'reviewer', 'admin')),
+            token_id TEXT NOT NULL UNIQUE,
+            token_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            revoked_at TEXT
+        )""")
+    # every history row names the artifact it concerns (an approval binds to that hash) and how
+    # the actor was proven (token, session, proxy, os, system)
+    db.execute("ALTER TABLE proposal_history ADD COLUMN artifact_sha256 TEXT")
+    db.execute("ALTER TABLE proposal_history ADD COLUMN proof TEXT")

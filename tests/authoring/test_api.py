@@ -1,74 +1,97 @@
-"""The HTTP API and approval page enforce the same rules as the CLI (real server, real SQLite)."""
+"""The HTTP API and the CLI's remote mode over a real `das api serve` (real SQLite, real HTTP)."""
 
-import threading
+from __future__ import annotations
 
-import httpx
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
-
-from das.api.server import make_server
-from das.authoring.queue import Queue, new_proposal_id
-from das.contracts import Proposal
+from live_api import LiveApi
 
 
-@pytest.fixture(params=[False])
-def api(monkeypatch, request):
-    monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
-    server = make_server("127.0.0.1", 0, trust_proxy=request.param)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+@pytest.fixture
+def live(das_home: Path) -> Iterator[LiveApi]:
+    server = LiveApi(das_home)
+    yield server
+    assert "Traceback" not in server.stop()
 
 
-def filed(author="alice", key="demo"):
-    from das.bpmn.compile import compile_to_xml
-
-    xml = compile_to_xml({"key": key, "name": key, "steps": [{"type": "user", "name": "Review"}]})
-    return Queue().file(Proposal(id=new_proposal_id(), key=key, version="1.0.0", artifact=xml, author=author,
-                                 validation={"valid": True}, rationale="<script>alert(1)</script>"))
-
-
-def test_list_show_and_refusals(api):
-    p = filed()
-    assert [r["id"] for r in httpx.get(f"{api}/api/proposals").json()] == [p.id]
-    assert httpx.get(f"{api}/api/proposals/{p.id}").json()["key"] == "demo"
-    assert httpx.get(f"{api}/api/proposals/p-missing").status_code == 404
-    refused = httpx.post(f"{api}/api/proposals/{p.id}/approve", json={"reviewer": "das"})
-    assert refused.status_code == 409 and "DAS identity" in refused.json()["error"]
-    self_approve = httpx.post(f"{api}/api/proposals/{p.id}/approve", json={"reviewer": "alice"})
-    assert self_approve.status_code == 409 and "alice authored" in self_approve.json()["error"]
-    # without --trust-proxy a client-sent X-Remote-User is ignored: the body's reviewer counts
-    spoof = httpx.post(f"{api}/api/proposals/{p.id}/approve", json={"reviewer": "alice"},
-                       headers={"X-Remote-User": "mallory"})
-    assert spoof.status_code == 409 and "alice authored" in spoof.json()["error"]
-    form_encoded = httpx.post(f"{api}/api/proposals/{p.id}/approve", data={"reviewer": "bob"})
-    assert form_encoded.status_code == 400 and "application/json" in form_encoded.json()["error"]
-    bad = httpx.post(f"{api}/api/proposals/{p.id}/approve", content=b"[1]", headers={"Content-Type": "application/json"})
-    assert bad.status_code == 400
+def test_draft_list_show_approve_through_the_api(live: LiveApi) -> None:
+    alice, bob = live.token("alice", "author"), live.token("bob", "reviewer")
+    with live.client(alice) as a:
+        assert a.get("/api/me").json() == {"user": "alice", "role": "author", "proof": "token"}
+        filed = a.post("/api/drafts", json={"prompt": "Check the invoice, then pay it", "key": "invoice_api"})
+        assert filed.status_code == 201, filed.text
+        pid = filed.json()["proposal_id"]
+        assert [r["id"] for r in a.get("/api/proposals").json()] == [pid]
+        assert a.get("/api/proposals", params={"status": "deployed"}).json() == []
+        shown = a.get(f"/api/proposals/{pid}").json()
+        assert shown["author"] == "alice" and shown["history"][0]["proof"] == "token"
+        assert a.get("/api/proposals/p-missing").status_code == 404
+        assert a.get("/api/proposals", params={"status": "bogus"}).status_code == 422
+    with live.client(bob) as b:
+        done = b.post(f"/api/proposals/{pid}/approve", json={"comment": "fine"})
+    assert done.status_code == 200 and done.json()["status"] == "deployed"
+    assert done.json()["approvals"] == ["bob"] and done.json()["approvals_needed"] == 1
+    history = live.queue.get(pid).history
+    assert [(h.actor, h.action) for h in history] == [("alice", "filed"), ("bob", "approve"), ("kernel", "deployed")]
+    assert history[1].artifact_sha256 == live.queue.get(pid).artifact_sha256()
 
 
-def test_approve_deploys_and_page_escapes_html(api):
-    p = filed()
-    ok = httpx.post(f"{api}/api/proposals/{p.id}/approve", json={"reviewer": "bob", "comment": "fine"})
-    assert ok.json() == {"proposal_id": p.id, "status": "deployed"}
-    page = httpx.get(f"{api}/proposals/{p.id}").text
-    assert "&lt;script&gt;" in page and "<script>" not in page
+def test_cli_acts_through_the_api_as_the_tokens_user(live: LiveApi, tmp_path: Path) -> None:
+    alice, bob = live.token("alice", "author"), live.token("bob", "reviewer")
+    client_home = tmp_path / "client_home"  # the client has no store of its own
+
+    def das(*args: str, token: str) -> subprocess.CompletedProcess[str]:
+        env = {**live.env, "DAS_HOME": str(client_home), "DAS_API_URL": live.url, "DAS_TOKEN": token,
+               "LOGNAME": "root", "USER": "root"}
+        return subprocess.run([sys.executable, "-m", "das", *args], capture_output=True, text=True, env=env, timeout=120)
+
+    drafted = das("draft", "Ship the order", "--key", "orders_cli", "--format", "json", token=alice)
+    assert drafted.returncode == 0, drafted.stderr
+    pid = json.loads(drafted.stdout)["proposal_id"]
+    listed = das("queue", "list", "--format", "json", token=alice)
+    assert [r["author"] for r in json.loads(listed.stdout)] == ["alice"]
+    own = das("approve", pid, token=alice)
+    assert own.returncode == 1 and "role author" in own.stderr and own.stderr.count("\n") == 1
+    shown = das("queue", "show", "last", token=bob)
+    assert shown.returncode == 0 and f"proposal {pid}" in shown.stdout
+    ok = das("approve", pid, "--format", "json", token=bob)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["status"] == "deployed"
+    assert not (client_home / "das.db").exists()  # nothing went to a local store
+    bad = das("queue", "list", token="das_000000000000_" + "x" * 43)
+    assert bad.returncode == 2 and "invalid" in bad.stderr
 
 
-def test_html_form_reject_needs_the_page_csrf_token(api):
-    import re
+def test_login_saves_credentials_privately(live: LiveApi, tmp_path: Path) -> None:
+    bob = live.token("bob", "reviewer")
+    env = {**live.env, "DAS_HOME": str(tmp_path / "client")}
+    out = subprocess.run([sys.executable, "-m", "das", "login", live.url, "--token-stdin", "--format", "json"],
+                         input=bob + "\n", capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["user"] == "bob"
+    creds = tmp_path / "client" / "credentials.json"
+    assert creds.stat().st_mode & 0o077 == 0
+    listed = subprocess.run([sys.executable, "-m", "das", "queue", "list"], capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert listed.returncode == 0 and "no proposals" in listed.stdout
+    wrong = subprocess.run([sys.executable, "-m", "das", "login", live.url, "--token-stdin"], input="nope\n",
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert wrong.returncode == 2 and "invalid token" in wrong.stderr
 
-    p = filed()
-    forged = httpx.post(f"{api}/proposals/{p.id}/reject", data={"reviewer": "bob", "comment": "no"})
-    assert forged.status_code == 400 and "CSRF" in forged.text and Queue().get(p.id).status == "proposed"
-    token = re.search(r"name='csrf' value='([^']+)'", httpx.get(f"{api}/proposals/{p.id}").text).group(1)
-    r = httpx.post(f"{api}/proposals/{p.id}/reject", data={"reviewer": "bob", "comment": "no", "csrf": token},
-                   follow_redirects=False)
-    assert r.status_code == 303 and Queue().get(p.id).status == "rejected"
 
-
-@pytest.mark.parametrize("api", [True], indirect=True)
-def test_trusted_proxy_identity_wins(api):
-    p = filed()
-    r = httpx.post(f"{api}/api/proposals/{p.id}/approve", json={"reviewer": "bob"}, headers={"X-Remote-User": "alice"})
-    assert r.status_code == 409 and "alice authored" in r.json()["error"]
+def test_user_cli_prints_the_token_once_and_lists_no_secrets(das_home: Path) -> None:
+    run = [sys.executable, "-m", "das", "user"]
+    added = subprocess.run([*run, "add", "carol", "--role", "reviewer", "--format", "json"], capture_output=True,
+                           text=True, timeout=60)
+    data = json.loads(added.stdout)
+    assert set(data) == {"user", "role", "token"} and data["token"].startswith("das_")
+    again = subprocess.run([*run, "add", "Carol", "--role", "admin"], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "exists" in again.stderr
+    listed = subprocess.run([*run, "list", "--format", "json"], capture_output=True, text=True, timeout=60).stdout
+    assert data["token"] not in listed and json.loads(listed)[0]["name"] == "carol"
+    revoked = subprocess.run([*run, "revoke", "carol", "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert json.loads(revoked.stdout)["revoked_at"]

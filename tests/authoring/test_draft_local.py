@@ -9,6 +9,7 @@ from das.authoring.drafter import draft_proposal
 from das.authoring.queue import Queue
 from das.bpmn.simulate import simulate_xml
 from das.bpmn.validate import validate
+from das.identity import Principal
 
 pytestmark = pytest.mark.local_model
 
@@ -18,7 +19,7 @@ def test_embedded_model_drafts_a_valid_simulated_proposal(monkeypatch):
         pytest.importorskip("llama_cpp")
     monkeypatch.delenv("DAS_MODEL", raising=False)
     proposal = draft_proposal("Invoice approval: check the invoice, a manager approves it, then pay it",
-                              key="invoice_approval", author="alice")
+                              key="invoice_approval", author=Principal("alice", "author", "token"))
     assert proposal.value_measure["model"] == "local/smollm2"
     assert Queue().get(proposal.id).status == "proposed"
     report = validate(proposal.artifact.encode(), known_processes={"invoice_approval"})

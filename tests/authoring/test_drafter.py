@@ -8,7 +8,10 @@ import pytest
 from das.authoring.drafter import DraftFailed, draft_proposal, rebase_proposal
 from das.authoring.queue import Queue
 from das.bpmn.compile import compile_to_xml
+from das.identity import Principal
 from das.llm.testmodel import register_script
+
+ALICE = Principal("alice", "author", "token")
 
 GOOD = {"key": "x", "name": "Invoice", "steps": [
     {"type": "tde", "name": "Check invoice", "task_type": "classify", "mode": "probabilistic"},
@@ -27,7 +30,7 @@ def test_new_draft_repairs_typical_mistakes_within_the_bound_and_traces_every_at
     no_topic = json.loads(json.dumps(GOOD))
     del no_topic["steps"][2]["topic"]  # a task without a topic
     model = register_script("draft-mistakes", [{"text": "{not json"}, text(no_condition), text(no_topic), text(GOOD)])
-    proposal = draft_proposal("Invoice approval", key="invoice_x", author="alice", model=model, max_repairs=3)
+    proposal = draft_proposal("Invoice approval", key="invoice_x", author=ALICE, model=model, max_repairs=3)
     trace = proposal.draft_trace
     assert [a["ok"] for a in trace] == [False, False, False, True]
     assert "not valid JSON" in trace[0]["problems"][0]
@@ -68,7 +71,7 @@ def test_edit_by_chat_applies_atomic_edits_and_the_diff_shows_only_the_change():
     gap = {"ops": [{"op": "remove_element", "id": "s2"}]}  # leaves Pay unreachable from the start
     model = register_script("edit-timeout", [text(dangling), text(gap), text(TIMEOUT_OPS)])
     proposal = draft_proposal("add a 30-minute timeout to the payment step", base="invoice@1.2.0",
-                              author="alice", model=model, queue=queue)
+                              author=ALICE, model=model, queue=queue)
     assert [a["ok"] for a in proposal.draft_trace] == [False, False, True]
     assert "nowhere" in proposal.draft_trace[0]["problems"][0]
     assert (proposal.base_version, proposal.version) == ("1.2.0", "1.3.0")
@@ -90,10 +93,10 @@ def test_stale_proposal_is_rebased_by_reapplying_its_edits():
     queue = Queue()
     seed_invoice(queue)
     model = register_script("edit-timeout-2", [text(TIMEOUT_OPS)])
-    first = draft_proposal("add a timeout", base="invoice@1.2.0", author="alice", model=model, queue=queue)
+    first = draft_proposal("add a timeout", base="invoice@1.2.0", author=ALICE, model=model, queue=queue)
     # meanwhile someone else's 1.3.0 is deployed
     queue.seed_version("invoice", "1.3.0", queue.artifact_of("invoice", "1.2.0"))
-    rebased = rebase_proposal(queue, first.id, "alice")
+    rebased = rebase_proposal(queue, first.id, ALICE)
     assert (rebased.base_version, rebased.version) == ("1.3.0", "1.4.0")
     assert rebased.history[-1].action == "rebased" and rebased.validation["valid"]
 
@@ -112,7 +115,7 @@ def test_queue_show_presents_findings_simulation_and_diff(das_home):
     queue = Queue()
     seed_invoice(queue)
     model = register_script("edit-show", [text(TIMEOUT_OPS)])
-    proposal = draft_proposal("add a timeout", base="invoice@1.2.0", author="alice", model=model, queue=queue)
+    proposal = draft_proposal("add a timeout", base="invoice@1.2.0", author=ALICE, model=model, queue=queue)
     env = {**__import__("os").environ, "DAS_HOME": str(das_home)}
     shown = subprocess.run([sys.executable, "-m", "das", "queue", "show", proposal.id], capture_output=True,
                            text=True, env=env, timeout=60).stdout

@@ -14,6 +14,12 @@ import pytest
 from das.authoring.deploy import deploy_and_record
 from das.authoring.queue import ApprovalRefused, Queue, new_proposal_id
 from das.contracts import Proposal
+from das.identity import Principal
+
+
+def who(name: str, role: str = "reviewer") -> Principal:
+    """A principal as das/identity.py would prove it (tests of the rules, not of the proof)."""
+    return Principal(name, role, "token")
 
 
 class _Xml:
@@ -46,9 +52,9 @@ def test_das_identity_and_author_cannot_approve():
     q = Queue()
     p = make(q)
     with pytest.raises(ApprovalRefused, match="DAS identity 'das' cannot approve"):
-        q.approve(p.id, "das")
+        q.approve(p.id, who("das"))
     with pytest.raises(ApprovalRefused, match="alice authored"):
-        q.approve(p.id, "alice")
+        q.approve(p.id, who("alice"))
     assert q.get(p.id).status == "proposed"
 
 
@@ -56,7 +62,7 @@ def test_approve_then_deploy_to_local_registry_when_no_engine(monkeypatch, das_h
     monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
     q = Queue()
     p = make(q)
-    assert q.approve(p.id, "bob", "looks right").status == "approved"
+    assert q.approve(p.id, who("bob"), "looks right").status == "approved"
     deployed = deploy_and_record(q, p.id)
     assert deployed.status == "deployed"
     assert "local registry" in deployed.history[-1].comment
@@ -69,34 +75,34 @@ def test_stale_base_is_refused_with_the_reason():
     q.seed_version("invoice", "1.2.0", XML.format(key="invoice"))
     first = make(q, key="invoice", base="1.2.0", version="1.3.0")
     second = make(q, key="invoice", base="1.2.0", version="1.3.0")
-    q.approve(first.id, "bob")
-    q.approve(first.id, "carol")  # invoice is high-impact: two approvals
+    q.approve(first.id, who("bob"))
+    q.approve(first.id, who("carol"))  # invoice is high-impact: two approvals
     deploy_and_record(q, first.id)
     with pytest.raises(ApprovalRefused, match=r"based on invoice@1.2.0 but the current version is 1.3.0; rebase"):
-        q.approve(second.id, "bob")
+        q.approve(second.id, who("bob"))
 
 
 def test_high_impact_keys_need_two_distinct_approvals():
     q = Queue()
     p = make(q, key="peo_example")
-    assert q.approve(p.id, "bob").status == "proposed"
+    assert q.approve(p.id, who("bob")).status == "proposed"
     with pytest.raises(ApprovalRefused, match="bob already approved"):
-        q.approve(p.id, "bob")
-    assert q.approve(p.id, "carol").status == "approved"
+        q.approve(p.id, who("bob"))
+    assert q.approve(p.id, who("carol")).status == "approved"
 
 
 def test_invalid_proposal_cannot_be_approved_and_reject_needs_comment():
     q = Queue()
     p = make(q, valid=False)
     with pytest.raises(ApprovalRefused, match="did not pass validation"):
-        q.approve(p.id, "bob")
+        q.approve(p.id, who("bob"))
     from das.errors import UsageError
 
     with pytest.raises(UsageError, match="comment is required"):
-        q.reject(p.id, "bob", "")
-    assert q.reject(p.id, "bob", "not needed").status == "rejected"
+        q.reject(p.id, who("bob"), "")
+    assert q.reject(p.id, who("bob"), "not needed").status == "rejected"
     with pytest.raises(ApprovalRefused, match="is rejected"):
-        q.approve(p.id, "carol")
+        q.approve(p.id, who("carol"))
 
 
 def test_history_is_append_only(das_home):
@@ -112,7 +118,7 @@ def test_history_is_append_only(das_home):
 def test_deploy_failure_is_recorded_and_redeploy_fixes_it(monkeypatch):
     q = Queue()
     p = make(q)
-    q.approve(p.id, "bob")
+    q.approve(p.id, who("bob"))
     # an engine URL where nothing listens: the deploy fails with the client's message
     failed = deploy_and_record(q, p.id, engine_url="http://127.0.0.1:9/engine-rest")
     assert failed.status == "deploy_failed" and failed.history[-1].action == "deploy_failed"
@@ -125,12 +131,16 @@ def test_deploy_failure_is_recorded_and_redeploy_fixes_it(monkeypatch):
 def test_cli_refuses_self_approval_with_one_line(das_home):
     q = Queue()
     p = make(q)
-    env = {**os.environ, "DAS_HOME": str(das_home)}
+    env = {**os.environ, "DAS_HOME": str(das_home), "LOGNAME": "alice", "USER": "alice"}
     env.pop("DAS_ENGINE_URL", None)
-    out = subprocess.run([sys.executable, "-m", "das", "approve", p.id, "--reviewer", "alice"],
+    out = subprocess.run([sys.executable, "-m", "das", "approve", p.id],
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 1 and out.stderr.strip().count("\n") == 0 and "authored" in out.stderr
-    ok = subprocess.run([sys.executable, "-m", "das", "approve", p.id, "--reviewer", "bob", "--format", "json"],
+    typed = subprocess.run([sys.executable, "-m", "das", "approve", p.id, "--reviewer", "bob"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert typed.returncode == 2 and "--reviewer" in typed.stderr  # a typed name is not an identity
+    env.update(LOGNAME="bob", USER="bob")  # the OS account is the identity of the local CLI
+    ok = subprocess.run([sys.executable, "-m", "das", "approve", p.id, "--format", "json"],
                         capture_output=True, text=True, env=env, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == "deployed"
@@ -144,14 +154,14 @@ def test_sigkill_during_approve_never_loses_the_proposal(das_home):
     (approved or deployed, with an approve entry) or still proposed with no approve entry."""
     rng = random.Random(7)
     q = Queue()
-    env = {**os.environ, "DAS_HOME": str(das_home)}
+    env = {**os.environ, "DAS_HOME": str(das_home), "LOGNAME": "bob", "USER": "bob"}
     env.pop("DAS_ENGINE_URL", None)
     outcomes = set()
     # one kill surely before the commit, one surely after, the rest anywhere in between
     delays = [0.05, 4.0] + [rng.uniform(0.2, 2.0) for _ in range(8)]
     for delay in delays:
         p = make(q)
-        proc = subprocess.Popen([sys.executable, "-m", "das", "approve", p.id, "--reviewer", "bob"],
+        proc = subprocess.Popen([sys.executable, "-m", "das", "approve", p.id],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
@@ -176,7 +186,7 @@ def test_approved_tde_wrappers_join_the_registry(monkeypatch, das_home):
                  author="alice", validation={"valid": True}, tde_wrappers=[wrapper_for("score_lead")])
     q.file(p)
     assert "score_lead" not in load_registry()
-    q.approve(p.id, "bob")
+    q.approve(p.id, who("bob"))
     deployed = deploy_and_record(q, p.id)
     assert "TDE wrappers registered: score_lead" in deployed.history[-1].comment
     entry = load_registry()["score_lead"]
@@ -188,15 +198,15 @@ def test_author_cannot_approve_under_a_variant_of_their_name(reviewer):
     q = Queue()
     p = make(q)  # authored by alice
     with pytest.raises(ApprovalRefused, match="authored"):
-        q.approve(p.id, reviewer)
+        q.approve(p.id, who(reviewer))
 
 
-@pytest.mark.parametrize("reviewer", ["DAS", "das\u200b", " Das "])
+@pytest.mark.parametrize("reviewer", ["DAS", "das\u200b", " Das ", "ｄａｓ"])
 def test_das_identity_variants_are_refused(reviewer):
     q = Queue()
     p = make(q)
     with pytest.raises(ApprovalRefused, match="DAS identity"):
-        q.approve(p.id, reviewer)
+        q.approve(p.id, who(reviewer))
 
 
 def test_two_approvals_must_come_from_two_people():
@@ -207,10 +217,10 @@ def test_two_approvals_must_come_from_two_people():
     queue_mod.approval_rules.cache_clear()
     rules = queue_mod.approval_rules()
     rules["high_impact_keys"] = [*rules["high_impact_keys"], "invoice_hi"]
-    assert q.approve(p.id, "bob").status == "proposed"
+    assert q.approve(p.id, who("bob")).status == "proposed"
     with pytest.raises(ApprovalRefused, match="already approved"):
-        q.approve(p.id, "Bob")
-    assert q.approve(p.id, "carol").status == "approved"
+        q.approve(p.id, who("Bob"))
+    assert q.approve(p.id, who("carol")).status == "approved"
     queue_mod.approval_rules.cache_clear()
 
 
@@ -221,5 +231,65 @@ def test_approval_revalidates_the_artifact_not_the_stored_flag():
                       validation={"valid": True})  # a stored report that lies
     q.file(broken)
     with pytest.raises(ApprovalRefused, match="does not validate now"):
-        q.approve(broken.id, "bob")
+        q.approve(broken.id, who("bob"))
     assert q.get(broken.id).status == "proposed"
+
+
+def test_typed_name_is_not_accepted_as_an_actor():
+    q = Queue()
+    p = make(q)
+    with pytest.raises(TypeError, match="Principal"):
+        q.approve(p.id, "bob")
+    with pytest.raises(TypeError, match="Principal"):
+        q.reject(p.id, "bob", "no")
+    assert q.get(p.id).status == "proposed"
+
+
+def test_authors_cannot_approve_or_reject():
+    from das.identity import Forbidden
+
+    q = Queue()
+    p = make(q)
+    with pytest.raises(Forbidden, match="role author"):
+        q.approve(p.id, who("erin", "author"))
+    with pytest.raises(Forbidden, match="role author"):
+        q.reject(p.id, who("erin", "author"), "no")
+    assert q.approve(p.id, who("erin", "admin")).status == "approved"
+
+
+def test_approval_binds_to_the_artifact_hash_and_rebase_resets_the_count():
+    q = Queue()
+    p = make(q, key="peo_example")  # high-impact: two approvals
+    assert q.approve(p.id, who("bob")).status == "proposed"
+    assert q.approvals(q.get(p.id)) == ["bob"]
+    other = XML.format(key="peo_example").replace('name="Review"', 'name="Review again"')
+    rebased = q.replace_artifact(p.id, who("alice", "author"), {"artifact": other}, "rebased onto 1.0.0")
+    assert rebased.history[-1].action == "rebased" and "approvals reset" in rebased.history[-1].comment
+    assert rebased.history[-1].artifact_sha256 == rebased.artifact_sha256() != p.artifact_sha256()
+    assert q.approvals(rebased) == []
+    # one more approval is not enough: bob's concerned the old text
+    assert q.approve(p.id, who("carol")).status == "proposed"
+    assert q.approve(p.id, who("bob")).status == "approved"
+
+
+def test_deploy_recounts_the_history_and_ignores_the_status_column(das_home, monkeypatch):
+    monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
+    q = Queue()
+    p = make(q)
+    q.store.db.execute("UPDATE proposals SET status = 'approved' WHERE id = ?", (p.id,))  # a forged status
+    with pytest.raises(ApprovalRefused, match="0 valid approval"):
+        deploy_and_record(q, p.id)
+    assert not (das_home / "registry").exists()
+    assert q.get(p.id).status == "approved" and q.current_version("demo") is None
+
+
+def test_redeploy_of_a_proposed_proposal_writes_nothing(das_home, monkeypatch):
+    monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
+    q = Queue()
+    p = make(q)
+    env = {**os.environ, "DAS_HOME": str(das_home), "LOGNAME": "bob", "USER": "bob"}
+    env.pop("DAS_ENGINE_URL", None)
+    out = subprocess.run([sys.executable, "-m", "das", "queue", "redeploy", p.id], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode != 0 and "only approved proposals deploy" in out.stderr
+    assert not (das_home / "registry").exists() and q.get(p.id).status == "proposed"

@@ -8,6 +8,7 @@ import pytest
 from engine_helpers import wait_for
 
 from das.authoring.queue import ApprovalRefused, Queue
+from das.identity import Principal
 from das.nightly.commands import run_nightly
 
 pytestmark = pytest.mark.engine
@@ -75,7 +76,7 @@ def test_nightly_files_retry_and_error_boundary_from_real_history(engine, engine
         assert (p.origin, p.author, p.base_version, p.version) == ("nightly", "das", "1.0.0", "1.1.0")
         assert p.validation["valid"] and p.simulation.get("completed", 0) > 0
         with pytest.raises(ApprovalRefused, match="DAS identity"):
-            queue.approve(p.id, "das")
+            queue.approve(p.id, Principal("das", "admin", "token"))
     assert boundary.value_measure["incidents_in_window"] == FAILED
     assert retry.value_measure["observed_recovery_rate"] == round(RECOVERED / (FAILED + RECOVERED), 3)
     assert "charge_nightly_error" in boundary.artifact and "R3/PT5M" in retry.artifact

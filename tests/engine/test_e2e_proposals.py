@@ -17,7 +17,10 @@ from das.authoring.deploy import deploy_and_record
 from das.authoring.drafter import draft_proposal
 from das.authoring.queue import Queue
 from das.bpmn.compile import compile_to_xml
+from das.identity import Principal
 from das.llm.testmodel import register_script
+
+ALICE, BOB = Principal("alice", "author", "token"), Principal("bob", "reviewer", "token")
 
 pytestmark = pytest.mark.engine
 
@@ -37,10 +40,10 @@ def test_approve_deploys_to_the_engine_and_the_new_version_runs(engine, engine_c
                    {"op": "connect", "source": "s1", "target": "audit"},
                    {"op": "connect", "source": "audit", "target": "end"}]}
     model = register_script(f"edit-{unique}", [{"text": json.dumps(ops)}])
-    proposal = draft_proposal("add an audit step after the review", base=f"{key}@1.0.0", author="alice",
+    proposal = draft_proposal("add an audit step after the review", base=f"{key}@1.0.0", author=ALICE,
                               model=model, queue=queue)
     assert proposal.version == "1.1.0" and proposal.validation["valid"]
-    queue.approve(proposal.id, "bob", "ok")
+    queue.approve(proposal.id, BOB, "ok")
     deployed = deploy_and_record(queue, proposal.id)
     assert deployed.status == "deployed", deployed.history[-1].comment
     definition = engine_client.process_definitions(key=key)[0]
@@ -56,8 +59,8 @@ def test_kernel_deploys_approved_but_undeployed_proposals(engine, engine_client,
     env = {**os.environ, "DAS_HOME": os.environ["DAS_HOME"], "DAS_ENGINE_URL": engine.url}
     queue = Queue()
     model = register_script(f"new-{unique}", [{"text": json.dumps(doc(key, [{"type": "user", "name": "Check"}]))}])
-    proposal = draft_proposal("a check", key=key, author="alice", model=model, queue=queue)
-    queue.approve(proposal.id, "bob")  # approved, not deployed (as after a crash before deploy)
+    proposal = draft_proposal("a check", key=key, author=ALICE, model=model, queue=queue)
+    queue.approve(proposal.id, BOB)  # approved, not deployed (as after a crash before deploy)
     empty = tmp_path / "processes"
     empty.mkdir()
     up = subprocess.run([sys.executable, "-m", "das", "kernel", "up", "--detach", "--processes", str(empty),

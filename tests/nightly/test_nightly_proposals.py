@@ -13,6 +13,7 @@ from das.authoring.queue import ApprovalRefused, Queue
 from das.bpmn.edits import apply_edits
 from das.bpmn.parse import parse
 from das.bpmn.write import to_string
+from das.identity import Principal
 from das.llm.testmodel import register_script
 from das.nightly.mining import mine
 from das.nightly.proposals import file_proposals, plan_for
@@ -61,10 +62,10 @@ def test_filing_is_nightly_by_das_deduplicated_and_das_cannot_approve():
     assert p.validation["valid"] and "charge_nightly_error" in p.diff["text"] and p.edit_ops
     assert queue.current_version(KEY) == "1.0.0"  # the running definition was seeded as the base
     with pytest.raises(ApprovalRefused):
-        queue.approve(p.id, "das")
+        queue.approve(p.id, Principal("das", "admin", "token"))
     again = file_proposals(client, mine(client, keys=[KEY]), queue=queue)
     assert {r.status for r in again if r.fingerprint in filed} == {"duplicate"}
-    queue.reject(p.id, "alice", "not now")  # no longer proposed: the refactor may be filed again
+    queue.reject(p.id, Principal("alice", "reviewer", "token"), "not now")  # no longer proposed: the refactor may be filed again
     third = {r.fingerprint: r.status for r in file_proposals(client, mine(client, keys=[KEY]), queue=queue)}
     assert third[f"{KEY}:charge:add_error_boundary"] == "filed"
 
