@@ -74,8 +74,15 @@ def login(url: str, token_stdin: bool, fmt: str) -> None:
     The token (from `das user add`) is checked against URL/api/me and saved in
     $DAS_HOME/credentials.json (mode 0600). DAS_API_URL and DAS_TOKEN override it.
     """
+    from urllib.parse import urlsplit
+
     from das.api.client import ApiClient, save_credentials
 
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.UsageError(f"{url!r} is not an http(s) URL of a DAS API server")
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        progress(f"warning: {url} is plain HTTP: your token crosses the network unencrypted; use https")
     token = sys.stdin.readline().strip() if token_stdin else click.prompt("Token", hide_input=True).strip()
     me = ApiClient(url, token).me()
     path = save_credentials(url, token)

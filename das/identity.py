@@ -14,9 +14,10 @@ request still re-reads the user row, so ``das user revoke`` takes effect at once
 from __future__ import annotations
 
 import base64
-import getpass
 import hashlib
 import hmac
+import os
+import pwd
 import re
 import secrets
 import threading
@@ -70,10 +71,19 @@ class Principal:
 
 
 def os_principal() -> Principal:
-    """The local CLI acts as the OS account: whoever runs it owns the store file anyway."""
-    name = identity(getpass.getuser())
-    if not _USER_NAME.match(name):
-        raise UsageError(f"the OS account name {name!r} is not usable as a DAS user name")
+    """The local CLI acts as the OS account: whoever runs it owns the store file anyway.
+
+    The name comes from the effective uid (``pwd``), not from ``$USER``/``$LOGNAME``, which
+    anyone can set.
+    """
+    try:
+        raw = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError as exc:
+        raise UsageError(f"uid {os.geteuid()} has no account name; the local CLI cannot tell who you are") from exc
+    name = identity(raw)
+    if not _USER_NAME.fullmatch(name) or name in RESERVED_NAMES:
+        raise UsageError(f"the OS account {raw!r} cannot act in DAS (reserved or not a usable name); "
+                         "use the API with a personal token")
     return Principal(name, "admin", "os")
 
 
@@ -84,7 +94,7 @@ def system_principal() -> Principal:
 
 def check_user_name(name: str) -> str:
     canonical = identity(name)
-    if not _USER_NAME.match(canonical):
+    if not _USER_NAME.fullmatch(canonical):
         raise UsageError(f"user name {name!r} must be 1-64 characters: lower-case letters, digits, '._@+-'")
     if canonical in RESERVED_NAMES:
         raise UsageError(f"user name {canonical!r} is reserved for DAS itself")
@@ -164,7 +174,7 @@ class Users:
 
     def authenticate(self, token: str, proof: Proof = "token") -> Principal:
         """The user a personal token belongs to; ``NotAuthenticated`` for anything else."""
-        match = _TOKEN.match(token or "")
+        match = _TOKEN.fullmatch(token or "")
         if not match:
             raise NotAuthenticated("invalid token")
         row = self.store.db.execute("SELECT name, role, token_hash FROM users WHERE token_id = ? AND revoked_at IS NULL",
@@ -183,10 +193,23 @@ class Users:
                 self._verified[fingerprint] = (row["name"], row["token_hash"])
         return Principal(row["name"], cast(Role, row["role"]), proof)
 
-    def active(self, name: str, proof: Proof) -> Principal:
-        """A user proven by other means (the SSO proxy): they must exist and not be revoked."""
-        row = self.store.db.execute("SELECT name, role FROM users WHERE name = ? AND revoked_at IS NULL",
-                                    (identity(name),)).fetchone()
+    @staticmethod
+    def token_id(token: str) -> str:
+        """The public id part of a token (what a login session is bound to)."""
+        match = _TOKEN.fullmatch(token or "")
+        if not match:
+            raise NotAuthenticated("invalid token")
+        return match.group(1)
+
+    def active(self, name: str, proof: Proof, token_id: str | None = None) -> Principal:
+        """A user proven by other means (the SSO proxy, or a session opened with ``token_id``):
+        they must exist, not be revoked and, for a session, still hold that same token."""
+        sql = "SELECT name, role FROM users WHERE name = ? AND revoked_at IS NULL"
+        args: tuple[str, ...] = (identity(name),)
+        if token_id is not None:
+            sql += " AND token_id = ?"
+            args += (token_id,)
+        row = self.store.db.execute(sql, args).fetchone()
         if row is None:
             raise NotAuthenticated(f"{identity(name)!r} is not an active DAS user; an admin adds them with "
                                    "`das user add`")

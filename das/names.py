@@ -25,7 +25,7 @@ def identity(name: str | None) -> str:
 
 def is_task_type(name: str) -> bool:
     """``^[a-z][a-z0-9_.-]{0,63}$`` and no ``..``: safe as a file name and a topic suffix."""
-    return bool(_TASK_TYPE.match(name)) and ".." not in name
+    return bool(_TASK_TYPE.fullmatch(name)) and ".." not in name
 
 
 def task_type_problem(name: str) -> str | None:

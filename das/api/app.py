@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import Body, Depends, FastAPI, Path, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -23,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from das import __version__
 from das.api import pages
 from das.api.auth import SESSION_COOKIE, Authenticator, AuthSettings, CsrfMismatch, Sessions
-from das.api.guard import Guard
+from das.api.guard import Guard, host_name
 from das.authoring.queue import ApprovalRefused, ProposalNotFound, Queue
 from das.contracts import Proposal
 from das.errors import DasError, InvalidInput, UsageError
@@ -93,6 +92,10 @@ class ApproveIn(_Strict):
     comment: str | None = Field(None, max_length=2000)
 
 
+class EmptyIn(_Strict):
+    """No fields: the caller and the proposal id say everything."""
+
+
 class RejectIn(_Strict):
     comment: str = Field(min_length=1, max_length=2000, description="Why (required).")
 
@@ -100,7 +103,8 @@ class RejectIn(_Strict):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "bad request"), (401, "not authenticated"), (403, "role or CSRF check refused"), (404, "not found"),
-        (409, "the approval rules refuse it"), (413, "body too large"), (421, "host not served"),
+        (409, "the approval rules refuse it"), (413, "body too large"), (415, "API writes must be JSON"),
+        (421, "host not served"),
         (502, "upstream failure"))}
 
 
@@ -128,6 +132,7 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
     sessions = Sessions()
     authn = Authenticator(users or Users(), auth or AuthSettings(), sessions)
     app.state.authn = authn
+    allowed = {host_name(h) for h in allowed_hosts}
 
     @app.exception_handler(DasError)
     async def das_error(request: Request, exc: DasError) -> Response:
@@ -148,8 +153,9 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
             return JSONResponse({"error": f"the acting user is the one your credentials prove; remove "
                                           f"{', '.join(named)} from the body"}, status_code=400)
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors[:5]]
-        return JSONResponse({"error": "invalid request: " + "; ".join(parts),
-                             "detail": jsonable_encoder(errors, custom_encoder={Exception: str})}, status_code=422)
+        detail = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
+                  for e in errors[:20]]  # never echo the input: it may be bytes, huge or hostile
+        return JSONResponse({"error": "invalid request: " + "; ".join(parts), "detail": detail}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -198,7 +204,7 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         return _status(queue, queue.reject(proposal_id, who, body.comment))
 
     @app.post("/api/proposals/{proposal_id}/rebase", response_model=StatusOut, tags=["authoring"])
-    def post_rebase(proposal_id: ProposalId, who: Caller) -> StatusOut:
+    def post_rebase(proposal_id: ProposalId, who: Caller, body: EmptyIn | None = Body(None)) -> StatusOut:
         """Re-apply a stale proposal's edits on the current version; approvals start again."""
         from das.authoring.drafter import rebase_proposal
 
@@ -206,7 +212,7 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         return _status(queue, rebase_proposal(queue, proposal_id, who))
 
     @app.post("/api/proposals/{proposal_id}/redeploy", response_model=StatusOut, tags=["review"])
-    def post_redeploy(proposal_id: ProposalId, who: Caller) -> StatusOut:
+    def post_redeploy(proposal_id: ProposalId, who: Caller, body: EmptyIn | None = Body(None)) -> StatusOut:
         """Deploy an approved or deploy_failed proposal again (reviewer or admin); safe to repeat."""
         from das.authoring.deploy import deploy_and_record
 
@@ -228,13 +234,17 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
     async def login_post(request: Request) -> Response:
         """Check the token; on success set the session cookie and go to ``next``."""
         form = await _form_body(request)
+        origin = request.headers.get("origin")
+        if origin is not None and host_name(urlsplit(origin).netloc) not in allowed:
+            raise CsrfMismatch("sign-in from another site is refused")
         try:
-            who = authn.users.authenticate(form.get("token", ""), "session")
+            token = form.get("token", "")
+            who = authn.users.authenticate(token, "session")
         except NotAuthenticated:
             who = None
         if who is None or who.name != _canon(form.get("username", "")):
             return page(pages.login("Unknown user or wrong token.", _local(form.get("next", "/"))), 401)
-        sid, _ = sessions.open(who.name)
+        sid, _ = sessions.open(who.name, authn.users.token_id(token))
         response = RedirectResponse(_local(form.get("next", "/")), status_code=303)
         response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", path="/",
                             secure=request.url.scheme == "https", max_age=8 * 3600)
@@ -254,13 +264,13 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
     def queue_page(request: Request) -> Response:
         """The approval queue, newest first."""
         who = authn.principal(request)
-        return page(pages.queue(Queue().list(), who, _csrf(request)))
+        return page(pages.queue(Queue().list(), who, authn.csrf_for(request, who)))
 
     @app.get("/proposals/{proposal_id}", response_class=HTMLResponse, tags=["pages"])
     def proposal_page(proposal_id: ProposalId, request: Request) -> Response:
         """One proposal with approve/reject forms for reviewers."""
         who = authn.principal(request)
-        return page(pages.proposal(Queue().get(proposal_id), who, _csrf(request)))
+        return page(pages.proposal(Queue().get(proposal_id), who, authn.csrf_for(request, who)))
 
     @app.post("/proposals/{proposal_id}/{action}", tags=["pages"], openapi_extra=_form(["csrf"], ["comment"]))
     async def proposal_form(proposal_id: ProposalId, action: Literal["approve", "reject"], request: Request) -> Response:
@@ -275,10 +285,6 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         else:
             await run_in_threadpool(lambda: Queue().reject(proposal_id, who, form.get("comment", "")))
         return RedirectResponse(f"/proposals/{proposal_id}", status_code=303)
-
-    def _csrf(request: Request) -> str:
-        session = sessions.get(request.cookies.get(SESSION_COOKIE))
-        return session.csrf if session else ""
 
     return Guard(app, allowed_hosts, max_body)
 

@@ -30,10 +30,12 @@ def credentials_path() -> Path:
 
 def save_credentials(url: str, token: str) -> Path:
     path = credentials_path()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump({"url": url.rstrip("/"), "token": token}, fh)
+    os.chmod(tmp, 0o600)
     tmp.replace(path)
     return path
 
@@ -74,7 +76,7 @@ class ApiClient:
             return data
         message = f"{self.url}: {data.get('error') if isinstance(data, dict) else data}"
         status = response.status_code
-        if status in (401, 400, 413, 421):
+        if status in (401, 400, 413, 415, 421):
             raise UsageError(message)
         if status == 404:
             raise UsageError(message)
@@ -98,7 +100,7 @@ class ApiClient:
         return dict(self._call("POST", "/api/drafts", body))
 
     def act(self, proposal_id: str, action: str, comment: str | None = None) -> dict[str, Any]:
-        body = {"comment": comment} if comment is not None else None
+        body = {"comment": comment} if comment is not None else {}
         return dict(self._call("POST", f"/api/proposals/{proposal_id}/{action}", body))
 
 

@@ -2,12 +2,15 @@
 
 Kept as one small ASGI middleware so no route can forget it. A foreign ``Host`` (a
 DNS-rebinding page that resolves its own name to 127.0.0.1) gets 421 before any route runs;
-a body over the cap gets 413 whether or not it declared its length.
+a missing, repeated or malformed one 400; a body over the cap 413 whether or not it declared
+its length. Writes to ``/api/`` must be ``application/json``: a cross-site page can only send
+that after a CORS preflight, which DAS never answers.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,12 +21,21 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+_HOST = re.compile(r"(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9.-]+|[0-9a-f:]+))(?::\d{1,5})?")
+
+
 def host_name(value: str) -> str:
-    """``Host`` header without its port; IPv6 literals keep no brackets."""
+    """``Host`` header without its port; IPv6 literals lose their brackets; "" if malformed."""
     value = value.strip().lower()
-    if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    match = _HOST.fullmatch(value)
+    if not match:
+        return ""
+    if match.group("v6"):
+        return match.group("v6")
+    name = match.group("name")
+    if name.count(":") >= 2:  # a bare IPv6 literal in the allowlist (no port possible)
+        return value
+    return name
 
 
 class Guard:
@@ -36,10 +48,19 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        host = host_name(headers.get("host", ""))
+        raw = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+        headers = dict(raw)
+        hosts = [v for k, v in raw if k == "host"]
+        if len(hosts) != 1 or not host_name(hosts[0]):
+            await _error(send, 400, "exactly one well-formed Host header is required")
+            return
+        host = host_name(hosts[0])
         if host not in self.allowed:
             await _error(send, 421, f"host {host[:100]!r} is not served here; allowed: {', '.join(sorted(self.allowed))}")
+            return
+        if scope.get("method") not in ("GET", "HEAD", "OPTIONS") and str(scope.get("path", "")).startswith("/api/") \
+                and not headers.get("content-type", "").lower().startswith("application/json"):
+            await _error(send, 415, "API writes must be sent as application/json")
             return
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit()):

@@ -89,12 +89,17 @@ class Queue:
         not the DAS identity, and given after the last artifact change."""
         current = proposal.artifact_sha256()
         barred = {identity(proposal.author), identity(str(approval_rules()["das_identity"]))}
+        reviewers = {r[0] for r in self.store.db.execute(
+            "SELECT name FROM users WHERE revoked_at IS NULL AND role IN ('reviewer', 'admin')")}
         counted: set[str] = set()
         for h in proposal.history:
             if h.action == "rebased":
                 counted.clear()
             elif h.action == "approve" and h.artifact_sha256 == current and identity(h.actor) not in barred:
-                counted.add(identity(h.actor))
+                # a DAS user's approval counts while they are still an active reviewer; an OS
+                # account's approval was proven by the store's file permissions
+                if h.proof == "os" or identity(h.actor) in reviewers:
+                    counted.add(identity(h.actor))
         return sorted(counted)
 
     @staticmethod
@@ -116,9 +121,14 @@ class Queue:
                 f"proposal {proposal_id} has {len(got)} valid approval(s) of its current artifact, {needed} needed; "
                 "it cannot deploy")
         current = self.current_version(proposal.key)
-        if proposal.base_version != current and current != proposal.version:
+        owner = self.store.db.execute("SELECT proposal_id FROM process_versions WHERE key = ? AND version = ?",
+                                      (proposal.key, proposal.version)).fetchone()
+        if owner is not None and owner[0] != proposal.id:
+            raise ApprovalRefused(f"{proposal.key}@{proposal.version} is already taken by "
+                                  f"{owner[0] or 'an existing deployment'}; rebase {proposal_id} first")
+        if proposal.base_version != current and owner is None:
             raise ApprovalRefused(f"proposal {proposal_id} is based on {proposal.key}@{proposal.base_version or '(new)'}"
-                                  f" but the current version is {current}; it cannot deploy")
+                                  f" but the current version is {current}; rebase it first")
         return proposal
 
     def pending_deploys(self) -> list[Proposal]:
@@ -181,8 +191,10 @@ class Queue:
                       deployment_id: str | None = None) -> Proposal:
         with self.store.transaction() as db:
             proposal = self.deployable(proposal_id)
-            if ok:
-                db.execute("INSERT OR REPLACE INTO process_versions (key, version, proposal_id, target, artifact,"
+            if ok:  # deployable() refused any row owned by another proposal: this never overwrites one
+                db.execute("DELETE FROM process_versions WHERE key = ? AND version = ? AND proposal_id = ?",
+                           (proposal.key, proposal.version, proposal_id))
+                db.execute("INSERT INTO process_versions (key, version, proposal_id, target, artifact,"
                            " engine_deployment_id) VALUES (?, ?, ?, ?, ?, ?)",
                            (proposal.key, proposal.version, proposal_id, target, proposal.artifact, deployment_id))
             self._set_status(db, proposal_id, "deployed" if ok else "deploy_failed")
@@ -197,6 +209,9 @@ class Queue:
             proposal = self.get(proposal_id)
             if proposal.status != "proposed":
                 raise ApprovalRefused(f"proposal {proposal_id} is {proposal.status}; only proposed ones can be rebased")
+            if identity(actor.name) != identity(proposal.author) and not actor.can("review"):
+                raise Forbidden(f"{actor.name} may rebase only their own proposals ({proposal_id} is by "
+                                f"{proposal.author})")
             updated = proposal.model_copy(update=changes)
             body = updated.model_dump(mode="json", exclude={"history"})
             db.execute("UPDATE proposals SET base_version = ?, version = ?, body_json = ?,"

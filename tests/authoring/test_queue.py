@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from principals import proven
 
 from das.authoring.deploy import deploy_and_record
 from das.authoring.queue import ApprovalRefused, Queue, new_proposal_id
@@ -18,8 +19,13 @@ from das.identity import Principal
 
 
 def who(name: str, role: str = "reviewer") -> Principal:
-    """A principal as das/identity.py would prove it (tests of the rules, not of the proof)."""
-    return Principal(name, role, "token")
+    """A registered user as the API would prove them; variants of names are passed as typed."""
+    from das.names import identity
+
+    canonical = identity(name)
+    if canonical != "das":
+        proven(canonical, role)  # type: ignore[arg-type]
+    return Principal(name, role, "token")  # type: ignore[arg-type]
 
 
 class _Xml:
@@ -129,24 +135,28 @@ def test_deploy_failure_is_recorded_and_redeploy_fixes_it(monkeypatch):
 
 
 def test_cli_refuses_self_approval_with_one_line(das_home):
+    from das.identity import os_principal
+
+    me = os_principal().name  # the local CLI is the OS account (effective uid), not $USER
     q = Queue()
-    p = make(q)
-    env = {**os.environ, "DAS_HOME": str(das_home), "LOGNAME": "alice", "USER": "alice"}
+    mine = make(q, author=me)
+    # LOGNAME/USER are typed names too: they do not change who the CLI acts as
+    env = {**os.environ, "DAS_HOME": str(das_home), "LOGNAME": "bob", "USER": "bob"}
     env.pop("DAS_ENGINE_URL", None)
-    out = subprocess.run([sys.executable, "-m", "das", "approve", p.id],
+    out = subprocess.run([sys.executable, "-m", "das", "approve", mine.id],
                          capture_output=True, text=True, env=env, timeout=60)
-    assert out.returncode == 1 and out.stderr.strip().count("\n") == 0 and "authored" in out.stderr
+    assert out.returncode == 1 and out.stderr.strip().count("\n") == 0 and f"{me} authored" in out.stderr
+    p = make(q)  # by alice
     typed = subprocess.run([sys.executable, "-m", "das", "approve", p.id, "--reviewer", "bob"],
                            capture_output=True, text=True, env=env, timeout=60)
     assert typed.returncode == 2 and "--reviewer" in typed.stderr  # a typed name is not an identity
-    env.update(LOGNAME="bob", USER="bob")  # the OS account is the identity of the local CLI
     ok = subprocess.run([sys.executable, "-m", "das", "approve", p.id, "--format", "json"],
                         capture_output=True, text=True, env=env, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == "deployed"
     shown = subprocess.run([sys.executable, "-m", "das", "queue", "show", p.id], capture_output=True, text=True,
                            env=env, timeout=60)
-    assert "history:" in shown.stdout and "bob" in shown.stdout
+    assert "history:" in shown.stdout and f"{me:<12} approve [os]" in shown.stdout
 
 
 def test_sigkill_during_approve_never_loses_the_proposal(das_home):
@@ -154,7 +164,7 @@ def test_sigkill_during_approve_never_loses_the_proposal(das_home):
     (approved or deployed, with an approve entry) or still proposed with no approve entry."""
     rng = random.Random(7)
     q = Queue()
-    env = {**os.environ, "DAS_HOME": str(das_home), "LOGNAME": "bob", "USER": "bob"}
+    env = {**os.environ, "DAS_HOME": str(das_home)}
     env.pop("DAS_ENGINE_URL", None)
     outcomes = set()
     # one kill surely before the commit, one surely after, the rest anywhere in between
@@ -287,9 +297,45 @@ def test_redeploy_of_a_proposed_proposal_writes_nothing(das_home, monkeypatch):
     monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
     q = Queue()
     p = make(q)
-    env = {**os.environ, "DAS_HOME": str(das_home), "LOGNAME": "bob", "USER": "bob"}
+    env = {**os.environ, "DAS_HOME": str(das_home)}
     env.pop("DAS_ENGINE_URL", None)
     out = subprocess.run([sys.executable, "-m", "das", "queue", "redeploy", p.id], capture_output=True, text=True,
                          env=env, timeout=60)
     assert out.returncode != 0 and "only approved proposals deploy" in out.stderr
     assert not (das_home / "registry").exists() and q.get(p.id).status == "proposed"
+
+
+def test_two_approved_changes_of_one_base_never_overwrite_each_other(das_home, monkeypatch):
+    monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
+    q = Queue()
+    q.seed_version("demo", "1.0.0", XML.format(key="demo"))
+    first = make(q, base="1.0.0", version="1.1.0")
+    second = make(q, base="1.0.0", version="1.1.0")
+    q.approve(first.id, who("bob"))
+    q.approve(second.id, who("bob"))  # both approved before either deployed (--no-deploy, a crash)
+    assert deploy_and_record(q, first.id).status == "deployed"
+    with pytest.raises(ApprovalRefused, match="demo@1.1.0 is already taken by"):
+        deploy_and_record(q, second.id)
+    row = q.store.db.execute("SELECT proposal_id FROM process_versions WHERE key='demo' AND version='1.1.0'").fetchone()
+    assert row[0] == first.id
+
+
+def test_approvals_of_a_revoked_reviewer_stop_counting():
+    from das.identity import Users
+
+    q = Queue()
+    p = make(q, key="peo_example")  # two approvals needed
+    q.approve(p.id, who("bob"))
+    Users().revoke("bob")
+    assert q.approve(p.id, who("carol")).status == "proposed"
+    assert q.approvals(q.get(p.id)) == ["carol"]
+
+
+def test_only_the_author_or_a_reviewer_rebases():
+    from das.identity import Forbidden
+
+    q = Queue()
+    p = make(q)
+    with pytest.raises(Forbidden, match="only their own"):
+        q.replace_artifact(p.id, who("mallory", "author"), {"rationale": "x"}, "rebased")
+    assert q.replace_artifact(p.id, who("alice", "author"), {"rationale": "x"}, "rebased").rationale == "x"

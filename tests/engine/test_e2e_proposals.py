@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import wait_for
+from principals import proven
 
 from das.authoring.deploy import deploy_and_record
 from das.authoring.drafter import draft_proposal
@@ -20,7 +21,7 @@ from das.bpmn.compile import compile_to_xml
 from das.identity import Principal
 from das.llm.testmodel import register_script
 
-ALICE, BOB = Principal("alice", "author", "token"), Principal("bob", "reviewer", "token")
+ALICE = Principal("alice", "author", "token")
 
 pytestmark = pytest.mark.engine
 
@@ -43,7 +44,7 @@ def test_approve_deploys_to_the_engine_and_the_new_version_runs(engine, engine_c
     proposal = draft_proposal("add an audit step after the review", base=f"{key}@1.0.0", author=ALICE,
                               model=model, queue=queue)
     assert proposal.version == "1.1.0" and proposal.validation["valid"]
-    queue.approve(proposal.id, BOB, "ok")
+    queue.approve(proposal.id, proven("bob"), "ok")
     deployed = deploy_and_record(queue, proposal.id)
     assert deployed.status == "deployed", deployed.history[-1].comment
     definition = engine_client.process_definitions(key=key)[0]
@@ -60,7 +61,7 @@ def test_kernel_deploys_approved_but_undeployed_proposals(engine, engine_client,
     queue = Queue()
     model = register_script(f"new-{unique}", [{"text": json.dumps(doc(key, [{"type": "user", "name": "Check"}]))}])
     proposal = draft_proposal("a check", key=key, author=ALICE, model=model, queue=queue)
-    queue.approve(proposal.id, BOB)  # approved, not deployed (as after a crash before deploy)
+    queue.approve(proposal.id, proven("bob"))  # approved, not deployed (as after a crash before deploy)
     empty = tmp_path / "processes"
     empty.mkdir()
     up = subprocess.run([sys.executable, "-m", "das", "kernel", "up", "--detach", "--processes", str(empty),

@@ -12,10 +12,10 @@ def test_redeploy_a_proposal_that_is_still_proposed(live: LiveApi, tokens) -> No
     """Tried: `redeploy` (API and CLI) of a proposal nobody approved; nothing may be written."""
     p = live.file()
     with live.client(tokens["bob"]) as bob:
-        r = bob.post(f"/api/proposals/{p.id}/redeploy")
+        r = bob.post(f"/api/proposals/{p.id}/redeploy", json={})
     assert r.status_code == 409 and "only approved proposals deploy" in r.json()["error"]
     cli = subprocess.run([sys.executable, "-m", "das", "queue", "redeploy", p.id], capture_output=True, text=True,
-                         env={**live.env, "LOGNAME": "bob", "USER": "bob"}, timeout=60)
+                         env=live.env, timeout=60)
     assert cli.returncode != 0 and "only approved" in cli.stderr
     assert not (live.home / "registry").exists() and live.queue.get(p.id).status == "proposed"
 
@@ -27,7 +27,7 @@ def test_forged_approved_status_in_the_database(live: LiveApi, tokens) -> None:
     p = live.file()
     live.queue.store.db.execute("UPDATE proposals SET status = 'approved' WHERE id = ?", (p.id,))
     with live.client(tokens["bob"]) as bob:
-        r = bob.post(f"/api/proposals/{p.id}/redeploy")
+        r = bob.post(f"/api/proposals/{p.id}/redeploy", json={})
     assert r.status_code == 409 and "0 valid approval" in r.json()["error"]
     outcomes = deploy_pending(live.queue)
     assert [(o.proposal.id, bool(o.refused)) for o in outcomes] == [(p.id, True)]
@@ -76,3 +76,47 @@ def test_task_type_path_in_a_drafted_process_is_a_validation_finding() -> None:
     assert hits and hits[0].severity == "error" and "not an identifier" in hits[0].message
     assert not [f for f in validate(xml.encode(), known_processes=None, name="t.bpmn").findings
                 if f.rule == "governance.task-type"]
+
+
+def test_local_cli_as_another_os_user_by_setting_logname(live: LiveApi) -> None:
+    """Tried: the author runs `LOGNAME=bob USER=bob das approve` on their own proposal."""
+    from das.identity import os_principal
+
+    me = os_principal().name
+    p = live.file(author=me)
+    out = subprocess.run([sys.executable, "-m", "das", "approve", p.id], capture_output=True, text=True,
+                         env={**live.env, "LOGNAME": "bob", "USER": "bob", "USERNAME": "bob"}, timeout=60)
+    assert out.returncode == 1 and f"{me} authored" in out.stderr
+    assert live.queue.get(p.id).status == "proposed"
+
+
+def test_two_approved_changes_race_to_the_same_version(live: LiveApi, tokens) -> None:
+    """Tried: two changes of demo@1.0.0 (both 1.1.0) approved before either deploys; the kernel
+    then deploys pending ones. The second must not overwrite the first."""
+    from das.authoring.deploy import deploy_pending
+    from das.identity import Principal
+
+    q = live.queue
+    q.seed_version("demo", "1.0.0", live.file(key="seed").artifact.replace("seed", "demo"))
+    a = live.file(base_version="1.0.0", version="1.1.0")
+    b = live.file(base_version="1.0.0", version="1.1.0")
+    bob = Principal("bob", "reviewer", "token")
+    q.approve(a.id, bob)
+    q.approve(b.id, bob)
+    outcomes = {o.proposal.id: o for o in deploy_pending(q)}
+    assert outcomes[a.id].proposal.status == "deployed" and outcomes[a.id].refused is None
+    assert outcomes[b.id].refused and "already taken" in outcomes[b.id].refused
+    assert q.get(b.id).status == "approved"
+    path = live.home / "registry" / "demo" / "1.1.0.bpmn"
+    assert path.read_text().count("Review") >= 1 and q.store.db.execute(
+        "SELECT proposal_id FROM process_versions WHERE key='demo' AND version='1.1.0'").fetchone()[0] == a.id
+
+
+def test_task_type_with_a_trailing_newline(live: LiveApi, tokens) -> None:
+    """Tried: task type "send_mail\\n" (a `$` regex would accept it: a newline in a file name)."""
+    from das.names import is_task_type
+
+    assert not is_task_type("send_mail\n") and is_task_type("send_mail")
+    p = live.file(tde_wrappers=[{"task_type": "send_mail\n", "executor": {"kind": "probabilistic"}}])
+    with live.client(tokens["bob"]) as bob:
+        assert bob.post(f"/api/proposals/{p.id}/approve", json={}).status_code == 409

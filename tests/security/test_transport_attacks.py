@@ -131,3 +131,75 @@ def test_unauthenticated_page_request_leaks_nothing(live: LiveApi) -> None:
     for path in ("/", f"/proposals/{p.id}"):
         r = httpx.get(live.url + path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/login") and "secret" not in r.text
+
+
+def test_session_survives_token_revocation_and_reissue(live: LiveApi, tokens) -> None:
+    """Tried: keep a cookie opened with bob's leaked token after bob's token was revoked and a
+    new one issued under the same name."""
+    from das.identity import Users
+    from das.store import open_store
+
+    with live.client() as browser:
+        assert browser.post("/login", data={"username": "bob", "token": tokens["bob"]}).status_code == 303
+        assert browser.get("/api/me").json()["proof"] == "session"
+        users = Users(open_store(live.home / "das.db"))
+        users.revoke("bob")
+        users.add("bob", "reviewer")
+        r = browser.get("/api/me")
+        assert r.status_code == 401 and "sign in again" in r.json()["error"]
+
+
+def test_proxy_user_writes_without_a_csrf_token(das_home: Path) -> None:
+    """Tried: behind the SSO proxy (whose cookie is ambient), a cross-site form posts approve,
+    and a body-less no-cors fetch posts to the JSON API."""
+    secret = secrets.token_urlsafe(24)
+    live = _proxied(das_home, secret)
+    try:
+        live.token("bob", "reviewer")
+        p = live.file()
+        proxy = {"X-Remote-User": "bob", "X-Proxy-Secret": secret}
+        with live.client() as browser:
+            form = browser.post(f"/proposals/{p.id}/approve", data={"comment": "ok"}, headers=proxy)
+            assert form.status_code == 403
+            bare = browser.post(f"/api/proposals/{p.id}/approve", headers=proxy)
+            assert bare.status_code == 415
+            plain = browser.post(f"/api/proposals/{p.id}/approve", content=b"{}", headers={**proxy, "Content-Type": "text/plain"})
+            assert plain.status_code == 415
+            assert live.queue.get(p.id).status == "proposed"
+            page = browser.get(f"/proposals/{p.id}", headers=proxy).text
+            token = re.search(r"name='csrf' value='([^']+)'", page).group(1)
+            ok = browser.post(f"/proposals/{p.id}/approve", data={"comment": "ok", "csrf": token}, headers=proxy)
+            assert ok.status_code == 303
+        assert live.queue.get(p.id).status == "deployed"
+    finally:
+        assert "Traceback" not in live.stop()
+
+
+def test_invalid_utf8_body_gives_a_client_error_not_a_500(live: LiveApi, tokens) -> None:
+    """Tried: bytes that are not UTF-8, as JSON and as other content types, on every write."""
+    p = live.file()
+    with live.client(tokens["bob"]) as bob:
+        for path in ("/api/drafts", f"/api/proposals/{p.id}/reject", f"/api/proposals/{p.id}/approve"):
+            for ctype in ("application/json", "text/plain", "application/octet-stream"):
+                r = bob.post(path, content=b"\xff\xfe\x00", headers={"Content-Type": ctype})
+                assert 400 <= r.status_code < 500 and "error" in r.json(), (path, ctype, r.text)
+
+
+def test_duplicate_or_malformed_host_headers(live: LiveApi, tokens) -> None:
+    """Tried: two Host headers (foreign first), and a bracketed host with a foreign suffix."""
+    import socket
+
+    for hosts in ((b"evil.example", b"127.0.0.1"), (b"[127.0.0.1]evil.example",)):
+        with socket.create_connection(("127.0.0.1", live.port), timeout=10) as s:
+            head = b"GET /api/me HTTP/1.1\r\n" + b"".join(b"Host: " + h + b"\r\n" for h in hosts)
+            s.sendall(head + b"Authorization: Bearer " + tokens["bob"].encode() + b"\r\nConnection: close\r\n\r\n")
+            status = s.recv(200).split(b"\r\n")[0]
+        assert status.split()[1] in (b"400", b"421"), (hosts, status)
+
+
+def test_sign_in_from_another_site(live: LiveApi, tokens) -> None:
+    """Tried: a foreign page posts the login form (login CSRF: the victim signed in as the attacker)."""
+    with live.client() as browser:
+        r = browser.post("/login", data={"username": "bob", "token": tokens["bob"]},
+                         headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "das_session" not in r.headers.get("set-cookie", "")
