@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "nightly": ("das.nightly.commands:nightly", "Mine engine history and file improvement proposals."),
     "search": ("das.retrieval.commands:search", "Find similar processes and task types by meaning."),
     "api": ("das.api.commands:api", "Serve the HTTP API and the approval page."),
+    "policy": ("das.commands_ops:policy", "Explain the merged guardrail policy of a task."),
+    "effects": ("das.commands_ops:effects", "List and resolve side effects with unknown outcomes."),
     "user": ("das.commands_users:user", "Add, list and revoke DAS users and their API tokens."),
     "login": ("das.commands_users:login", "Act through a DAS API server as your token's user."),
     "logout": ("das.commands_users:logout", "Forget saved API credentials."),

@@ -35,6 +35,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class ModelPrice(_Strict):
+    """A price the operator declares for a model litellm has no price for."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
 class Policy(_Strict):
     """Guardrails for one task. Loaded from ``guardrails/*.yaml``; the model never edits it."""
 
@@ -50,6 +60,13 @@ class Policy(_Strict):
     human_gate: bool = False
     data_class: DataClass = "internal"
     max_output_tokens: int = Field(512, ge=16, le=32000, description="per model call")
+    allowed_methods: list[HttpMethod] = Field(default_factory=lambda: ["GET"],
+                                              description="HTTP methods http_request may use")
+    allowed_endpoints: list[str] = Field(
+        default_factory=list, description="operator only: exact endpoint prefixes (scheme://host:port/path) that "
+                                          "may be reached even on loopback/private addresses")
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict, description="operator only: USD per million tokens for models litellm cannot price")
 
 
 class TaskSpec(_Strict):

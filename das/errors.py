@@ -93,3 +93,13 @@ class InvalidModelOutput(DasError):
     def __init__(self, message: str, errors: list[str] | None = None) -> None:
         super().__init__(message)
         self.errors = errors or []
+
+
+class OutcomeUnknown(Exception):
+    """A side-effecting call was sent but its outcome is unknown (timeout or reset after the
+    request left). Never retried automatically: the loop stops and an operator resolves it
+    (``das effects resolve``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -1,8 +1,14 @@
 """Guardrails: declarative policy, merged in one order, enforced outside the model.
 
-``resolve_policy`` merges default < task type < operator file < the spec's own policy
-(which may only tighten). ``Limits`` holds a policy and a usage; each ``check_*`` raises one
-``GuardrailStop`` naming the limit and the value seen. The loop turns it into a stop_reason.
+``resolve_policy`` merges, in this order: ``guardrails/default.yaml`` (narrowed by the ``*``
+entry of ``task_types.yaml`` for a task type declared nowhere) -> the operator's policy
+file (``--policy``; the only layer that may loosen the default, and the only one that may name
+private endpoints or declare model prices) -> the TDE registry entry -> the task type's entry in
+``guardrails/task_types.yaml`` -> the TaskSpec's own ``policy``. Every layer after the
+operator's may only tighten: registry and task type are clamped to the ceiling, a spec that
+tries to loosen is refused. So whoever starts a process cannot pick a looser task type.
+``Limits`` holds a policy and a usage; each ``check_*`` raises one ``GuardrailStop`` naming the
+limit and the value seen. The loop turns it into a stop_reason.
 """
 
 from __future__ import annotations
@@ -60,24 +66,53 @@ def data_class_rules(root: str | None = None) -> dict[str, Any]:
     return _read_yaml(Path(root or resource_dir("guardrails")) / "data_classes.yaml")
 
 
-def tighten(base: Policy, overrides: dict[str, Any], source: str) -> Policy:
-    """Apply overrides that may only make the policy stricter; loosening is an error."""
+LIST_KEYS = ("allowed_tools", "allowed_hosts", "allowed_methods", "allowed_endpoints")
+OPERATOR_ONLY = ("model_prices",)
+FREE_KEYS = ("retry_backoff_s",)
+
+
+def tighten(base: Policy, overrides: dict[str, Any], source: str, clamp: bool = False,
+            sources: dict[str, str] | None = None) -> Policy:
+    """Apply overrides that may only make the policy stricter.
+
+    Loosening is refused (``PolicyDenied``), or with ``clamp`` silently kept at the base's
+    value (a registry entry or task type never lifts the operator's ceiling). ``sources``
+    records which layer set each key, for ``das policy explain``.
+    """
     _check_keys(overrides, source)
     merged = base.model_dump()
     for key, value in overrides.items():
         current = merged[key]
-        if key in ("allowed_tools", "allowed_hosts"):
-            extra = set(value) - set(current)
+        looser: str | None = None
+        if key in OPERATOR_ONLY:
+            if value:
+                raise PolicyDenied(f"{source} may not set {key}; only the operator's policy file can", rule=key)
+            continue
+        if key in LIST_KEYS:
+            if not isinstance(value, list):
+                raise InvalidInput(f"{source}: {key} must be a list")
+            extra = [v for v in value if v not in current]
             if extra:
-                raise PolicyDenied(f"{source} may only tighten {key}; it adds {sorted(extra)}", rule=key)
+                looser = f"it adds {extra}"
+                value = [v for v in value if v in current]
         elif key == "data_class":
+            if value not in DATA_CLASS_ORDER:
+                raise InvalidInput(f"{source}: data_class must be one of {', '.join(DATA_CLASS_ORDER)}")
             if DATA_CLASS_ORDER.index(value) < DATA_CLASS_ORDER.index(current):
-                raise PolicyDenied(f"{source} may only tighten data_class ({current} -> {value})", rule=key)
+                looser, value = f"{current} -> {value}", current
+        elif key in FREE_KEYS:
+            pass  # waiting longer between retries is never looser
         elif key == "human_gate":
             if current and not value:
-                raise PolicyDenied(f"{source} may not switch off human_gate", rule=key)
+                looser, value = "it switches human_gate off", current
+        elif isinstance(current, int | float) and not isinstance(value, int | float):
+            raise InvalidInput(f"{source}: {key} must be a number")
         elif isinstance(current, int | float) and value > current:
-            raise PolicyDenied(f"{source} may only tighten {key} ({current} -> {value})", rule=key)
+            looser, value = f"{current} -> {value}", current
+        if looser and not clamp:
+            raise PolicyDenied(f"{source} may only tighten {key} ({looser})", rule=key)
+        if value != current and sources is not None:
+            sources[key] = source
         merged[key] = value
     return _validate(merged, source)
 
@@ -90,19 +125,39 @@ def _validate(data: dict[str, Any], source: str) -> Policy:
 
 
 def resolve_policy(spec: TaskSpec, policy_file: str | Path | None = None,
-                   registry_policy: dict[str, Any] | None = None, root: Path | None = None) -> Policy:
-    """Merge default < task type < registry < operator file < spec (tighten only)."""
+                   registry_policy: dict[str, Any] | None = None, root: Path | None = None,
+                   sources: dict[str, str] | None = None) -> Policy:
+    """default -> operator file -> registry -> task type -> spec; after the operator, tighten only."""
     default, per_type = _defaults(str(root or resource_dir("guardrails")))
+    if sources is not None:
+        sources.update({k: "guardrails/default.yaml" for k in Policy.model_fields})
     merged = dict(default)
-    merged.update(per_type.get(spec.task_type, {}))
-    if registry_policy:
-        merged.update(_check_keys(registry_policy, f"TDE registry ({spec.task_type})"))
+    if spec.task_type not in per_type and registry_policy is None and "*" in per_type:
+        # a task type declared nowhere gets the narrow default; the operator's file may widen it
+        merged.update(per_type["*"])
+        if sources is not None:
+            sources.update({k: "guardrails/task_types.yaml (* = undeclared task types)" for k in per_type["*"]})
     if policy_file:
-        merged.update(_check_keys(_read_yaml(Path(policy_file)), str(policy_file)))
-    policy = _validate(merged, "merged policy")
+        operator = _check_keys(_read_yaml(Path(policy_file)), str(policy_file))
+        merged.update(operator)
+        if sources is not None:
+            sources.update({k: f"operator file {policy_file}" for k in operator})
+    policy = _validate(merged, "the default and operator policy")
+    if registry_policy:
+        policy = tighten(policy, registry_policy, f"TDE registry ({spec.task_type})", clamp=True, sources=sources)
+    if spec.task_type in per_type:
+        policy = tighten(policy, per_type[spec.task_type], f"guardrails/task_types.yaml ({spec.task_type})",
+                         clamp=True, sources=sources)
+
     if spec.policy:
-        policy = tighten(policy, spec.policy, "the task spec's policy")
+        policy = tighten(policy, spec.policy, "the task spec's policy", sources=sources)
     return policy
+
+
+def service_policy(task_type: str, policy_file: str | Path | None = None) -> Policy:
+    """The policy for DAS's own model calls (drafting ``das_author``, nightly ``das_curator``,
+    team selection ``peo_select``): the same layers as a task, from ``task_types.yaml``."""
+    return resolve_policy(TaskSpec(task_type=task_type, mode="deterministic"), policy_file)
 
 
 def check_model_allowed(policy: Policy, model: str, is_local: bool) -> None:

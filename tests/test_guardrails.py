@@ -9,7 +9,7 @@ def spec(**kw):
     return TaskSpec(task_type=kw.pop("task_type", "anything"), prompt="p", **kw)
 
 
-def test_merge_order_default_then_task_type_then_file_then_spec(tmp_path):
+def test_merge_order_default_then_file_then_task_type_then_spec(tmp_path):
     base = resolve_policy(spec())
     assert base.max_iterations == 8  # guardrails/default.yaml
     per_type = resolve_policy(spec(task_type="classify"))
@@ -25,7 +25,7 @@ def test_spec_may_only_tighten():
     with pytest.raises(PolicyDenied, match="may only tighten max_iterations"):
         resolve_policy(spec(policy={"max_iterations": 99}))
     with pytest.raises(PolicyDenied, match="adds \\['write_file'\\]"):
-        resolve_policy(spec(policy={"allowed_tools": ["finish", "write_file"]}))
+        resolve_policy(spec(task_type="classify", policy={"allowed_tools": ["finish", "write_file"]}))
     with pytest.raises(PolicyDenied, match="data_class"):
         resolve_policy(spec(policy={"data_class": "public"}))
     assert resolve_policy(spec(policy={"data_class": "pii"})).data_class == "pii"
@@ -77,3 +77,33 @@ def test_redaction_applies_only_to_external_providers_of_sensitive_classes():
     assert redact("mail jane.doe@example.com now") == "mail [REDACTED:email] now"
     assert redactor(confidential, is_local=True) is None
     assert redactor(Policy(data_class="public"), is_local=False) is None
+
+
+def test_task_type_and_registry_cannot_lift_the_operator_ceiling(tmp_path):
+    f = tmp_path / "ops.yaml"
+    f.write_text("max_iterations: 2\nallowed_tools: [finish]\n")
+    merged = resolve_policy(spec(task_type="summarize"), policy_file=f,
+                            registry_policy={"max_iterations": 50, "allowed_tools": ["finish", "write_file"]})
+    assert merged.max_iterations == 2 and merged.allowed_tools == ["finish"]
+
+
+def test_only_the_operator_declares_model_prices(tmp_path):
+    price = {"openai/x": {"input_per_mtok": 0.0, "output_per_mtok": 0.0}}
+    with pytest.raises(PolicyDenied, match="only the operator"):
+        resolve_policy(spec(policy={"model_prices": price}))
+    with pytest.raises(PolicyDenied, match="only the operator"):
+        resolve_policy(spec(), registry_policy={"model_prices": price})
+    f = tmp_path / "ops.yaml"
+    f.write_text("model_prices: {openai/x: {input_per_mtok: 1.5, output_per_mtok: 2}}\n")
+    assert resolve_policy(spec(), policy_file=f).model_prices["openai/x"].input_per_mtok == 1.5
+
+
+def test_sources_name_the_layer_that_set_each_value(tmp_path):
+    f = tmp_path / "ops.yaml"
+    f.write_text("max_cost_usd: 0.1\n")
+    sources: dict[str, str] = {}
+    resolve_policy(spec(task_type="classify", policy={"max_tokens": 100}), policy_file=f, sources=sources)
+    assert sources["max_cost_usd"] == f"operator file {f}"
+    assert sources["max_iterations"] == "guardrails/task_types.yaml (classify)"
+    assert sources["max_tokens"] == "the task spec's policy"
+    assert sources["retries"] == "guardrails/default.yaml"

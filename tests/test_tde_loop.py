@@ -210,5 +210,5 @@ def test_human_gate_marks_the_result_for_review_and_cannot_be_switched_off(tmp_p
     from das.errors import PolicyDenied
     from das.guardrails import resolve_policy
 
-    with pytest.raises(PolicyDenied, match="may not switch off human_gate"):
+    with pytest.raises(PolicyDenied, match="may only tighten human_gate"):
         resolve_policy(spec(policy={"human_gate": False}), policy_file=str(policy))

@@ -80,8 +80,12 @@ def test_http_request_to_an_allowed_local_server(ctx):
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/"
     try:
-        out = HTTP_REQUEST.run(ctx, {"url": f"http://127.0.0.1:{server.server_port}/"})
+        with pytest.raises(PolicyDenied, match="resolves to 127.0.0.1 \\(loopback\\)"):
+            HTTP_REQUEST.run(ctx, {"url": url})  # allowed_hosts alone never reaches loopback
+        ctx.policy = Policy(allowed_endpoints=[url])  # the operator names the exact endpoint
+        out = HTTP_REQUEST.run(ctx, {"url": url})
     finally:
         server.shutdown()
     assert out["status"] == 200 and out["truncated"] is True and len(out["body"]) == 256_000

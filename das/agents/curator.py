@@ -19,8 +19,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from das.contracts import Usage
 from das.errors import DasError
+from das.guardrails import service_policy
 from das.llm import gateway
 from das.prompts import render
+
+CURATOR_TASK_TYPE = "das_curator"  # its policy (data class: confidential) is in guardrails/task_types.yaml
 
 MAX_REPAIRS = 1
 MAX_TOKENS = 400
@@ -80,8 +83,8 @@ def explain(model: str, *, key: str, version: str, finding: dict[str, Any], ops:
     for attempt in range(max_repairs + 1):
         started = time.perf_counter()
         try:
-            reply = gateway.complete(model, messages, response_schema=note_schema(), max_tokens=MAX_TOKENS,
-                                     timeout_s=TIMEOUT_S)
+            reply = gateway.complete(model, messages, policy=service_policy(CURATOR_TASK_TYPE),
+                                     response_schema=note_schema(), max_tokens=MAX_TOKENS, timeout_s=TIMEOUT_S)
         except DasError as exc:  # provider down, denied: the deterministic rationale stands
             result.trace.append({"attempt": attempt, "ok": False, "error": f"{type(exc).__name__}: {exc.message}"})
             return result

@@ -1,24 +1,47 @@
-"""Run a blocking call with a wall-clock deadline that holds even while the call is in flight."""
+"""Run a blocking call with a wall-clock deadline that holds even while the call is in flight.
+
+The call runs in a worker thread. At the deadline the caller gets ``DeadlineExceeded``; the
+thread cannot be killed, so (1) providers are also given their own timeout, which ends most
+calls about then, (2) a short grace lets a call that finishes just late hand its value (and so
+its token usage) to the caller, (3) a call that finishes later still is handed to ``on_late``
+so its usage is recorded, never dropped, and (4) at most ``MAX_CALL_THREADS`` such threads
+exist at once: a new call waits for a slot within its own deadline, or times out.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+MAX_CALL_THREADS = 8
+_slots = threading.BoundedSemaphore(MAX_CALL_THREADS)
 
 
 class DeadlineExceeded(Exception):
-    pass
+    """The deadline passed; ``late_value`` is the call's value if it arrived within the grace."""
+
+    def __init__(self, message: str = "deadline exceeded", late_value: Any = None) -> None:
+        super().__init__(message)
+        self.late_value = late_value
 
 
-def call_with_deadline(fn: Callable[[], T], seconds: float) -> T:
-    """Run ``fn`` in a daemon thread; give up after ``seconds`` (the thread is abandoned)."""
+def live_call_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "das-model-call" and t.is_alive())
+
+
+def call_with_deadline(fn: Callable[[], T], seconds: float, grace_s: float = 0.0,
+                       on_late: Callable[[T], None] | None = None) -> T:
+    """Run ``fn`` with a deadline of ``seconds`` (see the module doc for what happens after)."""
     if seconds <= 0:
         raise DeadlineExceeded()
-    box: dict[str, object] = {}
+    if not _slots.acquire(timeout=seconds):
+        raise DeadlineExceeded(f"{MAX_CALL_THREADS} model calls are still running from earlier timeouts")
+    box: dict[str, Any] = {}
     done = threading.Event()
+    lock = threading.Lock()
+    state = {"abandoned": False}
 
     def run() -> None:
         try:
@@ -26,11 +49,24 @@ def call_with_deadline(fn: Callable[[], T], seconds: float) -> T:
         except BaseException as exc:  # handed to the caller below
             box["error"] = exc
         finally:
-            done.set()
+            _slots.release()
+            with lock:
+                late = state["abandoned"]
+                done.set()
+            if late and on_late is not None and "value" in box:
+                try:
+                    on_late(box["value"])
+                except Exception:  # recording late usage must never crash a thread
+                    pass
 
     threading.Thread(target=run, daemon=True, name="das-model-call").start()
     if not done.wait(seconds):
-        raise DeadlineExceeded()
+        finished = done.wait(grace_s) if grace_s > 0 else False
+        with lock:
+            finished = finished or done.is_set()
+            if not finished:
+                state["abandoned"] = True
+        raise DeadlineExceeded(late_value=box.get("value") if finished else None)
     if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]

@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ import jsonschema
 from das.agents.deadline import DeadlineExceeded, call_with_deadline
 from das.config import das_home, default_model
 from das.contracts import Policy, TaskSpec, TdeResult, TraceStep, Usage
-from das.errors import GuardrailStop, InvalidInput, ModelRetry, PolicyDenied, UpstreamError
-from das.guardrails import Limits, check_model_allowed, redactor, resolve_policy
+from das.errors import GuardrailStop, InvalidInput, ModelRetry, OutcomeUnknown, PolicyDenied, UpstreamError
+from das.guardrails import Limits, resolve_policy
 from das.llm import gateway
 from das.prompts import render
 from das.registry import lookup
@@ -33,6 +34,8 @@ from das.tools.base import Tool, ToolContext, call_key, digest
 from das.tools.registry import allowed
 
 MAX_REPAIRS = 3  # invalid model outputs in a row before stopping with invalid_output
+HTTP_TIMEOUT_S = 10.0  # a tool's HTTP call also ends by the task's own deadline
+LATE_GRACE_S = 0.5  # how long past the deadline a reply may still arrive and be counted in the result
 DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {"type": "object"}
 
 
@@ -76,11 +79,11 @@ class TdeLoop:
         self.trace: list[TraceStep] = []
         self.tools: dict[str, Tool] = {t.name: t for t in allowed(policy.allowed_tools)}
         self.native = gateway.supports_native_tools(model)
-        self.redact = redactor(policy, gateway.is_local(model))
         self.ctx = ToolContext(policy, workspace, spec.idempotency_key, spec.correlation_id)
         self.messages: list[dict[str, Any]] = []
         self.invalid_in_a_row = 0
         self.outputs: dict[str, Any] | None = None
+        self.started = time.monotonic()
 
     # -- prompt -----------------------------------------------------------------------------
     def _finish_schema(self) -> dict[str, Any]:
@@ -113,12 +116,9 @@ class TdeLoop:
         user = render("tde_task", task_type=self.spec.task_type, prompt=self.spec.prompt or "",
                       inputs=json.dumps(self.spec.inputs, default=str)[:20000],
                       output_schema=json.dumps(self.output_schema))
-        if self.redact:
-            system, user = self.redact(system), self.redact(user)
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def _observe(self, content: str, tool_call_id: str | None = None) -> None:
-        content = self.redact(content) if self.redact else content
         if tool_call_id and self.native:
             self.messages.append({"role": "tool", "tool_call_id": tool_call_id, "content": content})
         else:
@@ -126,7 +126,7 @@ class TdeLoop:
 
     # -- run ----------------------------------------------------------------------------------
     def run(self) -> TdeResult:
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         self.messages = self._initial_messages()
         stop_reason, message, status = "completed", None, "succeeded"
         try:
@@ -161,17 +161,20 @@ class TdeLoop:
         schema = None if self.native else self._action_schema()
         try:
             reply = call_with_deadline(
-                lambda: gateway.complete(self.model, self.messages, tools=tools, response_schema=schema,
+                lambda: gateway.complete(self.model, self.messages, policy=self.policy, tools=tools,
+                                         response_schema=schema,
                                          max_tokens=max_out, timeout_s=max(remaining_s, 0.1),
                                          retries=0 if remaining_s < 5 else 2),
-                remaining_s,
+                remaining_s, grace_s=LATE_GRACE_S, on_late=self._record_late,
             )
-        except DeadlineExceeded:
+        except DeadlineExceeded as exc:
+            if exc.late_value is not None:  # finished just late: its tokens and cost still count
+                self._count(exc.late_value)
+                self.trace.append(TraceStep(iteration=n, phase="analyse", evaluation="reply arrived after the deadline",
+                                            input_tokens=exc.late_value.input_tokens,
+                                            output_tokens=exc.late_value.output_tokens))
             raise GuardrailStop("timeout", round(time.monotonic() - started, 3), self.policy.timeout_s) from None
-        self.usage.model_calls += 1
-        self.usage.input_tokens += reply.input_tokens
-        self.usage.output_tokens += reply.output_tokens
-        self.usage.cost_usd += reply.cost_usd
+        self._count(reply)
         self.messages.append(reply.raw_message)
         self.trace.append(TraceStep(
             iteration=n, phase="analyse", thought=(reply.text or "")[:500] or None,
@@ -188,6 +191,21 @@ class TdeLoop:
             if self.outputs is not None:
                 break
             self._act(n, name, arguments, error, call_id)
+
+    def _count(self, reply: Any) -> None:
+        self.usage.model_calls += 1
+        self.usage.input_tokens += reply.input_tokens
+        self.usage.output_tokens += reply.output_tokens
+        self.usage.cost_usd += reply.cost_usd
+
+    def _record_late(self, reply: Any) -> None:
+        """A call abandoned at the deadline finished later: record its usage, never drop it."""
+        self._count(reply)
+        if self.store is not None:
+            self.store.audit("das", "late_usage", self.spec.idempotency_key or self.spec.correlation_id,
+                             {"model": self.model, "input_tokens": reply.input_tokens,
+                              "output_tokens": reply.output_tokens, "cost_usd": reply.cost_usd,
+                              "task_type": self.spec.task_type, "correlation_id": self.spec.correlation_id})
 
     def _parse_text_action(self, n: int, text: str | None) -> tuple[str, Any, str | None, str | None] | None:
         """JSON fallback: read {"tool", "arguments"} from text; prose from a native model is a thought."""
@@ -221,18 +239,19 @@ class TdeLoop:
                 raise ModelRetry(f"unknown tool {name!r}; available: {', '.join([*self.tools, 'finish'])}")
             self.limits.check_tool_call()
             self.usage.tool_calls += 1
+            self.ctx.http_timeout_s = max(0.5, min(HTTP_TIMEOUT_S, self.policy.timeout_s - (time.monotonic() - self.started)))
             t0 = time.perf_counter()
             result = self._run_tool(self.tools[name], arguments)
         except PolicyDenied as exc:
             self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments,
-                                        error=f"refused: {exc.message}"))
+                                        error=f"refused by policy rule {exc.rule}: {exc.message}"))
             self._observe(f"Refused by policy: {exc.message}", call_id)
             return
         except ModelRetry as exc:
             self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments, error=exc.message))
             self._invalid(n, exc.message, call_id, count=False)
             return
-        except GuardrailStop:
+        except (GuardrailStop, _Stop):
             raise
         except Exception as exc:  # a failing tool is reported to the model, not a crash
             self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments,
@@ -248,15 +267,24 @@ class TdeLoop:
     def _run_tool(self, tool: Tool, arguments: dict[str, Any]) -> Any:
         """Side-effecting calls run at most once per idempotency key (claim, run, record)."""
         if not (tool.side_effecting and self.store and self.spec.idempotency_key):
-            return tool.run(self.ctx, arguments)
+            try:
+                return tool.run(self.ctx, arguments)
+            except OutcomeUnknown as exc:
+                raise _Stop("error", f"{exc.message} (tool {tool.name}, no idempotency key)") from exc
         key = call_key(self.spec.idempotency_key, tool.name, arguments)
         state, stored = self.store.claim_effect(key, tool.name)
         if state == "done":
             return stored
-        if state == "started":
-            return {"note": "this side effect was already attempted for this idempotency key; not repeated"}
+        if state in ("started", "unknown"):
+            raise _Stop("error", f"{tool.name} was already sent for this idempotency key and its outcome is "
+                                 f"unknown (call key {key}); it is not repeated. Resolve it with "
+                                 f"`das effects resolve {key} --as done|not-done`")
         try:
-            result = tool.run(self.ctx, arguments)
+            result = tool.run(replace(self.ctx, call_key=key), arguments)
+        except OutcomeUnknown as exc:
+            self.store.mark_effect_unknown(key, exc.message)
+            raise _Stop("error", f"{exc.message} (tool {tool.name}, call key {key}); resolve it with "
+                                 f"`das effects resolve {key} --as done|not-done`") from exc
         except BaseException:
             self.store.release_effect(key)
             raise
@@ -330,12 +358,13 @@ def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None
     key = spec.idempotency_key or spec.correlation_id or uuid.uuid4().hex
     ws = workspace or das_home() / "workspaces" / _safe_key(key)  # created by the first file tool
     try:
-        check_model_allowed(policy, model, gateway.is_local(model))
+        gateway.check_call_allowed(policy, model)  # data class and price, before any call
     except PolicyDenied as exc:
         result = TdeResult(status="failed", stop_reason="policy_denied", message=exc.message, model=model,
                            usage=Usage(), correlation_id=spec.correlation_id, idempotency_key=spec.idempotency_key,
                            trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)])
     else:
+        gateway.warm()  # import litellm before the clock starts: start-up is not the task's time
         result = TdeLoop(spec, policy, model, output_schema, store, ws, heartbeat).run()
     dumped = result.model_dump_json()
     scrubbed = scrub(dumped)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from das.config import default_model
 from das.contracts import Decision, Policy, TaskSpec, Usage, Vote
 from das.errors import GuardrailStop, InvalidInput, PolicyDenied, UpstreamError
-from das.guardrails import Limits, check_model_allowed, redactor
+from das.guardrails import Limits
 from das.llm import gateway
 from das.prompts import render
 from das.secrets import scrub
@@ -80,7 +80,8 @@ def _ask(member: str, model: str, persona: str, messages: list[dict[str, Any]], 
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise GuardrailStop("timeout", round(limits.policy.timeout_s - remaining, 2), limits.policy.timeout_s)
-        reply = gateway.complete(model, messages, response_schema=_schema(n), max_tokens=200, timeout_s=remaining)
+        reply = gateway.complete(model, messages, policy=limits.policy, response_schema=_schema(n), max_tokens=200,
+                                 timeout_s=remaining)
         usage.model_calls += 1
         usage.input_tokens += reply.input_tokens
         usage.output_tokens += reply.output_tokens
@@ -129,13 +130,10 @@ def select_task(candidates: list[Any], context: dict[str, Any] | None = None, *,
     try:
         for i in range(members):
             model = models[i % len(models)]
-            check_model_allowed(policy, model, gateway.is_local(model))
+            gateway.check_call_allowed(policy, model)
             persona = PERSONAS[i % len(PERSONAS)]
             prompt = render("team_member", persona=persona, context=json.dumps(context or {}, default=str)[:4000],
                             candidates=_describe(offered))
-            redact = redactor(policy, gateway.is_local(model))
-            if redact:
-                prompt = redact(prompt)
             vote, _ = _ask(f"member{i + 1} ({persona.split(':')[0]}, {model})", model, persona,
                            [{"role": "user", "content": prompt}], len(offered), limits, deadline)
             votes.append(vote)

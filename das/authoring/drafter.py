@@ -31,10 +31,13 @@ from das.authoring.wrappers import draft_wrappers
 from das.config import default_model
 from das.contracts import Proposal, Usage
 from das.errors import DasError, InvalidInput, UsageError
+from das.guardrails import service_policy
 from das.identity import Principal, os_principal
 from das.llm import gateway
 from das.output import progress
 from das.prompts import render
+
+AUTHOR_TASK_TYPE = "das_author"  # its policy (data class, limits) is in guardrails/task_types.yaml
 
 SIM_RUNS = 20
 
@@ -155,12 +158,14 @@ def _summarise(base_xml: str, key: str) -> str:
 
 def _loop(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], check, max_repairs: int,
           usage: Usage) -> tuple[Candidate, list[dict[str, Any]]]:
+    policy = service_policy(AUTHOR_TASK_TYPE)
     attempts: list[dict[str, Any]] = []
     last: list[str] = []
     for attempt in range(max_repairs + 1):
         started = time.perf_counter()
         max_tokens = 700 if gateway.is_local(model) else 3000
-        reply = gateway.complete(model, messages, response_schema=schema, max_tokens=max_tokens, timeout_s=300)
+        reply = gateway.complete(model, messages, policy=policy, response_schema=schema, max_tokens=max_tokens,
+                                 timeout_s=300)
         usage.model_calls += 1
         usage.input_tokens += reply.input_tokens
         usage.output_tokens += reply.output_tokens

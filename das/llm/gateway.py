@@ -1,8 +1,14 @@
-"""One door to every model: litellm with usage, cost, backoff and the network switch.
+"""One door to every model: litellm with policy, usage, cost, backoff and the network switch.
 
-* ``complete`` makes one call and returns a ``ModelReply``.
+* ``complete`` makes one call and returns a ``ModelReply``. It takes the caller's ``Policy``
+  and, before anything leaves the process, applies the data-class rule (no external provider
+  for ``pii``), redaction (``confidential``/``pii`` to external providers) and the budget rule
+  (an external model without a known or operator-declared price cannot run under
+  ``max_cost_usd``). Every caller (TDE loop, team, drafting, curator) comes through here; a
+  test enumerates them.
 * Transient failures (timeouts, 429, 5xx, connection errors) are retried with backoff;
-  permanent ones (auth, bad request, unknown model) are raised at once as ``UpstreamError``.
+  permanent ones (auth, missing key, bad request, unknown model) are raised at once as
+  ``UpstreamError`` with the provider's reason in one line.
 * Network model requests can be switched off for a whole process
   (``DAS_ALLOW_MODEL_REQUESTS=0`` or ``set_model_requests_allowed(False)``); the flag is
   checked before every request, as pydantic-ai does. Offline providers are always allowed.
@@ -16,7 +22,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from das.contracts import Policy
 from das.errors import PolicyDenied, TransientUpstreamError, UpstreamError
+from das.guardrails import check_model_allowed, redactor
 from das.llm.providers import OFFLINE_PROVIDERS, ensure_registered
 
 LOCAL_PROVIDERS = (*OFFLINE_PROVIDERS, "ollama", "ollama_chat")
@@ -84,15 +92,59 @@ _TRANSIENT = ("Timeout", "RateLimitError", "InternalServerError", "ServiceUnavai
               "APIConnectionError", "BadGatewayError")
 
 
+_PERMANENT_HINTS = ("api_key", "api key", "missing credentials", "authentication", "unauthorized", "permission denied", "not found",
+                    "does not exist", "no such model", "invalid model", "model_not_found", "incorrect api")
+
+
 def _is_transient(exc: Exception) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError"}:
+        return False
+    text = str(exc).lower()
+    if any(hint in text for hint in _PERMANENT_HINTS):
+        return False  # e.g. a missing API key arrives as an APIConnectionError
     return bool(names & set(_TRANSIENT))
+
+
+def warm() -> None:
+    """Import and register litellm now (it takes seconds the first time in a process)."""
+    ensure_registered()
+
+
+def price_of(model: str, policy: Policy) -> tuple[float, float] | None:
+    """USD per million input/output tokens: the operator's declaration, else litellm's map."""
+    declared = policy.model_prices.get(model)
+    if declared is not None:
+        return declared.input_per_mtok, declared.output_per_mtok
+    litellm = ensure_registered()
+    for name in (model, model.split("/", 1)[-1]):
+        info = litellm.model_cost.get(name)
+        if info and info.get("input_cost_per_token") is not None and info.get("output_cost_per_token") is not None:
+            return float(info["input_cost_per_token"]) * 1e6, float(info["output_cost_per_token"]) * 1e6
+    return None
+
+
+def check_priced(policy: Policy, model: str) -> None:
+    """Refuse, before any call, an external model whose cost nobody can count."""
+    if is_local(model) or provider_of(model) == "test":
+        return
+    if price_of(model, policy) is None:
+        raise PolicyDenied(f"model {model} has no known price, so max_cost_usd ({policy.max_cost_usd}) cannot be "
+                           "enforced; declare it in the operator policy file (model_prices: {\"" + model
+                           + "\": {input_per_mtok: ..., output_per_mtok: ...}})", rule="max_cost_usd")
+
+
+def check_call_allowed(policy: Policy, model: str) -> None:
+    """Everything a model call must pass before it is made (data class, price)."""
+    check_model_allowed(policy, model, is_local(model))
+    check_priced(policy, model)
 
 
 def complete(
     model: str,
     messages: list[dict[str, Any]],
     *,
+    policy: Policy,
     tools: list[dict[str, Any]] | None = None,
     response_schema: dict[str, Any] | None = None,
     max_tokens: int = 512,
@@ -100,7 +152,12 @@ def complete(
     retries: int = 2,
     backoff_s: float = 0.5,
 ) -> ModelReply:
-    """One model call through litellm, with backoff on transient errors only."""
+    """One model call through litellm under ``policy``, with backoff on transient errors only."""
+    check_call_allowed(policy, model)
+    redact = redactor(policy, is_local(model))
+    if redact is not None:
+        messages = [{**m, "content": redact(m["content"])} if isinstance(m.get("content"), str) else m
+                    for m in messages]
     if not is_local(model) and not model_requests_allowed():
         raise PolicyDenied(
             f"network model requests are off (DAS_ALLOW_MODEL_REQUESTS=0); refused to call {model}",
@@ -135,7 +192,12 @@ def complete(
                 ) from exc
             time.sleep(backoff_s * (2**attempt))
             attempt += 1
-    return _to_reply(litellm, response, model, (time.perf_counter() - started) * 1000)
+    reply = _to_reply(litellm, response, model, (time.perf_counter() - started) * 1000)
+    declared = policy.model_prices.get(model)
+    if declared is not None:  # the operator's price wins over litellm's guess
+        reply.cost_usd = (reply.input_tokens * declared.input_per_mtok
+                          + reply.output_tokens * declared.output_per_mtok) / 1e6
+    return reply
 
 
 def _short(exc: Exception) -> str:

@@ -63,8 +63,10 @@ def _build_handler():  # imported lazily: litellm is slow to import
             step = testmodel.pick_step(script, messages)
             try:
                 fmt = optional_params.get("response_format") or {}
+                timeout = kwargs.get("timeout")
                 reply = testmodel.play(step, optional_params.get("tools"),
-                                       fmt.get("schema") if isinstance(fmt, dict) else None)
+                                       fmt.get("schema") if isinstance(fmt, dict) else None,
+                                       float(timeout) if isinstance(timeout, int | float) else None)
             except testmodel.ScriptedError as exc:
                 raise scripted_error(exc.kind, model) from None
             return fill(model_response, reply, f"test/{name}")

@@ -10,7 +10,8 @@ A step may contain:
   ``tool_calls``  ``[{"name": ..., "arguments": {...}}]`` (native tool calling)
   ``auto_finish`` true: call ``finish`` with the smallest outputs valid for the finish
                   tool's schema (what a perfectly obedient model would do)
-  ``sleep_s``     delay before answering (to test timeouts)
+  ``sleep_s``     delay before answering (to test timeouts); the call's own timeout cuts it
+                  short, like a real provider's, unless ``ignore_timeout`` is true (a stuck call)
   ``raise``       ``timeout`` | ``rate_limit`` | ``server_error`` | ``auth`` | ``bad_request``
   ``usage``       ``{"input_tokens": n, "output_tokens": m}`` (default 10 / 5)
   ``cost_usd``    the cost this call reports
@@ -122,10 +123,18 @@ def minimal_instance(schema: dict[str, Any] | None) -> Any:
 
 
 def play(step: dict[str, Any], tools: list[dict[str, Any]] | None,
-         response_schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Turn a script step into a reply: ``{text, tool_calls, usage, cost_usd}``."""
+         response_schema: dict[str, Any] | None = None, timeout_s: float | None = None) -> dict[str, Any]:
+    """Turn a script step into a reply: ``{text, tool_calls, usage, cost_usd}``.
+
+    Like a real provider, a call honours its own ``timeout_s``: a step that sleeps longer
+    raises a timeout at that moment instead of holding its thread.
+    """
     if step.get("sleep_s"):
-        time.sleep(float(step["sleep_s"]))
+        sleep_s = float(step["sleep_s"])
+        if timeout_s is not None and sleep_s > timeout_s and not step.get("ignore_timeout"):
+            time.sleep(max(timeout_s, 0.0))
+            raise ScriptedError("timeout")
+        time.sleep(sleep_s)
     if step.get("raise"):
         raise ScriptedError(step["raise"])
     tool_calls = list(step.get("tool_calls") or [])

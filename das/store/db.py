@@ -110,6 +110,40 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM tool_effects WHERE call_key = ? AND state = 'started'", (call_key,))
 
+    def mark_effect_unknown(self, call_key: str, detail: str) -> None:
+        """The call was sent but its outcome is unknown: never repeat it without an operator."""
+        with self.transaction() as db:
+            db.execute("UPDATE tool_effects SET state = 'unknown', detail = ?,"
+                       " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE call_key = ?", (detail, call_key))
+
+    def effects(self, state: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT call_key, tool, state, detail, result_json, created_at, updated_at FROM tool_effects"
+        rows = self.db.execute(sql + (" WHERE state = ?" if state else "") + " ORDER BY created_at",
+                               (state,) if state else ())
+        return [dict(r) for r in rows]
+
+    def resolve_effect(self, call_key: str, done: bool, actor: str, note: str | None = None) -> dict[str, Any]:
+        """An operator's word on an unknown (or stuck ``started``) effect: done -> replayed as
+        done; not done -> the claim is dropped so a re-run may perform it."""
+        with self.transaction() as db:
+            row = db.execute("SELECT state, detail FROM tool_effects WHERE call_key = ?", (call_key,)).fetchone()
+            if row is None:
+                raise KeyError(call_key)
+            if row["state"] == "done":
+                raise ValueError(f"effect {call_key} is already done")
+            if done:
+                result = {"note": f"resolved as done by {actor}" + (f": {note}" if note else "")}
+                db.execute("UPDATE tool_effects SET state = 'done', result_json = ?,"
+                           " updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE call_key = ?",
+                           (json.dumps(result), call_key))
+            else:
+                db.execute("DELETE FROM tool_effects WHERE call_key = ?", (call_key,))
+            db.execute("INSERT INTO audit_log (actor, action, subject, detail_json) VALUES (?, ?, ?, ?)",
+                       (actor, "effect.resolve", call_key,
+                        json.dumps({"as": "done" if done else "not-done", "was": row["state"],
+                                    "detail": row["detail"], "note": note})))
+        return {"call_key": call_key, "resolved_as": "done" if done else "not-done", "was": row["state"]}
+
     # -- audit ----------------------------------------------------------------------------
     def audit(self, actor: str, action: str, subject: str | None, detail: dict[str, Any] | None = None) -> None:
         with self.transaction() as db:

@@ -120,3 +120,23 @@ def m004_users_and_bound_approvals(db: sqlite3.Connection) -> None:
     # the actor was proven (token, session, proxy, os, system)
     db.execute("ALTER TABLE proposal_history ADD COLUMN artifact_sha256 TEXT")
     db.execute("ALTER TABLE proposal_history ADD COLUMN proof TEXT")
+
+
+@migration
+def m005_effects_with_unknown_outcomes(db: sqlite3.Connection) -> None:
+    # a side effect whose outcome is unknown (sent, then timeout/reset) is never repeated until
+    # an operator resolves it (`das effects resolve`); SQLite cannot alter a CHECK, so copy
+    db.execute("""
+        CREATE TABLE tool_effects_v2 (
+            call_key TEXT PRIMARY KEY,
+            tool TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('started', 'done', 'unknown')),
+            result_json TEXT,
+            detail TEXT,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+        )""")
+    db.execute("INSERT INTO tool_effects_v2 (call_key, tool, state, result_json, created_at)"
+               " SELECT call_key, tool, state, result_json, created_at FROM tool_effects")
+    db.execute("DROP TABLE tool_effects")
+    db.execute("ALTER TABLE tool_effects_v2 RENAME TO tool_effects")

@@ -24,6 +24,8 @@ class ToolContext:
     workspace: Path
     idempotency_key: str | None = None
     correlation_id: str | None = None
+    call_key: str | None = None  # set per side-effecting call: sent as Idempotency-Key
+    http_timeout_s: float | None = None
 
 
 @dataclass
