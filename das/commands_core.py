@@ -62,7 +62,7 @@ def tde_list(fmt: str) -> None:
               help="TaskSpec JSON file, or - for stdin (see `das schema TaskSpec`).")
 @click.option("--model", help="litellm model string; default $DAS_MODEL or local/smollm2.")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
-              help="Operator policy YAML merged over the defaults (the spec may only tighten it).")
+              help="Operator policy YAML: may loosen the defaults; task types and specs may only tighten it.")
 @FORMAT
 def tde_run(spec_path: str, model: str | None, policy_file: str | None, fmt: str) -> None:
     """Run one probabilistic task and print its TdeResult.

@@ -26,7 +26,7 @@ def _split_topics(values: tuple[str, ...]) -> list[str]:
               help="Concurrent handlers.")
 @click.option("--model", default=None, help="litellm model string (default $DAS_MODEL).")
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Operator policy file merged over the guardrails (may only tighten the spec).")
+              help="Operator policy file: may loosen the defaults; task types and specs may only tighten it.")
 @click.option("--engine-url", default=None, help="Engine REST base (default $DAS_ENGINE_URL).")
 @click.option("--lock-ms", type=click.IntRange(1000), default=60_000, show_default=True,
               help="Lock duration; running loops extend it (heartbeat).")
