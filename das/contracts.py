@@ -138,6 +138,8 @@ class TdeResult(BaseModel):
     message: str | None = None
     model: str | None = None
     needs_review: bool = Field(False, description="the policy's human_gate: a person must check the outputs")
+    retryable: bool = Field(True, description="for stop_reason error: whether running it again can help "
+                                              "(false: a permanent provider error or a side effect of unknown outcome)")
     correlation_id: str | None = None
     idempotency_key: str | None = None
 

@@ -23,7 +23,15 @@ import jsonschema
 from das.agents.deadline import DeadlineExceeded, call_with_deadline
 from das.config import das_home, default_model
 from das.contracts import Policy, TaskSpec, TdeResult, TraceStep, Usage
-from das.errors import GuardrailStop, InvalidInput, ModelRetry, OutcomeUnknown, PolicyDenied, UpstreamError
+from das.errors import (
+    GuardrailStop,
+    InvalidInput,
+    ModelRetry,
+    OutcomeUnknown,
+    PolicyDenied,
+    TransientUpstreamError,
+    UpstreamError,
+)
 from das.guardrails import Limits, resolve_policy
 from das.llm import gateway
 from das.prompts import render
@@ -55,10 +63,11 @@ def validator_for(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
 
 
 class _Stop(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, retryable: bool = True) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.retryable = retryable
 
 
 def _safe_key(text: str) -> str:
@@ -129,6 +138,7 @@ class TdeLoop:
         started = self.started = time.monotonic()
         self.messages = self._initial_messages()
         stop_reason, message, status = "completed", None, "succeeded"
+        retryable = True
         try:
             while self.outputs is None:
                 self.limits.check_time(time.monotonic() - started)
@@ -140,18 +150,19 @@ class TdeLoop:
         except GuardrailStop as stop:
             stop_reason, message, status = stop.limit, stop.message, "failed"
         except _Stop as stop:
-            stop_reason, message, status = stop.reason, stop.message, "failed"
+            stop_reason, message, status, retryable = stop.reason, stop.message, "failed", stop.retryable
         except PolicyDenied as exc:
             stop_reason, message, status = "policy_denied", exc.message, "failed"
         except UpstreamError as exc:
             stop_reason, message, status = "error", exc.message, "failed"
+            retryable = isinstance(exc, TransientUpstreamError)
         self.usage.wall_s = round(time.monotonic() - started, 4)
         if stop_reason != "completed":
             self.trace.append(TraceStep(iteration=self.usage.iterations, phase="stop", evaluation=stop_reason,
                                         error=message))
         return TdeResult(status=status, outputs=self.outputs or {}, trace=self.trace, usage=self.usage,
                          stop_reason=stop_reason, message=message, model=self.model,
-                         needs_review=self.policy.human_gate,
+                         needs_review=self.policy.human_gate, retryable=retryable,
                          correlation_id=self.spec.correlation_id, idempotency_key=self.spec.idempotency_key)
 
     def _iteration(self, n: int, started: float) -> None:
@@ -270,7 +281,7 @@ class TdeLoop:
             try:
                 return tool.run(self.ctx, arguments)
             except OutcomeUnknown as exc:
-                raise _Stop("error", f"{exc.message} (tool {tool.name}, no idempotency key)") from exc
+                raise _Stop("error", f"{exc.message} (tool {tool.name}, no idempotency key)", retryable=False) from exc
         key = call_key(self.spec.idempotency_key, tool.name, arguments)
         state, stored = self.store.claim_effect(key, tool.name)
         if state == "done":
@@ -278,13 +289,13 @@ class TdeLoop:
         if state in ("started", "unknown"):
             raise _Stop("error", f"{tool.name} was already sent for this idempotency key and its outcome is "
                                  f"unknown (call key {key}); it is not repeated. Resolve it with "
-                                 f"`das effects resolve {key} --as done|not-done`")
+                                 f"`das effects resolve {key} --as done|not-done`", retryable=False)
         try:
             result = tool.run(replace(self.ctx, call_key=key), arguments)
         except OutcomeUnknown as exc:
             self.store.mark_effect_unknown(key, exc.message)
             raise _Stop("error", f"{exc.message} (tool {tool.name}, call key {key}); resolve it with "
-                                 f"`das effects resolve {key} --as done|not-done`") from exc
+                                 f"`das effects resolve {key} --as done|not-done`", retryable=False) from exc
         except BaseException:
             self.store.release_effect(key)
             raise

@@ -15,6 +15,8 @@ The mapping follows DESIGN.md, "Engine contract":
                                                  on the first failure, then the task's retries
                                                  minus one; retryTimeout = retry_backoff_s; at 0
                                                  the engine raises an incident
+  ... unless the result is not ``retryable`` (a permanent provider error such as a bad key, or a
+  side effect of unknown outcome): then 0 retries, an incident at once
 * a task spec that cannot be run (InvalidInput) -> handleFailure with 0 retries: an incident at
                                                  once, since retrying the same input cannot help
 """
@@ -131,7 +133,7 @@ def outcome_for_result(task: ExternalTask, result: TdeResult, policy: Policy) ->
         variables["tdeNeedsReview"] = True  # so the common case writes one variable fewer)
     if result.stop_reason == "error":
         return failure_outcome(task, policy, f"TDE technical failure: {result.message or 'error'}",
-                               _trace_tail(result), result=result)
+                               _trace_tail(result), result=result, final=not result.retryable)
     code = BPMN_ERROR_BY_STOP.get(result.stop_reason)
     if code:
         out = Outcome("bpmn_error", variables=variables, error_code=code,

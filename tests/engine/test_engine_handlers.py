@@ -58,6 +58,13 @@ def test_technical_failure_uses_policy_retries_then_counts_down() -> None:
     assert failure_retries(task(retries=0), policy) == 0
 
 
+def test_a_failure_retrying_cannot_fix_raises_an_incident_at_once() -> None:
+    """A permanent provider error (bad key) or a side effect of unknown outcome: 0 retries."""
+    permanent = TdeResult(status="failed", stop_reason="error", message="auth", retryable=False)
+    out = outcome_for_result(task(), permanent, Policy(retries=5))
+    assert (out.kind, out.retries) == ("failure", 0)
+
+
 def test_spec_gets_correlation_and_idempotency_defaults() -> None:
     t = task(taskSpec={"task_type": "summarize", "prompt": "p"}, correlationId="c-1")
     spec = parse_task_spec(t, correlation_of(t))

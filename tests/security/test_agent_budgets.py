@@ -95,6 +95,7 @@ def test_agent_auth_failure_is_not_retried(monkeypatch):
     monkeypatch.setattr(litellm, "completion", counting)
     result = run_tde(spec("never_declared_anywhere"), model=model)
     assert result.stop_reason == "error" and len(calls) == 1 and "\n" not in (result.message or "")
+    assert result.retryable is False  # the worker raises an incident at once instead of retrying
     from das.llm.gateway import _is_transient
 
     missing_key = litellm.exceptions.APIConnectionError(

@@ -31,7 +31,7 @@ def test_agent_reruns_a_post_whose_response_timed_out(tmp_path, das_home):
         model = register_script("post-once", [http_step(slow.url, "POST", {"pay": 100}), FINISH])
         first = run_tde(spec("never_declared_anywhere", key="pay-1"), model=model, policy_file=ops)
         assert first.stop_reason == "error" and "outcome is unknown" in (first.message or "")
-        assert "das effects resolve" in first.message and len(slow.requests) == 1
+        assert "das effects resolve" in first.message and len(slow.requests) == 1 and first.retryable is False
         assert slow.requests[0][2].get("Idempotency-Key", "").startswith("pay-1:")
         again = run_tde(spec("never_declared_anywhere", key="pay-1"), model=model, policy_file=ops)
         assert again.stop_reason == "error" and "not repeated" in (again.message or "")
