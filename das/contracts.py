@@ -46,7 +46,13 @@ class ModelPrice(_Strict):
 
 
 class Policy(_Strict):
-    """Guardrails for one task. Loaded from ``guardrails/*.yaml``; the model never edits it."""
+    """Guardrails for one task. Loaded from ``guardrails/*.yaml``; the model never edits it.
+
+    Strict types: ``"false"`` is not a boolean and ``"5"`` not a number, so no string can
+    slip past the tighten-only comparison and be converted afterwards.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     max_iterations: int = Field(8, ge=1, le=1000)
     timeout_s: float = Field(120.0, gt=0, le=86400)
@@ -56,7 +62,7 @@ class Policy(_Strict):
     allowed_tools: list[str] = Field(default_factory=lambda: ["finish"])
     allowed_hosts: list[str] = Field(default_factory=list)
     retries: int = Field(3, ge=0, le=100)
-    retry_backoff_s: float = Field(5.0, ge=0)
+    retry_backoff_s: float = Field(5.0, ge=0, le=3600)
     human_gate: bool = False
     data_class: DataClass = "internal"
     max_output_tokens: int = Field(512, ge=16, le=32000, description="per model call")

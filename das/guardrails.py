@@ -88,6 +88,10 @@ def tighten(base: Policy, overrides: dict[str, Any], source: str, clamp: bool = 
             if value:
                 raise PolicyDenied(f"{source} may not set {key}; only the operator's policy file can", rule=key)
             continue
+        try:  # each value is checked against its field's type before any comparison
+            value = Policy.model_validate({**merged, key: value}).model_dump()[key]
+        except ValidationError as exc:
+            raise InvalidInput(describe_validation_error(exc, source)) from exc
         if key in LIST_KEYS:
             if not isinstance(value, list):
                 raise InvalidInput(f"{source}: {key} must be a list")

@@ -24,8 +24,15 @@ def spellings(value: str) -> set[str]:
     forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], quote(value, safe=""),
              quote_plus(value, safe=""), quote(value), base64.b64encode(raw).decode(),
              base64.urlsafe_b64encode(raw).decode(), base64.b64encode(raw).decode().rstrip("=")}
+    forms |= {raw.hex(), raw.hex().upper()}
+    for k in (1, 2):  # inside a longer base64 blob (e.g. Basic "user:SECRET") at each alignment
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            enc = encode(b"\0" * k + raw).decode().rstrip("=")
+            whole_groups = (len(raw) + k) // 3 * 4
+            forms.add(enc[4:whole_groups])  # the groups made only of the secret's bytes
+    forms.add(base64.b64encode(raw).decode()[: len(raw) // 3 * 4])
     forms |= {json.dumps(f)[1:-1] for f in list(forms)}  # any of them again inside a JSON string
-    return {f for f in forms if len(f) >= 6}
+    return {f for f in forms if len(f) >= 8}
 
 
 def secret_values() -> list[str]:

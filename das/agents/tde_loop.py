@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from referencing import Registry
 
 from das.agents.deadline import DeadlineExceeded, call_with_deadline
 from das.config import das_home, default_model
@@ -50,15 +51,36 @@ DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {"type": "object"}
 _VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {}
 
 
+def _local_refs_only(node: Any, depth: int = 0) -> None:
+    """A schema from a TaskSpec may only point into itself: a ``$ref`` to a URL or a file would
+    make the validator fetch it (SSRF, file read) outside every egress rule."""
+    if depth > 64:
+        raise jsonschema.SchemaError("schema nested deeper than 64 levels")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef", "$recursiveRef") and not (isinstance(value, str) and value.startswith("#")):
+                raise jsonschema.SchemaError(f"{key} {str(value)[:100]!r} is not allowed: only local references (#...)")
+            if key == "$id":
+                raise jsonschema.SchemaError("$id is not allowed in a task's schema")
+            _local_refs_only(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            _local_refs_only(value, depth + 1)
+
+
 def validator_for(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
-    """A checked, compiled validator per distinct schema (checking a schema costs ~1.5 ms)."""
+    """A checked, compiled validator per distinct schema (checking a schema costs ~1.5 ms).
+
+    Its reference registry is empty and cannot retrieve anything: no network, no files.
+    """
     key = json.dumps(schema, sort_keys=True, default=str)
     validator = _VALIDATORS.get(key)
     if validator is None:
+        _local_refs_only(schema)
         jsonschema.Draft202012Validator.check_schema(schema)
         if len(_VALIDATORS) > 512:
             _VALIDATORS.clear()
-        validator = _VALIDATORS[key] = jsonschema.Draft202012Validator(schema)
+        validator = _VALIDATORS[key] = jsonschema.Draft202012Validator(schema, registry=Registry())
     return validator
 
 
@@ -123,7 +145,7 @@ class TdeLoop:
             lines = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values()) or "- (none)"
             system += "\n" + render("tde_json_actions", tools=lines)
         user = render("tde_task", task_type=self.spec.task_type, prompt=self.spec.prompt or "",
-                      inputs=json.dumps(self.spec.inputs, default=str)[:20000],
+                      inputs=json.dumps(self.spec.inputs, default=str, ensure_ascii=False)[:20000],
                       output_schema=json.dumps(self.output_schema))
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -229,7 +251,7 @@ class TdeLoop:
             data = json.loads(stripped)
             if not isinstance(data, dict) or "tool" not in data:
                 raise ValueError('expected an object with "tool" and "arguments"')
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             self._invalid(n, f"reply is not a valid JSON action: {str(exc)[:200]}")
             return None
         args = data.get("arguments")
@@ -282,7 +304,12 @@ class TdeLoop:
                 return tool.run(self.ctx, arguments)
             except OutcomeUnknown as exc:
                 raise _Stop("error", f"{exc.message} (tool {tool.name}, no idempotency key)", retryable=False) from exc
-        key = call_key(self.spec.idempotency_key, tool.name, arguments)
+        key = call_key(self.spec.idempotency_key, tool, arguments)
+        pending = [k for k in self.store.pending_effects(self.spec.idempotency_key) if k != key]
+        if pending:  # an earlier run left a call whose outcome nobody knows: no side effect at all
+            raise _Stop("error", f"an earlier side effect of this idempotency key has an unknown outcome "
+                                 f"({', '.join(pending[:3])}); no further side effect is sent until an operator "
+                                 "resolves it with `das effects resolve KEY --as done|not-done`", retryable=False)
         state, stored = self.store.claim_effect(key, tool.name)
         if state == "done":
             return stored
@@ -293,18 +320,21 @@ class TdeLoop:
         try:
             result = tool.run(replace(self.ctx, call_key=key), arguments)
         except OutcomeUnknown as exc:
-            self.store.mark_effect_unknown(key, exc.message)
+            self.store.mark_effect_unknown(key, scrub(exc.message))
             raise _Stop("error", f"{exc.message} (tool {tool.name}, call key {key}); resolve it with "
                                  f"`das effects resolve {key} --as done|not-done`", retryable=False) from exc
         except BaseException:
             self.store.release_effect(key)
             raise
-        self.store.finish_effect(key, result)
+        self.store.finish_effect(key, json.loads(scrub(json.dumps(result, default=str))))
         return result
 
     def _finish(self, n: int, arguments: dict[str, Any], call_id: str | None) -> None:
         outputs = arguments.get("outputs")
-        errors = sorted(self.validator.iter_errors(outputs), key=lambda e: list(e.absolute_path))
+        try:
+            errors = sorted(self.validator.iter_errors(outputs), key=lambda e: list(e.absolute_path))
+        except (RecursionError, jsonschema.exceptions._RefResolutionError) as exc:  # the spec's schema, not the model
+            raise _Stop("error", f"the output schema cannot be evaluated: {type(exc).__name__}", retryable=False) from None
         if not isinstance(outputs, dict):
             errors_text = "finish.outputs must be a JSON object"
         elif errors:

@@ -106,6 +106,26 @@ def _is_transient(exc: Exception) -> bool:
     return bool(names & set(_TRANSIENT))
 
 
+def _redact_message(message: dict[str, Any], redact: Any) -> dict[str, Any]:
+    """Every text that leaves: string content, text parts of list content, tool-call arguments."""
+    out = dict(message)
+    content = message.get("content")
+    if isinstance(content, str):
+        out["content"] = redact(content)
+    elif isinstance(content, list):
+        out["content"] = [{**p, "text": redact(p["text"])} if isinstance(p, dict) and isinstance(p.get("text"), str)
+                          else p for p in content]
+    if message.get("tool_calls"):
+        calls = []
+        for call in message["tool_calls"]:
+            fn = dict(call.get("function") or {})
+            if isinstance(fn.get("arguments"), str):
+                fn["arguments"] = redact(fn["arguments"])
+            calls.append({**call, "function": fn})
+        out["tool_calls"] = calls
+    return out
+
+
 def warm() -> None:
     """Import and register litellm now (it takes seconds the first time in a process)."""
     ensure_registered()
@@ -156,8 +176,7 @@ def complete(
     check_call_allowed(policy, model)
     redact = redactor(policy, is_local(model))
     if redact is not None:
-        messages = [{**m, "content": redact(m["content"])} if isinstance(m.get("content"), str) else m
-                    for m in messages]
+        messages = [_redact_message(m, redact) for m in messages]
     if not is_local(model) and not model_requests_allowed():
         raise PolicyDenied(
             f"network model requests are off (DAS_ALLOW_MODEL_REQUESTS=0); refused to call {model}",
@@ -217,6 +236,8 @@ def _to_reply(litellm: Any, response: Any, model: str, latency_ms: float) -> Mod
             args = args if isinstance(args, dict) else None
         except json.JSONDecodeError as exc:
             args, error = None, f"tool arguments are not valid JSON: {exc.msg}"
+        except (RecursionError, ValueError):
+            args, error = None, "tool arguments are nested too deeply or not valid JSON"
         call_id = call["id"] if isinstance(call, dict) else call.id
         calls.append(ToolCall(name=name, arguments=args, raw_arguments=raw, id=call_id or "", error=error))
     usage = getattr(response, "usage", None)

@@ -110,6 +110,13 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM tool_effects WHERE call_key = ? AND state = 'started'", (call_key,))
 
+    def pending_effects(self, idempotency_key: str) -> list[str]:
+        """Claims of this task key still ``started`` or ``unknown`` (a call of unknown outcome)."""
+        prefix = f"{idempotency_key}:"
+        rows = self.db.execute("SELECT call_key FROM tool_effects WHERE substr(call_key, 1, ?) = ?"
+                               " AND state IN ('started', 'unknown') ORDER BY created_at", (len(prefix), prefix))
+        return [r[0] for r in rows]
+
     def mark_effect_unknown(self, call_key: str, detail: str) -> None:
         """The call was sent but its outcome is unknown: never repeat it without an operator."""
         with self.transaction() as db:

@@ -35,6 +35,8 @@ class Tool:
     parameters: dict[str, Any]
     func: Callable[[ToolContext, dict[str, Any]], Any]
     side_effecting: bool = False
+    # what the call means, for its at-most-once key: spellings of one request get one key
+    canonical: Callable[[dict[str, Any]], Any] | None = None
 
     def openai_schema(self) -> dict[str, Any]:
         return {"type": "function", "function": {"name": self.name, "description": self.description,
@@ -57,6 +59,20 @@ def digest(value: Any, limit: int = 300) -> str:
     return f"{text[:limit]}{'…' if len(text) > limit else ''} (sha256:{h}, {len(text)} chars)"
 
 
-def call_key(idempotency_key: str, tool: str, arguments: dict[str, Any]) -> str:
-    blob = json.dumps([tool, arguments], sort_keys=True, default=str)
+def _canonical_numbers(value: Any) -> Any:
+    """10 and 10.0 are one amount; dict order never matters (json sort_keys)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): _canonical_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical_numbers(v) for v in value]
+    return value
+
+
+def call_key(idempotency_key: str, tool: str | Tool, arguments: dict[str, Any]) -> str:
+    """The at-most-once key of one call: the task's key plus what the call means."""
+    name = tool.name if isinstance(tool, Tool) else tool
+    meaning = tool.canonical(arguments) if isinstance(tool, Tool) and tool.canonical else arguments
+    blob = json.dumps([name, _canonical_numbers(meaning)], sort_keys=True, default=str)
     return f"{idempotency_key}:{hashlib.sha256(blob.encode()).hexdigest()[:24]}"

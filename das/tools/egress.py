@@ -12,6 +12,7 @@ that exact endpoint in ``allowed_endpoints`` (scheme, host, port and path prefix
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -36,15 +37,45 @@ class Target:
 
 
 def forbidden_reason(ip: IPAddress) -> str | None:
-    """Why an address is not a public one, or None for a public address."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return forbidden_reason(ip.ipv4_mapped)
+    """Why an address is not a public one, or None for a public address. IPv6 forms that
+    carry an IPv4 address (mapped, 6to4, Teredo) are judged by that address too."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        for embedded in (ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None):
+            if embedded is not None:
+                reason = forbidden_reason(embedded)
+                if reason:
+                    return f"{reason} (embedded {embedded})"
+        if ip.is_site_local:
+            return "site-local"
     for name in ("loopback", "link_local", "multicast", "unspecified", "private", "reserved"):
         if getattr(ip, f"is_{name}"):
             return name.replace("_", "-")
     if not ip.is_global:
         return "not-global"
     return None
+
+
+_ENCODED_SEPARATOR = re.compile(r"%(2e|2f|5c)", re.I)
+
+
+def normalise_path(path: str) -> str:
+    """The path the server will see: dot segments removed (RFC 3986 5.2.4); percent-encoded
+    dots and slashes, backslashes and empty input are refused, so no prefix check can be
+    passed by a path that means something else after decoding."""
+    if _ENCODED_SEPARATOR.search(path) or "\\" in path:
+        raise PolicyDenied(f"http_request path {path[:200]!r} has encoded dots or slashes; write the plain path",
+                           rule="egress_path")
+    out: list[str] = []
+    for segment in (path or "/").split("/")[1:]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    normal = "/" + "/".join(out)
+    if (path.endswith("/.") or path.endswith("/..")) and not normal.endswith("/"):
+        normal += "/"
+    return normal
 
 
 def _endpoint_matches(endpoint: str, scheme: str, host: str, port: int, path: str) -> bool:
@@ -88,7 +119,7 @@ def check(policy: Policy, url: str, method: str) -> Target:
     if method not in policy.allowed_methods:
         raise PolicyDenied(f"http_request method {method} is not allowed by policy (allowed_methods: "
                            f"{', '.join(policy.allowed_methods) or 'none'})", rule="allowed_methods")
-    path = parts.path or "/"
+    path = normalise_path(parts.path or "/")
     listed = any(_endpoint_matches(e, scheme, host, port, path) for e in policy.allowed_endpoints)
     if not listed and host not in [h.lower() for h in policy.allowed_hosts]:
         raise PolicyDenied(f"http_request to host {host!r} is not allowed by policy (allowed_hosts: "
@@ -106,8 +137,23 @@ def check(policy: Policy, url: str, method: str) -> Target:
                     rule="egress_private")
     address = str(addresses[0])
     netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-    connect_url = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+    connect_url = urlunsplit((scheme, netloc, path, parts.query, ""))
     return Target(url, connect_url, host, address, port, scheme)
 
 
-__all__ = ["Target", "check", "forbidden_reason"]
+def canonical_url(url: str) -> str:
+    """One spelling per request target: lower-case scheme and host, no trailing dot, explicit
+    port, dot segments removed, no empty query. Used for at-most-once keys, not for checks."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme, 0)
+        path = normalise_path(parts.path or "/")
+    except (ValueError, PolicyDenied):
+        return url
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+__all__ = ["Target", "canonical_url", "check", "forbidden_reason", "normalise_path"]

@@ -62,4 +62,6 @@ HTTP_REQUEST = Tool(
         "json": {}}, "required": ["url"], "additionalProperties": False},
     func=_request,
     side_effecting=True,
+    canonical=lambda a: {"method": str(a.get("method", "GET")).upper(), "url": egress.canonical_url(str(a.get("url", ""))),
+                         "json": a.get("json")},
 )
