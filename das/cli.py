@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("das.engine.commands:serve", "Run the external-task worker against the engine."),
     "kernel": ("das.engine.commands:kernel", "Start, check and stop the engine and deployments."),
     "draft": ("das.authoring.commands:draft", "Draft a process from a prompt into the queue."),
+    "propose": ("das.authoring.commands:propose", "File a BPMN you wrote as a proposal."),
     "queue": ("das.authoring.commands:queue", "Review proposals in the approval queue."),
     "approve": ("das.authoring.commands:approve", "Approve a proposal (humans only)."),
     "reject": ("das.authoring.commands:reject", "Reject a proposal with a comment."),

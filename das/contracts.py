@@ -194,7 +194,8 @@ class Proposal(BaseModel):
     value_measure: dict[str, Any] = Field(default_factory=dict)
     edit_ops: list[dict[str, Any]] = Field(default_factory=list, description="for changes: the atomic edits")
     draft_trace: list[dict[str, Any]] = Field(default_factory=list, description="every drafting attempt")
-    origin: Literal["chat", "nightly"] = "chat"
+    origin: Literal["chat", "nightly", "file"] = Field("chat", description="chat: drafted from a prompt; nightly: "
+                                                          "mined from history; file: BPMN a person wrote (das propose)")
     author: str = "das"
     status: Literal["proposed", "approved", "rejected", "deployed", "deploy_failed"] = "proposed"
     history: list[HistoryEntry] = Field(default_factory=list)

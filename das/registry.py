@@ -31,10 +31,15 @@ class TaskType(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task_type: str = Field(min_length=1, pattern=TASK_TYPE_PATTERN)
     description: str = ""
+    prompt: str = Field("", description="the goal given to the model when a drafted step runs this type "
+                                        "(default: the description)")
     executor: Executor
     input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     output_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     policy: dict[str, Any] = Field(default_factory=dict)
+    output_choices: dict[str, str] = Field(
+        default_factory=dict, description="output field -> input field whose list of values the output must be one "
+                                          "of (e.g. classify: label -> labels); enforced in the output schema")
     source: str = ""
 
 

@@ -20,8 +20,8 @@ from das.store import open_store
 class LiveApi:
     def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.home = home
-        self.env = {**os.environ, "DAS_HOME": str(home), "DAS_MODEL": "test/auto", **(env or {})}
-        self.env.pop("DAS_ENGINE_URL", None)
+        self.env = {k: v for k, v in os.environ.items() if k != "DAS_ENGINE_URL"}  # local registry by default
+        self.env.update({"DAS_HOME": str(home), "DAS_MODEL": "test/auto", **(env or {})})
         self.proc = subprocess.Popen([sys.executable, "-m", "das", "api", "serve", "--port", "0", *args],
                                      env=self.env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         assert self.proc.stderr is not None

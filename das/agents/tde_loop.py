@@ -374,8 +374,21 @@ def _output_schema(spec: TaskSpec) -> tuple[dict[str, Any], dict[str, Any] | Non
             raise InvalidInput(f"invalid taskSpec: output_schema is not a valid JSON Schema: {exc.message}") from exc
         return spec.output_schema, entry.policy if entry else None
     if entry:
-        return entry.output_schema, entry.policy
+        return _with_choices(entry.output_schema, entry.output_choices, spec.inputs), entry.policy
     return DEFAULT_OUTPUT_SCHEMA, None
+
+
+def _with_choices(schema: dict[str, Any], choices: dict[str, str], inputs: dict[str, Any]) -> dict[str, Any]:
+    """The registry's output schema with each chosen field limited to the values offered in the
+    inputs (classify's label must be one of inputs.labels): schema-valid then means right kind."""
+    if not choices:
+        return schema
+    out = json.loads(json.dumps(schema))
+    for field, source in choices.items():
+        offered = inputs.get(source)
+        if isinstance(offered, list) and offered and all(isinstance(v, str | int | float) for v in offered):
+            out.setdefault("properties", {}).setdefault(field, {})["enum"] = list(dict.fromkeys(offered))
+    return out
 
 
 def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None = None,

@@ -88,6 +88,13 @@ class DraftIn(_Strict):
                              description="KEY or KEY@VERSION to change (edits, not a rewrite).")
 
 
+class ProposeIn(_Strict):
+    bpmn: str = Field(min_length=1, max_length=200_000, description="BPMN 2.0 XML written by a person.")
+    name: str = Field("proposal.bpmn", max_length=200, pattern=r"^[^/\\]{1,200}$")
+    key: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+    base: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}(@\d{1,4}\.\d{1,4}\.\d{1,4})?$")
+
+
 class ApproveIn(_Strict):
     comment: str | None = Field(None, max_length=2000)
 
@@ -190,6 +197,16 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         who.require("draft")
         queue = Queue()
         proposal = draft_proposal(body.prompt, key=body.key, base=body.base, author=who, queue=queue)
+        return _status(queue, proposal)
+
+    @app.post("/api/proposals", response_model=StatusOut, status_code=201, tags=["authoring"])
+    def post_proposal(body: ProposeIn, who: Caller) -> StatusOut:
+        """File a BPMN the caller wrote (e.g. in Camunda Modeler); the caller is the author."""
+        from das.authoring.propose import propose_xml
+
+        queue = Queue()
+        proposal = propose_xml(body.bpmn.encode(), author=who, key=body.key, base=body.base, queue=queue,
+                               name=body.name)
         return _status(queue, proposal)
 
     @app.post("/api/proposals/{proposal_id}/approve", response_model=StatusOut, tags=["review"])

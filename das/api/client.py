@@ -99,6 +99,10 @@ class ApiClient:
         body = {"prompt": prompt, **({"key": key} if key else {}), **({"base": base} if base else {})}
         return dict(self._call("POST", "/api/drafts", body))
 
+    def propose(self, bpmn: str, key: str | None, base: str | None, name: str) -> dict[str, Any]:
+        body = {"bpmn": bpmn, "name": name, **({"key": key} if key else {}), **({"base": base} if base else {})}
+        return dict(self._call("POST", "/api/proposals", body))
+
     def act(self, proposal_id: str, action: str, comment: str | None = None) -> dict[str, Any]:
         body = {"comment": comment} if comment is not None else {}
         return dict(self._call("POST", f"/api/proposals/{proposal_id}/{action}", body))

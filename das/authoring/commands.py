@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -68,6 +69,38 @@ def draft(prompt: str, key: str | None, base: str | None, model: str | None,
     emit(out, fmt, lambda d: (f"filed {d['proposal_id']}: {d['key']} {d['base_version'] or '(new)'} -> "
                               f"{d['version']} ({d['status']}, valid={d['valid']}, repairs={d['repair_attempts']})\n"
                               f"review it: das queue show {d['proposal_id']}"))
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--key", help="The process to propose when FILE holds several (default: its executable process).")
+@click.option("--base", metavar="KEY[@VERSION]", help="The version this changes (default: the key's current one).")
+@FORMAT
+def propose(file: Path, key: str | None, base: str | None, fmt: str) -> None:
+    """File a BPMN you wrote (e.g. in Camunda Modeler) as a proposal in the approval queue.
+
+    It is validated (every TDE step's task type must be in the registry), simulated and
+    diffed against its base, and filed as the next minor version; you are its author, so
+    someone else approves it. Nothing is filed when it has errors (exit 1, findings listed).
+
+    \b
+    Examples:
+      das bpmn compile ticket.json -o ticket.bpmn && das propose ticket.bpmn
+      das propose invoice.bpmn --base invoice@1.2.0
+    """
+    data = file.read_bytes()
+    client = remote()
+    if client is not None:
+        out = client.propose(data.decode("utf-8", errors="replace"), key, base, file.name)
+    else:
+        from das.authoring.propose import propose_xml
+        from das.identity import os_principal
+
+        p = propose_xml(data, author=os_principal(), key=key, base=base, name=file.name)
+        out = {"proposal_id": p.id, "key": p.key, "version": p.version, "base_version": p.base_version,
+               "status": p.status}
+    emit(out, fmt, lambda d: f"filed {d['proposal_id']}: {d['key']} -> {d['version']} ({d['status']})\n"
+                             f"review it: das queue show {d['proposal_id']}")
 
 
 @click.group()

@@ -85,12 +85,13 @@ def _schema_problems(exc: ValidationError) -> list[str]:
     return out
 
 
-def check_xml(xml: str, key: str) -> Candidate:
+def check_xml(xml: str, key: str, known_task_types: set[str] | None = None) -> Candidate:
     """Validate and simulate compiled XML; errors and stuck runs are the problems to fix."""
     from das.bpmn.simulate import simulate_xml
     from das.bpmn.validate import validate
 
-    report = validate(xml.encode(), known_processes=known_process_keys() | {key}, name=f"{key}.bpmn")
+    report = validate(xml.encode(), known_processes=known_process_keys() | {key}, name=f"{key}.bpmn",
+                      known_task_types=known_task_types)
     validation = report.model_dump(mode="json")
     problems = [f"{f.rule} on {f.element or 'process'}: {f.message}" for f in report.findings if f.severity == "error"]
     simulation: dict[str, Any] = {}

@@ -213,6 +213,10 @@ def _build() -> dict[str, Any]:
                mode=(Literal["deterministic", "probabilistic"], "probabilistic"),
                policy=(Key | None, Field(None, description="Guardrail policy (guardrails/*.yaml); "
                                                            "probabilistic steps default to 'default'.")),
+               inputs=(list[Mapping], Field(default_factory=list, max_length=MAX_MAPPINGS,
+                                            description="process variable (source) -> input field (target)")),
+               outputs=(list[Mapping], Field(default_factory=list, max_length=MAX_MAPPINGS,
+                                             description="output field (source) -> process variable (target)")),
                **activity),
             mk("ExternalStep", "An external task on a topic.", type=(Literal["external"], ...),
                topic=(Topic, ...),

@@ -45,12 +45,15 @@ def _render_reports(reports: list) -> str:  # type: ignore[type-arg]
 def validate_cmd(files: tuple[Path, ...], known: tuple[str, ...], fmt: str) -> None:
     """Validate BPMN FILEs: XSD, references, structure, Camunda 7, ProcOS governance.
 
+    A TDE step must name a task type of the TDE registry (`das tde list`).
+
     Exit 0 when no file has an error finding, 1 otherwise. JSON output is a list of
     per-file reports {file, valid, findings: [{rule, severity, element, message}]}.
     """
     from das.bpmn.validate import validate_files
+    from das.registry import load_registry
 
-    reports = validate_files(files, known=known)
+    reports = validate_files(files, known=known, known_task_types=set(load_registry()))
     emit(reports, fmt, _render_reports)
     bad = [r.file for r in reports if not r.valid]
     if bad:

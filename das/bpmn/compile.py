@@ -15,6 +15,7 @@ Choices, documented once here:
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,6 +255,12 @@ class _Compiler:
                 policy = step.policy or ("default" if step.mode == "probabilistic" else None)
                 if policy:
                     io.append(("policy", policy))
+                # the step's contract with the worker (das/engine/step_spec.py): which process
+                # variables feed which input fields, which output fields go to which variables
+                if step.inputs:
+                    io.append(("tdeInputs", json.dumps({m.target: m.source for m in step.inputs}, sort_keys=True)))
+                if step.outputs:
+                    io.append(("tdeOutputs", json.dumps({m.source: m.target for m in step.outputs}, sort_keys=True)))
                 node.extras.append(("io", io + [("retries", str(step.retries))]))
             else:
                 node.attrs["camunda:topic"] = step.topic

@@ -190,7 +190,7 @@ def _check_node(defs: m.Definitions, n: m.FlowNode, report: Report, known: set[s
                        "key; fix calledElement or include the target process")
 
 
-def check_governance(defs: m.Definitions, report: Report) -> None:
+def check_governance(defs: m.Definitions, report: Report, known_task_types: set[str] | None = None) -> None:
     for proc in defs.processes.values():
         procos = is_procos(proc, defs)
         if not _in_scope(proc, defs):
@@ -201,7 +201,7 @@ def check_governance(defs: m.Definitions, report: Report) -> None:
             n = defs.nodes[nid]
             if peo:
                 _no_inline_logic(defs, n, report)
-            _check_task_type(n, report)
+            _check_task_type(n, report, known_task_types)
             if is_tde_task(n):
                 has_error_boundary = any("error" in b.event_kinds() for b in defs.boundaries(n.id))
                 has_retry = _has_ext(n, "camunda:failedJobRetryTimeCycle") or _named(n, RETRY_NAMES) is not None
@@ -228,14 +228,27 @@ def check_governance(defs: m.Definitions, report: Report) -> None:
                                "plain JUEL on routing variables: write ${...}")
 
 
-def _check_task_type(n: m.FlowNode, report: Report) -> None:
-    """A literal ``taskType`` becomes a registry file name and a topic: it must be an identifier."""
+def _check_task_type(n: m.FlowNode, report: Report, known: set[str] | None) -> None:
+    """A literal ``taskType`` becomes a registry file name and a topic: it must be an identifier,
+    and a step the worker serves from the registry must name a task type the registry has."""
     value = _named(n, ("taskType",))
     if value is None or "${" in value or "#{" in value:
         return
-    problem = task_type_problem(value.strip())
+    value = value.strip()
+    problem = task_type_problem(value)
     if problem:
         report.add("governance.task-type", "error", n.id, f"{n.type} {n.id}{_nm(n)}: {problem}")
+        return
+    if not is_tde_task(n):
+        return
+    if known is None:
+        report.add("governance.task-type-unknown", "info", n.id,
+                   f"{n.type} {n.id}{_nm(n)} names task type {value!r}; it must be in the TDE registry (or come "
+                   "with a wrapper) when deployed")
+    elif value not in known:
+        report.add("governance.task-type-unknown", "error", n.id,
+                   f"{n.type} {n.id}{_nm(n)} names task type {value!r}, which is not in the TDE registry "
+                   f"({', '.join(sorted(known)) or 'empty'}); the worker could not run it (`das tde list`)")
 
 
 def _no_inline_logic(defs: m.Definitions, n: m.FlowNode, report: Report) -> None:

@@ -65,8 +65,12 @@ def xsd_findings(tree: etree._ElementTree) -> list[Finding]:
 
 
 def validate_model(defs: Definitions, known_processes: Iterable[str] | None = None, xsd: bool = True,
-                   file: str | None = None) -> Report:
-    """Validate an already parsed model (e.g. after edit operations)."""
+                   file: str | None = None, known_task_types: Iterable[str] | None = None) -> Report:
+    """Validate an already parsed model (e.g. after edit operations).
+
+    ``known_task_types``: the TDE registry's task types; a TDE step naming another is an
+    error. None means "not known" (a draft whose wrappers are still to come): an info finding.
+    """
     report = Report(file=file or defs.source or "<model>")
     if xsd and defs.tree is not None:
         for f in xsd_findings(defs.tree):
@@ -75,13 +79,13 @@ def validate_model(defs: Definitions, known_processes: Iterable[str] | None = No
     check_references(defs, report)
     check_structure(defs, report)
     check_camunda(defs, report, known)
-    check_governance(defs, report)
+    check_governance(defs, report, set(known_task_types) if known_task_types is not None else None)
     check_diagram(defs, report)
     return report
 
 
 def validate(source: Source, known_processes: Iterable[str] | None = None, name: str | None = None,
-             max_bytes: int = DEFAULT_MAX_BYTES) -> Report:
+             max_bytes: int = DEFAULT_MAX_BYTES, known_task_types: Iterable[str] | None = None) -> Report:
     """Validate one BPMN file (path, bytes or XML text). Never raises on bad input.
 
     ``known_processes``: process keys a call activity may call; None means "not known", so
@@ -94,11 +98,11 @@ def validate(source: Source, known_processes: Iterable[str] | None = None, name:
         report = Report(file=label)
         report.add(exc.rule, "error", None, exc.message)
         return report
-    return validate_model(defs, known_processes, file=label)
+    return validate_model(defs, known_processes, file=label, known_task_types=known_task_types)
 
 
 def validate_files(paths: Iterable[str | os.PathLike[str]], known: Iterable[str] = (),
-                   max_bytes: int = DEFAULT_MAX_BYTES) -> list[Report]:
+                   max_bytes: int = DEFAULT_MAX_BYTES, known_task_types: Iterable[str] | None = None) -> list[Report]:
     """Validate several files together: a call target defined in any of them counts as known."""
     parsed: list[tuple[str, Definitions | BpmnParseError]] = []
     keys = set(known)
@@ -117,7 +121,7 @@ def validate_files(paths: Iterable[str | os.PathLike[str]], known: Iterable[str]
             r.add(item.rule, "error", None, item.message)
             reports.append(r)
         else:
-            reports.append(validate_model(item, keys, file=label))
+            reports.append(validate_model(item, keys, file=label, known_task_types=known_task_types))
     return reports
 
 

@@ -17,12 +17,15 @@ The mapping follows DESIGN.md, "Engine contract":
                                                  the engine raises an incident
   ... unless the result is not ``retryable`` (a permanent provider error such as a bad key, or a
   side effect of unknown outcome): then 0 retries, an incident at once
+* a drafted step whose mapped inputs fail the registry input schema
+                                              -> BPMN error ``DAS_INVALID_INPUT``
 * a task spec that cannot be run (InvalidInput) -> handleFailure with 0 retries: an incident at
                                                  once, since retrying the same input cannot help
 """
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +35,8 @@ from das.contracts import GUARDRAIL_STOPS, Policy, TaskSpec, TdeResult, parse_ex
 from das.engine.client import ExternalTask
 from das.engine.variables import Json
 from das.errors import DasError, InvalidInput, PolicyDenied
+
+log = logging.getLogger("das.worker")
 
 TOPIC_TDE = "das-tde-probabilistic"
 TOPIC_PEO_SELECT = "das-peo-select"
@@ -151,12 +156,25 @@ def _trace_tail(result: TdeResult) -> str:
 
 
 def parse_task_spec(task: ExternalTask, correlation_id: str) -> TaskSpec:
+    """The TaskSpec of a task: an explicit ``taskSpec`` variable, or built from a drafted step's
+    ``taskType``/``tdeInputs`` and the registry. The process's ``correlationId`` is the one id
+    on the engine path: a different id inside a taskSpec is kept in the log, not used."""
+    from das.engine.step_spec import is_step_task, spec_from_step
+
+    if is_step_task(task.variables):
+        return spec_from_step(task.variables, correlation_id, default_idempotency_key(task))
     raw = task.variables.get("taskSpec")
     if raw is None:
-        raise InvalidInput("invalid taskSpec variable: missing (the task needs a Json taskSpec)")
+        raise InvalidInput("invalid taskSpec variable: missing (the task needs a Json taskSpec, or a taskType "
+                           "input parameter naming a registry task type)")
     spec = parse_external(TaskSpec, raw, "taskSpec variable")
     updates: dict[str, Any] = {}
-    if not spec.correlation_id:
+    process_id = task.variables.get("correlationId")
+    if process_id and spec.correlation_id and spec.correlation_id != process_id:
+        log.warning("taskSpec correlation_id %r differs from the process correlationId %r; using the process's",
+                    spec.correlation_id, process_id, extra={"correlation_id": process_id})
+        updates["correlation_id"] = str(process_id)
+    elif not spec.correlation_id:
         updates["correlation_id"] = correlation_id
     if not spec.idempotency_key:
         updates["idempotency_key"] = default_idempotency_key(task)
@@ -183,11 +201,15 @@ def denied_result(spec: TaskSpec, exc: PolicyDenied) -> TdeResult:
 def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     """``das-tde-probabilistic``: run the guarded loop for the task's ``taskSpec``."""
     from das.agents.tde_loop import run_tde
+    from das.engine.step_spec import StepInputInvalid, mapped_outputs
 
     correlation_id = ctx.correlation_id or correlation_of(task)
     try:
         spec = parse_task_spec(task, correlation_id)
         policy = resolve_task_policy(spec, ctx.policy_file)
+    except StepInputInvalid as exc:  # the process mapped the wrong variables: let it route that
+        return Outcome("bpmn_error", variables={"tdeStatus": "failed"}, error_code="DAS_INVALID_INPUT",
+                       message=exc.message, stop_reason="invalid_input")
     except InvalidInput as exc:
         return failure_outcome(task, None, exc.message, None, final=True)
     except PolicyDenied as exc:  # e.g. the spec tries to loosen the policy
@@ -203,7 +225,13 @@ def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     except Exception as exc:  # a bug: report it to the engine (incident after retries), keep serving
         return failure_outcome(task, policy, f"DAS worker bug: {type(exc).__name__}: {exc}",
                                traceback.format_exc()[-8000:])
-    return outcome_for_result(task, result, policy)
+    out = outcome_for_result(task, result, policy)
+    if out.kind == "complete":
+        try:
+            out.variables.update(mapped_outputs(task.variables, result))
+        except InvalidInput as exc:
+            return failure_outcome(task, policy, exc.message, None, final=True)
+    return out
 
 
 def handle_select(task: ExternalTask, ctx: HandlerContext) -> Outcome:
@@ -242,7 +270,8 @@ def handle_nightly(task: ExternalTask, ctx: HandlerContext) -> Outcome:
 
 # topic -> handler
 HANDLERS: dict[str, TopicHandler] = {
-    TOPIC_TDE: TopicHandler(handle_tde, variables=["taskSpec", "correlationId", "context"]),
+    # all variables: a drafted step's tdeInputs name the process variables it reads
+    TOPIC_TDE: TopicHandler(handle_tde, variables=None),
     TOPIC_PEO_SELECT: TopicHandler(handle_select, variables=["candidates", "context", "correlationId"]),
     TOPIC_NIGHTLY: TopicHandler(handle_nightly, variables=["since", "keys", "dryRun", "correlationId"]),
 }

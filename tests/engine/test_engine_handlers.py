@@ -101,3 +101,42 @@ def test_json_logs_mask_secret_values(monkeypatch) -> None:
     record.error = "auth with hunter2-very-secret refused"
     line = JsonFormatter().format(record)
     assert "hunter2-very-secret" not in line and line.count("[SECRET]") == 2
+
+
+def test_a_drafted_step_builds_its_spec_from_the_registry_and_mapped_variables() -> None:
+    t = ExternalTask.from_json({
+        "id": "t1", "topicName": "das-tde-probabilistic", "workerId": "w", "retries": None,
+        "processInstanceId": "pi1", "activityId": "s1", "activityInstanceId": "s1:ai1", "businessKey": None,
+        "priority": 0, "variables": {
+            "taskType": {"type": "String", "value": "classify"},
+            "tdeInputs": {"type": "String", "value": '{"text": "ticketText", "labels": "labels"}'},
+            "tdeOutputs": {"type": "String", "value": '{"label": "ticketLabel"}'},
+            "ticketText": {"type": "String", "value": "charged twice"},
+            "labels": {"type": "Json", "value": '["billing", "other"]'},
+            "correlationId": {"type": "String", "value": "c-9"}}})
+    spec = parse_task_spec(t, correlation_of(t))
+    assert (spec.task_type, spec.inputs, spec.correlation_id) == ("classify", {"text": "charged twice",
+                                                                              "labels": ["billing", "other"]}, "c-9")
+    assert spec.idempotency_key == "pi1:s1:ai1" and spec.prompt
+    from das.engine.step_spec import mapped_outputs
+
+    done = TdeResult(status="succeeded", stop_reason="completed", outputs={"label": "billing", "reason": "r"})
+    assert mapped_outputs(t.variables, done) == {"ticketLabel": "billing"}
+    assert mapped_outputs(t.variables, result("max_iterations")) == {}
+
+
+def test_a_conflicting_correlation_id_in_a_task_spec_is_not_used() -> None:
+    t = task(taskSpec={"task_type": "s", "prompt": "p", "correlation_id": "forged"}, correlationId="c-real")
+    assert parse_task_spec(t, correlation_of(t)).correlation_id == "c-real"
+
+
+def test_a_step_whose_mapped_inputs_fail_the_schema_is_a_bpmn_error(das_home) -> None:
+    from das.engine.handlers import HandlerContext, handle_tde
+
+    t = ExternalTask.from_json({
+        "id": "t1", "topicName": "das-tde-probabilistic", "workerId": "w", "retries": None,
+        "processInstanceId": "pi1", "activityId": "s1", "activityInstanceId": "s1:ai1", "businessKey": None,
+        "priority": 0, "variables": {"taskType": {"type": "String", "value": "classify"},
+                                     "tdeInputs": {"type": "String", "value": '{"text": "missing"}'}}})
+    out = handle_tde(t, HandlerContext(model="test/auto"))
+    assert (out.kind, out.error_code) == ("bpmn_error", "DAS_INVALID_INPUT") and "inputs" in out.message

@@ -6,7 +6,7 @@ import pytest
 from live_api import LiveApi
 
 API_ROUTES = [("GET", "/api/me"), ("GET", "/api/proposals"), ("GET", "/api/proposals/p-0000000000"),
-              ("POST", "/api/drafts"), ("POST", "/api/proposals/p-0000000000/approve"),
+              ("POST", "/api/drafts"), ("POST", "/api/proposals"), ("POST", "/api/proposals/p-0000000000/approve"),
               ("POST", "/api/proposals/p-0000000000/reject"), ("POST", "/api/proposals/p-0000000000/rebase"),
               ("POST", "/api/proposals/p-0000000000/redeploy")]
 

@@ -1,0 +1,69 @@
+"""A drafted TDE step as a contract the worker honours.
+
+A compiled ``tde`` step carries ``taskType`` and, as JSON input parameters, ``tdeInputs``
+(input field -> process variable) and ``tdeOutputs`` (output field -> process variable). The
+worker builds the TaskSpec from the TDE registry entry (its prompt, output schema and policy)
+and the mapped variables, checks them against the entry's ``input_schema`` and, on success,
+writes the mapped output fields back as process variables. A hand-written process may still
+pass a whole ``taskSpec`` variable instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+
+from das.contracts import TaskSpec, TdeResult
+from das.errors import InvalidInput
+from das.registry import lookup
+
+
+class StepInputInvalid(InvalidInput):
+    """The process variables a step maps in do not satisfy its task type's input schema:
+    a modelling error the process can route (BPMN error ``DAS_INVALID_INPUT``)."""
+
+
+def _mapping(raw: Any, name: str) -> dict[str, str]:
+    if raw in (None, ""):
+        return {}
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        raise InvalidInput(f"{name} is not JSON: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise InvalidInput(f"{name} must map names to names, e.g. {{\"text\": \"ticketText\"}}")
+    return data
+
+
+def is_step_task(variables: dict[str, Any]) -> bool:
+    """A drafted step (``taskType`` set, no explicit ``taskSpec``)."""
+    return variables.get("taskSpec") is None and isinstance(variables.get("taskType"), str)
+
+
+def spec_from_step(variables: dict[str, Any], correlation_id: str | None, idempotency_key: str) -> TaskSpec:
+    task_type = str(variables["taskType"])
+    entry = lookup(task_type)
+    if entry is None:
+        raise InvalidInput(f"task type {task_type!r} is not in the TDE registry (`das tde list`)")
+    if entry.executor.kind != "probabilistic":
+        raise InvalidInput(f"task type {task_type!r} is deterministic; its topic is {entry.executor.topic}")
+    inputs = {field: variables.get(source) for field, source in _mapping(variables.get("tdeInputs"), "tdeInputs").items()
+              if variables.get(source) is not None}
+    errors = sorted(jsonschema.Draft202012Validator(entry.input_schema).iter_errors(inputs), key=lambda e: e.path)
+    if errors:
+        where = "; ".join(f"inputs.{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:200]}"
+                          for e in errors[:5])
+        raise StepInputInvalid(f"task {task_type}: mapped inputs do not match its input schema: {where}")
+    prompt = entry.prompt or entry.description or f"Perform the task {task_type} on the inputs."
+    return TaskSpec(task_type=task_type, prompt=prompt, inputs=inputs, correlation_id=correlation_id,
+                    idempotency_key=idempotency_key)
+
+
+def mapped_outputs(variables: dict[str, Any], result: TdeResult) -> dict[str, Any]:
+    """Process variables to set from a successful result's outputs (``tdeOutputs``)."""
+    if result.status != "succeeded":
+        return {}
+    return {target: result.outputs[field] for field, target in _mapping(variables.get("tdeOutputs"), "tdeOutputs").items()
+            if field in result.outputs}

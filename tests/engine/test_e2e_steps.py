@@ -1,0 +1,88 @@
+"""A drafted TDE step runs on the real engine: compile -> propose -> approve over the API ->
+deploy -> an instance started over REST -> `das serve` completes the step from the registry
+entry and the mapped variables -> the user task -> COMPLETED with the mapped output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from engine_helpers import wait_for
+from live_api import LiveApi
+
+pytestmark = pytest.mark.engine
+
+LABELS = ["billing", "technical", "other"]
+
+
+def authoring(key: str, human_gate: bool = False) -> dict:
+    return {"key": key, "name": "Ticket triage", "steps": [
+        {"type": "tde", "name": "Classify the ticket", "task_type": "classify", "mode": "probabilistic",
+         "inputs": [{"source": "text", "target": "text"}, {"source": "labels", "target": "labels"}],
+         "outputs": [{"source": "label", "target": "ticketLabel"}]},
+        {"type": "user", "name": "Handle the ticket"}]}
+
+
+def user_task(client, pid: str) -> dict | None:
+    tasks = client.request("GET", "/task", params={"processInstanceId": pid}) or []
+    return tasks[0] if tasks else None
+
+
+def test_drafted_step_runs_served_by_das(engine, engine_client, run_worker, unique, das_home: Path, tmp_path: Path):
+    key = f"triage_{unique}"
+    env = {**os.environ, "DAS_HOME": str(das_home), "DAS_ENGINE_URL": engine.url}
+    src = tmp_path / "triage.json"
+    src.write_text(json.dumps(authoring(key)))
+    bpmn = tmp_path / "triage.bpmn"
+    compiled = subprocess.run([sys.executable, "-m", "das", "bpmn", "compile", str(src), "-o", str(bpmn)],
+                              capture_output=True, text=True, env=env, timeout=120)
+    assert compiled.returncode == 0, compiled.stderr
+    proposed = subprocess.run([sys.executable, "-m", "das", "propose", str(bpmn), "--format", "json"],
+                              capture_output=True, text=True, env=env, timeout=120)
+    assert proposed.returncode == 0, proposed.stderr
+    pid = json.loads(proposed.stdout)["proposal_id"]
+
+    live = LiveApi(das_home, env={"DAS_ENGINE_URL": engine.url})
+    try:
+        with live.client(live.token("bob", "reviewer")) as bob:
+            approved = bob.post(f"/api/proposals/{pid}/approve", json={"comment": "looks right"})
+    finally:
+        live.stop()
+    assert approved.status_code == 200 and approved.json()["status"] == "deployed", approved.text
+
+    run_worker("das-tde-probabilistic", model="test/auto")
+    correlation = f"c-{unique}"
+    instance = engine_client.start_process(key, {"text": "I was charged twice for my invoice", "labels": LABELS,
+                                                 "correlationId": correlation})
+    wait_for(lambda: user_task(engine_client, instance["id"]) is not None, 60, what="the TDE step completed")
+    task = user_task(engine_client, instance["id"])
+    engine_client.request("POST", f"/task/{task['id']}/complete", json={"variables": {}})
+    wait_for(lambda: engine_client.history_process_instances(processInstanceId=instance["id"])[0]["state"]
+             == "COMPLETED", 60, what="the instance completed")
+    variables = {v["name"]: v for v in engine_client.history_variables(processInstanceId=instance["id"])}
+    assert variables["ticketLabel"]["value"] in LABELS
+    result = variables["tdeResult"]["value"]
+    result = json.loads(result) if isinstance(result, str) else result
+    assert result["status"] == "succeeded" and result["correlation_id"] == correlation
+    assert result["outputs"]["label"] == variables["ticketLabel"]["value"]
+
+
+def test_step_with_inputs_that_do_not_match_the_schema_raises_das_invalid_input(engine_client, run_worker, unique,
+                                                                                 tmp_path: Path):
+    """A step whose mapped variables fail the registry input schema: BPMN error, not a retry."""
+    from das.bpmn.compile import compile_to_xml
+
+    key = f"triage_bad_{unique}"
+    doc = authoring(key)
+    doc["steps"][0]["on_error"] = [{"error_code": "DAS_INVALID_INPUT", "then": "fail", "end_id": "end_bad_input"}]
+    engine_client.deploy(f"{key}.bpmn", {f"{key}.bpmn": compile_to_xml(doc)})
+    run_worker("das-tde-probabilistic", model="test/auto")
+    instance = engine_client.start_process(key, {"text": "x", "labels": ["only-one"], "correlationId": unique})
+    wait_for(lambda: engine_client.history_process_instances(processInstanceId=instance["id"])[0]["state"]
+             == "COMPLETED", 60, what="the error end event")
+    ends = [a["activityId"] for a in engine_client.history_activity_instances(processInstanceId=instance["id"])]
+    assert "end_bad_input" in ends
