@@ -24,7 +24,8 @@ from das.names import TASK_TYPE_PATTERN
 class Executor(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["probabilistic", "adapter"]
-    topic: str | None = None
+    topic: str | None = None  # adapters: default das-tde-<task_type>
+    adapter: str | None = None  # adapters: the das.adapters entry point (default: the task type)
 
 
 class TaskType(BaseModel):

@@ -14,7 +14,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from das.errors import (
     GuardrailStop,
     InvalidInput,
     ModelRetry,
-    OutcomeUnknown,
     PolicyDenied,
     TransientUpstreamError,
     UpstreamError,
@@ -39,7 +37,8 @@ from das.prompts import render
 from das.registry import lookup
 from das.secrets import scrub
 from das.store import Store, open_store
-from das.tools.base import Tool, ToolContext, call_key, digest
+from das.tools.base import Tool, ToolContext, digest
+from das.tools.effects import EffectBlocked, run_once
 from das.tools.registry import allowed
 
 MAX_REPAIRS = 3  # invalid model outputs in a row before stopping with invalid_output
@@ -298,36 +297,11 @@ class TdeLoop:
         self._observe(text[:8000], call_id)
 
     def _run_tool(self, tool: Tool, arguments: dict[str, Any]) -> Any:
-        """Side-effecting calls run at most once per idempotency key (claim, run, record)."""
-        if not (tool.side_effecting and self.store and self.spec.idempotency_key):
-            try:
-                return tool.run(self.ctx, arguments)
-            except OutcomeUnknown as exc:
-                raise _Stop("error", f"{exc.message} (tool {tool.name}, no idempotency key)", retryable=False) from exc
-        key = call_key(self.spec.idempotency_key, tool, arguments)
-        pending = [k for k in self.store.pending_effects(self.spec.idempotency_key) if k != key]
-        if pending:  # an earlier run left a call whose outcome nobody knows: no side effect at all
-            raise _Stop("error", f"an earlier side effect of this idempotency key has an unknown outcome "
-                                 f"({', '.join(pending[:3])}); no further side effect is sent until an operator "
-                                 "resolves it with `das effects resolve KEY --as done|not-done`", retryable=False)
-        state, stored = self.store.claim_effect(key, tool.name)
-        if state == "done":
-            return stored
-        if state in ("started", "unknown"):
-            raise _Stop("error", f"{tool.name} was already sent for this idempotency key and its outcome is "
-                                 f"unknown (call key {key}); it is not repeated. Resolve it with "
-                                 f"`das effects resolve {key} --as done|not-done`", retryable=False)
+        """Side-effecting calls run at most once per idempotency key (das/tools/effects.py)."""
         try:
-            result = tool.run(replace(self.ctx, call_key=key), arguments)
-        except OutcomeUnknown as exc:
-            self.store.mark_effect_unknown(key, scrub(exc.message))
-            raise _Stop("error", f"{exc.message} (tool {tool.name}, call key {key}); resolve it with "
-                                 f"`das effects resolve {key} --as done|not-done`", retryable=False) from exc
-        except BaseException:
-            self.store.release_effect(key)
-            raise
-        self.store.finish_effect(key, json.loads(scrub(json.dumps(result, default=str))))
-        return result
+            return run_once(self.store, tool, self.ctx, arguments)
+        except EffectBlocked as exc:
+            raise _Stop("error", exc.message, retryable=False) from exc
 
     def _finish(self, n: int, arguments: dict[str, Any], call_id: str | None) -> None:
         outputs = arguments.get("outputs")

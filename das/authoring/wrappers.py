@@ -37,7 +37,7 @@ def wrapper_for(task_type: str, mode: str = "probabilistic") -> dict[str, Any]:
         "task_type": task_type,
         "description": f"Drafted wrapper for {task_type}; review the schemas before approving.",
         "executor": {"kind": "probabilistic"} if mode == "probabilistic" else
-        {"kind": "adapter", "topic": f"das-tde-{task_type.replace('_', '-')}"},
+        {"kind": "adapter", "topic": f"das-tde-{task_type}"},
         "input_schema": {"type": "object", "additionalProperties": True},
         "output_schema": {"type": "object", "properties": {
             "result": {"type": "string", "minLength": 1, "maxLength": 2000}}, "required": ["result"]},

@@ -13,13 +13,19 @@ DEFAULT_TOPICS = ["das-tde-probabilistic", "das-peo-select", "das-nightly"]
 
 
 def _split_topics(values: tuple[str, ...]) -> list[str]:
+    """The topics named, or the defaults plus one per deterministic registry entry."""
     topics = [t.strip() for v in values for t in v.split(",") if t.strip()]
-    return topics or list(DEFAULT_TOPICS)
+    if topics:
+        return topics
+    from das.adapters import deterministic_entries
+
+    return list(DEFAULT_TOPICS) + sorted(deterministic_entries())
 
 
 @click.command()
 @click.option("--topics", "-t", multiple=True, metavar="TOPIC[,TOPIC]",
-              help="Topics to serve (default das-tde-probabilistic, das-peo-select, das-nightly); "
+              help="Topics to serve (default das-tde-probabilistic, das-peo-select, das-nightly and "
+                   "das-tde-<type> for each deterministic registry entry, e.g. das-tde-json_transform); "
                    "NAME=HANDLER serves topic NAME "
                    "with a known topic's handler, e.g. my-tde=das-tde-probabilistic.")
 @click.option("--workers", "-w", type=click.IntRange(1, 256), default=4, show_default=True,

@@ -268,6 +268,64 @@ def handle_nightly(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     return run(task, ctx)
 
 
+def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
+    """``das-tde-<type>``: run the deterministic adapter of the registry entry for this topic.
+
+    Inputs come from a drafted step's ``tdeInputs`` mapping or an ``inputs`` Json variable and
+    must match the entry's input schema (else BPMN error ``DAS_INVALID_INPUT``); a policy
+    denial is ``DAS_POLICY_DENIED``; an adapter that refuses its arguments is
+    ``DAS_ADAPTER_FAILED``; side effects run at most once per idempotency key.
+    """
+    from das.adapters import adapter_for, deterministic_entries
+    from das.config import das_home
+    from das.contracts import TraceStep
+    from das.engine.step_spec import StepInputInvalid, adapter_inputs, mapped_outputs
+    from das.errors import ModelRetry
+    from das.store import open_store
+    from das.tools.base import ToolContext
+    from das.tools.effects import EffectBlocked, run_once
+
+    entry = deterministic_entries().get(task.topic)
+    if entry is None:
+        return failure_outcome(task, None, f"no deterministic task type is served on topic {task.topic}", None,
+                               final=True)
+    correlation_id = ctx.correlation_id or correlation_of(task)
+    key = default_idempotency_key(task)
+    spec = TaskSpec(task_type=entry.task_type, mode="deterministic", correlation_id=correlation_id,
+                    idempotency_key=key)
+    try:
+        policy = resolve_task_policy(spec, ctx.policy_file)
+        inputs = adapter_inputs(task.variables, entry)
+        tool = adapter_for(entry)
+    except StepInputInvalid as exc:
+        return Outcome("bpmn_error", variables={"tdeStatus": "failed"}, error_code="DAS_INVALID_INPUT",
+                       message=exc.message, stop_reason="invalid_input")
+    except PolicyDenied as exc:
+        return outcome_for_result(task, denied_result(spec, exc), Policy())
+    except DasError as exc:
+        return failure_outcome(task, None, exc.message, None, final=True)
+    tool_ctx = ToolContext(policy, das_home() / "workspaces" / key.replace(":", "_"), key, correlation_id)
+    try:
+        value = run_once(open_store(), tool, tool_ctx, inputs)
+    except PolicyDenied as exc:
+        return outcome_for_result(task, denied_result(spec, exc), policy)
+    except ModelRetry as exc:
+        return Outcome("bpmn_error", variables={"tdeStatus": "failed"}, error_code="DAS_ADAPTER_FAILED",
+                       message=f"{entry.task_type}: {exc.message}", stop_reason="error")
+    except EffectBlocked as exc:
+        return failure_outcome(task, policy, exc.message, None, final=True)
+    except Exception as exc:  # the adapter failed technically: retries per policy, then an incident
+        return failure_outcome(task, policy, f"adapter {tool.name} failed: {type(exc).__name__}: {exc}",
+                               traceback.format_exc()[-4000:])
+    outputs = value if isinstance(value, dict) else {"result": value}
+    result = TdeResult(status="succeeded", stop_reason="completed", outputs=outputs, model=f"adapter/{tool.name}",
+                       correlation_id=correlation_id, idempotency_key=key,
+                       trace=[TraceStep(iteration=1, phase="act", tool=tool.name, arguments=inputs)])
+    out = outcome_for_result(task, result, policy)
+    out.variables.update(mapped_outputs(task.variables, result))
+    return out
+
+
 # topic -> handler
 HANDLERS: dict[str, TopicHandler] = {
     # all variables: a drafted step's tdeInputs name the process variables it reads
@@ -275,6 +333,13 @@ HANDLERS: dict[str, TopicHandler] = {
     TOPIC_PEO_SELECT: TopicHandler(handle_select, variables=["candidates", "context", "correlationId"]),
     TOPIC_NIGHTLY: TopicHandler(handle_nightly, variables=["since", "keys", "dryRun", "correlationId"]),
 }
+
+
+def all_handlers() -> dict[str, TopicHandler]:
+    """The built-in topics plus one per deterministic registry entry (its adapter's topic)."""
+    from das.adapters import deterministic_entries
+
+    return {**{topic: TopicHandler(handle_adapter, variables=None) for topic in deterministic_entries()}, **HANDLERS}
 
 
 def register_handler(topic: str, handle: Handler, variables: list[str] | None = None) -> None:

@@ -17,7 +17,7 @@ import jsonschema
 
 from das.contracts import TaskSpec, TdeResult
 from das.errors import InvalidInput
-from das.registry import lookup
+from das.registry import TaskType, lookup
 
 
 class StepInputInvalid(InvalidInput):
@@ -59,6 +59,24 @@ def spec_from_step(variables: dict[str, Any], correlation_id: str | None, idempo
     prompt = entry.prompt or entry.description or f"Perform the task {task_type} on the inputs."
     return TaskSpec(task_type=task_type, prompt=prompt, inputs=inputs, correlation_id=correlation_id,
                     idempotency_key=idempotency_key)
+
+
+def adapter_inputs(variables: dict[str, Any], entry: TaskType) -> dict[str, Any]:
+    """A deterministic step's arguments: its ``tdeInputs`` mapping, else an ``inputs`` Json
+    variable; checked against the entry's input schema."""
+    mapping = _mapping(variables.get("tdeInputs"), "tdeInputs")
+    if mapping:
+        inputs = {field: variables.get(source) for field, source in mapping.items()
+                  if variables.get(source) is not None}
+    else:
+        raw = variables.get("inputs")
+        inputs = raw if isinstance(raw, dict) else {}
+    errors = sorted(jsonschema.Draft202012Validator(entry.input_schema).iter_errors(inputs), key=lambda e: e.path)
+    if errors:
+        where = "; ".join(f"inputs.{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:200]}"
+                          for e in errors[:5])
+        raise StepInputInvalid(f"task {entry.task_type}: inputs do not match its input schema: {where}")
+    return inputs
 
 
 def mapped_outputs(variables: dict[str, Any], result: TdeResult) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from das.engine.client import EngineClient, EngineError, ExternalTask, Topic
-from das.engine.handlers import HANDLERS, HandlerContext, Outcome, TopicHandler, correlation_of
+from das.engine.handlers import HandlerContext, Outcome, TopicHandler, all_handlers, correlation_of
 from das.engine.metrics import WorkerMetrics
 from das.errors import TransientUpstreamError, UpstreamError, UsageError
 from das.secrets import scrub
@@ -72,7 +72,7 @@ class Worker:
                  metrics: WorkerMetrics | None = None) -> None:
         self.client = client
         self.config = config or WorkerConfig()
-        known = handlers if handlers is not None else HANDLERS
+        known = handlers if handlers is not None else all_handlers()
         self.handlers: dict[str, TopicHandler] = {}
         for entry in self.config.topics:
             # "name" serves a known topic; "name=handler" serves topic `name` with the handler

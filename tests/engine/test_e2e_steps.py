@@ -86,3 +86,32 @@ def test_step_with_inputs_that_do_not_match_the_schema_raises_das_invalid_input(
              == "COMPLETED", 60, what="the error end event")
     ends = [a["activityId"] for a in engine_client.history_activity_instances(processInstanceId=instance["id"])]
     assert "end_bad_input" in ends
+
+
+def test_deterministic_json_transform_step_completes_through_das_serve(engine, engine_client, unique, das_home: Path):
+    from das.bpmn.compile import compile_to_xml
+
+    key = f"pick_{unique}"
+    doc = {"key": key, "name": "Pick the amount", "steps": [
+        {"type": "tde", "name": "Pick the amount", "task_type": "json_transform", "mode": "deterministic",
+         "inputs": [{"source": "order", "target": "data"}, {"source": "amountPath", "target": "path"}],
+         "outputs": [{"source": "result", "target": "amount"}]}]}
+    xml = compile_to_xml(doc)
+    assert 'camunda:topic="das-tde-json_transform"' in xml
+    engine_client.deploy(f"{key}.bpmn", {f"{key}.bpmn": xml})
+    env = {**os.environ, "DAS_HOME": str(das_home), "DAS_ENGINE_URL": engine.url}
+    log = das_home / "serve.log"
+    das_home.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        serve = subprocess.Popen([sys.executable, "-m", "das", "serve", "--topics", "das-tde-json_transform",
+                                  "--poll-ms", "1000"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        instance = engine_client.start_process(key, {"order": {"lines": [{"amount": 12}, {"amount": 5}]},
+                                                     "amountPath": "lines[0].amount", "correlationId": f"c-{unique}"})
+        wait_for(lambda: engine_client.history_process_instances(processInstanceId=instance["id"])[0]["state"]
+                 == "COMPLETED", 60, what="the adapter step completed")
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+    variables = {v["name"]: v["value"] for v in engine_client.history_variables(processInstanceId=instance["id"])}
+    assert variables["amount"] == 12 and variables["tdeStatus"] == "succeeded", log.read_text()[-2000:]

@@ -172,7 +172,8 @@ def test_reopen_in_process_sees_the_same_documents(folder: Path, das_home: Path)
 
 def test_tde_registry_is_indexed_and_searchable(index: Index) -> None:
     report = index_tde_registry(index)
-    assert sorted(report.added) == ["tde:classify", "tde:http_fetch", "tde:summarize"]
+    assert sorted(report.added) == ["tde:classify", "tde:http_fetch", "tde:json_transform", "tde:render_template",
+                                   "tde:summarize"]
     assert index.search("pick one label for a piece of text", kind="tde", k=1)[0].id == "tde:classify"
     assert index.search("download a URL over HTTP", kind="tde", k=1)[0].id == "tde:http_fetch"
     assert index_tde_registry(index).unchanged and not index_tde_registry(index).added
@@ -202,7 +203,7 @@ def test_kind_filter_limits_and_errors(index: Index, folder: Path) -> None:
     index_processes(folder, index)
     index_tde_registry(index)
     assert {h.kind for h in index.search("summarize", kind="tde", k=10)} == {"tde"}
-    assert len(index.search("summarize", k=10)) == 7
+    assert len(index.search("summarize", k=10)) == 9  # 4 processes + 5 registry task types
     assert len(index.search("invoice", k=2)) == 2
     assert index.search("invoice", k=0) == [] and index.search("   ") == []
     with pytest.raises(InvalidInput):
