@@ -85,3 +85,44 @@ def test_nightly_files_retry_and_error_boundary_from_real_history(engine, engine
 
     again = run_nightly(engine_client, keys=[key], queue=queue)  # same refactors still proposed: no new ones
     assert again["filed"] == [] and again["counts"].get("duplicate") == 2
+
+
+def test_das_nightly_bpmn_started_by_message_files_proposals(engine, engine_client, unique, das_home):
+    """processes/das_nightly.bpmn (what `das kernel up` deploys): the message start runs the
+    das-nightly topic through `das serve`, which mines a process with incidents and files."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    key, topic, worker = f"nightly_msg_{unique}", f"nightly-msg-{unique}", f"w-{unique}"
+    engine_client.deploy(f"nightly-msg-{unique}", {f"{key}.bpmn": xml_for(key, topic)})
+    pids = [engine_client.start_process(key, {"correlationId": f"m-{i}"})["id"] for i in range(FAILED + CLEAN)]
+    locked: list = []
+    while len(locked) < len(pids):
+        want = len(pids) - len(locked)
+        locked += wait_for(lambda n=want: engine_client.fetch_and_lock(worker, [topic], max_tasks=n),
+                           what="external tasks")
+    for task in locked[:FAILED]:
+        engine_client.handle_failure(task.id, worker, "card service down", retries=0)
+    for task in locked[FAILED:]:
+        engine_client.complete(task.id, worker)
+    nightly = Path(__file__).resolve().parents[2] / "processes" / "das_nightly.bpmn"
+    engine_client.deploy(f"das-nightly-{unique}", {"das_nightly.bpmn": nightly.read_text()})
+    das_home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DAS_HOME": str(das_home), "DAS_ENGINE_URL": engine.url}
+    with open(das_home / "serve.log", "wb") as out:
+        serve = subprocess.Popen([sys.executable, "-m", "das", "serve", "--topics", "das-nightly", "--poll-ms", "1000"],
+                                 env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        engine_client.correlate_message("das_nightly_run", variables={"keys": key, "correlationId": f"n-{unique}"})
+        run = wait_for(lambda: [p for p in engine_client.history_process_instances(processDefinitionKey="das_nightly")
+                                if p["state"] == "COMPLETED" and p["startActivityId"] == "start_nightly_message"],
+                   120, what="the nightly run completed")
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+    filed = [p for p in Queue().list() if p["key"] == key]
+    assert filed and all(p["origin"] == "nightly" and p["author"] == "das" for p in filed), (das_home / "serve.log").read_text()[-3000:]
+    ends = [a["activityId"] for a in engine_client.history_activity_instances(processInstanceId=run[0]["id"])]
+    assert "end" in ends and "nightly_failed" not in ends

@@ -115,3 +115,30 @@ def test_deterministic_json_transform_step_completes_through_das_serve(engine, e
         serve.wait(timeout=60)
     variables = {v["name"]: v["value"] for v in engine_client.history_variables(processInstanceId=instance["id"])}
     assert variables["amount"] == 12 and variables["tdeStatus"] == "succeeded", log.read_text()[-2000:]
+
+
+def test_human_gate_stops_at_the_review_user_task(engine_client, run_worker, unique):
+    """The policy's human_gate (here tightened on by the spec) routes the TDE template's result
+    to its review user task; the variable is tdeNeedsReview, read from the BPMN itself."""
+    from das.bpmn.parse import parse
+
+    template = Path(__file__).resolve().parents[2] / "processes" / "tde_task_template.bpmn"
+    xml = template.read_text()
+    defs = parse(xml.encode(), name="template")
+    assert defs.nodes["review_result"].type == "userTask"
+    assert "execution.getVariable('tdeNeedsReview') == true" in xml
+    key = "tde_task_template"
+    engine_client.deploy(f"template-{unique}", {f"{key}.bpmn": xml})
+    run_worker("das-tde-probabilistic", model="test/auto")
+    spec = {"task_type": f"greet_{unique}", "prompt": "Say hello", "policy": {"human_gate": True},
+            "output_schema": {"type": "object", "properties": {"greeting": {"type": "string"}}, "required": ["greeting"]}}
+    instance = engine_client.start_process(key, {"taskSpec": spec, "correlationId": f"c-{unique}"})
+    task = wait_for(lambda: user_task(engine_client, instance["id"]), 60, what="the review user task")
+    assert task["taskDefinitionKey"] == "review_result"
+    engine_client.request("POST", f"/task/{task['id']}/complete", json={"variables": {}})
+    wait_for(lambda: engine_client.history_process_instances(processInstanceId=instance["id"])[0]["state"]
+             == "COMPLETED", 60, what="the instance completed after review")
+    plain = engine_client.start_process(key, {"taskSpec": {**spec, "policy": {}}, "correlationId": f"d-{unique}"})
+    wait_for(lambda: engine_client.history_process_instances(processInstanceId=plain["id"])[0]["state"]
+             == "COMPLETED", 60, what="the instance without a human gate completed")
+    assert user_task(engine_client, plain["id"]) is None
