@@ -26,6 +26,7 @@ The mapping follows DESIGN.md, "Engine contract":
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,11 +103,39 @@ def default_idempotency_key(task: ExternalTask) -> str:
     return f"{task.process_instance_id}:{task.activity_instance_id or task.activity_id}"
 
 
+MAX_STEP_RETRIES = 10  # a step's own `retries` (approved BPMN, e.g. a nightly refactor) is capped here
+
+
+def _step_int(value: Any) -> int | None:
+    try:
+        return max(0, min(int(str(value).strip()), MAX_STEP_RETRIES)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _iso_seconds(value: Any) -> float | None:
+    """``PT5M``, ``PT30S``, ``PT1H30M`` -> seconds (None if not such a duration)."""
+    match = re.fullmatch(r"PT(?:(\d{1,3})H)?(?:(\d{1,4})M)?(?:(\d{1,5})S)?", str(value or "").strip())
+    if not match or not any(match.groups()):
+        return None
+    h, m, s = (int(g or 0) for g in match.groups())
+    return float(min(h * 3600 + m * 60 + s, 86400))
+
+
 def failure_retries(task: ExternalTask, policy: Policy) -> int:
-    """Retries left after this failure: policy.retries at first, then one less each time."""
+    """Retries left after this failure: at first the step's own ``retries`` input (what the
+    drafted or nightly-refactored BPMN says, capped at 10) or else policy.retries; then one
+    less each time."""
     if task.retries is None:
-        return max(0, policy.retries)
+        declared = _step_int(task.variables.get("retries"))
+        return declared if declared is not None else max(0, policy.retries)
     return max(0, task.retries - 1)
+
+
+def retry_backoff_ms(task: ExternalTask, policy: Policy) -> int:
+    """The step's ``retryBackoff`` (ISO duration, e.g. PT5M) or the policy's retry_backoff_s."""
+    declared = _iso_seconds(task.variables.get("retryBackoff"))
+    return int((declared if declared is not None else policy.retry_backoff_s) * 1000)
 
 
 def failure_outcome(task: ExternalTask, policy: Policy | None, message: str, details: str | None,
@@ -114,7 +143,7 @@ def failure_outcome(task: ExternalTask, policy: Policy | None, message: str, det
     policy = policy or Policy()
     retries = 0 if final else failure_retries(task, policy)
     out = Outcome("failure", message=message, details=details, retries=retries,
-                  retry_timeout_ms=int(policy.retry_backoff_s * 1000),
+                  retry_timeout_ms=retry_backoff_ms(task, policy),
                   stop_reason=result.stop_reason if result else "error")
     if result is not None:
         _usage_into(out, result)

@@ -90,7 +90,7 @@ def plan_error_boundary(f: Finding, defs: m.Definitions) -> Plan:
 def plan_retry(f: Finding, defs: m.Definitions) -> Plan:
     """Give a flaky external task a retry policy (count and backoff) before it becomes an incident."""
     ops = [{"op": "update_element", "id": f.activity_id, "retry_time_cycle": RETRY_CYCLE,
-            "input_parameters": {"retries": str(RETRIES)}}]
+            "input_parameters": {"retries": str(RETRIES), "retryBackoff": RETRY_CYCLE.split("/", 1)[1]}}]
     ev = f.evidence
     recover = ev["recovered_tasks"] / ev["failed_tasks"] if ev["failed_tasks"] else 0.0
     value = {"metric": "failure_rate", "failure_rate": ev["failure_rate"], "failures": ev["failures"],

@@ -140,3 +140,18 @@ def test_a_step_whose_mapped_inputs_fail_the_schema_is_a_bpmn_error(das_home) ->
                                      "tdeInputs": {"type": "String", "value": '{"text": "missing"}'}}})
     out = handle_tde(t, HandlerContext(model="test/auto"))
     assert (out.kind, out.error_code) == ("bpmn_error", "DAS_INVALID_INPUT") and "inputs" in out.message
+
+
+def test_a_steps_own_retries_and_backoff_are_honoured() -> None:
+    """What a nightly add_retry refactor writes (retries, retryBackoff) is what the worker uses."""
+    def step(**variables: str) -> ExternalTask:
+        t = task()
+        t.variables.update(variables)
+        return t
+
+    policy = Policy(retries=1, retry_backoff_s=2)
+    first = outcome_for_result(step(retries="3", retryBackoff="PT5M"), result("error"), policy)
+    assert (first.retries, first.retry_timeout_ms) == (3, 300_000)
+    capped = outcome_for_result(step(retries="1000"), result("error"), policy)
+    assert capped.retries == 10 and capped.retry_timeout_ms == 2000
+    assert outcome_for_result(step(retries="junk"), result("error"), policy).retries == 1

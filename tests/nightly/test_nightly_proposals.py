@@ -86,7 +86,7 @@ def test_the_model_words_the_rationale_but_cannot_change_the_ops():
     p = queue.get(r.proposal_id)
     assert p.rationale.startswith("charge fails transiently") and "duplicate charges" in p.rationale
     assert p.edit_ops == [{"op": "update_element", "id": "charge", "retry_time_cycle": "R3/PT5M",
-                           "input_parameters": {"retries": "3"}}]
+                           "input_parameters": {"retries": "3", "retryBackoff": "PT5M"}}]
     assert [t.get("ok") for t in p.draft_trace] == [True, True]
 
 
