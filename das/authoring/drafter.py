@@ -99,6 +99,9 @@ def check_xml(xml: str, key: str, known_task_types: set[str] | None = None) -> C
         simulation = simulate_xml(xml, runs=SIM_RUNS, seed=0)
         for stuck in simulation.get("stuck", [])[:5]:
             problems.append(f"simulation run got stuck at {stuck.get('element')}: {stuck.get('reason')}")
+        for p in simulation.get("input_problems", [])[:5]:
+            problems.append(f"step {p['element']} needs input {p['field']} from variable {p['variable'] or '(not mapped)'}, "
+                            "but no earlier step sets it on some path; map it from a variable that is always set")
         if simulation.get("completed", 0) == 0 and not simulation.get("stuck"):
             problems.append("no simulated run reached an end event")
     return Candidate(xml=xml, problems=problems, validation=validation, simulation=simulation)

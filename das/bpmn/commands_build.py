@@ -83,9 +83,9 @@ def simulate_cmd(files: tuple[Path, ...], runs: int, seed: int, mocks: Path | No
         progress(f"simulating {f} ({runs} runs)")
         results.append(simulate_file(f, runs=runs, seed=seed, mocks=mock_map, max_steps=max_steps))
     emit(results if len(results) > 1 else results[0], fmt, lambda _d: _render(results))
-    bad = [r["file"] for r in results if r["runs"] == 0 or r["completed"] < r["runs"]]
+    bad = [r["file"] for r in results if r["runs"] == 0 or r["completed"] < r["runs"] or r.get("input_problems")]
     if bad:
-        raise NegativeResult(f"not every run completed: {', '.join(bad)}")
+        raise NegativeResult(f"not every run completed with its steps' inputs set: {', '.join(bad)}")
 
 
 def _render(results: list[dict[str, Any]]) -> str:
@@ -102,6 +102,9 @@ def _render(results: list[dict[str, Any]]) -> str:
             lines.append("  unreached: " + ", ".join(r["unreached"][:12]))
         for u in r["unsupported"]:
             lines.append(f"  unsupported: {u['construct']} [{u['element']}]")
+        for p in r.get("input_problems", [])[:10]:
+            lines.append(f"  input unset: {p['element']} needs {p['field']} from variable {p['variable'] or '(not mapped)'}, "
+                         "which no earlier step set on some path")
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from das.bpmn import juel
+from das.bpmn.sampledata import sample
 from das.bpmn.simulate_prep import Prepared, prepare
 
 DEFAULT_MAX_STEPS = 500
@@ -87,6 +88,7 @@ def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[s
         return result
     reached: set[str] = set()
     ends: Counter[str] = Counter()
+    problems: list[dict[str, Any]] = []
     deadline = time.monotonic() + time_limit_s
     for run in range(runs):
         if time.monotonic() > deadline:
@@ -95,6 +97,9 @@ def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[s
             break
         sim = _Run(prep, mock_map, random.Random(f"{seed}:{run}"), max_steps)
         outcome = sim.execute()
+        for problem in sim.input_problems:
+            if problem not in problems:
+                problems.append(problem)
         reached |= sim.reached
         for e in sim.ends:
             ends[e] += 1
@@ -107,6 +112,7 @@ def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[s
     result["coverage"] = round(len(reached & nodes) / len(nodes), 4) if nodes else 1.0
     result["unreached"] = sorted(nodes - reached)
     result["ends"] = dict(sorted(ends.items()))
+    result["input_problems"] = problems  # drafted steps whose required inputs were unset on some path
     return result
 
 
@@ -145,6 +151,7 @@ class _Run:
         self.reached: set[str] = set()
         self.ends: list[str] = []
         self.calls: Counter[str] = Counter()
+        self.input_problems: list[dict[str, Any]] = []
 
     def execute(self) -> tuple[str, str | None] | None:
         from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -159,6 +166,7 @@ class _Run:
             # process inputs: random values for the variables conditions test, unless scripted
             data.update({var: self.rng.choice(vals) for var, vals in prep.condition_values.items()})
             data.update({v: ["a", "b"] for v in prep.collections})
+            data.update(self._step_inputs())
             data.update(self.mocks.get("$start", {}) if isinstance(self.mocks.get("$start"), dict) else {})
             for t in start:
                 t.data.update(data)
@@ -211,6 +219,39 @@ class _Run:
             if bid in self.prep.end_events:
                 self.ends.append(bid)
 
+    def _step_inputs(self) -> dict[str, Any]:
+        """Start values for the variables drafted steps read that no step writes (they are the
+        process's inputs), sampled from the registry input schemas."""
+        written = {t for info in self.prep.tasks.values() for t in (info.get("tde") or {}).get("outputs", {}).values()}
+        data: dict[str, Any] = {}
+        for info in self.prep.tasks.values():
+            tde = info.get("tde")
+            entry = _registry_entry(tde["task_type"]) if tde else None
+            if entry is None:
+                continue
+            props = entry.input_schema.get("properties", {})
+            for field, source in tde["inputs"].items():
+                if source not in written and source not in data:
+                    data[source] = sample(props.get(field, {}), self.rng)
+        return data
+
+    def _tde_outcome(self, task: Any, tde: dict[str, Any]) -> dict[str, Any] | None:
+        """A drafted step's simulated result: its mapped inputs are checked against the input
+        schema's required fields, its outputs sampled from the output schema."""
+        entry = _registry_entry(tde["task_type"])
+        if entry is None:
+            return None
+        bid = task.task_spec.bpmn_id
+        for field in entry.input_schema.get("required", []):
+            source = tde["inputs"].get(field)
+            if source is None or task.data.get(source) is None:
+                self.input_problems.append({"element": bid, "field": field, "variable": source})
+        outputs = sample(entry.output_schema, self.rng)
+        outputs = outputs if isinstance(outputs, dict) else {}
+        out = {target: outputs.get(field) for field, target in tde["outputs"].items()}
+        out.update(tdeStatus="succeeded", tdeResult={"status": "succeeded", "outputs": outputs})
+        return out
+
     def _outcome(self, task: Any) -> dict[str, Any]:
         info = self.prep.tasks.get(task.task_spec.bpmn_id, {})
         for key in info.get("keys", []) + ["*"]:
@@ -223,6 +264,10 @@ class _Run:
                 if isinstance(spec, dict) and "random" in spec:
                     return dict(self.rng.choice(spec["random"]))
                 return dict(spec) if isinstance(spec, dict) else {}
+        if info.get("tde") and not (info.get("errors") and self.rng.random() < P_ERROR):
+            simulated = self._tde_outcome(task, info["tde"])
+            if simulated is not None:
+                return simulated
         errors = info.get("errors", [])
         if errors and self.rng.random() < P_ERROR:
             return {"error": self.rng.choice(errors)}
@@ -365,6 +410,16 @@ def simulate_xml(xml: str | bytes, **kw: Any) -> dict[str, Any]:
         return simulate_file(name, **kw)
     finally:
         Path(name).unlink(missing_ok=True)
+
+
+def _registry_entry(task_type: str) -> Any:
+    """The TDE registry entry a drafted step names (None if unknown: validation reports that)."""
+    try:
+        from das.registry import lookup
+
+        return lookup(task_type)
+    except Exception:  # noqa: BLE001 - a broken registry must not break simulation
+        return None
 
 
 __all__ = ["simulate_file", "simulate_xml", "load_mocks"]

@@ -257,6 +257,16 @@ def _boundary(prep: Prepared, el: etree._Element, errors: dict[str, str]) -> Non
         info["timers"] = True
 
 
+def _json_map(raw: str | None) -> dict[str, str]:
+    import json
+
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
 def _tasklike(prep: Prepared, el: etree._Element) -> None:
     eid = el.get("id", "")
     info = prep.tasks.setdefault(eid, {"keys": [], "errors": [], "timers": False})
@@ -267,9 +277,12 @@ def _tasklike(prep: Prepared, el: etree._Element) -> None:
         val = el.get(f"{{{C}}}{attr}") or el.get(attr)
         if val:
             keys.append(val)
-    for p in el.iter(f"{{{C}}}inputParameter"):
-        if p.get("name") == "taskType" and p.text:
-            keys.append(p.text.strip())
+    params = {p.get("name"): (p.text or "").strip() for p in el.iter(f"{{{C}}}inputParameter")}
+    if params.get("taskType"):
+        keys.append(params["taskType"])
+    if params.get("taskType") and ("tdeInputs" in params or "tdeOutputs" in params):  # a drafted step's contract
+        info["tde"] = {"task_type": params["taskType"], "inputs": _json_map(params.get("tdeInputs")),
+                       "outputs": _json_map(params.get("tdeOutputs"))}
     info["keys"] = keys + info["keys"]
     if local(el) == "callActivity":
         info["keys"].append("callActivity")

@@ -240,3 +240,28 @@ def _is_sentence(reason: str) -> bool:
     """A stuck reason names its category, then says why and what to do (not a bare exception)."""
     head, _, rest = reason.partition(": ")
     return bool(head) and len(rest.split()) >= 6 and not reason.startswith("error:")
+
+
+def test_drafted_steps_get_schema_valid_outputs_and_their_inputs_are_checked():
+    """A step reading a variable that only one branch sets is reported; outputs come from the
+    registry output schema (classify's label is one of the offered labels' type: a string)."""
+    from das.bpmn.compile import compile_to_xml
+    from das.bpmn.simulate import simulate_xml
+
+    classify = {"type": "tde", "name": "Classify it", "task_type": "classify", "mode": "probabilistic",
+                "inputs": [{"source": "text", "target": "text"}, {"source": "labels", "target": "labels"}],
+                "outputs": [{"source": "label", "target": "ticketLabel"}]}
+    summarize = {"type": "tde", "name": "Summarise the label", "task_type": "summarize", "mode": "probabilistic",
+                 "inputs": [{"source": "ticketLabel", "target": "text"}],
+                 "outputs": [{"source": "summary", "target": "summary"}]}
+    good = compile_to_xml({"key": "good", "name": "good", "steps": [classify, summarize]})
+    res = simulate_xml(good, runs=10, seed=1)
+    assert res["completed"] == 10 and res["input_problems"] == []
+    branchy = compile_to_xml({"key": "branchy", "name": "branchy", "steps": [
+        {"type": "choice", "name": "Urgent?", "branches": [
+            {"name": "yes", "condition": {"variable": "urgent", "value": True}, "steps": [classify]}],
+         "default": {"name": "no", "steps": []}},
+        summarize]})
+    res = simulate_xml(branchy, runs=20, seed=1)
+    assert res["input_problems"] == [{"element": res["input_problems"][0]["element"], "field": "text",
+                                      "variable": "ticketLabel"}]
