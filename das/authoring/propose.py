@@ -13,6 +13,7 @@ from das.authoring.drafter import DraftFailed, _full_diff, check_xml
 from das.authoring.queue import Queue, new_proposal_id
 from das.bpmn.parse import parse
 from das.bpmn.safexml import BpmnParseError
+from das.bpmn.write import to_string
 from das.contracts import Proposal
 from das.errors import InvalidInput, UsageError
 from das.identity import Principal
@@ -28,14 +29,16 @@ def propose_xml(xml: bytes, *, author: Principal, key: str | None = None, base: 
         defs = parse(xml, name=name)
     except BpmnParseError as exc:
         raise InvalidInput(exc.message) from exc
-    executable = [p.id for p in defs.processes.values() if p.is_executable] or list(defs.processes)
-    if key is None:
-        if len(executable) != 1:
-            raise UsageError(f"{name} has {len(executable)} executable processes ({', '.join(executable)}); "
-                             "say which one with --key")
-        key = executable[0]
-    elif key not in defs.processes:
-        raise UsageError(f"{name} has no process {key!r} (it has {', '.join(defs.processes) or 'none'})")
+    executable = [p.id for p in defs.processes.values() if p.is_executable]
+    if len(executable) != 1:  # one proposal deploys one process: nothing rides along unreviewed
+        raise UsageError(f"{name} must hold exactly one executable process (it has {len(executable)}: "
+                         f"{', '.join(executable) or 'none'}); split it or mark the others non-executable")
+    if key is not None and key != executable[0]:
+        raise UsageError(f"{name}'s executable process is {executable[0]!r}, not {key!r}")
+    key = executable[0]
+    if "camunda:historyTimeToLive" not in defs.processes[key].attrs:
+        raise DraftFailed(f"{name} is not filed: process {key} has no camunda:historyTimeToLive, so the engine "
+                          "would refuse the deployment; add camunda:historyTimeToLive=\"P30D\"", [], [])
     if base:
         base_key, base_version = versions.split_ref(base)
         if base_key != key:
@@ -46,7 +49,7 @@ def propose_xml(xml: bytes, *, author: Principal, key: str | None = None, base: 
     base_xml = queue.artifact_of(key, base_version) if base_version else None
     if base_version and base_xml is None:
         raise UsageError(f"no process {key}@{base_version} is known; see `das queue list`")
-    text = xml.decode("utf-8", errors="replace")
+    text = to_string(defs)  # re-serialised as UTF-8 whatever the file's declared encoding
     cand = check_xml(text, key, known_task_types=set(load_registry()))
     if cand.problems:
         raise DraftFailed(f"{name} is not filed: {'; '.join(cand.problems[:5])}", cand.problems, [])

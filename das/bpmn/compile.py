@@ -35,6 +35,7 @@ NS = {
     "xsi": "http://www.w3.org/2001/XMLSchema-instance",
 }
 TDE_TOPIC = "das-tde-probabilistic"
+_RESERVED_TARGETS = {"taskSpec", "taskType", "correlationId", "retries", "retryBackoff", "mode", "policy"}
 ACTIVITIES = {"tde", "external", "user", "call", "subprocess"}
 KIND = {"startEvent": "event", "endEvent": "event", "intermediateCatchEvent": "event",
         "intermediateThrowEvent": "event", "boundaryEvent": "event", "exclusiveGateway": "gateway",
@@ -257,9 +258,11 @@ class _Compiler:
                     io.append(("policy", policy))
                 # the step's contract with the worker (das/engine/step_spec.py): which process
                 # variables feed which input fields, which output fields go to which variables
-                if step.inputs:
+                bad = [m.target for m in step.outputs if m.target.startswith("tde") or m.target in _RESERVED_TARGETS]
+                if bad:
+                    raise InvalidInput(f"step {step.name!r}: outputs may not write {', '.join(bad)} (set by the worker)")
+                if step.inputs or step.outputs:  # a step without mappings may still be given a taskSpec
                     io.append(("tdeInputs", json.dumps({m.target: m.source for m in step.inputs}, sort_keys=True)))
-                if step.outputs:
                     io.append(("tdeOutputs", json.dumps({m.source: m.target for m in step.outputs}, sort_keys=True)))
                 node.extras.append(("io", io + [("retries", str(step.retries))]))
             else:

@@ -10,7 +10,15 @@ WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel
 
 
 def sample(schema: dict[str, Any] | None, rng: random.Random, depth: int = 0) -> Any:
-    """A value valid for simple JSON Schemas (types, enum/const, bounds, required, items)."""
+    """A value valid for simple JSON Schemas (types, enum/const, bounds, required, items,
+    allOf); never raises. Callers check the value and treat an invalid one as unknown."""
+    try:
+        return _sample(schema, rng, depth)
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+
+
+def _sample(schema: dict[str, Any] | None, rng: random.Random, depth: int = 0) -> Any:
     schema = schema if isinstance(schema, dict) else {}
     if depth > 6:
         return None
@@ -21,6 +29,14 @@ def sample(schema: dict[str, Any] | None, rng: random.Random, depth: int = 0) ->
     for key in ("anyOf", "oneOf"):
         if schema.get(key):
             return sample(rng.choice(schema[key]), rng, depth + 1)
+    if schema.get("allOf"):
+        merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+        for part in schema["allOf"]:
+            if isinstance(part, dict):
+                merged.setdefault("properties", {}).update(part.get("properties", {}))
+                merged["required"] = sorted(set(merged.get("required", [])) | set(part.get("required", [])))
+                merged.update({k: v for k, v in part.items() if k not in ("properties", "required")})
+        return sample(merged, rng, depth + 1)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = rng.choice([k for k in kind if k != "null"] or ["null"])
@@ -40,9 +56,15 @@ def sample(schema: dict[str, Any] | None, rng: random.Random, depth: int = 0) ->
             text += " " + rng.choice(WORDS)
         return text[: rng.randint(low, high)] or "x" * max(low, 1)
     if kind in ("integer", "number"):
-        low = schema.get("minimum", 0)
-        high = schema.get("maximum", low + 100)
-        return rng.randint(int(low), int(high)) if kind == "integer" else round(rng.uniform(low, high), 2)
+        low = schema.get("minimum", schema.get("exclusiveMinimum", None))
+        high = schema.get("maximum", schema.get("exclusiveMaximum", None))
+        low = (high - 100 if high is not None else 0) if low is None else low
+        high = low + 100 if high is None else high
+        if kind == "integer":
+            lo = int(low) + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
+            hi = int(high) - (1 if "exclusiveMaximum" in schema and "maximum" not in schema else 0)
+            return rng.randint(lo, hi) if lo <= hi else lo
+        return round(rng.uniform(float(low), float(high)), 2)
     if kind == "boolean":
         return rng.random() < 0.5
     return None

@@ -248,8 +248,12 @@ class _Run:
                 self.input_problems.append({"element": bid, "field": field, "variable": source})
         outputs = sample(entry.output_schema, self.rng)
         outputs = outputs if isinstance(outputs, dict) else {}
-        out = {target: outputs.get(field) for field, target in tde["outputs"].items()}
-        out.update(tdeStatus="succeeded", tdeResult={"status": "succeeded", "outputs": outputs})
+        # routing variables the process tests still vary (as for any task), then the step's own
+        out = {var: self.rng.choice(vals) for var, vals in self.prep.condition_values.items()
+               if var not in self.prep.collections}
+        out.setdefault("tdeStatus", "succeeded")
+        out.update({target: outputs.get(field) for field, target in tde["outputs"].items()})
+        out["tdeResult"] = {"status": out["tdeStatus"], "outputs": outputs}
         return out
 
     def _outcome(self, task: Any) -> dict[str, Any]:
@@ -264,15 +268,15 @@ class _Run:
                 if isinstance(spec, dict) and "random" in spec:
                     return dict(self.rng.choice(spec["random"]))
                 return dict(spec) if isinstance(spec, dict) else {}
-        if info.get("tde") and not (info.get("errors") and self.rng.random() < P_ERROR):
-            simulated = self._tde_outcome(task, info["tde"])
-            if simulated is not None:
-                return simulated
         errors = info.get("errors", [])
         if errors and self.rng.random() < P_ERROR:
             return {"error": self.rng.choice(errors)}
         if info.get("timers") and self.rng.random() < P_TIMEOUT:
             return {"timeout": True}
+        if info.get("tde"):
+            simulated = self._tde_outcome(task, info["tde"])
+            if simulated is not None:
+                return simulated
         out: dict[str, Any] = {}
         for var, values in self.prep.condition_values.items():
             if var not in self.prep.collections:

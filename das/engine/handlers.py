@@ -124,18 +124,18 @@ def _iso_seconds(value: Any) -> float | None:
 
 def failure_retries(task: ExternalTask, policy: Policy) -> int:
     """Retries left after this failure: at first the step's own ``retries`` input (what the
-    drafted or nightly-refactored BPMN says, capped at 10) or else policy.retries; then one
-    less each time."""
+    drafted or nightly-refactored BPMN says) but never more than the policy allows (a variable
+    may only tighten); then one less each time."""
     if task.retries is None:
         declared = _step_int(task.variables.get("retries"))
-        return declared if declared is not None else max(0, policy.retries)
+        return min(declared, max(0, policy.retries)) if declared is not None else max(0, policy.retries)
     return max(0, task.retries - 1)
 
 
 def retry_backoff_ms(task: ExternalTask, policy: Policy) -> int:
-    """The step's ``retryBackoff`` (ISO duration, e.g. PT5M) or the policy's retry_backoff_s."""
+    """The longer of the step's ``retryBackoff`` (ISO duration, e.g. PT5M) and the policy's."""
     declared = _iso_seconds(task.variables.get("retryBackoff"))
-    return int((declared if declared is not None else policy.retry_backoff_s) * 1000)
+    return int(max(declared or 0.0, policy.retry_backoff_s) * 1000)
 
 
 def failure_outcome(task: ExternalTask, policy: Policy | None, message: str, details: str | None,
@@ -230,7 +230,7 @@ def denied_result(spec: TaskSpec, exc: PolicyDenied) -> TdeResult:
 def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     """``das-tde-probabilistic``: run the guarded loop for the task's ``taskSpec``."""
     from das.agents.tde_loop import run_tde
-    from das.engine.step_spec import StepInputInvalid, mapped_outputs
+    from das.engine.step_spec import StepInputInvalid, is_step_task, mapped_outputs
 
     correlation_id = ctx.correlation_id or correlation_of(task)
     try:
@@ -255,11 +255,8 @@ def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
         return failure_outcome(task, policy, f"DAS worker bug: {type(exc).__name__}: {exc}",
                                traceback.format_exc()[-8000:])
     out = outcome_for_result(task, result, policy)
-    if out.kind == "complete":
-        try:
-            out.variables.update(mapped_outputs(task.variables, result))
-        except InvalidInput as exc:
-            return failure_outcome(task, policy, exc.message, None, final=True)
+    if out.kind == "complete" and is_step_task(task.variables):  # a hand-written taskSpec maps nothing
+        out.variables.update(mapped_outputs(task.variables, result))
     return out
 
 

@@ -19,6 +19,14 @@ from das.contracts import TaskSpec, TdeResult
 from das.errors import InvalidInput
 from das.registry import TaskType, lookup
 
+# variables the worker itself sets or reads to run a step: a step's outputs never overwrite them
+RESERVED = frozenset({"taskSpec", "taskType", "correlationId", "retries", "retryBackoff", "mode", "policy",
+                      "context", "candidates", "decision", "nextTaskType"})
+
+
+def reserved(name: str) -> bool:
+    return name in RESERVED or name.startswith("tde")
+
 
 class StepInputInvalid(InvalidInput):
     """The process variables a step maps in do not satisfy its task type's input schema:
@@ -38,19 +46,38 @@ def _mapping(raw: Any, name: str) -> dict[str, str]:
 
 
 def is_step_task(variables: dict[str, Any]) -> bool:
-    """A drafted step (``taskType`` set, no explicit ``taskSpec``)."""
-    return variables.get("taskSpec") is None and isinstance(variables.get("taskType"), str)
+    """A drafted step: ``taskType`` with its mapping contract (which then wins over any
+    ``taskSpec`` variable in scope), or ``taskType`` without any ``taskSpec``."""
+    if not isinstance(variables.get("taskType"), str):
+        return False
+    return "tdeInputs" in variables or "tdeOutputs" in variables or variables.get("taskSpec") is None
+
+
+def output_mapping(variables: dict[str, Any]) -> dict[str, str]:
+    """``tdeOutputs`` checked before any work is done: no target may be a control variable."""
+    try:
+        mapping = _mapping(variables.get("tdeOutputs"), "tdeOutputs")
+    except InvalidInput as exc:
+        raise StepInputInvalid(exc.message) from exc
+    bad = sorted(t for t in mapping.values() if reserved(t))
+    if bad:
+        raise StepInputInvalid(f"tdeOutputs may not write {', '.join(bad)}: the worker sets those itself")
+    return mapping
 
 
 def spec_from_step(variables: dict[str, Any], correlation_id: str | None, idempotency_key: str) -> TaskSpec:
     task_type = str(variables["taskType"])
     entry = lookup(task_type)
     if entry is None:
-        raise InvalidInput(f"task type {task_type!r} is not in the TDE registry (`das tde list`)")
+        raise StepInputInvalid(f"task type {task_type!r} is not in the TDE registry (`das tde list`)")
     if entry.executor.kind != "probabilistic":
-        raise InvalidInput(f"task type {task_type!r} is deterministic; its topic is {entry.executor.topic}")
-    inputs = {field: variables.get(source) for field, source in _mapping(variables.get("tdeInputs"), "tdeInputs").items()
-              if variables.get(source) is not None}
+        raise StepInputInvalid(f"task type {task_type!r} is deterministic; its topic is das-tde-{task_type}")
+    output_mapping(variables)
+    try:
+        mapping = _mapping(variables.get("tdeInputs"), "tdeInputs")
+    except InvalidInput as exc:
+        raise StepInputInvalid(exc.message) from exc
+    inputs = {field: variables.get(source) for field, source in mapping.items() if variables.get(source) is not None}
     errors = sorted(jsonschema.Draft202012Validator(entry.input_schema).iter_errors(inputs), key=lambda e: e.path)
     if errors:
         where = "; ".join(f"inputs.{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:200]}"
@@ -64,7 +91,11 @@ def spec_from_step(variables: dict[str, Any], correlation_id: str | None, idempo
 def adapter_inputs(variables: dict[str, Any], entry: TaskType) -> dict[str, Any]:
     """A deterministic step's arguments: its ``tdeInputs`` mapping, else an ``inputs`` Json
     variable; checked against the entry's input schema."""
-    mapping = _mapping(variables.get("tdeInputs"), "tdeInputs")
+    output_mapping(variables)
+    try:
+        mapping = _mapping(variables.get("tdeInputs"), "tdeInputs")
+    except InvalidInput as exc:
+        raise StepInputInvalid(exc.message) from exc
     if mapping:
         inputs = {field: variables.get(source) for field, source in mapping.items()
                   if variables.get(source) is not None}
@@ -83,5 +114,5 @@ def mapped_outputs(variables: dict[str, Any], result: TdeResult) -> dict[str, An
     """Process variables to set from a successful result's outputs (``tdeOutputs``)."""
     if result.status != "succeeded":
         return {}
-    return {target: result.outputs[field] for field, target in _mapping(variables.get("tdeOutputs"), "tdeOutputs").items()
+    return {target: result.outputs[field] for field, target in output_mapping(variables).items()
             if field in result.outputs}

@@ -80,3 +80,36 @@ def test_propose_through_the_api_makes_the_caller_the_author(das_home: Path, tmp
             assert bob.post(f"/api/proposals/{pid}/approve", json={}).json()["status"] == "deployed"
     finally:
         live.stop()
+
+
+def test_propose_refuses_riders_missing_ttl_and_non_executable(tmp_path: Path):
+    """A second process riding along, no historyTimeToLive, nothing executable: nothing filed."""
+    xml = bpmn(tmp_path).read_text()
+    rider = xml.replace("</bpmn:definitions>", '<bpmn:process id="das_nightly" isExecutable="true" '
+                        'camunda:historyTimeToLive="P1D"><bpmn:startEvent id="s9"/></bpmn:process></bpmn:definitions>')
+    cases = {"rider": (rider, "exactly one executable"),
+             "nottl": (xml.replace('camunda:historyTimeToLive="180"', ""), "historyTimeToLive"),
+             "noexec": (xml.replace('isExecutable="true"', 'isExecutable="false"'), "exactly one executable")}
+    for name, (text, needle) in cases.items():
+        assert text != xml
+        path = tmp_path / f"{name}.bpmn"
+        path.write_text(text)
+        out = das("propose", str(path))
+        assert out.returncode in (1, 2) and needle in out.stderr, (name, out.stderr)
+    from das.authoring.queue import Queue
+
+    assert Queue().list() == []
+
+
+def test_propose_stores_utf8_whatever_the_file_declares(tmp_path: Path):
+    text = bpmn(tmp_path).read_text().replace('name="Handle"', 'name="Bestellprüfung"')
+    text = text.replace("encoding='UTF-8'", "encoding='ISO-8859-1'", 1)
+    assert "encoding='ISO-8859-1'" in text
+    path = tmp_path / "latin.bpmn"
+    path.write_bytes(text.encode("iso-8859-1"))
+    out = das("propose", str(path), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    from das.authoring.queue import Queue
+
+    artifact = Queue().get(json.loads(out.stdout)["proposal_id"]).artifact
+    assert "Bestellprüfung" in artifact and "ISO-8859-1" not in artifact

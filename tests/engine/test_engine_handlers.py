@@ -149,9 +149,30 @@ def test_a_steps_own_retries_and_backoff_are_honoured() -> None:
         t.variables.update(variables)
         return t
 
-    policy = Policy(retries=1, retry_backoff_s=2)
+    policy = Policy(retries=5, retry_backoff_s=2)
     first = outcome_for_result(step(retries="3", retryBackoff="PT5M"), result("error"), policy)
     assert (first.retries, first.retry_timeout_ms) == (3, 300_000)
-    capped = outcome_for_result(step(retries="1000"), result("error"), policy)
-    assert capped.retries == 10 and capped.retry_timeout_ms == 2000
-    assert outcome_for_result(step(retries="junk"), result("error"), policy).retries == 1
+    # a variable may only tighten: never more retries, never a shorter backoff than the policy's
+    loose = outcome_for_result(step(retries="1000", retryBackoff="PT0S"), result("error"), policy)
+    assert (loose.retries, loose.retry_timeout_ms) == (5, 2000)
+    assert outcome_for_result(step(retries="junk"), result("error"), policy).retries == 5
+
+
+def test_step_outputs_never_overwrite_control_variables() -> None:
+    """Tried: a step (or a starter-supplied tdeOutputs) mapping an output onto tdeNeedsReview,
+    tdeStatus or correlationId, and a taskSpec in scope hijacking a drafted step."""
+    from das.engine.handlers import HandlerContext, handle_tde
+
+    def step(**variables: str) -> ExternalTask:
+        t = task()
+        t.variables.update(variables)
+        return t
+
+    for target in ("tdeNeedsReview", "tdeStatus", "correlationId", "taskSpec"):
+        out = handle_tde(step(taskType="classify", tdeInputs="{}", tdeOutputs=f'{{"label": "{target}"}}'),
+                         HandlerContext(model="test/auto"))
+        assert (out.kind, out.error_code) == ("bpmn_error", "DAS_INVALID_INPUT") and target in out.message
+    hijack = step(taskType="classify", tdeInputs='{"text": "t", "labels": "l"}', t="x", l=["a", "b"],
+                  taskSpec={"task_type": "summarize", "prompt": "say hi"})
+    spec = parse_task_spec(hijack, correlation_of(hijack))
+    assert spec.task_type == "classify" and spec.prompt != "say hi"
