@@ -32,7 +32,12 @@ def user_task(client, pid: str) -> dict | None:
     return tasks[0] if tasks else None
 
 
-def test_drafted_step_runs_served_by_das(engine, engine_client, run_worker, unique, das_home: Path, tmp_path: Path):
+@pytest.mark.parametrize("model", ["test/auto", pytest.param("local/smollm2", marks=pytest.mark.local_model)])
+def test_drafted_step_runs_served_by_das(engine, engine_client, run_worker, unique, das_home: Path, tmp_path: Path,
+                                         model: str):
+    """With the scripted model and with the embedded one (real inference, no network)."""
+    if model.startswith("local/") and not os.environ.get("DAS_REQUIRE_LOCAL_MODEL"):
+        pytest.importorskip("llama_cpp")
     key = f"triage_{unique}"
     env = {**os.environ, "DAS_HOME": str(das_home), "DAS_ENGINE_URL": engine.url}
     src = tmp_path / "triage.json"
@@ -54,11 +59,11 @@ def test_drafted_step_runs_served_by_das(engine, engine_client, run_worker, uniq
         live.stop()
     assert approved.status_code == 200 and approved.json()["status"] == "deployed", approved.text
 
-    run_worker("das-tde-probabilistic", model="test/auto")
+    run_worker("das-tde-probabilistic", model=model)
     correlation = f"c-{unique}"
     instance = engine_client.start_process(key, {"text": "I was charged twice for my invoice", "labels": LABELS,
                                                  "correlationId": correlation})
-    wait_for(lambda: user_task(engine_client, instance["id"]) is not None, 60, what="the TDE step completed")
+    wait_for(lambda: user_task(engine_client, instance["id"]) is not None, 240, what="the TDE step completed")
     task = user_task(engine_client, instance["id"])
     engine_client.request("POST", f"/task/{task['id']}/complete", json={"variables": {}})
     wait_for(lambda: engine_client.history_process_instances(processInstanceId=instance["id"])[0]["state"]
