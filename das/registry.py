@@ -26,6 +26,7 @@ class Executor(BaseModel):
     kind: Literal["probabilistic", "adapter"]
     topic: str | None = None  # adapters: default das-tde-<task_type>
     adapter: str | None = None  # adapters: the das.adapters entry point (default: the task type)
+    compensate: str | None = None  # the das.adapters entry point that undoes this type's side effects
 
 
 class TaskType(BaseModel):

@@ -178,6 +178,11 @@ class TdeLoop:
             stop_reason, message, status = "error", exc.message, "failed"
             retryable = isinstance(exc, TransientUpstreamError)
         self.usage.wall_s = round(time.monotonic() - started, 4)
+        if status == "failed" and stop_reason != "error" and self.store and self.spec.idempotency_key \
+                and self.store.done_effects(self.spec.idempotency_key):
+            # it stopped after a side effect happened: the process must undo it, not just fail
+            status = "compensate_required"
+            message = f"{message} (side effects happened before the stop: compensation required)"
         if stop_reason != "completed":
             self.trace.append(TraceStep(iteration=self.usage.iterations, phase="stop", evaluation=stop_reason,
                                         error=message))

@@ -9,7 +9,7 @@ import click
 from das.errors import InvalidInput, NegativeResult
 from das.output import emit, progress
 
-DEFAULT_TOPICS = ["das-tde-probabilistic", "das-peo-select", "das-nightly"]
+DEFAULT_TOPICS = ["das-tde-probabilistic", "das-peo-select", "das-nightly", "das-tde-compensate"]
 
 
 def _split_topics(values: tuple[str, ...]) -> list[str]:

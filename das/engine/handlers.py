@@ -17,6 +17,8 @@ The mapping follows DESIGN.md, "Engine contract":
                                                  the engine raises an incident
   ... unless the result is not ``retryable`` (a permanent provider error such as a bad key, or a
   side effect of unknown outcome): then 0 retries, an incident at once
+* a stop after a side effect happened (status compensate_required)
+                                              -> complete with tdeStatus, so the template compensates
 * a drafted step whose mapped inputs fail the registry input schema
                                               -> BPMN error ``DAS_INVALID_INPUT``
 * a task spec that cannot be run (InvalidInput) -> handleFailure with 0 retries: an incident at
@@ -168,6 +170,10 @@ def outcome_for_result(task: ExternalTask, result: TdeResult, policy: Policy) ->
     if result.stop_reason == "error":
         return failure_outcome(task, policy, f"TDE technical failure: {result.message or 'error'}",
                                _trace_tail(result), result=result, final=not result.retryable)
+    if result.status == "compensate_required":  # the process routes it to its compensation path
+        out = Outcome("complete", variables=variables, stop_reason=result.stop_reason)
+        _usage_into(out, result)
+        return out
     code = BPMN_ERROR_BY_STOP.get(result.stop_reason)
     if code:
         out = Outcome("bpmn_error", variables=variables, error_code=code,
@@ -352,11 +358,45 @@ def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     return out
 
 
+def handle_compensate(task: ExternalTask, ctx: HandlerContext) -> Outcome:
+    """``das-tde-compensate``: undo what a TDE did, with the compensating adapter its registry
+    entry names (``executor.compensate``), or fail loudly: an incident listing the effects a
+    person must undo, never a silent success."""
+    from das.adapters import adapters
+    from das.config import das_home
+    from das.registry import lookup
+    from das.store import open_store
+    from das.tools.base import ToolContext
+
+    result = task.variables.get("tdeResult") if isinstance(task.variables.get("tdeResult"), dict) else {}
+    spec = task.variables.get("taskSpec") if isinstance(task.variables.get("taskSpec"), dict) else {}
+    task_type = str(task.variables.get("taskType") or spec.get("task_type") or "")
+    key = str(result.get("idempotency_key") or "")
+    effects = open_store().done_effects(key) if key else []
+    listed = "; ".join(f"{e['tool']} ({e['call_key']})" for e in effects) or "none recorded"
+    entry = lookup(task_type) if task_type else None
+    name = entry.executor.compensate if entry else None
+    tool = adapters().get(name) if name else None
+    if tool is None:
+        return failure_outcome(task, None, f"no compensating adapter for task type {task_type or '(unknown)'}; "
+                               f"undo these side effects by hand, then resolve this incident: {listed}", None,
+                               final=True)
+    try:
+        tool.run(ToolContext(resolve_task_policy(TaskSpec(task_type=task_type, mode="deterministic"), ctx.policy_file),
+                             das_home() / "workspaces" / "compensate", key, correlation_of(task)),
+                 {"effects": [{"tool": e["tool"], "call_key": e["call_key"]} for e in effects], "tdeResult": result})
+    except Exception as exc:  # noqa: BLE001 - a failed compensation is an incident with its reason
+        return failure_outcome(task, None, f"compensation {name} failed: {type(exc).__name__}: {exc}; still to undo: "
+                               f"{listed}", None, final=True)
+    return Outcome("complete", variables={"tdeStatus": "compensated"}, stop_reason="completed")
+
+
 # topic -> handler
 HANDLERS: dict[str, TopicHandler] = {
     # all variables: a drafted step's tdeInputs name the process variables it reads
     TOPIC_TDE: TopicHandler(handle_tde, variables=None),
     TOPIC_PEO_SELECT: TopicHandler(handle_select, variables=["candidates", "context", "correlationId"]),
+    "das-tde-compensate": TopicHandler(handle_compensate, variables=None),
     TOPIC_NIGHTLY: TopicHandler(handle_nightly, variables=["since", "keys", "dryRun", "correlationId"]),
 }
 

@@ -117,6 +117,13 @@ class Store:
                                " AND state IN ('started', 'unknown') ORDER BY created_at", (len(prefix), prefix))
         return [r[0] for r in rows]
 
+    def done_effects(self, idempotency_key: str) -> list[dict[str, Any]]:
+        """Side effects of this task key that happened (what a compensation must undo)."""
+        prefix = f"{idempotency_key}:"
+        rows = self.db.execute("SELECT call_key, tool, result_json FROM tool_effects WHERE substr(call_key, 1, ?) = ?"
+                               " AND state = 'done' ORDER BY created_at", (len(prefix), prefix))
+        return [dict(r) for r in rows]
+
     def mark_effect_unknown(self, call_key: str, detail: str) -> None:
         """The call was sent but its outcome is unknown: never repeat it without an operator."""
         with self.transaction() as db:

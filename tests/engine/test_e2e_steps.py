@@ -147,3 +147,61 @@ def test_human_gate_stops_at_the_review_user_task(engine_client, run_worker, uni
     wait_for(lambda: engine_client.history_process_instances(processInstanceId=plain["id"])[0]["state"]
              == "COMPLETED", 60, what="the instance without a human gate completed")
     assert user_task(engine_client, plain["id"]) is None
+
+
+def test_template_routes_compensate_required_to_a_loud_compensation(engine, engine_client, run_worker, unique,
+                                                                    tmp_path: Path):
+    """A TDE that POSTed and then hit its iteration limit: the template's compensate branch runs
+    das-tde-compensate, which (no compensating adapter) raises an incident naming the effect."""
+    import threading
+
+    import yaml
+
+    from das.engine.handlers import HANDLERS
+    from das.engine.worker import Worker, WorkerConfig
+    from das.llm.testmodel import register_script
+
+    hits: list[str] = []
+
+    import http.server
+
+    class Effect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Effect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/pay"
+    ops = tmp_path / "ops.yaml"
+    ops.write_text(yaml.safe_dump({"allowed_endpoints": [url], "allowed_methods": ["POST"], "max_iterations": 2,
+                                   "allowed_tools": ["finish", "http_request"]}))
+    model = register_script(f"pay-loop-{unique}", [
+        {"tool_calls": [{"name": "http_request", "arguments": {"url": url, "method": "POST", "json": {"n": 1}}}]},
+        {"text": "still thinking"}])
+    template = (Path(__file__).resolve().parents[2] / "processes" / "tde_task_template.bpmn").read_text()
+    engine_client.deploy(f"template-comp-{unique}", {"tde_task_template.bpmn": template})
+    run_worker("das-tde-probabilistic", model=model, policy_file=str(ops))
+    client = engine.client()
+    comp = Worker(client, WorkerConfig(topics=["das-tde-compensate"], poll_ms=1000, grace_s=5),
+                  handlers={"das-tde-compensate": HANDLERS["das-tde-compensate"]})
+    thread = threading.Thread(target=comp.run, kwargs={"install_signals": False}, daemon=True)
+    thread.start()
+    try:
+        spec = {"task_type": f"payer_{unique}", "prompt": "Pay it.", "output_schema": {"type": "object"}}
+        pid = engine_client.start_process("tde_task_template", {"taskSpec": spec, "correlationId": f"p-{unique}"})["id"]
+        incidents = wait_for(lambda: engine_client.incidents(processInstanceId=pid), 90, what="the compensation incident")
+    finally:
+        comp.stop()
+        thread.join(timeout=30)
+        client.close()
+        server.shutdown()
+    assert hits == ["/pay"]
+    assert incidents[0]["activityId"] == "compensate_task"
+    assert "by hand" in incidents[0]["incidentMessage"] and "http_request" in incidents[0]["incidentMessage"]

@@ -176,3 +176,50 @@ def test_step_outputs_never_overwrite_control_variables() -> None:
                   taskSpec={"task_type": "summarize", "prompt": "say hi"})
     spec = parse_task_spec(hijack, correlation_of(hijack))
     assert spec.task_type == "classify" and spec.prompt != "say hi"
+
+
+def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fails_loudly(das_home, tmp_path):
+    """A loop that POSTed and then ran out of iterations: compensate_required (completed, so the
+    template routes to compensation); das-tde-compensate without an adapter is an incident that
+    lists the effect; with the entry's compensating adapter it completes."""
+    import yaml
+
+    from das.adapters import register_adapter
+    from das.agents.tde_loop import run_tde
+    from das.contracts import TaskSpec
+    from das.engine.handlers import HandlerContext, handle_compensate
+    from das.llm.testmodel import register_script
+    from das.tools import registry
+    from das.tools.base import Tool
+
+    registry.TOOLS["pay"] = Tool("pay", "pays", {"type": "object"}, lambda ctx, args: {"paid": True},
+                                 side_effecting=True)
+    try:
+        ops = tmp_path / "ops.yaml"
+        ops.write_text("allowed_tools: [finish, pay]\nmax_iterations: 2\n")
+        model = register_script("pay-then-loop", [{"tool_calls": [{"name": "pay", "arguments": {"n": 1}}]},
+                                                  {"text": "thinking"}])
+        res = run_tde(TaskSpec(task_type="payer", prompt="pay", idempotency_key="comp-1"), model=model,
+                      policy_file=str(ops))
+    finally:
+        del registry.TOOLS["pay"]
+    assert (res.status, res.stop_reason) == ("compensate_required", "max_iterations")
+    out = outcome_for_result(task(), res, Policy())
+    assert out.kind == "complete" and out.variables["tdeStatus"] == "compensate_required"
+
+    def comp_task() -> ExternalTask:
+        t = task()
+        t.variables.update(tdeResult=res.model_dump(mode="json"), taskType="payer")
+        return t
+
+    loud = handle_compensate(comp_task(), HandlerContext())
+    assert loud.kind == "failure" and loud.retries == 0 and "comp-1:" in loud.message and "by hand" in loud.message
+    undone = []
+    register_adapter("refund_for_tests", Tool("refund_for_tests", "refunds", {"type": "object"},
+                                              lambda ctx, args: undone.append(args["effects"]) or {"ok": True}))
+    (das_home / "tde").mkdir(parents=True, exist_ok=True)
+    (das_home / "tde" / "payer.yaml").write_text(yaml.safe_dump({
+        "task_type": "payer", "executor": {"kind": "probabilistic", "compensate": "refund_for_tests"}}))
+    done = handle_compensate(comp_task(), HandlerContext())
+    assert done.kind == "complete" and done.variables["tdeStatus"] == "compensated"
+    assert undone and undone[0][0]["tool"] == "pay"
