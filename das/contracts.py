@@ -66,6 +66,9 @@ class Policy(_Strict):
     human_gate: bool = False
     data_class: DataClass = "internal"
     max_output_tokens: int = Field(512, ge=16, le=32000, description="per model call")
+    retry_at: Literal["engine", "process"] = Field(
+        "engine", description="a transient failure: engine = handleFailure with retries (then an incident); "
+                              "process = complete with tdeStatus 'retry' so the process loops (the TDE template does)")
     allowed_methods: list[HttpMethod] = Field(default_factory=lambda: ["GET"],
                                               description="HTTP methods http_request may use")
     allowed_endpoints: list[str] = Field(

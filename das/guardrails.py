@@ -68,7 +68,7 @@ def data_class_rules(root: str | None = None) -> dict[str, Any]:
 
 LIST_KEYS = ("allowed_tools", "allowed_hosts", "allowed_methods", "allowed_endpoints")
 OPERATOR_ONLY = ("model_prices",)
-FREE_KEYS = ("retry_backoff_s",)
+FREE_KEYS = ("retry_backoff_s", "retry_at")
 
 
 def tighten(base: Policy, overrides: dict[str, Any], source: str, clamp: bool = False,

@@ -85,7 +85,7 @@ def _schema_problems(exc: ValidationError) -> list[str]:
     return out
 
 
-def check_xml(xml: str, key: str, known_task_types: set[str] | None = None) -> Candidate:
+def check_xml(xml: str, key: str, known_task_types: set[str] | dict[str, str] | None = None) -> Candidate:
     """Validate and simulate compiled XML; errors and stuck runs are the problems to fix."""
     from das.bpmn.simulate import simulate_xml
     from das.bpmn.validate import validate

@@ -50,7 +50,7 @@ def propose_xml(xml: bytes, *, author: Principal, key: str | None = None, base: 
     if base_version and base_xml is None:
         raise UsageError(f"no process {key}@{base_version} is known; see `das queue list`")
     text = to_string(defs)  # re-serialised as UTF-8 whatever the file's declared encoding
-    cand = check_xml(text, key, known_task_types=set(load_registry()))
+    cand = check_xml(text, key, known_task_types={n: e.executor.kind for n, e in load_registry().items()})
     if cand.problems:
         raise DraftFailed(f"{name} is not filed: {'; '.join(cand.problems[:5])}", cand.problems, [])
     diff = _full_diff(base_xml, text) if base_xml else {"text": f"new process {key} (no base version)", "added": "all"}

@@ -53,7 +53,8 @@ def validate_cmd(files: tuple[Path, ...], known: tuple[str, ...], fmt: str) -> N
     from das.bpmn.validate import validate_files
     from das.registry import load_registry
 
-    reports = validate_files(files, known=known, known_task_types=set(load_registry()))
+    executors = {name: entry.executor.kind for name, entry in load_registry().items()}
+    reports = validate_files(files, known=known, known_task_types=executors)
     emit(reports, fmt, _render_reports)
     bad = [r.file for r in reports if not r.valid]
     if bad:

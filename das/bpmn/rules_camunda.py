@@ -190,7 +190,9 @@ def _check_node(defs: m.Definitions, n: m.FlowNode, report: Report, known: set[s
                        "key; fix calledElement or include the target process")
 
 
-def check_governance(defs: m.Definitions, report: Report, known_task_types: set[str] | None = None) -> None:
+def check_governance(defs: m.Definitions, report: Report,
+                     known_task_types: set[str] | dict[str, str] | None = None) -> None:
+    """``known_task_types``: names, or name -> executor kind (then the step's mode is checked too)."""
     for proc in defs.processes.values():
         procos = is_procos(proc, defs)
         if not _in_scope(proc, defs):
@@ -201,7 +203,8 @@ def check_governance(defs: m.Definitions, report: Report, known_task_types: set[
             n = defs.nodes[nid]
             if peo:
                 _no_inline_logic(defs, n, report)
-            _check_task_type(n, report, known_task_types)
+            _check_task_type(n, report, set(known_task_types) if known_task_types is not None else None,
+                             known_task_types if isinstance(known_task_types, dict) else None)
             if is_tde_task(n):
                 has_error_boundary = any("error" in b.event_kinds() for b in defs.boundaries(n.id))
                 has_retry = _has_ext(n, "camunda:failedJobRetryTimeCycle") or _named(n, RETRY_NAMES) is not None
@@ -228,7 +231,8 @@ def check_governance(defs: m.Definitions, report: Report, known_task_types: set[
                                "plain JUEL on routing variables: write ${...}")
 
 
-def _check_task_type(n: m.FlowNode, report: Report, known: set[str] | None) -> None:
+def _check_task_type(n: m.FlowNode, report: Report, known: set[str] | None,
+                     known_executors: dict[str, str] | None = None) -> None:
     """A literal ``taskType`` becomes a registry file name and a topic: it must be an identifier,
     and a step the worker serves from the registry must name a task type the registry has."""
     value = _named(n, ("taskType",))
@@ -249,6 +253,22 @@ def _check_task_type(n: m.FlowNode, report: Report, known: set[str] | None) -> N
         report.add("governance.task-type-unknown", "error", n.id,
                    f"{n.type} {n.id}{_nm(n)} names task type {value!r}, which is not in the TDE registry "
                    f"({', '.join(sorted(known)) or 'empty'}); the worker could not run it (`das tde list`)")
+    elif known_executors:
+        _check_executor(n, value, known_executors.get(value), report)
+
+
+def _check_executor(n: m.FlowNode, task_type: str, kind: str | None, report: Report) -> None:
+    """A step's topic must be one an executor of its task type serves."""
+    topic = n.camunda("topic") or ""
+    if topic == "das-tde-probabilistic" and kind == "adapter":
+        report.add("governance.task-type-executor", "error", n.id,
+                   f"{n.type} {n.id}{_nm(n)} runs {task_type!r} probabilistically, but its registry executor is an "
+                   f"adapter: use mode deterministic (topic das-tde-{task_type})")
+    elif topic.startswith("das-tde-") and topic not in ("das-tde-probabilistic", "das-tde-compensate") \
+            and kind == "probabilistic":
+        report.add("governance.task-type-executor", "error", n.id,
+                   f"{n.type} {n.id}{_nm(n)} runs {task_type!r} deterministically on {topic}, but it has no adapter "
+                   "(its registry executor is the probabilistic loop): use mode probabilistic")
 
 
 def _no_inline_logic(defs: m.Definitions, n: m.FlowNode, report: Report) -> None:

@@ -79,7 +79,9 @@ def validate_model(defs: Definitions, known_processes: Iterable[str] | None = No
     check_references(defs, report)
     check_structure(defs, report)
     check_camunda(defs, report, known)
-    check_governance(defs, report, set(known_task_types) if known_task_types is not None else None)
+    if known_task_types is not None and not isinstance(known_task_types, dict):
+        known_task_types = set(known_task_types)
+    check_governance(defs, report, known_task_types)
     check_diagram(defs, report)
     return report
 

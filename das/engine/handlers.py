@@ -17,6 +17,8 @@ The mapping follows DESIGN.md, "Engine contract":
                                                  the engine raises an incident
   ... unless the result is not ``retryable`` (a permanent provider error such as a bad key, or a
   side effect of unknown outcome): then 0 retries, an incident at once
+* a transient failure under ``retry_at: process`` -> complete with tdeStatus ``retry`` (the
+                                                 template loops)
 * a stop after a side effect happened (status compensate_required)
                                               -> complete with tdeStatus, so the template compensates
 * a drafted step whose mapped inputs fail the registry input schema
@@ -167,6 +169,10 @@ def outcome_for_result(task: ExternalTask, result: TdeResult, policy: Policy) ->
     }
     if result.needs_review:  # policy human_gate: route to a user task (set only when it applies,
         variables["tdeNeedsReview"] = True  # so the common case writes one variable fewer)
+    if result.stop_reason == "error" and result.retryable and policy.retry_at == "process":
+        out = Outcome("complete", variables={**variables, "tdeStatus": "retry"}, stop_reason="error")
+        _usage_into(out, result)
+        return out
     if result.stop_reason == "error":
         return failure_outcome(task, policy, f"TDE technical failure: {result.message or 'error'}",
                                _trace_tail(result), result=result, final=not result.retryable)

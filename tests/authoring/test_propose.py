@@ -113,3 +113,14 @@ def test_propose_stores_utf8_whatever_the_file_declares(tmp_path: Path):
 
     artifact = Queue().get(json.loads(out.stdout)["proposal_id"]).artifact
     assert "Bestellprüfung" in artifact and "ISO-8859-1" not in artifact
+
+
+def test_validate_reports_a_step_whose_mode_has_no_executor(tmp_path: Path):
+    doc = {"key": "det_bad", "name": "det", "steps": [
+        {"type": "tde", "name": "Classify by rules", "task_type": "classify", "mode": "deterministic"},
+        {"type": "tde", "name": "Pick it", "task_type": "json_transform", "mode": "probabilistic"}]}
+    path = tmp_path / "det.bpmn"
+    path.write_text(compile_to_xml(doc))
+    out = das("bpmn", "validate", str(path), "--format", "json")
+    rules = [f["rule"] for f in json.loads(out.stdout)[0]["findings"] if f["severity"] == "error"]
+    assert out.returncode == 1 and rules == ["governance.task-type-executor"] * 2

@@ -205,3 +205,22 @@ def test_template_routes_compensate_required_to_a_loud_compensation(engine, engi
     assert hits == ["/pay"]
     assert incidents[0]["activityId"] == "compensate_task"
     assert "by hand" in incidents[0]["incidentMessage"] and "http_request" in incidents[0]["incidentMessage"]
+
+
+def test_template_retries_at_process_level_on_status_retry(engine_client, run_worker, unique, tmp_path: Path):
+    """retry_at: process turns a transient provider failure into tdeStatus 'retry', and the TDE
+    template's retry loop runs the task again (bounded), then ends."""
+    ops = tmp_path / "ops.yaml"
+    ops.write_text("retry_at: process\n")
+    template = (Path(__file__).resolve().parents[2] / "processes" / "tde_task_template.bpmn").read_text()
+    engine_client.deploy(f"template-retry-{unique}", {"tde_task_template.bpmn": template})
+    run_worker("das-tde-probabilistic", model="test/fail-transient", policy_file=str(ops))
+    spec = {"task_type": f"flaky_{unique}", "prompt": "Try.", "output_schema": {"type": "object"}}
+    pid = engine_client.start_process("tde_task_template", {"taskSpec": spec, "correlationId": f"r-{unique}"})["id"]
+    wait_for(lambda: engine_client.history_process_instances(processInstanceId=pid)[0]["state"] == "COMPLETED",
+             120, what="the retry loop ended")
+    runs = [a for a in engine_client.history_activity_instances(processInstanceId=pid)
+            if a["activityId"] == "probabilistic_tde"]
+    assert len(runs) >= 2
+    status = {v["name"]: v["value"] for v in engine_client.history_variables(processInstanceId=pid)}["tdeStatus"]
+    assert status == "retry"

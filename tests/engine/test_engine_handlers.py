@@ -223,3 +223,12 @@ def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fa
     done = handle_compensate(comp_task(), HandlerContext())
     assert done.kind == "complete" and done.variables["tdeStatus"] == "compensated"
     assert undone and undone[0][0]["tool"] == "pay"
+
+
+def test_a_transient_failure_under_retry_at_process_completes_with_status_retry() -> None:
+    transient = TdeResult(status="failed", stop_reason="error", message="provider down", retryable=True)
+    out = outcome_for_result(task(), transient, Policy(retry_at="process"))
+    assert out.kind == "complete" and out.variables["tdeStatus"] == "retry"
+    assert outcome_for_result(task(), transient, Policy()).kind == "failure"
+    permanent = transient.model_copy(update={"retryable": False})
+    assert outcome_for_result(task(), permanent, Policy(retry_at="process")).kind == "failure"
