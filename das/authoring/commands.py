@@ -33,7 +33,7 @@ def _queue():
 @click.argument("prompt")
 @click.option("--key", help="Process key for a new process (default: derived from the draft).")
 @click.option("--base", metavar="KEY@VERSION", help="Change an existing process: edits, not a rewrite.")
-@click.option("--model", help="litellm model string; default $DAS_MODEL or local/smollm2.")
+@click.option("--model", help="litellm model string; default $DAS_MODEL or local/qwen2.5-coder-1.5b.")
 @click.option("--max-repairs", default=3, show_default=True, type=click.IntRange(0, 10),
               help="Repair attempts after validation or simulation findings.")
 @FORMAT
@@ -236,7 +236,7 @@ def reject(proposal_id: str, comment: str, fmt: str) -> None:
 
 @click.command("eval")
 @click.argument("suite", type=click.Choice(["authoring"]))
-@click.option("--model", help="litellm model string; default $DAS_MODEL or local/smollm2.")
+@click.option("--model", help="litellm model string; default $DAS_MODEL or local/qwen2.5-coder-1.5b.")
 @click.option("--limit", type=int, help="Run only the first N cases.")
 @FORMAT
 def eval_cmd(suite: str, model: str | None, limit: int | None, fmt: str) -> None:

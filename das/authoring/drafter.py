@@ -161,7 +161,7 @@ def _summarise(base_xml: str, key: str) -> str:
 
 
 def _loop(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], check, max_repairs: int,
-          usage: Usage) -> tuple[Candidate, list[dict[str, Any]]]:
+          usage: Usage, schema_in_prompt: bool = True) -> tuple[Candidate, list[dict[str, Any]]]:
     policy = service_policy(AUTHOR_TASK_TYPE)
     attempts: list[dict[str, Any]] = []
     last: list[str] = []
@@ -169,7 +169,7 @@ def _loop(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], ch
         started = time.perf_counter()
         max_tokens = 700 if gateway.is_local(model) else 3000
         reply = gateway.complete(model, messages, policy=policy, response_schema=schema, max_tokens=max_tokens,
-                                 timeout_s=300)
+                                 timeout_s=300, schema_in_prompt=schema_in_prompt)
         usage.model_calls += 1
         usage.input_tokens += reply.input_tokens
         usage.output_tokens += reply.output_tokens
@@ -198,23 +198,58 @@ def _derive_key(prompt: str) -> str:
 
 
 def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
-                   usage: Usage | None = None) -> tuple[Candidate, list[dict[str, Any]]]:
+                   usage: Usage | None = None, labels: list[str] | None = None) -> tuple[Candidate, list[dict[str, Any]]]:
     """Draft and check a new process without filing it (evals use this directly).
 
-    Small local models get the compact schema; others get the full authoring form.
+    ``labels``: task names the user requires verbatim (also read from the prompt: "use these
+    task names: A; B"). Models without native structured output write the outline
+    (``das.authoring.outline``); grammar-constrained tiny models the compact schema; others the
+    full authoring form.
     """
+    from das.authoring import outline
     from das.authoring.compact_schema import compact_authoring_schema
     from das.bpmn.authoring import authoring_json_schema
 
-    if gateway.is_local(model):  # small model: compact schema, a worked example, no long context
+    labels = labels or outline.labels_in_prompt(prompt)
+    usage = usage or Usage()
+    mode = gateway.structured_mode(model)
+    if mode == "prompt":  # a small model without a grammar: it outlines, DAS builds the form
+        label_line = render("author_labels", labels="; ".join(labels)) if labels else ""
+        messages = [{"role": "system", "content": render("author_outline_system")},
+                    {"role": "user", "content": render("author_outline", prompt=prompt, labels=label_line)}]
+
+        def check_outline(data: Any) -> Candidate:
+            try:
+                doc, label_problems = outline.to_authoring(data, key, labels)
+            except ValueError as exc:
+                return Candidate(problems=[str(exc)])
+            cand = _check_new(doc, key)
+            cand.problems = label_problems + cand.problems
+            return cand
+
+        return _loop(model, messages, outline.OUTLINE_SCHEMA, check_outline, max_repairs, usage,
+                     schema_in_prompt=False)
+    if gateway.is_local(model):  # tiny model under a grammar: compact schema, a worked example
         schema = compact_authoring_schema()
         user = render("author_new_compact", prompt=prompt, key=key, similar=similar_names(prompt))
     else:
         schema = authoring_json_schema()
         user = render("author_new", prompt=prompt, key=key, task_types=task_type_lines(),
                       similar=similar_context(prompt))
+        if labels:
+            user += "\n" + render("author_labels", labels="; ".join(labels))
     messages = [{"role": "system", "content": render("author_system")}, {"role": "user", "content": user}]
-    return _loop(model, messages, schema, lambda d: _check_new(d, key), max_repairs, usage or Usage())
+
+    def check_doc(data: Any) -> Candidate:
+        cand = _check_new(data, key)
+        if labels and cand.payload:
+            missing = outline.missing_labels(cand.payload, labels)
+            if missing:
+                cand.problems.insert(0, "use every given task name verbatim as a task; missing: "
+                                     + "; ".join(f'"{m}"' for m in missing))
+        return cand
+
+    return _loop(model, messages, schema, check_doc, max_repairs, usage)
 
 
 def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = None,

@@ -70,8 +70,12 @@ def load_mocks(path: str | Path | None) -> dict[str, Any]:
 
 
 def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[str, Any] | str | Path | None = None,
-                  max_steps: int = DEFAULT_MAX_STEPS, time_limit_s: float = 20.0) -> dict[str, Any]:
-    """Run ``runs`` seeded simulations of the process in ``path``; never raises on bad BPMN."""
+                  max_steps: int = DEFAULT_MAX_STEPS, time_limit_s: float = 20.0,
+                  record_traces: bool = False) -> dict[str, Any]:
+    """Run ``runs`` seeded simulations of the process in ``path``; never raises on bad BPMN.
+
+    ``record_traces`` adds ``"traces"``: per run (in run order, stuck runs too) the names of
+    the activities the driver finished, in order (see ``_Run.trace``)."""
     result: dict[str, Any] = {"file": str(path), "runs": runs, "completed": 0, "stuck": [], "coverage": 0.0,
                               "unreached": [], "ends": {}, "unsupported": []}
     mock_map = mocks if isinstance(mocks, dict) else load_mocks(mocks)
@@ -82,6 +86,8 @@ def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[s
         result["unsupported"].append({"construct": "unparseable", "element": _one_line(exc)})
         return result
     result["unsupported"] = prep.unsupported
+    if record_traces:
+        result["traces"] = []
     if prep.spec is None:
         result["runs"] = 0
         result["unreached"] = sorted(prep.flow_nodes)
@@ -101,6 +107,8 @@ def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[s
             if problem not in problems:
                 problems.append(problem)
         reached |= sim.reached
+        if record_traces:
+            result["traces"].append(list(sim.trace))
         for e in sim.ends:
             ends[e] += 1
         if outcome is None:
@@ -152,6 +160,9 @@ class _Run:
         self.ends: list[str] = []
         self.calls: Counter[str] = Counter()
         self.input_problems: list[dict[str, Any]] = []
+        # activities (task-like elements, by name, else id) in the order the driver finished them:
+        # completed, or ended by a mocked error / timeout that a boundary event caught
+        self.trace: list[str] = []
 
     def execute(self) -> tuple[str, str | None] | None:
         from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -286,6 +297,7 @@ class _Run:
     def _complete(self, wf: Any, task: Any) -> None:
         outcome = self._outcome(task)
         bid = task.task_spec.bpmn_id
+        self.trace.append(getattr(task.task_spec, "bpmn_name", None) or bid)
         if "error" in outcome:
             if self._throw(wf, task, "error", str(outcome["error"])):
                 return

@@ -25,9 +25,11 @@ from typing import Any
 from das.contracts import Policy
 from das.errors import PolicyDenied, TransientUpstreamError, UpstreamError
 from das.guardrails import check_model_allowed, redactor
+from das.llm import structured
 from das.llm.providers import OFFLINE_PROVIDERS, ensure_registered
 
 LOCAL_PROVIDERS = (*OFFLINE_PROVIDERS, "ollama", "ollama_chat")
+JSON_REPAIRS = 1  # schema-in-prompt mode: extra calls to fix a reply that does not validate
 _allow_override: bool | None = None
 
 
@@ -171,6 +173,9 @@ def complete(
     timeout_s: float = 120.0,
     retries: int = 2,
     backoff_s: float = 0.5,
+    temperature: float | None = None,
+    seed: int | None = None,
+    schema_in_prompt: bool = True,
 ) -> ModelReply:
     """One model call through litellm under ``policy``, with backoff on transient errors only."""
     check_call_allowed(policy, model)
@@ -185,15 +190,47 @@ def complete(
     litellm = ensure_registered()
     kwargs: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens,
                               "timeout": timeout_s, "num_retries": 0}
+    if temperature is not None:
+        kwargs["temperature"] = temperature
+    if seed is not None:
+        kwargs["seed"] = seed
     if tools:
         kwargs["tools"] = tools
         kwargs["_skip_mcp_handler"] = True  # litellm imports its optional MCP stack otherwise
-    if response_schema is not None:
-        if is_local(model):  # llama.cpp's grammar-constrained JSON mode
-            kwargs["response_format"] = {"type": "json_object", "schema": response_schema}
-        else:  # OpenAI-style structured output; litellm translates for other providers
-            kwargs["response_format"] = {"type": "json_schema",
-                                         "json_schema": {"name": "output", "schema": response_schema, "strict": False}}
+    mode = structured_mode(model) if response_schema is not None else "none"
+    if mode == "grammar":  # llama.cpp's grammar-constrained JSON mode (and the test model)
+        kwargs["response_format"] = {"type": "json_object", "schema": response_schema}
+    elif mode == "json_schema":  # OpenAI-style structured output; litellm translates for other providers
+        kwargs["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"name": "output", "schema": response_schema, "strict": False}}
+    elif mode == "prompt":
+        assert response_schema is not None
+        if schema_in_prompt:  # False: the caller's prompt already describes the form
+            kwargs["messages"] = structured.with_schema_hint(messages, response_schema)
+    reply = _call(litellm, kwargs, model, retries, backoff_s)
+    if mode == "prompt":
+        assert response_schema is not None
+        reply = _parse_and_repair(litellm, kwargs, model, reply, response_schema, retries, backoff_s)
+    declared = policy.model_prices.get(model)
+    if declared is not None:  # the operator's price wins over litellm's guess
+        reply.cost_usd = (reply.input_tokens * declared.input_per_mtok
+                          + reply.output_tokens * declared.output_per_mtok) / 1e6
+    return reply
+
+
+def structured_mode(model: str) -> str:
+    """How a JSON Schema reaches the model: ``grammar``, ``json_schema`` or ``prompt``."""
+    provider = provider_of(model)
+    if provider == "test":
+        return "grammar"
+    if provider == "local":
+        from das.llm.localmodel import uses_grammar
+
+        return "grammar" if uses_grammar(model.split("/", 1)[1]) else "prompt"
+    return "json_schema"
+
+
+def _call(litellm: Any, kwargs: dict[str, Any], model: str, retries: int, backoff_s: float) -> ModelReply:
     attempt = 0
     while True:
         started = time.perf_counter()
@@ -211,11 +248,37 @@ def complete(
                 ) from exc
             time.sleep(backoff_s * (2**attempt))
             attempt += 1
-    reply = _to_reply(litellm, response, model, (time.perf_counter() - started) * 1000)
-    declared = policy.model_prices.get(model)
-    if declared is not None:  # the operator's price wins over litellm's guess
-        reply.cost_usd = (reply.input_tokens * declared.input_per_mtok
-                          + reply.output_tokens * declared.output_per_mtok) / 1e6
+    return _to_reply(litellm, response, model, (time.perf_counter() - started) * 1000)
+
+
+def _parse_and_repair(litellm: Any, kwargs: dict[str, Any], model: str, reply: ModelReply,
+                      schema: dict[str, Any], retries: int, backoff_s: float) -> ModelReply:
+    """Schema-in-prompt mode: cut out the JSON, validate it, send reasons back (bounded).
+
+    The returned reply's text is the clean JSON when it validates; otherwise the last raw text,
+    so the caller's own feedback loop sees what the model wrote. Usage covers every attempt.
+    """
+    messages = list(kwargs["messages"])
+    total_in, total_out, total_cost, total_ms = 0, 0, 0.0, 0.0
+    for attempt in range(JSON_REPAIRS + 1):
+        total_in += reply.input_tokens
+        total_out += reply.output_tokens
+        total_cost += reply.cost_usd
+        total_ms += reply.latency_ms
+        try:
+            value = structured.extract_json(reply.text)
+            reasons = structured.problems(value, schema)
+        except ValueError as exc:
+            value, reasons = None, [str(exc)]
+        if not reasons:
+            reply.text = json.dumps(value, ensure_ascii=False)
+            reply.raw_message = {**reply.raw_message, "content": reply.text}
+            break
+        if attempt == JSON_REPAIRS:
+            break
+        messages += [{"role": "assistant", "content": reply.text or ""}, structured.repair_message(reasons)]
+        reply = _call(litellm, {**kwargs, "messages": messages}, model, retries, backoff_s)
+    reply.input_tokens, reply.output_tokens, reply.cost_usd, reply.latency_ms = total_in, total_out, total_cost, total_ms
     return reply
 
 

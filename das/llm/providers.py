@@ -79,7 +79,11 @@ def _build_handler():  # imported lazily: litellm is slow to import
             fmt = optional_params.get("response_format") or {}
             schema = fmt.get("schema") if isinstance(fmt, dict) else None
             try:
-                reply = localmodel.generate(name, messages, schema, int(optional_params.get("max_tokens") or 256))
+                temperature = optional_params.get("temperature")
+                seed = optional_params.get("seed")
+                reply = localmodel.generate(name, messages, schema, int(optional_params.get("max_tokens") or 256),
+                                            temperature=float(temperature) if temperature is not None else 0.0,
+                                            seed=int(seed) if seed is not None else None)
             except (ValueError, RuntimeError) as exc:  # bad grammar or context overflow: not transient
                 raise litellm.exceptions.BadRequestError(
                     message=f"local model {name}: {str(exc).splitlines()[0][:300]}", llm_provider="local",
