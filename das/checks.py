@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 _PLACEHOLDER = re.compile(
     r"^\s*(|\.{2,}|…|-+|_+|\?+|n/?a|none|null|todo|tbd|xxx+|string|text|value|example|placeholder|lorem ipsum.*"
     r"|<[^<>]{0,40}>|\[[^\[\]]{0,40}\]|\{[^{}]{0,40}\}|(step|item|output|answer)\s*\d*)\s*$", re.I)
-_SURE_PLACEHOLDER = re.compile(r"^\s*(\.{2,}|…|todo|tbd|xxx+|string|lorem ipsum.*|<[^<>]{0,40}>)\s*$", re.I)
+_SURE_PLACEHOLDER = re.compile(r"^\s*(\.{2,}|…|todo|tbd|string|lorem ipsum.*|<[^<>]{0,40}>)\s*$", re.I)
 _JSON_DEBRIS = re.compile(r"[\[{]\s*[\"{\[]|[\"']\s*:\s*[\[{]|\b(finish|outputs|arguments)\s*[.:]\s*[\[{\"]")
 
 

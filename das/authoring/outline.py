@@ -48,9 +48,9 @@ OUTLINE_SCHEMA: dict[str, Any] = {
 _STOP = {"a", "an", "the", "is", "are", "was", "be", "been", "of", "to", "for", "if", "it", "its", "has", "have",
          "by", "on", "in", "at", "and", "or", "not", "no"}
 _NEGATIVE = re.compile(r"\b(not|no|rejected|declined|denied|fails?|failed|invalid|missing|negative)\b", re.I)
-_OPS = [(r">=|≥|at least", ">="), (r"<=|≤|at most", "<="), (r"!=|≠|is not|isn't", "!="),
-        (r">|above|over|more than|greater than|exceeds?|higher than", ">"),
-        (r"<|below|under|less than|lower than", "<"), (r"==|=|equals?|is", "==")]
+_OPS = [(r">=|≥|\bat least\b", ">="), (r"<=|≤|\bat most\b", "<="), (r"!=|≠|\bis not\b|\bisn't\b", "!="),
+        (r">|\b(?:is )?(?:above|over|more than|greater than|exceeds?|higher than)\b", ">"),
+        (r"<|\b(?:is )?(?:below|under|less than|lower than)\b", "<"), (r"==|=|\bequals?\b|\bis\b", "==")]
 _DURATION = re.compile(r"^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+S)?)?$")
 _TIME_WORDS = re.compile(r"(\d+)\s*(minute|min|hour|h|day|d|week|business day|working day)s?\b", re.I)
 

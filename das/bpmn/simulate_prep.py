@@ -168,7 +168,7 @@ def _rewrite(prep: Prepared, root: etree._Element, main: etree._Element) -> None
         for v in vals:
             if v not in uniq:
                 uniq.append(v)
-        prep.condition_values[var] = uniq + [_other(uniq)]
+        prep.condition_values[var] = uniq + _others(uniq)
 
 
 def _conditional_event(prep: Prepared, el: etree._Element, ced: etree._Element, tag: str) -> None:
@@ -224,15 +224,20 @@ def _gateway_defaults(prep: Prepared, main: etree._Element, gw: etree._Element) 
             gw.set("default", last.get("id", ""))
 
 
-def _other(vals: list[Any]) -> Any:
+def _others(vals: list[Any]) -> list[Any]:
+    """Values that take the other side of every comparison: above the largest compared number
+    and below the smallest (``score < 600`` must be reachable too), the negated boolean."""
     if not vals:
-        return True
+        return [True]
     first = vals[0]
     if isinstance(first, bool):
-        return not first
-    if isinstance(first, int | float):
-        return max(v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)) + 1
-    return "other"
+        return [not first]
+    numbers = [v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)]
+    if numbers:
+        low = min(numbers)
+        below = low - 1 if isinstance(low, int) or abs(low) >= 1 else low / 2 if low > 0 else low - 1
+        return [max(numbers) + 1, below]
+    return ["other"]
 
 
 def _set_timer(ted: etree._Element, value: str) -> None:

@@ -187,6 +187,10 @@ def complete(
             f"network model requests are off (DAS_ALLOW_MODEL_REQUESTS=0); refused to call {model}",
             rule="model_requests",
         )
+    if provider_of(model) == "local":  # the weights are checked (size, sha256) before they load
+        from das.llm.localmodel import gguf_path
+
+        gguf_path(model.split("/", 1)[1])
     litellm = ensure_registered()
     kwargs: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens,
                               "timeout": timeout_s, "num_retries": 0}
@@ -221,8 +225,11 @@ def complete(
 def structured_mode(model: str) -> str:
     """How a JSON Schema reaches the model: ``grammar``, ``json_schema`` or ``prompt``."""
     provider = provider_of(model)
-    if provider == "test":
-        return "grammar"
+    if provider == "test":  # a script may play a model without structured output
+        from das.llm.testmodel import load_script
+
+        mode = load_script(model.split("/", 1)[1]).get("structured", "grammar")
+        return mode if mode in ("grammar", "prompt") else "grammar"
     if provider == "local":
         from das.llm.localmodel import uses_grammar
 

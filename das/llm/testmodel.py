@@ -17,7 +17,9 @@ A step may contain:
   ``cost_usd``    the cost this call reports
 
 A script may set ``"native_tools": false`` to play a model without native tool calling, so
-the loop's JSON-action fallback is exercised through the same provider path.
+the loop's JSON-action fallback is exercised through the same provider path, and
+``"structured": "prompt"`` to play a model without structured output (the gateway puts the
+schema in the prompt, parses and validates the text, and asks again when it does not fit).
 
 Scripts are found, in order: registered in-process with ``register_script``; a JSON file
 ``<name>.json`` in ``$DAS_TEST_SCRIPTS`` or ``$DAS_HOME/test_scripts``; the built-ins below.

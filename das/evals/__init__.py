@@ -1,0 +1,1 @@
+"""Evaluation suites that measure whether DAS loops give right answers, not only valid ones."""
