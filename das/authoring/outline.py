@@ -23,9 +23,9 @@ from das.bpmn.authoring import MAX_BRANCHES, MAX_STEPS
 MAX_DEPTH = 3
 _TASK = {"type": "object", "properties": {
     "task": {"type": "string", "minLength": 3, "maxLength": 80},
-    "by": {"enum": ["person", "ai", "system"]},
-    "role": {"type": "string", "maxLength": 40}},
-    "required": ["task", "by"]}
+    "by": {"type": "string", "maxLength": 60},  # person | ai | system; anything else is a role
+    "role": {"type": "string", "maxLength": 60}},
+    "required": ["task"]}
 _STEPS = {"type": "array", "items": {"$ref": "#/$defs/step"}, "maxItems": MAX_STEPS}
 OUTLINE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -121,6 +121,25 @@ def _duration(text: str) -> str | None:
     return f"P{n}D"
 
 
+_AI = {"ai", "llm", "model", "assistant", "bot", "agent ai"}
+_SYSTEM = {"system", "it", "it system", "service", "software", "application", "app", "automation", "erp", "crm"}
+_PERSON = {"person", "human", "user", "people", "staff", "employee"}
+
+
+def _who(by: Any, role: Any) -> tuple[str, str | None]:
+    """Normalise ``by``: a small model often writes the role there ("finance manager")."""
+    kind = str(by or "").strip().lower()
+    role_text = clean_label(role) if isinstance(role, str) and role.strip() and role.strip().lower() not in (
+        _AI | _SYSTEM | _PERSON) else None
+    if kind in _AI:
+        return "ai", None
+    if kind in _SYSTEM or not kind:
+        return ("person", role_text) if (not kind and role_text) else ("system", None)
+    if kind in _PERSON:
+        return "person", role_text
+    return "person", role_text or clean_label(kind)
+
+
 class _Converter:
     def __init__(self, labels: list[str] | None) -> None:
         self.labels = labels or []
@@ -133,8 +152,7 @@ class _Converter:
 
     def task(self, step: dict[str, Any], top: bool) -> dict[str, Any]:
         name = clean_label(step.get("task") or "")
-        by = step.get("by") if step.get("by") in ("person", "ai", "system") else "system"
-        role = clean_label(step["role"]) if isinstance(step.get("role"), str) and step["role"].strip() else None
+        by, role = _who(step.get("by"), step.get("role"))
         out: dict[str, Any]
         if by == "person":
             out = {"type": "user", "name": name}
