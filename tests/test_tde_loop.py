@@ -121,7 +121,7 @@ def test_unknown_tool_goes_back_to_the_model(tmp_path):
     model = register_script("unknown-tool", [{"tool_calls": [{"name": "teleport", "arguments": {}}]}, finish()])
     result = run_tde(spec(), model=model, policy_file=str(policy))
     assert result.status == "succeeded"
-    assert any("unknown tool 'teleport'" in (s.error or "") for s in result.trace)
+    assert any("there is no tool 'teleport'" in (s.error or "") for s in result.trace)
 
 
 def test_a_tool_that_raises_is_reported_to_the_model_not_a_crash(tmp_path, monkeypatch):

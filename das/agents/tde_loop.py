@@ -41,7 +41,7 @@ from das.secrets import scrub
 from das.store import Store, open_store
 from das.tools.base import Tool, ToolContext, digest
 from das.tools.effects import EffectBlocked, run_once
-from das.tools.registry import allowed
+from das.tools.registry import TOOLS, allowed
 
 MAX_REPAIRS = 3  # invalid model outputs in a row before stopping with invalid_output
 HTTP_TIMEOUT_S = 10.0  # a tool's HTTP call also ends by the task's own deadline
@@ -145,7 +145,8 @@ class TdeLoop:
     def _initial_messages(self) -> list[dict[str, Any]]:
         system = render("tde_system")
         if not self.native:
-            lines = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values()) or "- (none)"
+            lines = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values()) or \
+                "- none: read the inputs yourself and answer with finish"
             system += "\n" + render("tde_json_actions", tools=lines)
         user = render("tde_task", task_type=self.spec.task_type, prompt=self.spec.prompt or "",
                       inputs=json.dumps(self.spec.inputs, default=str, ensure_ascii=False)[:20000],
@@ -203,7 +204,7 @@ class TdeLoop:
         try:
             reply = call_with_deadline(
                 lambda: gateway.complete(self.model, self.messages, policy=self.policy, tools=tools,
-                                         response_schema=schema,
+                                         response_schema=schema, schema_in_prompt=False,
                                          max_tokens=max_out, timeout_s=max(remaining_s, 0.1),
                                          retries=0 if remaining_s < 5 else 2),
                 remaining_s, grace_s=LATE_GRACE_S, on_late=self._record_late,
@@ -275,6 +276,10 @@ class TdeLoop:
             self._finish(n, arguments, call_id)
             return
         try:
+            if name not in self.tools and name not in TOOLS:  # invented: say what exists, not "policy"
+                raise ModelRetry(f"there is no tool {name!r}; available: {', '.join([*self.tools, 'finish'])}. "
+                                 + ("Read the inputs yourself and call finish with the outputs."
+                                    if not self.tools else ""))
             self.limits.check_tool_allowed(name)
             if name not in self.tools:
                 raise ModelRetry(f"unknown tool {name!r}; available: {', '.join([*self.tools, 'finish'])}")

@@ -310,6 +310,5 @@ def test_limit_picks_the_first_cases_in_file_order() -> None:
     report = run_tde_eval(model=model, limit=3)
     assert [r.id for r in report.cases] == [c.id for c in CASES[:3]]
     assert {r.kind for r in report.cases} == {"classification", "extraction", "planning"}
-    # the smallest schema-valid answers ("x", the first label) are valid, yet mostly not right
-    assert report.summary.succeeded_rate == 1.0
+    # the smallest schema-valid answers ("x", 0, ["x"]) are never right for extraction or planning
     assert not any(r.right for r in report.cases[1:])
