@@ -9,7 +9,6 @@ nothing is filed and ``DraftFailed`` says why, with the last findings.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -69,12 +68,10 @@ class Candidate:
 
 
 def _json_from(text: str | None) -> Any:
-    body = (text or "").strip()
-    body = re.sub(r"^```(?:json)?\s*|\s*```$", "", body)
-    try:
-        return json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
+    """The JSON in a reply (fences, prose, comments and trailing commas tolerated)."""
+    from das.llm.structured import extract_json
+
+    return extract_json(text)
 
 
 def _schema_problems(exc: ValidationError) -> list[str]:

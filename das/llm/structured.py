@@ -48,7 +48,7 @@ def extract_json(text: str | None) -> Any:
         if 0 <= start < end:
             candidates.append(body[start:end + 1])
     error: json.JSONDecodeError | None = None
-    for candidate in candidates:
+    for candidate in candidates + [_relaxed(c) for c in candidates]:
         try:
             return json.loads(candidate)
         except json.JSONDecodeError as exc:
@@ -57,6 +57,16 @@ def extract_json(text: str | None) -> Any:
             raise ValueError("the reply is nested too deeply") from None
     assert error is not None
     raise ValueError(f"the reply is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})")
+
+
+_LINE_COMMENT = re.compile(r'("(?:[^"\\\n]|\\.)*")|//[^\n]*|#[^\n]*')
+_TRAILING_COMMA = re.compile(r'("(?:[^"\\\n]|\\.)*")|,(\s*[}\]])')
+
+
+def _relaxed(text: str) -> str:
+    """What small models get wrong most: comments and trailing commas (strings left alone)."""
+    text = _LINE_COMMENT.sub(lambda m: m.group(1) or "", text)
+    return _TRAILING_COMMA.sub(lambda m: m.group(1) or m.group(2), text)
 
 
 @lru_cache(maxsize=64)
