@@ -144,9 +144,11 @@ class TdeLoop:
 
     def _initial_messages(self) -> list[dict[str, Any]]:
         system = render("tde_system")
-        if not self.native:
-            lines = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values()) or \
-                "- none: read the inputs yourself and answer with finish"
+        if not self.native and not self.tools:  # only finish: show the shape of the answer
+            system += "\n" + render("tde_json_finish", skeleton=json.dumps(skeleton(self.output_schema),
+                                                                            ensure_ascii=False))
+        elif not self.native:
+            lines = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
             system += "\n" + render("tde_json_actions", tools=lines)
         user = render("tde_task", task_type=self.spec.task_type, prompt=self.spec.prompt or "",
                       inputs=json.dumps(self.spec.inputs, default=str, ensure_ascii=False)[:20000],
@@ -264,7 +266,10 @@ class TdeLoop:
             self._invalid(n, f"reply is not a valid JSON action: {str(exc)[:200]}")
             return None
         args = data.get("arguments")
-        return str(data["tool"]), args if isinstance(args, dict) else None, \
+        tool = str(data["tool"])
+        if not self.tools and tool != "finish" and tool not in TOOLS and isinstance(args, dict) and "outputs" in args:
+            tool = "finish"  # finish is the only tool: an answer under another name is still the answer
+        return tool, args if isinstance(args, dict) else None, \
             None if isinstance(args, dict) else "arguments must be a JSON object", None
 
     def _act(self, n: int, name: str, arguments: dict[str, Any] | None, error: str | None, call_id: str | None) -> None:
@@ -369,6 +374,24 @@ def _output_schema(spec: TaskSpec) -> tuple[dict[str, Any], dict[str, Any] | Non
     if entry:
         return _with_choices(entry.output_schema, entry.output_choices, spec.inputs), entry.policy
     return DEFAULT_OUTPUT_SCHEMA, None
+
+
+def skeleton(schema: Any, depth: int = 0) -> Any:
+    """The shape of a valid answer with typed placeholders, for models without a grammar."""
+    if not isinstance(schema, dict) or depth > 4:
+        return "..."
+    if "enum" in schema and isinstance(schema["enum"], list):
+        return " | ".join(str(v) for v in schema["enum"][:8])
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {k: skeleton(v, depth + 1) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [skeleton(schema.get("items", {}), depth + 1)]
+    if kind in ("integer", "number"):
+        return f"<{kind}>"
+    if kind == "boolean":
+        return "<true|false>"
+    return f"<{schema.get('format', 'text')}>"
 
 
 def _checks(spec: TaskSpec) -> list[OutputCheck]:
