@@ -229,6 +229,16 @@ def snap_labels(names: list[str], labels: list[str]) -> dict[str, str]:
             used_n.add(i)
             used_l.add(j)
             mapping[names[i]] = labels[j]
+    # the rest, in order: a user who names the tasks means these names, so each given label
+    # goes to the unlabelled task that shares most words with it (else the next one in order)
+    for j, label in enumerate(labels):
+        free = [i for i in range(len(names)) if i not in used_n]
+        if j in used_l or not free:
+            continue
+        best = max(free, key=lambda i: (jaccard(tokens(names[i]), tokens(label)), -i))
+        used_n.add(best)
+        used_l.add(j)
+        mapping[names[best]] = label
     return mapping
 
 

@@ -62,6 +62,14 @@ def test_an_outline_without_tasks_is_a_problem_for_the_model(bad):
         outline.to_authoring(bad, "k")
 
 
+def test_every_given_label_lands_on_a_task_when_there_are_enough_tasks():
+    labels = ["Receive purchase request", "Approve purchase request", "Order goods"]
+    doc, problems = outline.to_authoring({"name": "P", "steps": [
+        {"task": "Get the request", "by": "system"}, {"task": "Approve request", "by": "person"},
+        {"task": "Buy the items", "by": "system"}]}, "p", labels)
+    assert [s["name"] for s in doc["steps"]] == labels and problems == []
+
+
 def test_given_labels_are_used_verbatim_and_missing_ones_reported():
     labels = ["Receive purchase request", "Approve purchase request", "Order goods"]
     doc, problems = outline.to_authoring({"name": "P", "steps": [
