@@ -18,9 +18,8 @@ def _available() -> bool:
     try:
         import llama_cpp  # noqa: F401
 
-        from das.llm.localmodel import gguf_path
-
         from das.config import DEFAULT_MODEL
+        from das.llm.localmodel import gguf_path
 
         return gguf_path("smollm2").is_file() and gguf_path(DEFAULT_MODEL.split("/", 1)[1]).is_file()
     except Exception:
