@@ -63,12 +63,22 @@ def test_schema_valid_junk_never_counts_as_succeeded():
     assert result.outputs == {}
 
 
-def test_a_registry_entry_checks_apply_to_specs_of_its_type():
-    summary = {"summary": "Lorem ipsum dolor sit", "keywords": ["x1"]}
-    model = register_script("summary-junk", [{"tool_calls": [{"name": "finish", "arguments": {"outputs": summary}}]}])
-    result = run_tde(TaskSpec(task_type="summarize", prompt="Summarise", inputs={"text": "The invoice is late."}),
+def test_a_registry_entry_checks_apply_to_specs_of_its_type(das_home):
+    (das_home / "tde").mkdir(parents=True, exist_ok=True)
+    (das_home / "tde" / "brief.yaml").write_text(
+        "task_type: brief\nexecutor: {kind: probabilistic}\n"
+        "output_schema: {type: object, properties: {summary: {type: string}}, required: [summary]}\n"
+        "checks:\n  - {path: summary, rule: min_words, n: 4}\n  - {path: summary, rule: mentions_input, input: text}\n")
+    junk = {"summary": "Lorem ipsum dolor sit"}
+    model = register_script("summary-junk", [{"tool_calls": [{"name": "finish", "arguments": {"outputs": junk}}]}])
+    result = run_tde(TaskSpec(task_type="brief", prompt="Summarise", inputs={"text": "The invoice is late."}),
                      model=model)
     assert result.status == "failed" and result.stop_reason == "invalid_output"
+    good = {"summary": "The supplier invoice is late"}
+    model = register_script("summary-good", [{"tool_calls": [{"name": "finish", "arguments": {"outputs": good}}]}])
+    result = run_tde(TaskSpec(task_type="brief", prompt="Summarise", inputs={"text": "The invoice is late."}),
+                     model=model)
+    assert result.status == "succeeded"
 
 
 def test_a_spec_with_a_malformed_check_is_invalid_input():
