@@ -149,7 +149,8 @@ class TdeLoop:
                                                                             ensure_ascii=False))
         elif not self.native:
             lines = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
-            system += "\n" + render("tde_json_actions", tools=lines)
+            system += "\n" + render("tde_json_actions", tools=lines, skeleton=json.dumps(
+                skeleton(self.output_schema), ensure_ascii=False))
         user = render("tde_task", task_type=self.spec.task_type, prompt=self.spec.prompt or "",
                       inputs=json.dumps(self.spec.inputs, default=str, ensure_ascii=False)[:20000],
                       output_schema=json.dumps(self.output_schema))
@@ -267,8 +268,9 @@ class TdeLoop:
             return None
         args = data.get("arguments")
         tool = str(data["tool"])
-        if not self.tools and tool != "finish" and tool not in TOOLS and isinstance(args, dict) and "outputs" in args:
-            tool = "finish"  # finish is the only tool: an answer under another name is still the answer
+        if tool != "finish" and tool not in TOOLS and tool not in self.tools and isinstance(args, dict) \
+                and "outputs" in args:
+            tool = "finish"  # no such tool, but an answer: read it as finish (always allowed, still checked)
         return tool, args if isinstance(args, dict) else None, \
             None if isinstance(args, dict) else "arguments must be a JSON object", None
 

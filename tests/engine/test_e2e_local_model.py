@@ -52,7 +52,7 @@ def test_peo_example_completes_with_the_embedded_model(engine, engine_client, un
     assert found, "tdeResult is in history"
     value = found[0]["value"]
     result = json.loads(value) if isinstance(value, str) else value
-    assert result["status"] == "succeeded" and result["model"] == "local/qwen2.5-coder-1.5b"
+    assert result["status"] == "succeeded" and result["model"] == "local/qwen2.5-coder-1.5b", result.get("message")
     assert result["outputs"]["category"] == "billing"  # right, not only schema-valid
     jsonschema.validate(result["outputs"], SCHEMA)
     assert f"local-{unique}" in logs  # correlationId carried into the worker's JSON logs
