@@ -207,7 +207,7 @@ class TdeLoop:
         try:
             reply = call_with_deadline(
                 lambda: gateway.complete(self.model, self.messages, policy=self.policy, tools=tools,
-                                         response_schema=schema, schema_in_prompt=False,
+                                         response_schema=schema, schema_in_prompt=bool(self.tools),
                                          max_tokens=max_out, timeout_s=max(remaining_s, 0.1),
                                          retries=0 if remaining_s < 5 else 2),
                 remaining_s, grace_s=LATE_GRACE_S, on_late=self._record_late,
