@@ -266,13 +266,53 @@ def to_authoring(outline: Any, key: str, labels: list[str] | None = None) -> tup
         mapping = snap_labels([s["name"] for s in tasks], labels)
         for s in tasks:
             s["name"] = mapping.get(s["name"], s["name"])
-        present = {s["name"] for s in tasks}
+        _insert_missing(steps, labels, conv)
+        present = {s["name"] for s in _walk(steps)}
         missing = [lab for lab in labels if lab not in present]
         if missing:
             problems.append("use every given task name verbatim as a task; missing: "
                             + "; ".join(f'"{m}"' for m in missing))
     doc = {"key": key, "name": clean_label(str(outline.get("name") or key.replace("_", " "))), "steps": steps}
     return doc, problems
+
+
+_PERSON_VERBS = ("approve", "review", "decide", "sign", "interview", "inspect", "confirm", "authorise", "authorize")
+_AI_VERBS = ("classify", "extract", "analyse", "analyze", "summarise", "summarize", "draft", "assess", "categorise")
+
+
+def _insert_missing(steps: list[dict[str, Any]], labels: list[str], conv: _Converter) -> None:
+    """A given name the model left out becomes a task right after its predecessor in the user's
+    list (or first): the user named the tasks in order, so that is where it belongs."""
+    for j, label in enumerate(labels):
+        if any(s.get("name") == label for s in _walk(steps)):
+            continue
+        first = label.split()[0].lower() if label.split() else ""
+        by = "person" if first.startswith(_PERSON_VERBS) else "ai" if first.startswith(_AI_VERBS) else "system"
+        task = conv.task({"task": label, "by": by}, top=False)
+        task["name"] = label
+        placed = False
+        for prev in reversed(labels[:j]):
+            for holder in _lists(steps):
+                idx = next((i for i, s in enumerate(holder) if s.get("name") == prev), None)
+                if idx is not None and len(holder) < MAX_STEPS:
+                    holder.insert(idx + 1, task)
+                    placed = True
+                    break
+            if placed:
+                break
+        if not placed and len(steps) < MAX_STEPS:
+            steps.insert(0, task)
+
+
+def _lists(steps: list[dict[str, Any]]):
+    yield steps
+    for s in steps:
+        for b in s.get("branches", []):
+            yield from _lists(b.get("steps", []))
+        if "default" in s:
+            yield from _lists(s["default"].get("steps", []))
+        if "steps" in s:
+            yield from _lists(s["steps"])
 
 
 def missing_labels(doc: dict[str, Any], labels: list[str]) -> list[str]:

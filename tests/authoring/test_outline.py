@@ -70,14 +70,19 @@ def test_every_given_label_lands_on_a_task_when_there_are_enough_tasks():
     assert [s["name"] for s in doc["steps"]] == labels and problems == []
 
 
-def test_given_labels_are_used_verbatim_and_missing_ones_reported():
-    labels = ["Receive purchase request", "Approve purchase request", "Order goods"]
+def test_a_given_label_the_model_left_out_is_placed_after_its_predecessor():
+    labels = ["Receive purchase request", "Approve purchase request", "Order goods", "Archive request"]
     doc, problems = outline.to_authoring({"name": "P", "steps": [
         {"task": "Receive the purchase request", "by": "system"},
-        {"task": "Approve request", "by": "person"}]}, "p", labels)
-    names = [s["name"] for s in doc["steps"]]
-    assert names == ["Receive purchase request", "Approve purchase request"]
-    assert problems and '"Order goods"' in problems[0]
+        {"if": "amount > 100", "then": [{"task": "Approve request", "by": "person"}]},
+        {"task": "Archive the request", "by": "system"}]}, "p", labels)
+    assert problems == []
+    assert [s.get("name") for s in doc["steps"]][0] == "Receive purchase request"
+    inner = [s["name"] for s in doc["steps"][1]["branches"][0]["steps"]]
+    assert inner == ["Approve purchase request", "Order goods"]  # right after its predecessor
+    assert doc["steps"][1]["branches"][0]["steps"][1]["type"] == "external"
+    assert outline.missing_labels(doc, labels) == []
+    assert _check_new(doc, "p").ok
 
 
 @pytest.mark.parametrize("prompt,labels", [
