@@ -101,6 +101,7 @@ def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[s
             result["runs"] = run
             result["unsupported"].append({"construct": "time limit", "element": f"stopped after {run} runs"})
             break
+        prep.coin.seed(f"coin:{seed}:{run}")  # the coin deciding untranslatable conditions is seeded too
         sim = _Run(prep, mock_map, random.Random(f"{seed}:{run}"), max_steps)
         outcome = sim.execute()
         for problem in sim.input_problems:

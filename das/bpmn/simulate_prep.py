@@ -15,6 +15,7 @@ from typing import Any
 from lxml import etree
 
 from das.bpmn import juel
+from das.bpmn.simulate_implicit import make_explicit
 
 M = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 C = "http://camunda.org/schema/1.0/bpmn"
@@ -51,6 +52,7 @@ class Prepared:
     collections: set[str] = field(default_factory=set)
     listeners_into: dict[str, list[tuple[str | None, list[tuple[str, str]]]]] = field(default_factory=dict)
     unsupported: list[dict[str, Any]] = field(default_factory=list)
+    synthetic: set[str] = field(default_factory=set)  # elements the rewrite added (not coverage targets)
     coin: random.Random = field(default_factory=random.Random)
 
     def note(self, construct: str, element: str | None) -> None:
@@ -87,7 +89,7 @@ def prepare(path: str | Path) -> Prepared:
         root.remove(collab)
     main = _pick_main(processes)
     if main is None:
-        prep.note("no process with a start event", None)
+        prep.note("no process with flow elements", None)
         return prep
     for other in processes:
         if other is not main:
@@ -102,15 +104,21 @@ def _pick_main(processes: list[etree._Element]) -> etree._Element | None:
     def has_start(p: etree._Element) -> bool:
         return p.find(m("startEvent")) is not None
 
+    def has_nodes(p: etree._Element) -> bool:
+        return any(local(c) in FLOW_NODES for c in p)
+
     for p in processes:
         if p.get("isExecutable") == "true" and has_start(p):
             return p
-    return next((p for p in processes if has_start(p)), None)
+    # else a process with a start event, else one whose start is implicit (elements without
+    # incoming flows; see simulate_implicit)
+    return next((p for p in processes if has_start(p)), next((p for p in processes if has_nodes(p)), None))
 
 
 def _rewrite(prep: Prepared, root: etree._Element, main: etree._Element) -> None:
     errors = {e.get("id"): e.get("errorCode") or e.get("name") or e.get("id") for e in root.findall(m("error"))}
     comp_handlers: set[str] = set()
+    make_explicit(prep, main)
     for el in list(main.iter()):
         if not isinstance(el.tag, str) or el.getparent() is None:
             continue
@@ -149,7 +157,7 @@ def _rewrite(prep: Prepared, root: etree._Element, main: etree._Element) -> None
             _condition(prep, el)
         if tag in ("sequenceFlow",) or tag in FLOW_NODES:
             _listeners(prep, el, tag)
-        if tag in FLOW_NODES and eid and el.getparent() is not None:
+        if tag in FLOW_NODES and eid and el.getparent() is not None and eid not in prep.synthetic:
             prep.flow_nodes.add(eid)
         if tag == "endEvent" and el.getparent() is main and eid:
             prep.end_events.add(eid)
@@ -208,6 +216,10 @@ def _gateway_defaults(prep: Prepared, main: etree._Element, gw: etree._Element) 
     conditions are all coins gets a default so some flow is always taken."""
     gid = gw.get("id")
     outs = [f for f in main.iter(m("sequenceFlow")) if f.get("sourceRef") == gid]
+    if len(outs) == 1:
+        only = outs[0].find(m("conditionExpression"))
+        if only is not None and (only.text or "").strip() == "_das_coin()":
+            outs[0].remove(only)  # the only way on: a coin could only strand the run
     if len(outs) < 2:
         return
     default = gw.get("default")
@@ -343,6 +355,10 @@ def _condition(prep: Prepared, el: etree._Element) -> None:
     fid = flow.get("id") if flow is not None else None
     text = (el.text or "").strip()
     lang = el.get("language")
+    if not text and flow is not None:
+        flow.remove(el)  # an empty expression (tools write them) constrains nothing
+        prep.note("empty condition expression (treated as none)", fid)
+        return
     try:
         if lang and lang.lower() not in ("juel", "http://www.omg.org/spec/bpmn/20100524/model"):
             raise juel.JuelUnsupported(lang)
