@@ -193,6 +193,7 @@ class SequenceFlow:
     condition: str | None = None
     condition_language: str | None = None
     attrs: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)  # camunda:properties
     extensions: list[ExtensionElement] = field(default_factory=list)
 
 
@@ -264,6 +265,17 @@ class OtherElement:
 
 
 @dataclass
+class ExtensionSite:
+    """Where an ``extensionElements`` block sits: on which kind of BPMN element (``serviceTask``,
+    ``sequenceFlow``, ``multiInstanceLoopCharacteristics``, ``definitions`` ...), and the id of
+    that element or, when it has none, of its nearest ancestor with one."""
+
+    type: str
+    owner: str | None
+    extensions: list[ExtensionElement] = field(default_factory=list)
+
+
+@dataclass
 class Definitions:
     """One parsed BPMN file. ``tree`` is the lxml tree everything was read from."""
 
@@ -282,6 +294,7 @@ class Definitions:
     has_diagram: bool = False
     duplicate_ids: list[str] = field(default_factory=list)
     element_ids: set[str] = field(default_factory=set)  # every id on a BPMN-namespace element
+    extension_sites: list[ExtensionSite] = field(default_factory=list)  # every extensionElements block
     dialect: str = "bpmn"  # "camunda7" | "camunda8" | "bpmn": which engine extensions the file uses
     source: str | None = None
     tree: Any = field(default=None, repr=False, compare=False)

@@ -88,6 +88,7 @@ def _ext(el: etree._Element) -> m.ExtensionElement:
 
 
 def _read_extensions(el: etree._Element, node: m.FlowNode | m.Process | m.SequenceFlow) -> None:
+    """Keep every extension element on ``node`` and map the Camunda ones the rules read."""
     for ee in bpmn_children(el, "extensionElements"):
         for c in ee:
             if not isinstance(c.tag, str):
@@ -157,6 +158,7 @@ class _Reader:
                 self.note_id(ident)
                 if is_bpmn(el):
                     d.element_ids.add(ident)
+        self.read_extension_sites(root)
         for el in root:
             if not isinstance(el.tag, str):
                 continue
@@ -171,6 +173,21 @@ class _Reader:
                 self.read_collaboration(el)
             elif el.get("id"):
                 d.roots[el.get("id", "")] = m.RootDef(el.get("id", ""), name, el.get("name"), _attrs(el))
+
+    def read_extension_sites(self, root: etree._Element) -> None:
+        """Every ``extensionElements`` block on any BPMN element, with where it sits (the
+        Camunda placement rules read these)."""
+        for ee in root.iter(f"{{{_B}}}extensionElements"):
+            holder = ee.getparent()
+            if holder is None or not is_bpmn(holder):
+                continue
+            owner = holder
+            while owner is not None and owner.get("id") is None:
+                owner = owner.getparent()
+            self.defs.extension_sites.append(m.ExtensionSite(
+                type=local(holder), owner=owner.get("id") if owner is not None else None,
+                extensions=[_ext(c) for c in ee if isinstance(c.tag, str)],
+            ))
 
     def read_di(self, diagram: etree._Element) -> None:
         self.defs.has_diagram = True

@@ -19,9 +19,12 @@ Scope and severity:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from das.bpmn import model as m
 from das.bpmn.exprcheck import check_juel, check_timer
 from das.bpmn.rules import Report, Severity, is_procos, procos_kind
+from das.bpmn.rules_camunda_ext import check_extension_sites
 from das.names import task_type_problem
 
 _JUEL_ATTRS = (
@@ -83,10 +86,25 @@ def is_tde_task(n: m.FlowNode) -> bool:
     return n.type == "callActivity" and (n.called_element or "").lower().startswith("tde")
 
 
+def _owner_severity(defs: m.Definitions) -> Callable[[str | None], Severity]:
+    """Error when the owner lives in a process Camunda would deploy, warning otherwise."""
+    def severity(owner: str | None) -> Severity:
+        proc_id = owner if owner in defs.processes else None
+        if owner in defs.nodes:
+            proc_id = defs.nodes[owner].process
+        elif owner in defs.flows:
+            proc_id = defs.flows[owner].process
+        proc = defs.processes.get(proc_id or "")
+        return "error" if proc is not None and _in_scope(proc, defs) else "warning"
+    return severity
+
+
 def check_camunda(defs: m.Definitions, report: Report, known_processes: set[str] | None) -> None:
     if defs.dialect == "camunda8" and any(p.is_executable for p in defs.processes.values()):
         report.add("camunda.dialect", "info", None,
                    "Camunda 8 (Zeebe) file: Camunda 7 executability rules were skipped; DAS deploys to Camunda 7 / Operaton")
+    if defs.dialect == "camunda7":
+        check_extension_sites(defs, report, _owner_severity(defs))
     for proc in defs.processes.values():
         procos = is_procos(proc, defs)
         if not _in_scope(proc, defs):

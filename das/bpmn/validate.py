@@ -15,12 +15,13 @@ A report is ``valid`` iff it has no error finding.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from importlib import resources
 
 from lxml import etree
 
+from das.bpmn.isolation import internal_error
 from das.bpmn.model import Definitions
 from das.bpmn.parse import parse, parse_tree
 from das.bpmn.rules import Finding, Report, check_diagram, check_references, check_structure
@@ -72,17 +73,30 @@ def validate_model(defs: Definitions, known_processes: Iterable[str] | None = No
     error. None means "not known" (a draft whose wrappers are still to come): an info finding.
     """
     report = Report(file=file or defs.source or "<model>")
-    if xsd and defs.tree is not None:
-        for f in xsd_findings(defs.tree):
-            report.add(f.rule, f.severity, f.element, f.message)
     known = set(known_processes) | set(defs.processes) if known_processes is not None else None
-    check_references(defs, report)
-    check_structure(defs, report)
-    check_camunda(defs, report, known)
     if known_task_types is not None and not isinstance(known_task_types, dict):
         known_task_types = set(known_task_types)
-    check_governance(defs, report, known_task_types)
-    check_diagram(defs, report)
+    task_types = known_task_types
+
+    def xsd_check() -> None:
+        if xsd and defs.tree is not None:
+            for f in xsd_findings(defs.tree):
+                report.add(f.rule, f.severity, f.element, f.message)
+
+    stages: list[tuple[str, Callable[[], None]]] = [
+        ("the XSD check", xsd_check),
+        ("the reference rules", lambda: check_references(defs, report)),
+        ("the structure rules", lambda: check_structure(defs, report)),
+        ("the Camunda 7 rules", lambda: check_camunda(defs, report, known)),
+        ("the governance rules", lambda: check_governance(defs, report, task_types)),
+        ("the diagram rules", lambda: check_diagram(defs, report)),
+    ]
+    for stage, run in stages:  # a bug in one rule group does not hide the others' findings
+        try:
+            run()
+        except Exception as exc:  # noqa: BLE001 - becomes an internal-error finding (see isolation)
+            f = internal_error(exc, report.file, stage)
+            report.add(f.rule, f.severity, f.element, f.message)
     return report
 
 
@@ -94,36 +108,48 @@ def validate(source: Source, known_processes: Iterable[str] | None = None, name:
     unknown call targets are an info finding instead of an error.
     """
     label = name or source_label(source)
+    item = _parse_isolated(source, label, max_bytes)
+    if not isinstance(item, Definitions):
+        return _failed(label, item)
+    return validate_model(item, known_processes, file=label, known_task_types=known_task_types)
+
+
+def _parse_isolated(source: Source, label: str, max_bytes: int) -> Definitions | BpmnParseError | Finding:
+    """The model, or what stopped it: a parse error (bad input) or an internal-error finding."""
     try:
-        defs = parse(source, max_bytes=max_bytes, name=label)
+        return parse(source, max_bytes=max_bytes, name=label)
     except BpmnParseError as exc:
-        report = Report(file=label)
-        report.add(exc.rule, "error", None, exc.message)
-        return report
-    return validate_model(defs, known_processes, file=label, known_task_types=known_task_types)
+        return exc
+    except Exception as exc:  # noqa: BLE001 - a parser bug on this file is this file's finding
+        return internal_error(exc, label, "parsing")
+
+
+def _failed(label: str, item: BpmnParseError | Finding) -> Report:
+    report = Report(file=label)
+    if isinstance(item, BpmnParseError):
+        report.add(item.rule, "error", None, item.message)
+    else:
+        report.add(item.rule, item.severity, item.element, item.message)
+    return report
 
 
 def validate_files(paths: Iterable[str | os.PathLike[str]], known: Iterable[str] = (),
                    max_bytes: int = DEFAULT_MAX_BYTES, known_task_types: Iterable[str] | None = None) -> list[Report]:
     """Validate several files together: a call target defined in any of them counts as known."""
-    parsed: list[tuple[str, Definitions | BpmnParseError]] = []
+    parsed: list[tuple[str, Definitions | BpmnParseError | Finding]] = []
     keys = set(known)
     for p in paths:
         label = os.fspath(p)
-        try:
-            defs = parse(p, max_bytes=max_bytes, name=label)
-            keys |= set(defs.processes)
-            parsed.append((label, defs))
-        except BpmnParseError as exc:
-            parsed.append((label, exc))
+        item = _parse_isolated(p, label, max_bytes)
+        if isinstance(item, Definitions):
+            keys |= set(item.processes)
+        parsed.append((label, item))
     reports = []
     for label, item in parsed:
-        if isinstance(item, BpmnParseError):
-            r = Report(file=label)
-            r.add(item.rule, "error", None, item.message)
-            reports.append(r)
-        else:
+        if isinstance(item, Definitions):
             reports.append(validate_model(item, keys, file=label, known_task_types=known_task_types))
+        else:
+            reports.append(_failed(label, item))
     return reports
 
 
