@@ -72,9 +72,18 @@ def diff_cmd(old: Path, new: Path, fmt: str) -> None:
     Exit 0 whatever the differences (use --format json and look at "entries").
     """
     from das.bpmn.diff import diff, render_text
+    from das.bpmn.isolation import internal_error
     from das.bpmn.parse import parse
 
-    emit(diff(parse(old), parse(new)), fmt, render_text)
+    before, after = parse(old), parse(new)  # bad input: one clear line, exit 4
+    try:
+        result = diff(before, after)
+    except Exception as exc:  # noqa: BLE001 - a DAS bug: a finding naming it, exit 1, no traceback
+        finding = internal_error(exc, f"{old} -> {new}", "the diff").model_dump()
+        emit({"old": str(old), "new": str(new), "entries": [], "findings": [finding]}, fmt,
+             lambda d: f"{old} -> {new}: not compared\n  {finding['rule']}: {finding['message']}")
+        raise NegativeResult(f"{old} -> {new}: diff failed (internal error)") from None
+    emit(result, fmt, render_text)
 
 
 @bpmn.command("edit")

@@ -42,7 +42,15 @@ def compile_cmd(source: Path, output: Path, fmt: str) -> None:
                            " (see `das bpmn schema-authoring`)") from None
     except ValueError as exc:
         raise InvalidInput(f"{source}: {exc}") from None
-    result = compile_process(proc)
+    try:
+        result = compile_process(proc)
+    except Exception as exc:  # noqa: BLE001 - a compiler bug: a finding naming it, exit 1, no traceback
+        from das.bpmn.isolation import internal_error
+
+        finding = internal_error(exc, str(source), "compilation").model_dump()
+        emit({"source": str(source), "output": None, "process": proc.key, "findings": [finding]}, fmt,
+             lambda d: f"{d['source']}: not compiled\n  {finding['rule']}: {finding['message']}")
+        raise NegativeResult(f"{source}: compilation failed (internal error)") from None
     try:
         output.write_text(result.xml, encoding="utf-8")
     except OSError as exc:
@@ -67,31 +75,53 @@ def compile_cmd(source: Path, output: Path, fmt: str) -> None:
 def simulate_cmd(files: tuple[Path, ...], runs: int, seed: int, mocks: Path | None, max_steps: int,
                  fmt: str) -> None:
     """Simulate BPMN files on SpiffWorkflow with mocked task outputs (exit 1 unless all runs complete)."""
-    from das.bpmn.simulate import load_mocks, simulate_file
+    from das.bpmn.simulate import load_mocks
 
     try:
         mock_map = load_mocks(mocks)
     except (ValueError, OSError) as exc:
         raise InvalidInput(f"mocks file {mocks}: {exc}") from None
-    results: list[dict[str, Any]] = []
-    for f in files:
-        if not f.is_file():
-            raise InvalidInput(f"no such file: {f}")
-        from das.bpmn.parse import parse
-
-        parse(f)  # not BPMN, unsafe or broken XML: one clear line, exit 4 (as validate and diff)
-        progress(f"simulating {f} ({runs} runs)")
-        results.append(simulate_file(f, runs=runs, seed=seed, mocks=mock_map, max_steps=max_steps))
+    results = [_simulate_one(f, runs, seed, mock_map, max_steps) for f in files]
     emit(results if len(results) > 1 else results[0], fmt, lambda _d: _render(results))
-    bad = [r["file"] for r in results if r["runs"] == 0 or r["completed"] < r["runs"] or r.get("input_problems")]
+    bad = [r["file"] for r in results if r["runs"] == 0 or r["completed"] < r["runs"] or r.get("input_problems")
+           or r.get("findings")]
     if bad:
-        raise NegativeResult(f"not every run completed with its steps' inputs set: {', '.join(bad)}")
+        raise NegativeResult(f"{len(bad)} of {len(results)} file(s) did not simulate cleanly (a finding, a stuck run, "
+                             f"or a step input unset): {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""))
+
+
+def _simulate_one(f: Path, runs: int, seed: int, mocks: dict[str, Any], max_steps: int) -> dict[str, Any]:
+    """One file's report; a file that is missing, not BPMN, or trips a DAS bug gets a report
+    that says so, and the other files are simulated as usual."""
+    from das.bpmn.isolation import internal_error
+    from das.bpmn.parse import parse
+    from das.bpmn.safexml import BpmnParseError
+    from das.bpmn.simulate import simulate_file
+
+    empty: dict[str, Any] = {"file": str(f), "runs": 0, "completed": 0, "stuck": [], "coverage": 0.0,
+                             "unreached": [], "ends": {}, "unsupported": [], "findings": []}
+    if not f.is_file():
+        progress(f"{f}: no such file")
+        return {**empty, "findings": [{"rule": "xml.missing", "severity": "error", "element": None,
+                                       "message": f"no such file: {f}"}]}
+    try:
+        parse(f)  # not BPMN, unsafe or broken XML: that file's finding (as validate reports it)
+        progress(f"simulating {f} ({runs} runs)")
+        return simulate_file(f, runs=runs, seed=seed, mocks=mocks, max_steps=max_steps)
+    except BpmnParseError as exc:
+        progress(f"{f}: {exc.message}")
+        return {**empty, "findings": [{"rule": exc.rule, "severity": "error", "element": None, "message": exc.message}]}
+    except Exception as exc:  # noqa: BLE001 - a DAS bug on this file is this file's finding
+        return {**empty, "findings": [internal_error(exc, str(f), "simulation").model_dump()]}
 
 
 def _render(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         lines.append(f"{r['file']}: {r['completed']}/{r['runs']} completed, coverage {r['coverage']:.0%}")
+        for finding in r.get("findings", []):
+            where = f" [{finding['element']}]" if finding.get("element") else ""
+            lines.append(f"  {finding['severity']:7} {finding['rule']}{where}: {finding['message']}")
         if r["ends"]:
             lines.append("  ends: " + ", ".join(f"{k}={v}" for k, v in r["ends"].items()))
         for s in r["stuck"][:5]:

@@ -20,10 +20,11 @@ RULE = "internal-error"
 
 
 def _element_id(value: Any) -> str | None:
-    """The id of a model object or lxml element, if ``value`` is one."""
+    """The id of a model element or lxml element, if ``value`` is one (a whole ``Definitions``
+    or ``Process`` is too coarse to point at, so it does not count)."""
     ident = getattr(value, "id", None)
     if isinstance(ident, str) and ident and type(value).__module__.startswith("das.bpmn"):
-        return ident
+        return None if type(value).__name__ in ("Definitions", "Process") else ident
     get = getattr(value, "get", None)
     if callable(get) and hasattr(value, "tag") and isinstance(getattr(value, "tag", None), str):
         found = get("id")

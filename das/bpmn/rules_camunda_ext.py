@@ -37,7 +37,7 @@ ALLOWED_IN: dict[str, frozenset[str] | None] = {
     "in": frozenset({"callActivity", "signalEventDefinition"}),
     "out": frozenset({"callActivity"}),
     "connector": SERVICE_TASK_LIKE,
-    "inputOutput": FLOW_NODES | {"connector"},
+    "inputOutput": FLOW_NODES | {"connector", "callChoreography", "choreographyTask", "subChoreography"},
     "field": SERVICE_TASK_LIKE | {"executionListener", "taskListener"},
     "failedJobRetryTimeCycle": FLOW_NODES | {"multiInstanceLoopCharacteristics"},
     "executionListener": (FLOW_NODES - {"complexGateway", "implicitThrowEvent"}) | {"sequenceFlow", "process"},
