@@ -67,11 +67,11 @@ class Candidate:
         return self.xml is not None and not self.problems
 
 
-def _json_from(text: str | None) -> Any:
-    """The JSON in a reply (fences, prose, comments and trailing commas tolerated)."""
+def _json_from(text: str | None, bare_key: str | None = None) -> Any:
+    """The JSON in a reply (fences, prose, comments, trailing commas and bracket slips tolerated)."""
     from das.llm.structured import extract_json
 
-    return extract_json(text)
+    return extract_json(text, bare_key)
 
 
 def _schema_problems(exc: ValidationError) -> list[str]:
@@ -158,7 +158,8 @@ def _summarise(base_xml: str, key: str) -> str:
 
 
 def _loop(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], check, max_repairs: int,
-          usage: Usage, schema_in_prompt: bool = True) -> tuple[Candidate, list[dict[str, Any]]]:
+          usage: Usage, schema_in_prompt: bool = True, bare_key: str | None = None
+          ) -> tuple[Candidate, list[dict[str, Any]]]:
     policy = service_policy(AUTHOR_TASK_TYPE)
     attempts: list[dict[str, Any]] = []
     last: list[str] = []
@@ -172,7 +173,7 @@ def _loop(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], ch
         usage.output_tokens += reply.output_tokens
         usage.cost_usd += reply.cost_usd
         try:
-            cand = check(_json_from(reply.text))
+            cand = check(_json_from(reply.text, bare_key))
         except ValueError as exc:
             cand = Candidate(problems=[str(exc)])
         attempts.append({"attempt": attempt, "ok": cand.ok, "problems": cand.problems,
@@ -225,7 +226,7 @@ def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
             return cand
 
         return _loop(model, messages, outline.OUTLINE_SCHEMA, check_outline, max_repairs, usage,
-                     schema_in_prompt=False)
+                     schema_in_prompt=False, bare_key="task")
     if gateway.is_local(model):  # tiny model under a grammar: compact schema, a worked example
         schema = compact_authoring_schema()
         user = render("author_new_compact", prompt=prompt, key=key, similar=similar_names(prompt))

@@ -61,3 +61,35 @@ def test_the_embedded_qwen_models_use_the_prompt_and_smollm2_the_grammar():
     assert gateway.structured_mode("local/qwen2.5-coder-0.5b") == "prompt"
     assert gateway.structured_mode("local/smollm2") == "grammar"
     assert gateway.structured_mode("openai/gpt-4o-mini") == "json_schema"
+
+
+def test_an_object_closed_too_early_before_its_else_is_reopened() -> None:
+    # measured: Qwen 1.5B wrote this outline for a nested decision (one '}' too many)
+    text = ('{"steps": [{"task": "A"}, {"if": "x", "then": [{"task": "B"}, {"if": "y", "then": [{"task": "C"}], '
+            '"else": [{"task": "D"}]}]}, "else": [{"task": "E"}]}]}')
+    assert structured.extract_json(text) == {"steps": [{"task": "A"}, {"if": "x", "then": [
+        {"task": "B"}, {"if": "y", "then": [{"task": "C"}], "else": [{"task": "D"}]}], "else": [{"task": "E"}]}]}
+
+
+def test_a_reply_that_stops_early_is_closed_innermost_first() -> None:
+    assert structured.extract_json('{"a": [1, {"b": "x]}", "c": [2') == {"a": [1, {"b": "x]}", "c": [2]}]}
+
+
+@pytest.mark.parametrize("text", ['{"a": ]', '{"a" 1}', "[1, 2}"])
+def test_bracket_repair_does_not_invent_structure(text: str) -> None:
+    with pytest.raises(ValueError, match="not valid JSON"):
+        structured.extract_json(text)
+
+
+def test_a_parallel_list_closed_before_its_last_branch_is_reopened() -> None:
+    text = '{"steps": [{"parallel": [[{"task": "A"}, {"task": "B"}]], [{"task": "C"}]}, {"task": "D"}]}'
+    assert structured.extract_json(text) == {
+        "steps": [{"parallel": [[{"task": "A"}, {"task": "B"}], [{"task": "C"}]]}, {"task": "D"}]}
+
+
+def test_an_object_that_starts_without_its_key_gets_the_callers_leading_key() -> None:
+    text = '{"steps": [{"task": "A"}, {"agent reviews the draft", "by": "person"}]}'
+    assert structured.extract_json(text, bare_key="task") == {
+        "steps": [{"task": "A"}, {"task": "agent reviews the draft", "by": "person"}]}
+    with pytest.raises(ValueError, match="not valid JSON"):
+        structured.extract_json(text)  # without a leading key nothing is guessed
