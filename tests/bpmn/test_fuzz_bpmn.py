@@ -146,21 +146,24 @@ def _check_mutant(name: str, original: bytes, mutant: bytes, ops: list[str]) -> 
     assert elapsed < SECONDS_PER_MUTANT, (name, ops, elapsed)
 
 
+def _fuzz_one_seed(name: str, original: bytes, examples: int, tried: list[tuple[str, list[str]]]) -> None:
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.data())
+    def run(data: st.DataObject) -> None:
+        mutant, ops = data.draw(st.composite(lambda draw: _mutate(draw, original))(), label="mutant")
+        _check_mutant(name, original, mutant, ops)
+        tried.append((name, ops))
+
+    run()
+
+
 @pytest.mark.skipif(not SEEDS, reason="no seed BPMN")
 def test_mutants_of_real_bpmn_never_crash_validate_simulate_or_diff() -> None:
     tried: list[tuple[str, list[str]]] = []
     per_seed = max(3, EXAMPLES // len(SEEDS))
     for name, original in SEEDS:  # every seed gets its share of mutants
-
-        @settings(max_examples=per_seed, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-        @given(st.data())
-        def run(data: st.DataObject) -> None:  # called at once, so the loop variables are current
-            mutant, ops = data.draw(st.composite(lambda draw: _mutate(draw, original))(), label="mutant")
-            _check_mutant(name, original, mutant, ops)
-            tried.append((name, ops))
-
-        run()
+        _fuzz_one_seed(name, original, per_seed, tried)
     seeds_used = {name for name, _ in tried}
     kinds = {op for _, ops in tried for op in ops}
     print(f"\nfuzz: {len(tried)} mutants of {len(seeds_used)} seed files, mutation kinds: {sorted(kinds)}")
