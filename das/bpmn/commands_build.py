@@ -82,6 +82,11 @@ def simulate_cmd(files: tuple[Path, ...], runs: int, seed: int, mocks: Path | No
     except (ValueError, OSError) as exc:
         raise InvalidInput(f"mocks file {mocks}: {exc}") from None
     results = [_simulate_one(f, runs, seed, mock_map, max_steps) for f in files]
+    unreadable = [r for r in results if any(f["rule"].startswith("xml") for f in r.get("findings", []))]
+    if len(unreadable) == len(results):  # nothing to simulate at all: bad input, one line per file
+        raise InvalidInput("; ".join(f"{r['file']}: {r['findings'][0]['message']}" for r in unreadable))
+    for r in unreadable:
+        progress(f"{r['file']}: {r['findings'][0]['message']}")
     emit(results if len(results) > 1 else results[0], fmt, lambda _d: _render(results))
     bad = [r["file"] for r in results if r["runs"] == 0 or r["completed"] < r["runs"] or r.get("input_problems")
            or r.get("findings")]
@@ -101,7 +106,6 @@ def _simulate_one(f: Path, runs: int, seed: int, mocks: dict[str, Any], max_step
     empty: dict[str, Any] = {"file": str(f), "runs": 0, "completed": 0, "stuck": [], "coverage": 0.0,
                              "unreached": [], "ends": {}, "unsupported": [], "findings": []}
     if not f.is_file():
-        progress(f"{f}: no such file")
         return {**empty, "findings": [{"rule": "xml.missing", "severity": "error", "element": None,
                                        "message": f"no such file: {f}"}]}
     try:
@@ -109,7 +113,6 @@ def _simulate_one(f: Path, runs: int, seed: int, mocks: dict[str, Any], max_step
         progress(f"simulating {f} ({runs} runs)")
         return simulate_file(f, runs=runs, seed=seed, mocks=mocks, max_steps=max_steps)
     except BpmnParseError as exc:
-        progress(f"{f}: {exc.message}")
         return {**empty, "findings": [{"rule": exc.rule, "severity": "error", "element": None, "message": exc.message}]}
     except Exception as exc:  # noqa: BLE001 - a DAS bug on this file is this file's finding
         return {**empty, "findings": [internal_error(exc, str(f), "simulation").model_dump()]}

@@ -24,8 +24,10 @@ def to_bytes(defs: Definitions, pretty: bool = False) -> bytes:
         parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
         tree = etree.fromstring(etree.tostring(tree), parser).getroottree()
         etree.indent(tree, space="  ")
-    # serialise the whole tree, not the root, so comments before the root survive
-    return etree.tostring(tree, xml_declaration=True, encoding="UTF-8", pretty_print=pretty)
+    # serialise the whole tree, not the root, so comments before the root survive; end with a
+    # newline as text files (and DAS's compiler) do, so parse -> write of DAS output is byte-stable
+    data = etree.tostring(tree, xml_declaration=True, encoding="UTF-8", pretty_print=pretty)
+    return data if data.endswith(b"\n") else data + b"\n"
 
 
 def to_string(defs: Definitions, pretty: bool = False) -> str:
