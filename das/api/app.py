@@ -9,6 +9,7 @@ Every route needs a proven caller (``das/api/auth.py``); the acting user is the 
 from __future__ import annotations
 
 import logging
+from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -18,9 +19,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 
 from das import __version__
-from das.api import pages
+from das.api import pages, proposal_view
 from das.api.auth import SESSION_COOKIE, Authenticator, AuthSettings, CsrfMismatch, Sessions
 from das.api.guard import Guard, host_name
 from das.authoring.queue import ApprovalRefused, ProposalNotFound, Queue
@@ -278,16 +280,40 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         return response
 
     @app.get("/", response_class=HTMLResponse, tags=["pages"])
-    def queue_page(request: Request) -> Response:
-        """The approval queue, newest first."""
+    def queue_page(request: Request, status: Status | Literal[""] | None = Query(None),
+                   key: str | None = Query(None, max_length=64), author: str | None = Query(None, max_length=64),
+                   origin: Literal["chat", "nightly", "file", ""] | None = Query(None)) -> Response:
+        """The approval queue, newest first, with filters and each proposal's badges."""
         who = authn.principal(request)
-        return page(pages.queue(Queue().list(), who, authn.csrf_for(request, who)))
+        filters = {"status": status or None, "key": key or None, "author": author or None, "origin": origin or None}
+        rows = proposal_view.queue_rows(Queue(), **filters)
+        return page(pages.queue(rows, who, authn.csrf_for(request, who), filters))
 
     @app.get("/proposals/{proposal_id}", response_class=HTMLResponse, tags=["pages"])
     def proposal_page(proposal_id: ProposalId, request: Request) -> Response:
-        """One proposal with approve/reject forms for reviewers."""
+        """One proposal: the diagram with its changes, findings and coverage, and the review forms."""
         who = authn.principal(request)
-        return page(pages.proposal(Queue().get(proposal_id), who, authn.csrf_for(request, who)))
+        queue = Queue()
+        return page(pages.proposal(queue.get(proposal_id), who, authn.csrf_for(request, who), queue))
+
+    @app.get("/proposals/{proposal_id}/artifact.bpmn", tags=["pages"], response_class=Response)
+    def proposal_artifact(proposal_id: ProposalId, request: Request) -> Response:
+        """The proposal's BPMN as a download (opens in Camunda Modeler)."""
+        authn.principal(request)
+        p = Queue().get(proposal_id)
+        ext = "bpmn" if p.kind == "process" else "json"
+        return Response(p.artifact, media_type="application/xml" if ext == "bpmn" else "application/json",
+                        headers={"Content-Disposition": f'attachment; filename="{p.key}-{p.version}.{ext}"',
+                                 "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/proposals/{proposal_id}/diff.json", tags=["pages"])
+    def proposal_diff(proposal_id: ProposalId, request: Request) -> Response:
+        """The semantic diff against the base version, as JSON (a download)."""
+        authn.principal(request)
+        p = Queue().get(proposal_id)
+        return JSONResponse(p.diff, headers={"Content-Disposition": f'attachment; filename="{p.key}-{p.version}.diff.json"'})
+
+    app.mount("/static", StaticFiles(directory=str(FsPath(__file__).parent / "static")), name="static")
 
     @app.post("/proposals/{proposal_id}/{action}", tags=["pages"], openapi_extra=_form(["csrf"], ["comment"]))
     async def proposal_form(proposal_id: ProposalId, action: Literal["approve", "reject"], request: Request) -> Response:

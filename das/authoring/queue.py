@@ -153,28 +153,47 @@ class Queue:
         _require_principal(reviewer)
         with self.store.transaction() as db:
             proposal = self.get(proposal_id)
-            self._check_reviewable(proposal, reviewer, "approve")
-            current = self.current_version(proposal.key)
-            if proposal.base_version != current:
-                raise ApprovalRefused(
-                    f"proposal {proposal_id} is based on {proposal.key}@{proposal.base_version or '(new)'} but the "
-                    f"current version is {current or '(none)'}; rebase and re-validate it first "
-                    f"(`das queue rebase {proposal_id}`)")
-            if not proposal.validation.get("valid", False):
-                raise ApprovalRefused(f"proposal {proposal_id} did not pass validation; it cannot be approved")
+            self._approve_checks(proposal, reviewer)
             _revalidate(proposal)
-            for wrapper in proposal.tde_wrappers:
-                problem = task_type_problem(str(wrapper.get("task_type", "")))
-                if problem:
-                    raise ApprovalRefused(f"proposal {proposal_id}'s TDE wrapper: {problem}")
-            needed = self.approvals_needed(proposal)
             already = self.approvals(proposal)
-            if identity(reviewer.name) in already:
-                raise ApprovalRefused(f"{reviewer.name} already approved {proposal_id}; {needed} distinct approvals needed")
             self._history(db, proposal, reviewer.name, "approve", comment, reviewer.proof)
-            if len(already) + 1 >= needed:
+            if len(already) + 1 >= self.approvals_needed(proposal):
                 self._set_status(db, proposal_id, "approved")
         return self.get(proposal_id)
+
+    def _approve_checks(self, proposal: Proposal, reviewer: Principal) -> None:
+        """Every rule an approval must pass, in the order a reviewer should read them."""
+        proposal_id = proposal.id
+        self._check_reviewable(proposal, reviewer, "approve")
+        current = self.current_version(proposal.key)
+        if proposal.base_version != current:
+            raise ApprovalRefused(
+                f"proposal {proposal_id} is based on {proposal.key}@{proposal.base_version or '(new)'} but the "
+                f"current version is {current or '(none)'}; rebase and re-validate it first "
+                f"(`das queue rebase {proposal_id}`)")
+        if not proposal.validation.get("valid", False):
+            raise ApprovalRefused(f"proposal {proposal_id} did not pass validation; it cannot be approved")
+        for wrapper in proposal.tde_wrappers:
+            problem = task_type_problem(str(wrapper.get("task_type", "")))
+            if problem:
+                raise ApprovalRefused(f"proposal {proposal_id}'s TDE wrapper: {problem}")
+        needed = self.approvals_needed(proposal)
+        if identity(reviewer.name) in self.approvals(proposal):
+            raise ApprovalRefused(f"{reviewer.name} already approved {proposal_id}; {needed} distinct approvals needed")
+
+    def why_not(self, proposal: Proposal, who: Principal) -> dict[str, str | None]:
+        """Why each review action is refused for ``who`` now (None: allowed), for the page's
+        buttons. The same checks ``approve`` and ``reject`` make; nothing is written."""
+        out: dict[str, str | None] = {}
+        checks = {"approve": lambda: self._approve_checks(proposal, who),
+                  "reject": lambda: self._check_reviewable(proposal, who, "reject")}
+        for action, check in checks.items():
+            try:
+                check()
+                out[action] = None
+            except (ApprovalRefused, Forbidden) as exc:
+                out[action] = exc.message
+        return out
 
     def reject(self, proposal_id: str, reviewer: Principal, comment: str) -> Proposal:
         _require_principal(reviewer)

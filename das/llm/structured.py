@@ -111,6 +111,8 @@ def _before(text: str, pos: int) -> tuple[str, int]:
 def _fix_once(text: str, exc: json.JSONDecodeError, bare_key: str | None) -> str | None:
     pos = exc.pos
     here = text[pos] if pos < len(text) else ""
+    if exc.msg == "Extra data":  # a complete value, then prose or a closing code fence
+        return text[:pos]
     if exc.msg == "Expecting ',' delimiter" and here in "}]" and here:
         # the closer of a container closed too early elsewhere: the other closer belongs here
         return text[:pos] + ("]" if here == "}" else "}") + text[pos:]

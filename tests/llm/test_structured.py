@@ -75,7 +75,7 @@ def test_a_reply_that_stops_early_is_closed_innermost_first() -> None:
     assert structured.extract_json('{"a": [1, {"b": "x]}", "c": [2') == {"a": [1, {"b": "x]}", "c": [2]}]}
 
 
-@pytest.mark.parametrize("text", ['{"a": ]', '{"a" 1}', "[1, 2}"])
+@pytest.mark.parametrize("text", ['{"a": ]', '{"a" 1}', '{"a": 1,, }'])
 def test_bracket_repair_does_not_invent_structure(text: str) -> None:
     with pytest.raises(ValueError, match="not valid JSON"):
         structured.extract_json(text)
@@ -93,3 +93,8 @@ def test_an_object_that_starts_without_its_key_gets_the_callers_leading_key() ->
         "steps": [{"task": "A"}, {"task": "agent reviews the draft", "by": "person"}]}
     with pytest.raises(ValueError, match="not valid JSON"):
         structured.extract_json(text)  # without a leading key nothing is guessed
+
+
+def test_a_list_closed_early_inside_a_code_fence_is_reopened_and_the_fence_dropped() -> None:
+    text = '```json\n{"steps": [{"task": "A"}, {"task": "B"}],\n {"task": "C"}\n]}\n```'
+    assert structured.extract_json(text) == {"steps": [{"task": "A"}, {"task": "B"}, {"task": "C"}]}

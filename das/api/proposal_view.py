@@ -1,0 +1,144 @@
+"""What the approval page shows about proposals, computed once for the HTML and the diagram.
+
+Why separate from the HTML: the diagram script colours elements from the same facts the
+lists print (the semantic diff, the findings, the simulation), so they are gathered here,
+as plain data, and the page embeds them as JSON for ``static/proposal.js``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from das.authoring.queue import Queue
+from das.contracts import Proposal
+from das.identity import Principal
+
+STATUSES = ("proposed", "approved", "rejected", "deployed", "deploy_failed")
+ORIGINS = ("chat", "nightly", "file")
+
+
+@dataclass
+class Badges:
+    validation: str  # "valid" | "N findings" | "invalid (N)"
+    validation_ok: bool
+    simulation: str  # "simulated 20/20" | "stuck 3/20" | "not simulated"
+    simulation_ok: bool
+    approvals: str  # "1/2"
+
+
+@dataclass
+class QueueRow:
+    id: str
+    key: str
+    kind: str
+    base_version: str | None
+    version: str
+    status: str
+    author: str
+    origin: str
+    created_at: str
+    badges: Badges
+
+
+@dataclass
+class Diagram:
+    """The data ``static/proposal.js`` draws: the XML, the base version's XML, and per element
+    the marker classes and the badge texts to put on it."""
+
+    xml: str
+    base_xml: str | None
+    markers: dict[str, list[str]] = field(default_factory=dict)
+    badges: dict[str, list[str]] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)  # ids only in the base version
+    base_markers: dict[str, list[str]] = field(default_factory=dict)
+
+
+def badges(queue: Queue, p: Proposal) -> Badges:
+    findings = p.validation.get("findings", []) or []
+    errors = sum(1 for f in findings if f.get("severity") == "error")
+    valid = bool(p.validation.get("valid"))
+    if valid:
+        validation = "valid" if not findings else f"valid, {len(findings)} finding(s)"
+    else:
+        validation = f"invalid ({errors} error(s))"
+    sim = p.simulation or {}
+    runs, done = int(sim.get("runs", 0) or 0), int(sim.get("completed", 0) or 0)
+    if not sim:
+        simulation, sim_ok = "not simulated", False
+    elif runs and done == runs:
+        simulation, sim_ok = f"simulated {done}/{runs}", True
+    else:
+        simulation, sim_ok = f"stuck {runs - done}/{runs}", False
+    approvals = f"{len(queue.approvals(p))}/{queue.approvals_needed(p)}"
+    return Badges(validation, valid, simulation, sim_ok, approvals)
+
+
+def queue_rows(queue: Queue, status: str | None = None, key: str | None = None, author: str | None = None,
+               origin: str | None = None, limit: int = 200) -> list[QueueRow]:
+    """The queue, newest first, filtered (key and author: case-insensitive substring)."""
+    rows = list(reversed(queue.list(status)))
+    if key:
+        rows = [r for r in rows if key.lower() in r["key"].lower()]
+    if author:
+        rows = [r for r in rows if author.lower() in (r["author"] or "").lower()]
+    if origin:
+        rows = [r for r in rows if r["origin"] == origin]
+    out = []
+    for r in rows[:limit]:
+        p = queue.get(r["id"])
+        out.append(QueueRow(id=r["id"], key=r["key"], kind=r["kind"], base_version=r["base_version"],
+                            version=r["version"], status=r["status"], author=r["author"], origin=r["origin"],
+                            created_at=str(r["created_at"]), badges=badges(queue, p)))
+    return out
+
+
+def diagram(queue: Queue, p: Proposal) -> Diagram:
+    base_xml = queue.artifact_of(p.key, p.base_version) if p.base_version else None
+    d = Diagram(xml=p.artifact if p.kind == "process" else "", base_xml=base_xml)
+
+    def mark(target: dict[str, list[str]], element: str | None, cls: str) -> None:
+        if element and cls not in target.setdefault(element, []):
+            target[element].append(cls)
+
+    for entry in p.diff.get("entries", []) or []:
+        if entry.get("kind") not in ("node", "flow", "lane", "process"):
+            continue
+        change, element = entry.get("change"), entry.get("id")
+        if change == "removed":
+            d.removed.append(element)
+            mark(d.base_markers, element, "das-removed")
+            d.badges.setdefault("__base__" + element, []).append("removed")
+        elif change in ("added", "changed"):
+            mark(d.markers, element, f"das-{change}")
+            d.badges.setdefault(element, []).append(change)
+    per_element: dict[str, dict[str, int]] = {}
+    for f in p.validation.get("findings", []) or []:
+        element, severity = f.get("element"), f.get("severity", "info")
+        if element and severity in ("error", "warning"):
+            per_element.setdefault(element, {}).setdefault(severity, 0)
+            per_element[element][severity] += 1
+            mark(d.markers, element, f"das-finding-{severity}")
+    for element, counts in per_element.items():
+        d.badges.setdefault(element, []).extend(
+            f"{n} {sev}{'s' if n > 1 else ''}" for sev, n in sorted(counts.items()))
+    for element in (p.simulation or {}).get("unreached", []) or []:
+        mark(d.markers, element, "das-unreached")
+        d.badges.setdefault(element, []).append("never reached")
+    for stuck in (p.simulation or {}).get("stuck", []) or []:
+        mark(d.markers, stuck.get("element"), "das-stuck")
+    return d
+
+
+def review_buttons(queue: Queue, p: Proposal, who: Principal) -> dict[str, str | None]:
+    """Per action, why the button is disabled (None: enabled)."""
+    return queue.why_not(p, who)
+
+
+def evidence_rows(p: Proposal) -> list[dict[str, Any]]:
+    """Nightly evidence as flat rows (incident counts, instance ids, durations ...)."""
+    return [e if isinstance(e, dict) else {"evidence": e} for e in p.evidence]
+
+
+__all__ = ["Badges", "Diagram", "ORIGINS", "QueueRow", "STATUSES", "badges", "diagram", "evidence_rows",
+           "queue_rows", "review_buttons"]
