@@ -91,8 +91,10 @@ class Guard:
 
         async def secure_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" on
+                # the page's own form posts, and the sign-in's origin check must see the origin
                 extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                         (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]
+                         (b"referrer-policy", b"same-origin"), (b"cache-control", b"no-store")]
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [h for h in extra if h[0] not in present]
             await send(message)

@@ -142,7 +142,8 @@ def proposal(p: Proposal, who: Principal, csrf: str, queue_: Queue) -> str:
               "<li class='l-warning'>warning finding</li><li class='l-unreached'>never reached in simulation</li></ul>")
     toggle = "<button type='button' id='toggle-base' hidden>Show base version</button>" if d.base_xml else ""
     diagram = (f"<section aria-labelledby='h-diagram'><h2 id='h-diagram'>Diagram</h2>{legend}{toggle}"
-               f"<div id='canvas' role='img' aria-label='BPMN diagram of {_e(p.key)} {_e(p.version)}'></div>"
+               f"<figure><div id='canvas'></div><figcaption>BPMN diagram of {_e(p.key)} {_e(p.version)}; the "
+               "changes, findings and coverage are also listed below.</figcaption></figure>"
                "<p id='diagram-status' role='status'>Loading the diagram&hellip;</p></section>")
     changes = [[e.get("change", ""), e.get("kind", ""), e.get("id", ""), e.get("name") or "",
                 "; ".join(f"{f.get('field')}: {f.get('old')!r} -> {f.get('new')!r}" for f in e.get("fields", []))[:300]]
