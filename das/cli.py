@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "user": ("das.commands_users:user", "Add, list and revoke DAS users and their API tokens."),
     "login": ("das.commands_users:login", "Act through a DAS API server as your token's user."),
     "logout": ("das.commands_users:logout", "Forget saved API credentials."),
+    "store": ("das.commands_store:store", "Migrate the store, or copy it to PostgreSQL."),
     "models": ("das.commands_models:models", "List, install and verify the embedded models."),
     "eval": ("das.authoring.commands:eval_cmd", "Run evaluation suites against a model."),
 }

@@ -68,11 +68,14 @@ cp das/api/web/node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js
 cp -r das/api/web/node_modules/bpmn-js/dist/assets "$VENDOR"/assets
 cp das/api/web/node_modules/axe-core/axe.min.js "$VENDOR"/axe.min.js  # used by the browser tests only
 
-echo "== headless Chromium for the browser tests (Debian's chromium package)" >&2
-if ! command -v chromium >/dev/null 2>&1; then
+echo "== Debian packages: chromium (browser tests), postgresql (shared store; tests start their own server)" >&2
+NEED=()
+command -v chromium >/dev/null 2>&1 || NEED+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || NEED+=(postgresql)
+if [ ${#NEED[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq >&2 || true
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${NEED[@]}" >&2
 fi
 
 if [ -x engine/build.sh ] && [ "${DAS_SKIP_ENGINE_BUILD:-0}" != "1" ]; then

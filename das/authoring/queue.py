@@ -246,7 +246,8 @@ class Queue:
         """Record an existing version (e.g. a process already in processes/) as a base."""
         versions.parse(version)
         with self.store.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO process_versions (key, version, target, artifact) VALUES (?, ?, ?, ?)",
+            db.execute("INSERT INTO process_versions (key, version, target, artifact) VALUES (?, ?, ?, ?)"
+                       " ON CONFLICT (key, version) DO NOTHING",
                        (key, version, target, artifact))
 
     # -- helpers ------------------------------------------------------------------------------

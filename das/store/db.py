@@ -1,8 +1,11 @@
-"""One store class over SQLite in WAL mode; every write is one transaction."""
+"""One store class over SQLite (WAL mode, the embedded default) or PostgreSQL (shared, for
+several workers and API servers: ``DAS_STORE_URL=postgresql://...``); every write is one
+transaction, and the same numbered migrations give both backends the same schema."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -11,31 +14,49 @@ from pathlib import Path
 from typing import Any
 
 from das.config import das_home
+from das.store import pg
 from das.store.migrations import MIGRATIONS
 
 
 class Store:
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, location: str | Path) -> None:
+        """``location``: a SQLite file path, or a ``postgresql://`` URL."""
+        self.url = str(location) if pg.is_postgres_url(str(location)) else None
+        self.path = None if self.url else Path(location)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self.migrate()
 
     @property
-    def db(self) -> sqlite3.Connection:
+    def backend(self) -> str:
+        return "postgresql" if self.url else "sqlite"
+
+    def describe(self) -> str:
+        """Where the store is, for messages (a URL's password is never shown)."""
+        return pg.redact(self.url) if self.url else str(self.path)
+
+    @property
+    def db(self) -> Any:
+        """This thread's connection: ``sqlite3.Connection`` or the PostgreSQL adapter (same
+        ``execute(sql, params)``, rows readable by index and by name)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
+            if self.url:
+                conn = pg.Connection(self.url)
+            else:
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT: writers serialise, readers never see half a write."""
+    def transaction(self) -> Iterator[Any]:
+        """BEGIN IMMEDIATE ... COMMIT: writers serialise, readers never see half a write
+        (PostgreSQL: BEGIN plus the store's transaction-scoped advisory lock)."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -45,14 +66,28 @@ class Store:
             raise
         db.execute("COMMIT")
 
-    def migrate(self) -> None:
+    def migrate(self) -> list[str]:
+        """Apply the numbered migrations not applied yet; returns their names."""
+        applied: list[str] = []
         with self.transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS _migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL)")
             done = {row[0] for row in db.execute("SELECT number FROM _migrations")}
             for number, fn in enumerate(MIGRATIONS, start=1):
-                if number not in done:
+                if number in done:
+                    continue
+                if self.url:
+                    name, statements = pg.PG_MIGRATIONS[number - 1]
+                    for statement in statements:
+                        db.execute(statement)
+                else:
+                    name = fn.__name__
                     fn(db)
-                    db.execute("INSERT INTO _migrations (number, name) VALUES (?, ?)", (number, fn.__name__))
+                db.execute("INSERT INTO _migrations (number, name) VALUES (?, ?)", (number, name))
+                applied.append(name)
+        return applied
+
+    def migrations(self) -> list[tuple[int, str]]:
+        return [(int(r[0]), str(r[1])) for r in self.db.execute("SELECT number, name FROM _migrations ORDER BY number")]
 
     # -- idempotent results ---------------------------------------------------------------
     def get_result(self, key: str) -> dict[str, Any] | None:
@@ -60,14 +95,16 @@ class Store:
         return json.loads(row[0]) if row else None
 
     @staticmethod
-    def _first_result(db: sqlite3.Connection, key: str, task_type: str, correlation_id: str | None, status: str,
+    def _first_result(db: Any, key: str, task_type: str, correlation_id: str | None, status: str,
                       stop_reason: str, result: dict[str, Any]) -> dict[str, Any]:
+        inserted = db.execute(
+            "INSERT INTO results (idempotency_key, task_type, correlation_id, status, stop_reason, result_json)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+            (key, task_type, correlation_id, status, stop_reason, json.dumps(result))).rowcount
+        if inserted == 1:
+            return result
         row = db.execute("SELECT result_json FROM results WHERE idempotency_key = ?", (key,)).fetchone()
-        if row:
-            return json.loads(row[0])
-        db.execute("INSERT INTO results (idempotency_key, task_type, correlation_id, status, stop_reason, result_json)"
-                   " VALUES (?, ?, ?, ?, ?, ?)", (key, task_type, correlation_id, status, stop_reason, json.dumps(result)))
-        return result
+        return json.loads(row[0])
 
     def save_result(self, key: str, task_type: str, correlation_id: str | None, status: str,
                     stop_reason: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -94,10 +131,11 @@ class Store:
     def claim_effect(self, call_key: str, tool: str) -> tuple[str, Any]:
         """Claim a side-effecting call. Returns ("run", None), ("done", result) or ("started", None)."""
         with self.transaction() as db:
-            row = db.execute("SELECT state, result_json FROM tool_effects WHERE call_key = ?", (call_key,)).fetchone()
-            if row is None:
-                db.execute("INSERT INTO tool_effects (call_key, tool, state) VALUES (?, ?, 'started')", (call_key, tool))
+            claimed = db.execute("INSERT INTO tool_effects (call_key, tool, state) VALUES (?, ?, 'started')"
+                                 " ON CONFLICT (call_key) DO NOTHING", (call_key, tool)).rowcount
+            if claimed == 1:
                 return "run", None
+            row = db.execute("SELECT state, result_json FROM tool_effects WHERE call_key = ?", (call_key,)).fetchone()
             return row["state"], json.loads(row["result_json"]) if row["result_json"] else None
 
     def finish_effect(self, call_key: str, result: Any) -> None:
@@ -165,13 +203,27 @@ class Store:
                        (actor, action, subject, json.dumps(detail or {}, default=str)))
 
 
-_stores: dict[Path, Store] = {}
+_stores: dict[str, Store] = {}
 _lock = threading.Lock()
 
 
+def store_location(path: str | Path | None = None) -> str:
+    """Which store: ``path`` if given, else ``$DAS_STORE_URL``, else ``$DAS_HOME/das.db``."""
+    if path:
+        return str(path) if pg.is_postgres_url(str(path)) else str(Path(path))
+    url = os.environ.get("DAS_STORE_URL", "").strip()
+    if url:
+        if not pg.is_postgres_url(url) and not url.startswith("sqlite:///"):
+            from das.errors import UsageError
+
+            raise UsageError(f"DAS_STORE_URL must be postgresql://... or sqlite:///PATH, not {pg.redact(url)!r}")
+        return url.removeprefix("sqlite://") if url.startswith("sqlite:///") else url
+    return str(das_home() / "das.db")
+
+
 def open_store(path: str | Path | None = None) -> Store:
-    """The store at ``path`` (default ``$DAS_HOME/das.db``), one instance per file."""
-    resolved = Path(path) if path else das_home() / "das.db"
+    """The store (see ``store_location``), one instance per location and process."""
+    resolved = store_location(path)
     with _lock:
         if resolved not in _stores:
             _stores[resolved] = Store(resolved)

@@ -1,10 +1,10 @@
-"""Approval rules, history and crash safety of the approval queue (real SQLite)."""
+"""Approval rules, history and crash safety of the approval queue, on both store backends
+(SQLite, and the session's real PostgreSQL server through ``DAS_STORE_URL``)."""
 
 import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +16,15 @@ from das.authoring.deploy import deploy_and_record
 from das.authoring.queue import ApprovalRefused, Queue, new_proposal_id
 from das.contracts import Proposal
 from das.identity import Principal
+
+
+@pytest.fixture(autouse=True)
+def backend(store_location: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every queue test runs on both backends (see ``store_location`` in tests/conftest.py)."""
+    if store_location.startswith("postgresql://"):
+        monkeypatch.setenv("DAS_STORE_URL", store_location)
+        return "postgresql"
+    return "sqlite"
 
 
 def who(name: str, role: str = "reviewer") -> Principal:
@@ -114,11 +123,12 @@ def test_invalid_proposal_cannot_be_approved_and_reject_needs_comment():
 def test_history_is_append_only(das_home):
     q = Queue()
     p = make(q)
-    db = sqlite3.connect(das_home / "das.db")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        db.execute("UPDATE proposal_history SET actor = 'mallory' WHERE proposal_id = ?", (p.id,))
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        db.execute("DELETE FROM proposal_history")
+    for sql, args in (("UPDATE proposal_history SET actor = 'mallory' WHERE proposal_id = ?", (p.id,)),
+                      ("DELETE FROM proposal_history", ())):
+        with pytest.raises(Exception, match="append-only"):  # sqlite3 or psycopg: the database refuses
+            with q.store.transaction() as db:
+                db.execute(sql, args)
+    assert [h.actor for h in q.get(p.id).history] == ["alice"]
 
 
 def test_deploy_failure_is_recorded_and_redeploy_fixes_it(monkeypatch):
