@@ -110,6 +110,8 @@ class EngineProcess:
         jar: Path | None = None,
         data_dir: Path | None = None,
         jdbc_url: str | None = None,
+        jdbc_user: str | None = None,
+        jdbc_password: str | None = None,
         auth: bool = False,
         admin_user: str | None = None,
         admin_password: str | None = None,
@@ -122,6 +124,8 @@ class EngineProcess:
         self.jar = jar
         self.data_dir = data_dir or das_home() / "engine-data"
         self.jdbc_url = jdbc_url
+        self.jdbc_user = jdbc_user
+        self.jdbc_password = jdbc_password
         self.auth = auth
         self.admin_user = admin_user
         self.admin_password = admin_password
@@ -151,6 +155,10 @@ class EngineProcess:
             env["DAS_ENGINE_ADDRESS"] = self.address
         if self.jdbc_url:
             env["DAS_ENGINE_JDBC_URL"] = self.jdbc_url
+        if self.jdbc_user is not None:
+            env["DAS_ENGINE_JDBC_USER"] = self.jdbc_user
+        if self.jdbc_password is not None:
+            env["DAS_ENGINE_JDBC_PASSWORD"] = self.jdbc_password
         if self.admin_user and self.admin_password:
             env["DAS_ENGINE_ADMIN_USER"] = self.admin_user
             env["DAS_ENGINE_ADMIN_PASSWORD"] = self.admin_password
