@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from das.config import das_home
 from das.errors import InvalidInput
@@ -117,17 +118,25 @@ _clients_lock = threading.Lock()
 
 
 def _client(path: Path) -> Any:
-    """One Chroma client per path per process (Chroma itself shares systems by path)."""
+    """One Chroma client per path (or server) per process (Chroma itself shares systems by path).
+
+    ``DAS_CHROMA_URL=http://host:8000``: a Chroma server shared by every worker and API
+    server (client/server mode) instead of the embedded files under ``path``."""
     import chromadb
     from chromadb.config import Settings
 
-    key = str(path.resolve())
+    url = os.environ.get("DAS_CHROMA_URL", "").strip()
+    key = url or str(path.resolve())
     with _clients_lock:
         if key not in _clients:
-            path.mkdir(parents=True, exist_ok=True)
-            _clients[key] = chromadb.PersistentClient(
-                path=key, settings=Settings(anonymized_telemetry=False, allow_reset=False)
-            )
+            settings = Settings(anonymized_telemetry=False, allow_reset=False)
+            if url:
+                parts = urlsplit(url)
+                _clients[key] = chromadb.HttpClient(host=parts.hostname or "127.0.0.1", port=parts.port or 8000,
+                                                    ssl=parts.scheme == "https", settings=settings)
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+                _clients[key] = chromadb.PersistentClient(path=key, settings=settings)
         return _clients[key]
 
 

@@ -2,8 +2,12 @@
 workers sharing one PostgreSQL store, 200 instances of a probabilistic TDE process with a
 side-effecting tool; one engine node and one worker are SIGKILLed mid-run.
 
-Checked: every instance completes, no idempotency key produced two results (or traces), and
-the side effect ran at most once per key.
+A worker killed between sending the side effect and recording it leaves an effect whose
+outcome is unknown; DAS never repeats it on its own, so that task stops with an incident.
+The test then does what the operator runbook says (docs/SCALING.md): looks at the receiver's
+log, `das effects resolve KEY --as done|not-done`, and retries the incident. Checked: every
+instance completes, each idempotency key has one result, and the side effect ran exactly
+once per instance.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -102,7 +105,12 @@ def test_two_engines_three_workers_one_postgres_survive_sigkills(pg_server, tmp_
         node_b.proc.send_signal(signal.SIGKILL)  # an engine node dies mid-run ...
         node_b.proc.wait(timeout=30)
         workers[0].kill()  # ... and so does a worker, tasks locked
-        wait_for(lambda: done_count() >= INSTANCES, 600, 1.0, what="every instance completed on the surviving node")
+        def settled() -> bool:
+            return done_count() + len(a.incidents(processDefinitionKey=key)) >= INSTANCES
+
+        wait_for(settled, 600, 1.0, what="every instance completed or stopped on an unknown outcome")
+        resolved = _operator_resolves_unknown_effects(a, key, store_url, hits, tmp_path)
+        wait_for(lambda: done_count() >= INSTANCES, 300, 1.0, what="every instance completed on the surviving node")
         states = collections.Counter(a.history_process_instances(processInstanceId=p)[0]["state"] for p in pids)
         assert states == {"COMPLETED": INSTANCES}, states
         ends = collections.Counter(
@@ -117,7 +125,30 @@ def test_two_engines_three_workers_one_postgres_survive_sigkills(pg_server, tmp_
         effect_server.shutdown()
 
     store = Store(store_url)
-    per_key = store.db.execute("SELECT idempotency_key, count(*) FROM traces GROUP BY idempotency_key").fetchall()
-    assert len(per_key) == INSTANCES and max(n for _, n in per_key) == 1, per_key[:5]
-    assert store.db.execute("SELECT count(*) FROM results").fetchone()[0] == INSTANCES
+    per_key = dict(store.db.execute("SELECT idempotency_key, count(*) FROM traces GROUP BY idempotency_key").fetchall())
+    assert len(per_key) == INSTANCES
+    # one run per key, two only where the operator resolved an unknown effect and retried
+    assert {k for k, n in per_key.items() if n > 1} <= {c.rsplit(":", 1)[0] for c in resolved}, per_key
+    succeeded = store.db.execute("SELECT count(*) FROM results WHERE status = 'succeeded'").fetchone()[0]
+    assert succeeded == INSTANCES
     assert len(hits) == INSTANCES and max(hits.values()) == 1, hits.most_common(3)  # each effect exactly once
+    print(f"\ncluster: {INSTANCES} instances, {len(resolved)} unknown effect(s) resolved by the operator step")
+
+
+def _operator_resolves_unknown_effects(client: EngineClient, key: str, store_url: str,
+                                       hits: collections.Counter[str], tmp_path: Path) -> list[str]:
+    """The runbook: for each effect of unknown outcome, the receiver's log decides done or not
+    done (`das effects resolve`), then the incident's task gets one more retry."""
+    store = Store(store_url)
+    pending = [e for e in store.effects() if e["state"] in ("started", "unknown")]
+    env = {**os.environ, "DAS_STORE_URL": store_url, "DAS_HOME": str(tmp_path / "operator")}
+    for effect in pending:
+        task_key = effect["call_key"].rsplit(":", 1)[0]
+        row = store.db.execute("SELECT correlation_id FROM traces WHERE idempotency_key = ?", (task_key,)).fetchone()
+        outcome = "done" if row is not None and hits.get(row[0], 0) > 0 else "not-done"
+        out = subprocess.run([sys.executable, "-m", "das", "effects", "resolve", effect["call_key"], "--as", outcome,
+                              "--note", "receiver log checked"], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+    for incident in client.incidents(processDefinitionKey=key):
+        client.set_external_task_retries(incident["configuration"], 1)
+    return [e["call_key"] for e in pending]

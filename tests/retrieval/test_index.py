@@ -262,3 +262,41 @@ def test_das_search_cli_finds_a_reference_process():
     assert out.returncode == 0, out.stderr
     hits = json.loads(out.stdout)
     assert hits[0]["id"] == "process:peo_team_select" and hits[0]["embedding"] == "all-MiniLM-L6-v2"
+
+
+def test_a_shared_chroma_server_serves_two_processes_one_index(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Client/server mode (DAS_CHROMA_URL): what one process indexes, another finds."""
+    import socket
+    import time
+
+    import httpx
+
+    chroma = shutil.which("chroma")
+    assert chroma, "chromadb's `chroma` CLI is installed with the package"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([chroma, "run", "--path", str(tmp_path / "srv"), "--host", "127.0.0.1", "--port",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("chroma server did not start")
+        monkeypatch.setenv("DAS_CHROMA_URL", f"http://127.0.0.1:{port}")
+        index_processes(DATA, Index.open(tmp_path / "home-a"))
+        assert not (tmp_path / "home-a" / "chroma").exists()  # nothing embedded locally
+        other = subprocess.run(
+            [sys.executable, "-c", "from das.retrieval import Index; print(Index.open().search('invoice', k=1)[0].id)"],
+            env={**os.environ, "DAS_CHROMA_URL": f"http://127.0.0.1:{port}", "DAS_HOME": str(tmp_path / "home-b")},
+            capture_output=True, text=True, timeout=120)
+        assert other.stdout.strip() == "process:invoice_approval", other.stderr[-2000:]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
