@@ -117,8 +117,8 @@ def run_raw(url: str, client, key: str, topic: str, n: int, threads: int, max_ta
 
 def run_das(client_factory, key: str, topic: str, n: int, workers: int, max_tasks: int, handler=None,
             capture: dict | None = None):
-    from das.engine.variables import to_variables
     from das.engine.handlers import HANDLERS, TOPIC_TDE, TopicHandler
+    from das.engine.variables import to_variables
     from das.engine.worker import Worker, WorkerConfig
 
     client = client_factory()

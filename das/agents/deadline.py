@@ -10,6 +10,7 @@ exist at once: a new call waits for a slot within its own deadline, or times out
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -59,7 +60,8 @@ def call_with_deadline(fn: Callable[[], T], seconds: float, grace_s: float = 0.0
                 except Exception:  # recording late usage must never crash a thread
                     pass
 
-    threading.Thread(target=run, daemon=True, name="das-model-call").start()
+    # the caller's context (its trace span, say) goes with the call into its thread
+    threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True, name="das-model-call").start()
     if not done.wait(seconds):
         finished = done.wait(grace_s) if grace_s > 0 else False
         with lock:

@@ -21,6 +21,7 @@ import jsonschema
 from pydantic import ValidationError
 from referencing import Registry
 
+from das import tracing
 from das.agents.deadline import DeadlineExceeded, call_with_deadline
 from das.checks import OutputCheck, failed_checks
 from das.config import das_home, default_model
@@ -164,6 +165,17 @@ class TdeLoop:
 
     # -- run ----------------------------------------------------------------------------------
     def run(self) -> TdeResult:
+        with tracing.span(f"das.tde {self.spec.task_type}", **{
+                tracing.TASK_TYPE: self.spec.task_type, tracing.IDEMPOTENCY_KEY: self.spec.idempotency_key,
+                tracing.CORRELATION: self.spec.correlation_id, "gen_ai.request.model": self.model}) as current:
+            result = self._run()
+            tracing.set_attributes(current, **{
+                "das.status": result.status, "das.stop_reason": result.stop_reason,
+                "das.iterations": result.usage.iterations, "gen_ai.usage.input_tokens": result.usage.input_tokens,
+                "gen_ai.usage.output_tokens": result.usage.output_tokens, "das.cost_usd": result.usage.cost_usd})
+            return result
+
+    def _run(self) -> TdeResult:
         started = self.started = time.monotonic()
         self.messages = self._initial_messages()
         stop_reason, message, status = "completed", None, "succeeded"
@@ -320,7 +332,9 @@ class TdeLoop:
     def _run_tool(self, tool: Tool, arguments: dict[str, Any]) -> Any:
         """Side-effecting calls run at most once per idempotency key (das/tools/effects.py)."""
         try:
-            return run_once(self.store, tool, self.ctx, arguments)
+            with tracing.span(f"execute_tool {tool.name}", **{"gen_ai.operation.name": "execute_tool",
+                                                              "gen_ai.tool.name": tool.name}):
+                return run_once(self.store, tool, self.ctx, arguments)
         except EffectBlocked as exc:
             raise _Stop("error", exc.message, retryable=False) from exc
 

@@ -65,6 +65,10 @@ def serve(topics: tuple[str, ...], workers: int, model: str | None, policy_file:
     from das.engine.worker import Worker, WorkerConfig
 
     setup_json_logging(log_level)
+    from das.tracing import configure_from_env
+
+    if configure_from_env():  # OTEL_EXPORTER_OTLP_ENDPOINT set: spans go out over OTLP/HTTP
+        progress("tracing: OpenTelemetry spans exported over OTLP")
     _warm_up()
     config = WorkerConfig(topics=_split_topics(topics), workers=workers, worker_id=worker_id or "",
                           lock_duration_ms=lock_ms, poll_ms=poll_ms, max_tasks_per_fetch=max_tasks, prefetch=prefetch,

@@ -70,6 +70,7 @@ class Outcome:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    task_type: str | None = None  # for per-task-type metrics
 
 
 @dataclass
@@ -267,6 +268,7 @@ def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
         return failure_outcome(task, policy, f"DAS worker bug: {type(exc).__name__}: {exc}",
                                traceback.format_exc()[-8000:])
     out = outcome_for_result(task, result, policy)
+    out.task_type = spec.task_type
     if out.kind == "complete" and is_step_task(task.variables):  # a hand-written taskSpec maps nothing
         out.variables.update(mapped_outputs(task.variables, result))
     return out

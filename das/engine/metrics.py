@@ -40,6 +40,10 @@ class WorkerMetrics:
                                        ["reason"], registry=r)
         self.tokens = Counter("das_worker_tokens", "Model tokens used", ["kind"], registry=r)
         self.cost = Counter("das_worker_cost_usd", "Model cost in USD", registry=r)
+        self.task_type_tokens = Counter("das_worker_task_type_tokens", "Model tokens used, per task type",
+                                        ["task_type", "kind"], registry=r)
+        self.task_type_cost = Counter("das_worker_task_type_cost_usd", "Model cost in USD, per task type",
+                                      ["task_type"], registry=r)
         self.engine_errors = Counter("das_worker_engine_errors", "Failed engine calls", ["call"], registry=r)
         self.in_flight = Gauge("das_worker_in_flight", "Tasks being handled now", registry=r)
         self.task_seconds = Histogram("das_worker_task_seconds", "Fetch-to-answer latency per task",

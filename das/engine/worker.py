@@ -23,6 +23,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from das import tracing
 from das.engine.client import EngineClient, EngineError, ExternalTask, Topic
 from das.engine.handlers import HandlerContext, Outcome, TopicHandler, all_handlers, correlation_of
 from das.engine.metrics import WorkerMetrics
@@ -230,6 +231,18 @@ class Worker:
 
     def _handle(self, task: ExternalTask) -> None:
         ctx_log = self._context(task)
+        with tracing.span(f"das.task {task.topic}", **{
+                tracing.TOPIC: task.topic, tracing.PROCESS_INSTANCE: task.process_instance_id,
+                tracing.ACTIVITY: task.activity_id, tracing.CORRELATION: ctx_log["correlationId"],
+                "das.task_id": task.id}) as current:
+            outcome, delivered = self._handle_traced(task, ctx_log)
+            tracing.set_attributes(current, **{"das.outcome": outcome.kind if delivered else "lost",
+                                               "das.stop_reason": outcome.stop_reason,
+                                               "gen_ai.usage.input_tokens": outcome.input_tokens,
+                                               "gen_ai.usage.output_tokens": outcome.output_tokens,
+                                               "das.cost_usd": outcome.cost_usd})
+
+    def _handle_traced(self, task: ExternalTask, ctx_log: dict[str, str]) -> tuple[Outcome, bool]:
         handler = self.handlers[task.topic]
         log.info("task started", extra=ctx_log)
         started = time.monotonic()
@@ -245,12 +258,15 @@ class Worker:
                               retry_timeout_ms=5000)
         self.metrics.handler_seconds.labels(task.topic).observe(time.monotonic() - started)
         self._record(task.topic, outcome)
-        delivered = self._answer(task, outcome, ctx_log)
+        with tracing.span(f"das.answer {outcome.kind}", **{"das.outcome": outcome.kind,
+                                                          "das.error_code": outcome.error_code}):
+            delivered = self._answer(task, outcome, ctx_log)
         label = outcome.kind if delivered else "lost"
         self.metrics.task_seconds.labels(task.topic, label).observe(time.monotonic() - started)
         log.info("task answered" if delivered else "task result dropped",
                  extra={**ctx_log, "outcome": outcome.kind, "stopReason": outcome.stop_reason,
                         "errorCode": outcome.error_code, "seconds": round(time.monotonic() - started, 4)})
+        return outcome, delivered
 
     def _record(self, topic: str, outcome: Outcome) -> None:
         m = self.metrics
@@ -258,6 +274,10 @@ class Worker:
         m.tokens.labels("input").inc(outcome.input_tokens)
         m.tokens.labels("output").inc(outcome.output_tokens)
         m.cost.inc(outcome.cost_usd)
+        if outcome.task_type:
+            m.task_type_tokens.labels(outcome.task_type, "input").inc(outcome.input_tokens)
+            m.task_type_tokens.labels(outcome.task_type, "output").inc(outcome.output_tokens)
+            m.task_type_cost.labels(outcome.task_type).inc(outcome.cost_usd)
         if outcome.error_code == "DAS_GUARDRAIL" and outcome.stop_reason:
             m.guardrail_stops.labels(outcome.stop_reason).inc()
 

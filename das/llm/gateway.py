@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from das import tracing
 from das.contracts import Policy
 from das.errors import PolicyDenied, TransientUpstreamError, UpstreamError
 from das.guardrails import check_model_allowed, redactor
@@ -211,14 +212,20 @@ def complete(
         assert response_schema is not None
         if schema_in_prompt:  # False: the caller's prompt already describes the form
             kwargs["messages"] = structured.with_schema_hint(messages, response_schema)
-    reply = _call(litellm, kwargs, model, retries, backoff_s)
-    if mode == "prompt":
-        assert response_schema is not None
-        reply = _parse_and_repair(litellm, kwargs, model, reply, response_schema, retries, backoff_s)
-    declared = policy.model_prices.get(model)
-    if declared is not None:  # the operator's price wins over litellm's guess
-        reply.cost_usd = (reply.input_tokens * declared.input_per_mtok
-                          + reply.output_tokens * declared.output_per_mtok) / 1e6
+    with tracing.span(f"chat {model}", **{"gen_ai.operation.name": "chat", "gen_ai.system": provider_of(model),
+                                          "gen_ai.request.model": model, "gen_ai.request.max_tokens": max_tokens,
+                                          "das.structured_output": mode}) as current:
+        reply = _call(litellm, kwargs, model, retries, backoff_s)
+        if mode == "prompt":
+            assert response_schema is not None
+            reply = _parse_and_repair(litellm, kwargs, model, reply, response_schema, retries, backoff_s)
+        declared = policy.model_prices.get(model)
+        if declared is not None:  # the operator's price wins over litellm's guess
+            reply.cost_usd = (reply.input_tokens * declared.input_per_mtok
+                              + reply.output_tokens * declared.output_per_mtok) / 1e6
+        tracing.set_attributes(current, **{"gen_ai.usage.input_tokens": reply.input_tokens,
+                                           "gen_ai.usage.output_tokens": reply.output_tokens,
+                                           "das.cost_usd": reply.cost_usd})
     return reply
 
 
