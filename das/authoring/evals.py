@@ -8,26 +8,19 @@ measure the same loop ``das draft`` runs. The scorer is documented in evals/auth
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from das.authoring.labels import ACTIVITY_FAMILY, JACCARD_MIN, jaccard, tokens
 from das.config import default_model, resource_dir
 from das.output import progress
 
 MAX_REPAIRS = 3
 SIM_RUNS = 20
 BEHAVIOUR_RUNS = 100
-JACCARD_MIN = 0.5
-ACTIVITY_FAMILY = {
-    "task": "task", "serviceTask": "task", "userTask": "task", "sendTask": "task", "receiveTask": "task",
-    "scriptTask": "task", "businessRuleTask": "task", "manualTask": "task",
-    "callActivity": "call", "subProcess": "subprocess", "transaction": "subprocess",
-}
 GATEWAYS = {"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway"}
-STOPWORDS = {"a", "an", "the", "of", "to", "and", "or", "for", "on", "in", "by", "with", "from", "via", "is", "it"}
 
 
 def cases_root() -> Path:
@@ -77,19 +70,6 @@ def check_reference(case: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- scorer -----------------------------------------------------------------------------
-
-
-def tokens(name: str | None) -> frozenset[str]:
-    """Lower-case alphanumeric words, stopwords dropped, a plural ``s`` stripped (len > 3)."""
-    words = re.findall(r"[a-z0-9]+", (name or "").lower())
-    return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
-                     for w in words if w not in STOPWORDS)
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a and not b:
-        return 1.0
-    return len(a & b) / len(a | b)
 
 
 def elements(xml: str) -> tuple[list[tuple[str, frozenset[str]]], Counter[str]]:

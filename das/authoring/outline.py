@@ -215,7 +215,7 @@ class _Converter:
 
 def snap_labels(names: list[str], labels: list[str]) -> dict[str, str]:
     """Map written task names to the user's labels (best token overlap, one-to-one, >= 0.5)."""
-    from das.authoring.evals import jaccard, tokens
+    from das.authoring.labels import jaccard, tokens
 
     pairs = sorted(((jaccard(tokens(n), tokens(lab)), i, j) for i, n in enumerate(names) for j, lab in enumerate(labels)),
                    key=lambda p: (-p[0], p[1], p[2]))

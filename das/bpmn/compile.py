@@ -16,72 +16,22 @@ Choices, documented once here:
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
 
 from das.bpmn import layout as L
 from das.bpmn.authoring import Condition, Process, parse_authoring
+from das.bpmn.compile_graph import KIND, CompileResult, Flow, Node, q
+from das.bpmn.compile_graph import slug as _slug
+from das.bpmn.compile_xml import render
 from das.errors import InvalidInput
 
-NS = {
-    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
-    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
-    "dc": "http://www.omg.org/spec/DD/20100524/DC",
-    "di": "http://www.omg.org/spec/DD/20100524/DI",
-    "camunda": "http://camunda.org/schema/1.0/bpmn",
-    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
-}
 TDE_TOPIC = "das-tde-probabilistic"
 _RESERVED_TARGETS = {"taskSpec", "taskType", "correlationId", "retries", "retryBackoff", "mode", "policy"}
 ACTIVITIES = {"tde", "external", "user", "call", "subprocess"}
-KIND = {"startEvent": "event", "endEvent": "event", "intermediateCatchEvent": "event",
-        "intermediateThrowEvent": "event", "boundaryEvent": "event", "exclusiveGateway": "gateway",
-        "inclusiveGateway": "gateway", "parallelGateway": "gateway"}
-
-
 class LayoutError(InvalidInput):
     """The diagram is incomplete or unreadable (an element without a shape, overlaps)."""
-
-
-def q(tag: str) -> str:
-    prefix, local = tag.split(":")
-    return f"{{{NS[prefix]}}}{local}"
-
-
-@dataclass
-class Node:
-    id: str
-    tag: str
-    name: str | None = None
-    attrs: dict[str, str] = field(default_factory=dict)
-    container: str | None = None
-    lane: str | None = None
-    attached_to: str | None = None
-    extras: list[Any] = field(default_factory=list)  # ("io", [(k, v)]), ("in", s, t), ...
-    children: list[etree._Element] = field(default_factory=list)  # event defs, loop chars
-
-
-@dataclass
-class Flow:
-    id: str
-    source: str
-    target: str
-    container: str | None
-    condition: str | None = None
-    listeners: list[str] = field(default_factory=list)
-    association: bool = False
-    name: str | None = None
-
-
-@dataclass
-class CompileResult:
-    """The XML text and any layout findings (empty when the diagram is complete)."""
-
-    xml: str
-    findings: list[str]
 
 
 def juel(cond: Condition | str) -> str:
@@ -90,11 +40,6 @@ def juel(cond: Condition | str) -> str:
     v = cond.value
     lit = ("true" if v else "false") if isinstance(v, bool) else (repr(v) if not isinstance(v, str) else f"'{v}'")
     return f"${{execution.getVariable('{cond.variable}') {cond.op} {lit}}}"
-
-
-def _slug(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "x"
-    return s if s[0].isalpha() else f"x{s}"
 
 
 class _Compiler:
@@ -399,7 +344,6 @@ def _duration(ev: etree._Element, value: str) -> None:
 
 def compile_process(doc: Process | dict[str, Any] | str) -> CompileResult:
     """Compile an authoring document; findings list layout problems (none expected)."""
-    from das.bpmn.compile_xml import render
 
     proc = doc if isinstance(doc, Process) else parse_authoring(doc)
     c = _Compiler(proc)

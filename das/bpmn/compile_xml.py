@@ -8,23 +8,18 @@ result carries a finding.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from lxml import etree
 
 from das.bpmn import layout as L
-
-if TYPE_CHECKING:
-    from das.bpmn.compile import CompileResult, _Compiler
+from das.bpmn.compile_graph import KIND, NS, CompileResult, Graph, q
+from das.bpmn.compile_graph import slug as _slug
 
 ORIGIN_X, ORIGIN_Y = 160.0, 80.0
 LANE_PAD = 30.0
 POOL_LABEL = 30.0
 
 
-def render(c: _Compiler, frag: L.Frag) -> CompileResult:
-    from das.bpmn.compile import NS, CompileResult, q
-
+def render(c: Graph, frag: L.Frag) -> CompileResult:
     pos = {k: L.Box(b.x + ORIGIN_X, b.y + ORIGIN_Y, b.w, b.h) for k, b in frag.pos.items()}
     via = {k: v + ORIGIN_Y for k, v in frag.via.items()}
     lanes = _lane_order(c)
@@ -93,7 +88,6 @@ def render(c: _Compiler, frag: L.Frag) -> CompileResult:
 
 
 def _kind(tag: str) -> str:
-    from das.bpmn.compile import KIND
 
     return KIND.get(tag, "task")
 
@@ -103,7 +97,6 @@ def _n(v: float) -> str:
 
 
 def _shape(plane: etree._Element, eid: str, b: L.Box, expanded: bool = False, horizontal: bool = False) -> None:
-    from das.bpmn.compile import q
 
     s = etree.SubElement(plane, q("bpmndi:BPMNShape"), id=f"{eid}_di", bpmnElement=eid)
     if expanded:
@@ -113,9 +106,8 @@ def _shape(plane: etree._Element, eid: str, b: L.Box, expanded: bool = False, ho
     etree.SubElement(s, q("dc:Bounds"), x=_n(b.x), y=_n(b.y), width=_n(b.w), height=_n(b.h))
 
 
-def _fill(c: _Compiler, parent: etree._Element, container: str | None) -> None:
+def _fill(c: Graph, parent: etree._Element, container: str | None) -> None:
     """Write flow nodes, sequence flows and associations of one container, in XSD order."""
-    from das.bpmn.compile import q
 
     incoming: dict[str, list[str]] = {}
     outgoing: dict[str, list[str]] = {}
@@ -175,7 +167,7 @@ def _fill(c: _Compiler, parent: etree._Element, container: str | None) -> None:
                              sourceRef=f.source, targetRef=f.target)
 
 
-def _lane_order(c: _Compiler) -> dict[str, str]:
+def _lane_order(c: Graph) -> dict[str, str]:
     names: list[str] = []
     for n in c.nodes.values():
         if n.container is None and n.lane and n.lane not in names:
@@ -186,12 +178,11 @@ def _lane_order(c: _Compiler) -> dict[str, str]:
     for n in c.nodes.values():  # nodes before the first named lane join it
         if n.container is None and not n.lane:
             n.lane = first
-    from das.bpmn.compile import _slug
 
     return {name: c.uid(f"Lane_{_slug(name)}") for name in names}
 
 
-def _apply_lanes(c: _Compiler, lanes: dict[str, str], pos: dict[str, L.Box],
+def _apply_lanes(c: Graph, lanes: dict[str, str], pos: dict[str, L.Box],
                  via: dict[str, float]) -> tuple[L.Box, dict[str, L.Box]]:
     """Move each lane's nodes (with sub-process contents) into its own horizontal band."""
     top_of: dict[str, str] = {}

@@ -302,10 +302,30 @@ def handle_select(task: ExternalTask, ctx: HandlerContext) -> Outcome:
 
 
 def handle_nightly(task: ExternalTask, ctx: HandlerContext) -> Outcome:
-    """``das-nightly``: mine engine history and file improvement proposals (das/nightly)."""
-    from das.nightly.commands import handle_nightly as run
+    """``das-nightly``: variables ``since`` (ISO), ``keys`` (list or "a,b"), ``dryRun``; completes
+    with ``nightlyReport`` (Json) and ``nightlyFiled`` (count). Bad input is an incident at once;
+    an unreachable engine or store is retried."""
+    from das.engine.client import EngineClient
+    from das.nightly.run import keys_var, parse_since, run_nightly  # the nightly stack loads only here
 
-    return run(task, ctx)
+    try:
+        since = parse_since(task.variables.get("since"))
+        keys = keys_var(task.variables.get("keys"))
+    except InvalidInput as exc:
+        return failure_outcome(task, None, exc.message, None, final=True)
+    try:
+        with EngineClient() as client:
+            report = run_nightly(client, since=since, keys=keys, model=ctx.model,
+                                 dry_run=bool(task.variables.get("dryRun")))
+    except InvalidInput as exc:
+        return failure_outcome(task, None, exc.message, None, final=True)
+    except DasError as exc:
+        return failure_outcome(task, None, f"{type(exc).__name__}: {exc.message}", None)
+    except Exception as exc:  # a bug: an incident after retries, with the traceback for the operator
+        return failure_outcome(task, None, f"DAS nightly bug: {type(exc).__name__}: {exc}",
+                               traceback.format_exc()[-8000:])
+    return Outcome("complete", variables={"nightlyReport": Json(report), "nightlyFiled": len(report["filed"])},
+                   stop_reason="completed")
 
 
 def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:

@@ -61,7 +61,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from das.authoring.evals import ACTIVITY_FAMILY, JACCARD_MIN, jaccard, tokens
+from das.authoring.labels import ACTIVITY_FAMILY, JACCARD_MIN, jaccard, tokens
 
 START = "▶"
 END = "■"

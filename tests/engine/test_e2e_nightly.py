@@ -9,7 +9,7 @@ from engine_helpers import wait_for
 
 from das.authoring.queue import ApprovalRefused, Queue
 from das.identity import Principal
-from das.nightly.commands import run_nightly
+from das.nightly.run import run_nightly
 
 pytestmark = pytest.mark.engine
 

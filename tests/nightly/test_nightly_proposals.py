@@ -119,7 +119,7 @@ def test_cli_reports_findings_and_filed_ids(monkeypatch):
 
 def test_bad_since_is_a_usage_error():
     from das.errors import InvalidInput
-    from das.nightly.commands import parse_since
+    from das.nightly.run import parse_since
 
     with pytest.raises(InvalidInput):
         parse_since("yesterday")
@@ -143,7 +143,7 @@ def test_handler_completes_with_a_report_and_rejects_bad_input(monkeypatch):
     import das.engine.client as engine_client
     from das.engine.handlers import HandlerContext
     from das.engine.variables import Json
-    from das.nightly.commands import handle_nightly
+    from das.engine.handlers import handle_nightly
 
     monkeypatch.setattr(engine_client, "EngineClient", lambda url=None: _Ctx(history()))
     task = SimpleNamespace(variables={"keys": KEY, "dryRun": True}, retries=None)
