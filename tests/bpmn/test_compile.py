@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from das.bpmn import layout as L
 from das.bpmn.authoring import authoring_json_schema, parse_authoring
-from das.bpmn.compile import NS, compile_process, compile_to_xml
+from das.bpmn.compile import compile_process, compile_to_xml
+from das.bpmn.compile_graph import NS
 from das.bpmn.validate import validate
 
 HERE = Path(__file__).parent

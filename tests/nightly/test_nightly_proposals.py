@@ -141,9 +141,8 @@ def test_handler_completes_with_a_report_and_rejects_bad_input(monkeypatch):
     from types import SimpleNamespace
 
     import das.engine.client as engine_client
-    from das.engine.handlers import HandlerContext
+    from das.engine.handlers import HandlerContext, handle_nightly
     from das.engine.variables import Json
-    from das.engine.handlers import handle_nightly
 
     monkeypatch.setattr(engine_client, "EngineClient", lambda url=None: _Ctx(history()))
     task = SimpleNamespace(variables={"keys": KEY, "dryRun": True}, retries=None)
