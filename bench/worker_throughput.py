@@ -117,8 +117,8 @@ def run_raw(url: str, client, key: str, topic: str, n: int, threads: int, max_ta
 
 def run_das(client_factory, key: str, topic: str, n: int, workers: int, max_tasks: int, handler=None,
             capture: dict | None = None):
+    from das.camunda.variables import to_variables
     from das.engine.handlers import HANDLERS, TOPIC_TDE, TopicHandler
-    from das.engine.variables import to_variables
     from das.engine.worker import Worker, WorkerConfig
 
     client = client_factory()
@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from das.agents import tde_loop  # noqa: F401 - warm imports before timing
-    from das.engine.client import EngineClient
-    from das.engine.engine_process import DEFAULT_JAVA_OPTS, FAST_START_JAVA_OPTS, EngineProcess
+    from das.camunda.client import EngineClient
+    from das.camunda.engine_process import DEFAULT_JAVA_OPTS, FAST_START_JAVA_OPTS, EngineProcess
 
     tmp = Path(tempfile.mkdtemp(prefix="das-bench-"))
     os.environ["DAS_HOME"] = str(tmp / "home")

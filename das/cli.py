@@ -42,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logout": ("das.commands_users:logout", "Forget saved API credentials."),
     "store": ("das.commands_store:store", "Migrate the store, or copy it to PostgreSQL."),
     "models": ("das.commands_models:models", "List, install and verify the embedded models."),
-    "eval": ("das.authoring.commands:eval_cmd", "Run evaluation suites against a model."),
+    "eval": ("das.evals.commands:eval_cmd", "Run evaluation suites against a model."),
 }
 
 

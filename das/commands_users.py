@@ -76,7 +76,7 @@ def login(url: str, token_stdin: bool, fmt: str) -> None:
     """
     from urllib.parse import urlsplit
 
-    from das.api.client import ApiClient, save_credentials
+    from das.remote import ApiClient, save_credentials
 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -93,7 +93,7 @@ def login(url: str, token_stdin: bool, fmt: str) -> None:
 @click.command()
 def logout() -> None:
     """Forget the saved API credentials; commands act on the local store again."""
-    from das.api.client import credentials_path
+    from das.remote import credentials_path
 
     path = credentials_path()
     existed = path.exists()

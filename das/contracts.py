@@ -69,7 +69,7 @@ class Policy(_Strict):
     retry_at: Literal["engine", "process"] = Field(
         "engine", description="a transient failure: engine = handleFailure with retries (then an incident); "
                               "process = complete with tdeStatus 'retry' so the process loops (the TDE template does)")
-    allowed_methods: list[HttpMethod] = Field(default_factory=lambda: ["GET"],
+    allowed_methods: list[HttpMethod] = Field(default_factory=lambda: list[HttpMethod](["GET"]),
                                               description="HTTP methods http_request may use")
     allowed_endpoints: list[str] = Field(
         default_factory=list, description="operator only: exact endpoint prefixes (scheme://host:port/path) that "

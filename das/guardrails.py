@@ -14,6 +14,7 @@ limit and the value seen. The loop turns it into a stop_reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -63,7 +64,8 @@ def _defaults(root: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
 
 @lru_cache(maxsize=8)
 def data_class_rules(root: str | None = None) -> dict[str, Any]:
-    return _read_yaml(Path(root or resource_dir("guardrails")) / "data_classes.yaml")
+    rules: dict[str, Any] = _read_yaml(Path(root or resource_dir("guardrails")) / "data_classes.yaml")
+    return rules
 
 
 LIST_KEYS = ("allowed_tools", "allowed_hosts", "allowed_methods", "allowed_endpoints")
@@ -174,7 +176,7 @@ def check_model_allowed(policy: Policy, model: str, is_local: bool) -> None:
         )
 
 
-def redactor(policy: Policy, is_local: bool):
+def redactor(policy: Policy, is_local: bool) -> Callable[[str], str] | None:
     """A function that masks configured patterns, or None when no redaction applies."""
     rules = data_class_rules()
     if is_local or not rules.get(policy.data_class, {}).get("redact"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from das.adapters import adapters, deterministic_entries, register_adapter
-from das.engine.client import ExternalTask
+from das.camunda.client import ExternalTask
 from das.engine.handlers import HandlerContext, all_handlers, handle_adapter
 from das.tools.base import Tool
 

@@ -72,7 +72,7 @@ class Member:
 
     model: str
     persona: str
-    temperature: float = 0.0
+    temperature: float | None = 0.0  # None: the provider refuses the parameter
     seed: int | None = None
 
     @property
@@ -129,7 +129,7 @@ def _sampling(model: str, temperature: float | None, seed: int | None) -> tuple[
     except Exception:  # unknown to litellm: let the call itself report
         return temperature, seed
     for t, s in dict.fromkeys([(temperature, seed), (temperature, None), (None, seed), (None, None)]):
-        kwargs = {k: v for k, v in (("temperature", t), ("seed", s)) if v is not None}
+        kwargs: dict[str, Any] = {k: v for k, v in (("temperature", t), ("seed", s)) if v is not None}
         try:
             get_optional_params(model=name, custom_llm_provider=provider, **kwargs)
             return t, s
@@ -226,7 +226,7 @@ def _ask(member: str, model: str, messages: list[dict[str, Any]], n: int, limits
 SELECT_TASK_TYPE = "peo_select"  # its policy: guardrails/default.yaml < task_types.yaml entry < operator file
 
 
-def select_task(candidates: list[Any], context: dict[str, Any] | None = None, *, models: list[str] | None = None,
+def select_task(candidates: list[Any] | Any, context: dict[str, Any] | None = None, *, models: list[str] | None = None,
                 members: int = 3, policy: Policy | None = None, policy_file: str | None = None,
                 team: list[Member | dict[str, Any]] | None = None, seed: int = 0) -> Decision:
     """Let ``members`` LLM members vote on the candidates; return one explainable Decision.

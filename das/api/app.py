@@ -286,7 +286,8 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         """The approval queue, newest first, with filters and each proposal's badges."""
         who = authn.principal(request)
         filters = {"status": status or None, "key": key or None, "author": author or None, "origin": origin or None}
-        rows = proposal_view.queue_rows(Queue(), **filters)
+        rows = proposal_view.queue_rows(Queue(), status=filters["status"], key=filters["key"],
+                                        author=filters["author"], origin=filters["origin"])
         return page(pages.queue(rows, who, authn.csrf_for(request, who), filters))
 
     @app.get("/proposals/{proposal_id}", response_class=HTMLResponse, tags=["pages"])

@@ -58,7 +58,7 @@ def deploy_proposal(proposal: Proposal, engine_url: str | None = None) -> Deploy
         path.write_text(xml)
         return DeployOutcome(True, "local-registry",
                              f"no engine configured (DAS_ENGINE_URL unset): stored in the local registry at {path}")
-    from das.engine.client import EngineClient
+    from das.camunda.client import EngineClient
 
     try:
         with EngineClient(url) as client:

@@ -276,12 +276,12 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
         key, base_version = versions.split_ref(base)
         base_version = base_version or queue.current_version(key)
         base_xml = queue.artifact_of(key, base_version) if base_version else None
-        if base_xml is None:
+        if base_version is None or base_xml is None:
             raise UsageError(f"no process {key}@{base_version or '?'} is known; see `das queue list` or processes/")
         user = render("author_edit", prompt=prompt, key=key, version=base_version, summary=_summarise(base_xml, key))
         cand, attempts = _loop(model, [{"role": "system", "content": system}, {"role": "user", "content": user}],
                                edit_script_schema(), lambda d: _check_edit(d, base_xml, key), max_repairs, usage)
-        delta = diff(parse(base_xml.encode(), name="base"), parse(cand.xml.encode(), name="new"))
+        delta = diff(parse(base_xml.encode(), name="base"), parse((cand.xml or "").encode(), name="new"))
         diff_json = {**delta.model_dump(mode="json"), "text": render_text(delta)}
         edit_ops, version = cand.payload, versions.minor_bump(base_version)
     else:
@@ -291,7 +291,7 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
         edit_ops = []
         version = versions.minor_bump(base_version) if base_version else "1.0.0"
         diff_json = {"text": f"new process {key} (no base version)", "added": "all"} if not base_version else \
-            _full_diff(queue.artifact_of(key, base_version) or "", cand.xml)
+            _full_diff(queue.artifact_of(key, base_version) or "", cand.xml or "")
     wrappers = draft_wrappers(cand.xml) if cand.xml else []
     proposal = Proposal(
         id=new_proposal_id(), kind="process", key=key, base_version=base_version, version=version,
@@ -320,7 +320,7 @@ def rebase_proposal(queue: Queue, proposal_id: str, actor: Principal) -> Proposa
         raise UsageError(f"proposal {proposal_id} has no edit operations to re-apply; draft it again on "
                          f"{proposal.key}@{current}")
     base_xml = queue.artifact_of(proposal.key, current) if current else None
-    if base_xml is None:
+    if current is None or base_xml is None:
         raise UsageError(f"the current version of {proposal.key} is unknown")
     cand = _check_edit({"ops": proposal.edit_ops}, base_xml, proposal.key)
     if not cand.ok:
@@ -329,7 +329,7 @@ def rebase_proposal(queue: Queue, proposal_id: str, actor: Principal) -> Proposa
     return queue.replace_artifact(proposal_id, actor, {
         "base_version": current, "version": versions.minor_bump(current), "artifact": cand.xml,
         "validation": cand.validation, "simulation": cand.simulation,
-        "diff": _full_diff(base_xml, cand.xml)}, f"rebased onto {proposal.key}@{current} and re-validated")
+        "diff": _full_diff(base_xml, cand.xml or "")}, f"rebased onto {proposal.key}@{current} and re-validated")
 
 
 __all__ = ["DraftFailed", "check_xml", "draft_proposal", "rebase_proposal", "Path"]

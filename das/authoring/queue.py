@@ -16,8 +16,10 @@ either as it was or fully changed, never in between.
 
 from __future__ import annotations
 
+import builtins
 import json
 import uuid
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -84,7 +86,7 @@ class Queue:
                                     (key, version)).fetchone()
         return row[0] if row else None
 
-    def approvals(self, proposal: Proposal) -> list[str]:
+    def approvals(self, proposal: Proposal) -> builtins.list[str]:
         """Distinct people whose approval counts now: of the current artifact, not the author,
         not the DAS identity, and given after the last artifact change."""
         current = proposal.artifact_sha256()
@@ -131,7 +133,7 @@ class Queue:
                                   f" but the current version is {current}; rebase it first")
         return proposal
 
-    def pending_deploys(self) -> list[Proposal]:
+    def pending_deploys(self) -> builtins.list[Proposal]:
         rows = self.store.db.execute("SELECT id FROM proposals WHERE status IN ('approved', 'deploy_failed')")
         return [self.get(r[0]) for r in rows]
 
@@ -185,7 +187,7 @@ class Queue:
         """Why each review action is refused for ``who`` now (None: allowed), for the page's
         buttons. The same checks ``approve`` and ``reject`` make; nothing is written."""
         out: dict[str, str | None] = {}
-        checks = {"approve": lambda: self._approve_checks(proposal, who),
+        checks: dict[str, Callable[[], None]] = {"approve": lambda: self._approve_checks(proposal, who),
                   "reject": lambda: self._check_reviewable(proposal, who, "reject")}
         for action, check in checks.items():
             try:

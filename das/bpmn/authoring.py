@@ -194,7 +194,7 @@ def _build() -> dict[str, Any]:
         activity: dict[str, Any] = {
             "name": (Name, ...),
             "id": (Ident | None, Field(None, description="Optional id hint; must be unique.")),
-            "on_error": (list[err], Field(default_factory=list, max_length=MAX_HANDLERS)),
+            "on_error": (list[err], Field(default_factory=list, max_length=MAX_HANDLERS)),  # type: ignore[valid-type]  # models built at run time
             "timeout": (tmo | None, None),
             "compensation": (Compensation | None, None),
             "multi_instance": (MultiInstance | None, None),
@@ -242,10 +242,10 @@ def _build() -> dict[str, Any]:
             kinds += [
                 mk("ChoiceStep", "Exclusive or inclusive choice with a default branch.",
                    type=(Literal["choice"], ...), kind=(Literal["exclusive", "inclusive"], "exclusive"),
-                   branches=(list[branch], Field(..., min_length=1, max_length=MAX_BRANCHES)),
+                   branches=(list[branch], Field(..., min_length=1, max_length=MAX_BRANCHES)),  # type: ignore[valid-type]  # models built at run time
                    default=(default, Field(default_factory=default)), **plain),
                 mk("ParallelStep", "Branches run concurrently and join.", type=(Literal["parallel"], ...),
-                   branches=(list[pbranch], Field(..., min_length=2, max_length=MAX_BRANCHES)), **plain),
+                   branches=(list[pbranch], Field(..., min_length=2, max_length=MAX_BRANCHES)), **plain),  # type: ignore[valid-type]  # models built at run time
                 mk("LoopStep", "Repeat the steps while the condition holds, at most max_iterations.",
                    type=(Literal["loop"], ...), condition=(CondOrJuel, ...),
                    max_iterations=(int, Field(3, ge=1, le=100)),
@@ -255,8 +255,8 @@ def _build() -> dict[str, Any]:
                    steps=(inner_steps, _req_steps(level + 1)),
                    **activity),
             ]
-        union = Annotated[tuple(kinds)[0] if len(kinds) == 1 else _union(kinds), Field(discriminator="type")]
-        inner_steps = list[union]
+        union = Annotated[tuple(kinds)[0] if len(kinds) == 1 else _union(kinds), Field(discriminator="type")]  # type: ignore[valid-type]  # models built at run time
+        inner_steps = list[union]  # type: ignore[valid-type]  # models built at run time
         made[f"Steps{level}"] = inner_steps
     return made
 

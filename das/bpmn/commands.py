@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from das.bpmn.rules import Report
 from das.errors import InvalidInput, NegativeResult, UsageError
 from das.output import emit, progress
 
@@ -25,7 +26,7 @@ def bpmn() -> None:
     """Compile, validate, simulate, diff and edit BPMN (Camunda 7 dialect)."""
 
 
-def _render_reports(reports: list) -> str:  # type: ignore[type-arg]
+def _render_reports(reports: list[Report]) -> str:
     lines = []
     for r in reports:
         c = r.counts()

@@ -346,11 +346,13 @@ def compile_process(doc: Process | dict[str, Any] | str) -> CompileResult:
     """Compile an authoring document; findings list layout problems (none expected)."""
 
     proc = doc if isinstance(doc, Process) else parse_authoring(doc)
+    steps: list[Any] = list(proc.steps)  # the step models are built at run time (bpmn/authoring.py)
     c = _Compiler(proc)
-    start = c.node("start", "startEvent", None, getattr(proc.steps[0], "lane", None))
-    body = c.steps(proc.steps, "", None, None)
-    assert body is not None
-    last_lane = next((s.lane for s in reversed(proc.steps) if getattr(s, "lane", None)), None)
+    start = c.node("start", "startEvent", None, getattr(steps[0], "lane", None))
+    body = c.steps(steps, "", None, None)
+    if body is None:  # parse_authoring requires at least one step; keep it an error, not an assert
+        raise InvalidInput("the process has no steps to compile")
+    last_lane = next((s.lane for s in reversed(steps) if getattr(s, "lane", None)), None)
     end = c.node("end", "endEvent", None, last_lane)
     c.connect(start, body[1], None)
     c.connect(body[2], end, None)

@@ -147,10 +147,10 @@ def check_references(defs: m.Definitions, report: Report) -> None:
                 report.add("ref.lane", "error", lane.id, f"lane {lane.id} flowNodeRef {ref!r} names no flow node; remove it")
     ids = defs.all_ids()
     for c in defs.collaborations.values():
-        for p in c.participants:
-            if p.process_ref and p.process_ref not in defs.processes:
-                report.add("ref.participant", "error", p.id,
-                           f"participant {p.id} processRef={p.process_ref!r} names no process; fix or remove the reference")
+        for part in c.participants:
+            if part.process_ref and part.process_ref not in defs.processes:
+                report.add("ref.participant", "error", part.id,
+                           f"participant {part.id} processRef={part.process_ref!r} names no process; fix or remove the reference")
         for mf in c.message_flows:
             for end, ref in (("sourceRef", mf.source), ("targetRef", mf.target)):
                 if ref not in ids:

@@ -56,10 +56,10 @@ def _sample(schema: dict[str, Any] | None, rng: random.Random, depth: int = 0) -
             text += " " + rng.choice(WORDS)
         return text[: rng.randint(low, high)] or "x" * max(low, 1)
     if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum", None))
-        high = schema.get("maximum", schema.get("exclusiveMaximum", None))
-        low = (high - 100 if high is not None else 0) if low is None else low
-        high = low + 100 if high is None else high
+        lo: Any = schema.get("minimum", schema.get("exclusiveMinimum", None))
+        hi: Any = schema.get("maximum", schema.get("exclusiveMaximum", None))
+        low = (hi - 100 if hi is not None else 0) if lo is None else lo
+        high = low + 100 if hi is None else hi
         if kind == "integer":
             lo = int(low) + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
             hi = int(high) - (1 if "exclusiveMaximum" in schema and "maximum" not in schema else 0)

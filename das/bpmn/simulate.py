@@ -239,7 +239,7 @@ class _Run:
         for info in self.prep.tasks.values():
             tde = info.get("tde")
             entry = _registry_entry(tde["task_type"]) if tde else None
-            if entry is None:
+            if entry is None or tde is None:
                 continue
             props = entry.input_schema.get("properties", {})
             for field, source in tde["inputs"].items():
@@ -363,7 +363,7 @@ class _Run:
             task._set_internal_data(event_fired=True)
             task.task_spec._update(task)
         else:
-            payload = {"payload": {}, "result_var": None} if "Message" in type(ed).__name__ else {}
+            payload: dict[str, Any] = {"payload": {}, "result_var": None} if "Message" in type(ed).__name__ else {}
             task.task_spec.catch(task, BpmnEvent(ed, payload))
             task.task_spec._update(task)
         return True

@@ -432,7 +432,7 @@ def _build(prep: Prepared, root: etree._Element, pid: str, filename: str) -> Non
     _patch_spiff()
     coin = prep.coin
 
-    class _SafeEnv(TaskDataEnvironment):  # type: ignore[misc]
+    class _SafeEnv(TaskDataEnvironment):
         """Conditions only: no builtins, no attribute access, no scripts."""
 
         def evaluate(self, expression: str, context: dict[str, Any], external_context: Any = None) -> Any:

@@ -37,7 +37,7 @@ MAX_XSD_FINDINGS = 50
 def _schema() -> etree.XMLSchema:
     """The OMG BPMN 2.0 schema from package data; imports resolve to sibling files, offline."""
     xsd_dir = resources.files("das") / "data" / "xsd"
-    path = os.fspath(xsd_dir / "BPMN20.xsd")  # type: ignore[arg-type]
+    path = str(xsd_dir / "BPMN20.xsd")  # package data is a plain directory (never a zip)
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     return etree.XMLSchema(etree.parse(path, parser))
 

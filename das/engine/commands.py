@@ -60,7 +60,7 @@ def serve(topics: tuple[str, ...], workers: int, model: str | None, policy_file:
     DAS_INVALID_OUTPUT / DAS_POLICY_DENIED, or handleFailure with the policy's retries.
     Survives engine outages (reconnects with backoff).
     """
-    from das.engine.client import EngineClient
+    from das.camunda.client import EngineClient
     from das.engine.metrics import WorkerMetrics, serve_metrics, setup_json_logging
     from das.engine.worker import Worker, WorkerConfig
 

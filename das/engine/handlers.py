@@ -36,9 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from das.camunda.client import ExternalTask
+from das.camunda.variables import Json
 from das.contracts import GUARDRAIL_STOPS, Policy, TaskSpec, TdeResult, parse_external
-from das.engine.client import ExternalTask
-from das.engine.variables import Json
 from das.errors import DasError, InvalidInput, PolicyDenied
 
 log = logging.getLogger("das.worker")
@@ -305,7 +305,7 @@ def handle_nightly(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     """``das-nightly``: variables ``since`` (ISO), ``keys`` (list or "a,b"), ``dryRun``; completes
     with ``nightlyReport`` (Json) and ``nightlyFiled`` (count). Bad input is an incident at once;
     an unreachable engine or store is retried."""
-    from das.engine.client import EngineClient
+    from das.camunda.client import EngineClient
     from das.nightly.run import keys_var, parse_since, run_nightly  # the nightly stack loads only here
 
     try:
@@ -396,8 +396,9 @@ def handle_compensate(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     from das.store import open_store
     from das.tools.base import ToolContext
 
-    result = task.variables.get("tdeResult") if isinstance(task.variables.get("tdeResult"), dict) else {}
-    spec = task.variables.get("taskSpec") if isinstance(task.variables.get("taskSpec"), dict) else {}
+    raw_result, raw_spec = task.variables.get("tdeResult"), task.variables.get("taskSpec")
+    result: dict[str, Any] = raw_result if isinstance(raw_result, dict) else {}
+    spec: dict[str, Any] = raw_spec if isinstance(raw_spec, dict) else {}
     task_type = str(task.variables.get("taskType") or spec.get("task_type") or "")
     key = str(result.get("idempotency_key") or "")
     effects = open_store().done_effects(key) if key else []

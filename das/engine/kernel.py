@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from das.camunda.client import EngineClient
+from das.camunda.engine_process import EngineProcess, engine_project_dir, pid_alive, stop_pid
 from das.config import das_home, engine_url, resource_dir
-from das.engine.client import EngineClient
-from das.engine.engine_process import EngineProcess, engine_project_dir, pid_alive, stop_pid
 from das.errors import UpstreamError, UsageError
 
 log = logging.getLogger("das.kernel")
@@ -159,7 +159,7 @@ class Kernel:
         stale = _read_json(engine_pid_file())
         if stale and pid_alive(int(stale.get("pid", 0))) and stale.get("url") == self.url:
             # our engine from an earlier run is still starting: wait for it rather than clash
-            from das.engine.engine_process import wait_until_ready
+            from das.camunda.engine_process import wait_until_ready
             wait_until_ready(self.url, self.start_timeout_s, client=self.client)
             return "adopted"
         self.engine = self.engine or EngineProcess(self.url)

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from das import tracing
-from das.engine.client import EngineClient, EngineError, ExternalTask, Topic
+from das.camunda.client import EngineClient, EngineError, ExternalTask, Topic
 from das.engine.handlers import HandlerContext, Outcome, TopicHandler, all_handlers, correlation_of
 from das.engine.metrics import WorkerMetrics
 from das.errors import TransientUpstreamError, UpstreamError, UsageError

@@ -1,6 +1,6 @@
 """Behavioural scoring of a drafted BPMN process against its reference model.
 
-The element-level F1 of the authoring eval (``das/authoring/evals.py``) checks *which*
+The element-level F1 of the authoring eval (``das/evals/authoring.py``) checks *which*
 activities and gateways a draft has; it cannot tell a draft that runs the right steps in the
 wrong order from a correct one. This module compares *behaviour*, the way conformance checking
 in process mining does:

@@ -27,7 +27,8 @@ from das.contracts import Policy
 from das.errors import PolicyDenied, TransientUpstreamError, UpstreamError
 from das.guardrails import check_model_allowed, redactor
 from das.llm import structured
-from das.llm.providers import OFFLINE_PROVIDERS, ensure_registered
+from das.llm.providers import OFFLINE_PROVIDERS as OFFLINE_PROVIDERS
+from das.llm.providers import ensure_registered as ensure_registered
 
 LOCAL_PROVIDERS = (*OFFLINE_PROVIDERS, "ollama", "ollama_chat")
 JSON_REPAIRS = 1  # schema-in-prompt mode: extra calls to fix a reply that does not validate

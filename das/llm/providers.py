@@ -45,7 +45,7 @@ def _build_handler():  # imported lazily: litellm is slow to import
 
     def scripted_error(kind: str, model: str) -> Exception:
         e = litellm.exceptions
-        args = {"message": f"scripted {kind}", "llm_provider": "test", "model": model}
+        args: dict[str, Any] = {"message": f"scripted {kind}", "llm_provider": "test", "model": model}
         return {
             "timeout": lambda: e.Timeout(**args),
             "rate_limit": lambda: e.RateLimitError(**args),

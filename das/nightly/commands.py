@@ -42,7 +42,7 @@ def nightly(since: str | None, keys: tuple[str, ...], model: str | None, dry_run
       das nightly --since 2026-11-21 --dry-run
       das nightly --key invoice --format json
     """
-    from das.engine.client import EngineClient
+    from das.camunda.client import EngineClient
     from das.output import emit
 
     with EngineClient(engine_url) as client:

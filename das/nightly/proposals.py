@@ -121,7 +121,7 @@ def plan_timeout(f: Finding, defs: m.Definitions, t: Thresholds) -> Plan | None:
         return None
     b, h, e = (_free_id(defs, f"{f.activity_id}_{s}") for s in ("nightly_timeout", "nightly_followup", "nightly_timed_out"))
     dur = iso_duration(timeout)
-    ops = [{"op": "add_element", "id": b, "type": "boundaryEvent", "attached_to": f.activity_id,
+    ops: list[dict[str, Any]] = [{"op": "add_element", "id": b, "type": "boundaryEvent", "attached_to": f.activity_id,
             "event_definition": "timer", "timer": {"kind": "timeDuration", "value": dur}, "name": f"After {dur[2:]}"},
            {"op": "add_element", "id": h, "type": "userTask", "name": f"Follow up: {_label(f)} timed out"[:200]},
            {"op": "add_element", "id": e, "type": "endEvent", "name": f"{_label(f)} timed out"[:200]},

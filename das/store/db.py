@@ -45,7 +45,7 @@ class Store:
             if self.url:
                 conn = pg.Connection(self.url)
             else:
-                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
                 conn.row_factory = sqlite3.Row
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -104,7 +104,8 @@ class Store:
         if inserted == 1:
             return result
         row = db.execute("SELECT result_json FROM results WHERE idempotency_key = ?", (key,)).fetchone()
-        return json.loads(row[0])
+        first: dict[str, Any] = json.loads(row[0])
+        return first
 
     def save_result(self, key: str, task_type: str, correlation_id: str | None, status: str,
                     stop_reason: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ class Row(tuple):  # type: ignore[type-arg]
 
     _names: tuple[str, ...] = ()
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             return tuple.__getitem__(self, self._names.index(key))
         return tuple.__getitem__(self, key)
@@ -91,7 +91,7 @@ class Connection:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             return Cursor(cur)
         cur = self._conn.cursor()
-        cur.execute(translate(sql), tuple(params))  # type: ignore[arg-type]
+        cur.execute(translate(sql), tuple(params))
         return Cursor(cur)
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ def test_embedded_model_drafts_a_valid_simulated_proposal(monkeypatch):
     proposal = draft_proposal("Invoice approval: check the invoice, a manager approves it, then pay it",
                               key="invoice_approval", author=Principal("alice", "author", "token"))
     assert proposal.value_measure["model"] == "local/qwen2.5-coder-1.5b"
-    from das.authoring.evals import elements
+    from das.evals.authoring import elements
 
     names = [toks for _, toks in elements(proposal.artifact)[0]]
     found = [wanted for wanted in ("invoice", "approv", "pay")  # the draft follows the request, not only the schema

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from das.authoring.evals import (
+from das.bpmn.compile import compile_to_xml
+from das.evals.authoring import (
     check_reference,
     elements,
     load_cases,
@@ -18,7 +19,6 @@ from das.authoring.evals import (
     score_xml,
     tokens,
 )
-from das.bpmn.compile import compile_to_xml
 from das.llm.testmodel import register_script
 
 CASES = load_cases()

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from engine_helpers import EngineHandle, start_engine_process
 
-from das.engine.client import EngineClient
-from das.engine.engine_process import EngineProcess
+from das.camunda.client import EngineClient
+from das.camunda.engine_process import EngineProcess
 
 
 @pytest.fixture(scope="session")

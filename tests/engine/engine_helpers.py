@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from das.engine.client import EngineClient
-from das.engine.engine_process import FAST_START_JAVA_OPTS, EngineProcess, build_engine
+from das.camunda.client import EngineClient
+from das.camunda.engine_process import FAST_START_JAVA_OPTS, EngineProcess, build_engine
 
 DATA = Path(__file__).parent / "data"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import deploy_tde_min, start_engine_process, wait_for
 
-from das.engine.client import EngineClient
+from das.camunda.client import EngineClient
 from das.store.db import Store
 
 pytestmark = pytest.mark.engine

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from engine_helpers import EngineHandle, deploy_tde_min, free_port, wait_for
 
-from das.engine.client import EngineClient
+from das.camunda.client import EngineClient
 
 pytestmark = pytest.mark.engine
 

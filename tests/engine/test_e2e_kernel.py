@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from engine_helpers import DATA, free_port, wait_for
 
-from das.engine.client import EngineClient
-from das.engine.engine_process import build_engine, pid_alive
+from das.camunda.client import EngineClient
+from das.camunda.engine_process import build_engine, pid_alive
 
 pytestmark = pytest.mark.engine
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from engine_helpers import wait_for
 
+from das.camunda.client import EngineClient
+from das.camunda.variables import java_list_var
 from das.config import resource_dir
-from das.engine.client import EngineClient
 from das.engine.handlers import TOPIC_TDE
 from das.engine.kernel import deploy_processes
-from das.engine.variables import java_list_var
 
 pytestmark = pytest.mark.engine
 

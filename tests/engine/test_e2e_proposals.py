@@ -92,7 +92,7 @@ def test_team_selection_routes_the_peo(engine, engine_client, unique):
     thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
     thread.start()
     try:
-        from das.engine.variables import Json
+        from das.camunda.variables import Json
 
         instance = engine_client.start_process("peo_team_select", {
             "candidates": Json([{"task_type": "summarize"}, {"task_type": "classify"}]),

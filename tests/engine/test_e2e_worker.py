@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from engine_helpers import deploy_tde_min, wait_for
 
-from das.engine.client import EngineClient
+from das.camunda.client import EngineClient
 
 pytestmark = pytest.mark.engine
 

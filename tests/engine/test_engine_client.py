@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from das.engine.client import EngineClient, EngineError, EngineUnavailable, Topic
-from das.engine.variables import Json
+from das.camunda.client import EngineClient, EngineError, EngineUnavailable, Topic
+from das.camunda.variables import Json
 
 pytestmark = pytest.mark.engine
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from das.camunda.client import ExternalTask
 from das.contracts import Policy, TdeResult
-from das.engine.client import ExternalTask
 from das.engine.handlers import (
     correlation_of,
     default_idempotency_key,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from das.engine.variables import Json, from_variables, to_variables, typed
+from das.camunda.variables import Json, from_variables, to_variables, typed
 
 
 def test_typing_round_trip() -> None:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from das.authoring.evals import load_cases, reference_xml
 from das.bpmn.compile import compile_to_xml
 from das.bpmn.parse import parse
 from das.bpmn.simulate import simulate_xml
+from das.evals.authoring import load_cases, reference_xml
 from das.evals.behaviour import (
     END,
     START,

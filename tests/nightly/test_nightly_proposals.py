@@ -101,7 +101,7 @@ def test_invalid_model_output_falls_back_after_one_repair():
 
 
 def test_cli_reports_findings_and_filed_ids(monkeypatch):
-    import das.engine.client as engine_client
+    import das.camunda.client as engine_client
     from das.nightly.commands import nightly
 
     fake = history()
@@ -140,9 +140,9 @@ class _Ctx:
 def test_handler_completes_with_a_report_and_rejects_bad_input(monkeypatch):
     from types import SimpleNamespace
 
-    import das.engine.client as engine_client
+    import das.camunda.client as engine_client
+    from das.camunda.variables import Json
     from das.engine.handlers import HandlerContext, handle_nightly
-    from das.engine.variables import Json
 
     monkeypatch.setattr(engine_client, "EngineClient", lambda url=None: _Ctx(history()))
     task = SimpleNamespace(variables={"keys": KEY, "dryRun": True}, retries=None)

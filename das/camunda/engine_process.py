@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from das.camunda.client import EngineClient
 from das.config import PROJECT_ROOT, das_home, engine_url
-from das.engine.client import EngineClient
 from das.errors import TransientUpstreamError, UpstreamError, UsageError
 
 # SerialGC and a capped heap suit a small single-node engine; tests add

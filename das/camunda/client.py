@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
+from das.camunda.variables import from_variables, to_variables
 from das.config import engine_url
-from das.engine.variables import from_variables, to_variables
 from das.errors import TransientUpstreamError, UpstreamError
 
 DAS_DEPLOYMENT_SOURCE = "das"
@@ -127,6 +127,7 @@ class EngineClient:
         max_connections: int = 32,
     ) -> None:
         self.base_url = (base_url or engine_url()).rstrip("/")
+        auth: httpx.Auth | None
         if token:
             auth, headers = None, {"Authorization": f"Bearer {token}"}
         elif user:

@@ -1,0 +1,28 @@
+"""The shape of the package, checked: no import cycle among das modules, and the layer
+contracts in pyproject.toml hold (the same check `lint-imports` runs in scripts/test.sh)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import grimp
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_no_import_cycle_among_das_modules() -> None:
+    graph = grimp.build_graph("das", include_external_packages=False)  # function-local imports count too
+    cycles = sorted({tuple(sorted((m, imp))) for m in graph.modules for imp in graph.find_modules_directly_imported_by(m)
+                     if m != imp and graph.chain_exists(importer=imp, imported=m)})
+    assert len(graph.modules) > 100
+    assert cycles == [], cycles
+
+
+def test_layer_contracts_hold() -> None:
+    tool = shutil.which("lint-imports")
+    assert tool, "import-linter is a test dependency (pip install -e '.[test]')"
+    out = subprocess.run([tool], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert "0 broken" in out.stdout and "3 kept" in out.stdout
