@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+MIWG = REPO.parent / "shared" / "corpora" / "bpmn-miwg-reference"
 NODE_MODULES = REPO / "tools" / "node" / "node_modules"
 CAMUNDA_JSON = NODE_MODULES / "camunda-bpmn-moddle" / "resources" / "camunda.json"
 BPMN_JSON = NODE_MODULES / "bpmn-moddle" / "resources" / "bpmn" / "json" / "bpmn.json"
@@ -223,3 +224,14 @@ def write_all(target: Path) -> list[Path]:
         path.write_text(g.xml, encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def corpus(generated_every: int = 1) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the MIWG reference files, DAS's own BPMN files and every
+    ``generated_every``-th generated file (when the descriptors are installed)."""
+    files = [(p.name, p.read_bytes()) for p in sorted(MIWG.glob("*.bpmn"))]
+    files += [(str(p.relative_to(REPO)), p.read_bytes()) for p in sorted(REPO.glob("**/*.bpmn"))
+              if "node_modules" not in p.parts and ".git" not in p.parts and "build" not in p.parts]
+    if CAMUNDA_JSON.is_file():
+        files += [(g.name, g.xml.encode()) for g in generate()[::generated_every]]
+    return files

@@ -115,12 +115,7 @@ def test_diff_and_compile_turn_a_crash_into_a_finding(
 
 
 def _corpus() -> list[tuple[str, bytes]]:
-    files = [(p.name, p.read_bytes()) for p in sorted(MIWG.glob("*.bpmn"))]
-    files += [(str(p.relative_to(REPO)), p.read_bytes()) for p in sorted(REPO.glob("**/*.bpmn"))
-              if "node_modules" not in p.parts and ".git" not in p.parts]
-    if gen.CAMUNDA_JSON.is_file():
-        files += [(g.name, g.xml.encode()) for g in gen.generate()]
-    return files
+    return gen.corpus()
 
 
 def test_no_corpus_file_produces_an_internal_error(tmp_path: Path) -> None:

@@ -52,12 +52,7 @@ NAMESPACES = ("http://camunda.org/schema/1.0/bpmn", "http://www.omg.org/bpmn20",
 
 
 def _seeds() -> list[tuple[str, bytes]]:
-    seeds = [(p.name, p.read_bytes()) for p in sorted(MIWG.glob("*.bpmn"))]
-    seeds += [(p.name, p.read_bytes()) for p in sorted(REPO.glob("**/*.bpmn"))
-              if "node_modules" not in p.parts and ".git" not in p.parts]
-    if gen.CAMUNDA_JSON.is_file():
-        seeds += [(g.name, g.xml.encode()) for g in gen.generate()[::6]]
-    return seeds
+    return [(Path(name).name, data) for name, data in gen.corpus(generated_every=6)]
 
 
 SEEDS = _seeds()

@@ -27,12 +27,7 @@ def _canonical(data: bytes) -> bytes:
 
 
 def _corpus() -> list[tuple[str, bytes]]:
-    files = [(p.name, p.read_bytes()) for p in sorted(MIWG.glob("*.bpmn"))]
-    files += [(str(p.relative_to(REPO)), p.read_bytes()) for p in sorted(REPO.glob("**/*.bpmn"))
-              if "node_modules" not in p.parts and ".git" not in p.parts]
-    if gen.CAMUNDA_JSON.is_file():
-        files += [(g.name, g.xml.encode()) for g in gen.generate()]
-    return files
+    return gen.corpus()
 
 
 CORPUS = _corpus()
