@@ -43,7 +43,7 @@ def tde() -> None:
 @FORMAT
 def tde_list(fmt: str) -> None:
     """Show the TDE registry (processes/tde/*.yaml): task type, executor, schemas, policy."""
-    from das.registry import load_registry
+    from das.registry import load_registry  # lazy: `das --help` stays fast
 
     rows = [t.model_dump() for t in load_registry().values()]
 
@@ -76,7 +76,7 @@ def tde_run(spec_path: str, model: str | None, policy_file: str | None, fmt: str
     Exit code: 0 succeeded, 1 invalid output, 3 guardrail stop or policy denial,
     4 invalid spec, 5 provider failure.
     """
-    from das.agents.tde_loop import run_tde
+    from das.agents.tde_loop import run_tde  # lazy: `das --help` stays fast
 
     try:
         raw = sys.stdin.read() if spec_path == "-" else open(spec_path).read()
@@ -119,7 +119,7 @@ def select(candidates_path: str, context_path: str | None, members: int, models:
     The choice is always one of the candidates, or an escalation to a human when there is
     no strict majority (exit 1). Votes, rationale and dissent are in the output.
     """
-    from das.agents.team import select_task
+    from das.agents.team import select_task  # lazy: `das --help` stays fast
 
     try:
         candidates = json.loads(sys.stdin.read() if candidates_path == "-" else open(candidates_path).read())

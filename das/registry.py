@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from das.checks import OutputCheck
-from das.config import resource_dir
+from das.config import das_home, resource_dir
 from das.contracts import describe_validation_error
 from das.errors import InvalidInput
 from das.names import TASK_TYPE_PATTERN
@@ -50,7 +50,6 @@ class TaskType(BaseModel):
 
 def registry_folders() -> list[Path]:
     """Built-in task types (processes/tde) and wrappers approved with proposals ($DAS_HOME/tde)."""
-    from das.config import das_home
 
     return [resource_dir("processes") / "tde", das_home() / "tde"]
 

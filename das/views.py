@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from das.bpmn.parse import parse
 from das.contracts import Proposal
+from das.errors import DasError
 
 
 def render_proposal(p: Proposal) -> str:
@@ -37,8 +39,6 @@ def _elements(xml: str) -> list[str]:
     """The drafted process at a glance: each flow node with its type and topic."""
     if not xml:
         return []
-    from das.bpmn.parse import parse
-    from das.errors import DasError
 
     try:
         defs = parse(xml.encode(), name="proposal")

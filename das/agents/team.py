@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field, ValidationError
 from das.config import default_model
 from das.contracts import Decision, Policy, TaskSpec, Usage, Vote
 from das.errors import GuardrailStop, InvalidInput, PolicyDenied, UpstreamError
-from das.guardrails import Limits
+from das.guardrails import Limits, resolve_policy
 from das.llm import gateway
 from das.llm.providers import OFFLINE_PROVIDERS
 from das.prompts import render
@@ -246,7 +246,6 @@ def select_task(candidates: list[Any] | Any, context: dict[str, Any] | None = No
     else:
         seats = plan_team(members, models, seed=seed)
     if policy is None:
-        from das.guardrails import resolve_policy
 
         policy = resolve_policy(TaskSpec(task_type=SELECT_TASK_TYPE, mode="deterministic"), policy_file)
     context_json = json.dumps(context or {}, default=str)[:4000]

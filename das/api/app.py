@@ -25,10 +25,14 @@ from das import __version__
 from das.api import pages, proposal_view
 from das.api.auth import SESSION_COOKIE, Authenticator, AuthSettings, CsrfMismatch, Sessions
 from das.api.guard import Guard, host_name
+from das.authoring.deploy import deploy_and_record
+from das.authoring.drafter import draft_proposal, rebase_proposal
+from das.authoring.propose import propose_xml
 from das.authoring.queue import ApprovalRefused, ProposalNotFound, Queue
 from das.contracts import Proposal
 from das.errors import DasError, InvalidInput, UsageError
 from das.identity import Forbidden, NotAuthenticated, Principal, Users
+from das.names import identity
 
 log = logging.getLogger("das.api")
 IDENTITY_FIELDS = {"reviewer", "author", "actor", "user", "approver"}
@@ -194,7 +198,6 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
     @app.post("/api/drafts", response_model=StatusOut, status_code=201, tags=["authoring"])
     def post_draft(body: DraftIn, who: Caller) -> StatusOut:
         """Draft a process (or a change of ``base``) and file it; the caller is the author."""
-        from das.authoring.drafter import draft_proposal
 
         who.require("draft")
         queue = Queue()
@@ -204,7 +207,6 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
     @app.post("/api/proposals", response_model=StatusOut, status_code=201, tags=["authoring"])
     def post_proposal(body: ProposeIn, who: Caller) -> StatusOut:
         """File a BPMN the caller wrote (e.g. in Camunda Modeler); the caller is the author."""
-        from das.authoring.propose import propose_xml
 
         queue = Queue()
         proposal = propose_xml(body.bpmn.encode(), author=who, key=body.key, base=body.base, queue=queue,
@@ -225,7 +227,6 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
     @app.post("/api/proposals/{proposal_id}/rebase", response_model=StatusOut, tags=["authoring"])
     def post_rebase(proposal_id: ProposalId, who: Caller, body: EmptyIn | None = Body(None)) -> StatusOut:
         """Re-apply a stale proposal's edits on the current version; approvals start again."""
-        from das.authoring.drafter import rebase_proposal
 
         queue = Queue()
         return _status(queue, rebase_proposal(queue, proposal_id, who))
@@ -233,7 +234,6 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
     @app.post("/api/proposals/{proposal_id}/redeploy", response_model=StatusOut, tags=["review"])
     def post_redeploy(proposal_id: ProposalId, who: Caller, body: EmptyIn | None = Body(None)) -> StatusOut:
         """Deploy an approved or deploy_failed proposal again (reviewer or admin); safe to repeat."""
-        from das.authoring.deploy import deploy_and_record
 
         who.require("review")
         queue = Queue()
@@ -334,7 +334,6 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
 
 
 def approve(proposal_id: str, who: Principal, comment: str | None) -> tuple[Queue, Proposal]:
-    from das.authoring.deploy import deploy_and_record
 
     queue = Queue()
     proposal = queue.approve(proposal_id, who, comment)
@@ -349,7 +348,6 @@ def _status(queue: Queue, proposal: Proposal) -> StatusOut:
 
 
 def _canon(name: str) -> str:
-    from das.names import identity
 
     return identity(name)
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 from das.config import resource_dir
 from das.output import progress
 from das.registry import load_registry
+from das.store import open_store
 
 _PROCESS_ID = re.compile(r"<(?:\w+:)?process\b[^>]*\bid=\"([^\"]+)\"")
 _VERSION_TAG = re.compile(r"versionTag=\"([0-9]+\.[0-9]+\.[0-9]+)\"")
@@ -29,7 +30,6 @@ def reference_processes() -> dict[str, str]:
 
 
 def known_process_keys() -> set[str]:
-    from das.store import open_store
 
     keys = set(reference_processes())
     keys |= {r[0] for r in open_store().db.execute("SELECT DISTINCT key FROM process_versions")}
@@ -47,6 +47,7 @@ def seed_from_processes(queue) -> None:
 def similar_context(prompt: str, k: int = 3) -> str:
     """Similar processes and task types from the retrieval index, if it is available."""
     try:
+        # lazy: chromadb loads only when retrieval is used
         from das.retrieval import Index, index_processes, index_tde_registry
     except ImportError:
         return "(retrieval not installed)"

@@ -17,6 +17,7 @@ from pathlib import Path
 from lxml import etree
 
 from das.authoring.queue import ApprovalRefused, Queue
+from das.camunda.client import EngineClient
 from das.config import das_home
 from das.contracts import Proposal
 from das.errors import InvalidInput, UpstreamError
@@ -58,7 +59,6 @@ def deploy_proposal(proposal: Proposal, engine_url: str | None = None) -> Deploy
         path.write_text(xml)
         return DeployOutcome(True, "local-registry",
                              f"no engine configured (DAS_ENGINE_URL unset): stored in the local registry at {path}")
-    from das.camunda.client import EngineClient
 
     try:
         with EngineClient(url) as client:

@@ -17,7 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from das.authoring import versions
+from das.authoring import outline, versions
+from das.authoring.compact_schema import compact_authoring_schema
 from das.authoring.context import (
     known_process_keys,
     seed_from_processes,
@@ -27,12 +28,21 @@ from das.authoring.context import (
 )
 from das.authoring.queue import Queue, new_proposal_id
 from das.authoring.wrappers import draft_wrappers
+from das.bpmn.authoring import authoring_json_schema, parse_authoring
+from das.bpmn.compile import compile_to_xml
+from das.bpmn.diff import diff, render_text
+from das.bpmn.edits import apply_edits, edit_script_schema, parse_ops
+from das.bpmn.parse import parse
+from das.bpmn.simulate import simulate_xml
+from das.bpmn.validate import validate
+from das.bpmn.write import to_string
 from das.config import default_model
 from das.contracts import Proposal, Usage
 from das.errors import DasError, InvalidInput, UsageError
 from das.guardrails import service_policy
 from das.identity import Principal, os_principal
 from das.llm import gateway
+from das.llm.structured import extract_json
 from das.output import progress
 from das.prompts import render
 
@@ -69,7 +79,6 @@ class Candidate:
 
 def _json_from(text: str | None, bare_key: str | None = None) -> Any:
     """The JSON in a reply (fences, prose, comments, trailing commas and bracket slips tolerated)."""
-    from das.llm.structured import extract_json
 
     return extract_json(text, bare_key)
 
@@ -84,8 +93,6 @@ def _schema_problems(exc: ValidationError) -> list[str]:
 
 def check_xml(xml: str, key: str, known_task_types: set[str] | dict[str, str] | None = None) -> Candidate:
     """Validate and simulate compiled XML; errors and stuck runs are the problems to fix."""
-    from das.bpmn.simulate import simulate_xml
-    from das.bpmn.validate import validate
 
     report = validate(xml.encode(), known_processes=known_process_keys() | {key}, name=f"{key}.bpmn",
                       known_task_types=known_task_types)
@@ -105,8 +112,6 @@ def check_xml(xml: str, key: str, known_task_types: set[str] | dict[str, str] | 
 
 
 def _check_new(data: Any, key: str) -> Candidate:
-    from das.bpmn.authoring import parse_authoring
-    from das.bpmn.compile import compile_to_xml
 
     if isinstance(data, dict):
         data["key"] = key  # the key is the operator's choice, not the model's
@@ -126,9 +131,6 @@ def _check_new(data: Any, key: str) -> Candidate:
 
 
 def _check_edit(data: Any, base_xml: str, key: str) -> Candidate:
-    from das.bpmn.edits import apply_edits, parse_ops
-    from das.bpmn.parse import parse
-    from das.bpmn.write import to_string
 
     try:
         ops = parse_ops(data)
@@ -142,7 +144,6 @@ def _check_edit(data: Any, base_xml: str, key: str) -> Candidate:
 
 def _summarise(base_xml: str, key: str) -> str:
     """A compact element list the model can reference by id (ids, types, names, topics, flows)."""
-    from das.bpmn.parse import parse
 
     defs = parse(base_xml.encode(), name=f"{key}.bpmn")
     lines = []
@@ -204,9 +205,6 @@ def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
     (``das.authoring.outline``); grammar-constrained tiny models the compact schema; others the
     full authoring form.
     """
-    from das.authoring import outline
-    from das.authoring.compact_schema import compact_authoring_schema
-    from das.bpmn.authoring import authoring_json_schema
 
     labels = labels or outline.labels_in_prompt(prompt)
     usage = usage or Usage()
@@ -269,9 +267,6 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
     usage = Usage()
     system = render("author_system")
     if base:
-        from das.bpmn.diff import diff, render_text
-        from das.bpmn.edits import edit_script_schema
-        from das.bpmn.parse import parse
 
         key, base_version = versions.split_ref(base)
         base_version = base_version or queue.current_version(key)
@@ -303,8 +298,6 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
 
 
 def _full_diff(old_xml: str, new_xml: str) -> dict[str, Any]:
-    from das.bpmn.diff import diff, render_text
-    from das.bpmn.parse import parse
 
     delta = diff(parse(old_xml.encode(), name="base"), parse(new_xml.encode(), name="new"))
     return {**delta.model_dump(mode="json"), "text": render_text(delta)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from das.authoring.labels import jaccard, tokens
 from das.bpmn.authoring import MAX_BRANCHES, MAX_STEPS
 
 MAX_DEPTH = 3
@@ -215,7 +216,6 @@ class _Converter:
 
 def snap_labels(names: list[str], labels: list[str]) -> dict[str, str]:
     """Map written task names to the user's labels (best token overlap, one-to-one, >= 0.5)."""
-    from das.authoring.labels import jaccard, tokens
 
     pairs = sorted(((jaccard(tokens(n), tokens(lab)), i, j) for i, n in enumerate(names) for j, lab in enumerate(labels)),
                    key=lambda p: (-p[0], p[1], p[2]))

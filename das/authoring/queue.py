@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from das.authoring import versions
+from das.bpmn.validate import validate
 from das.config import resource_dir
 from das.contracts import HistoryEntry, Proposal
 from das.errors import DasError, UsageError
@@ -287,7 +288,6 @@ def _revalidate(proposal: Proposal) -> None:
     """Approval never trusts the stored report: the artifact itself is validated again."""
     if proposal.kind != "process":
         return
-    from das.bpmn.validate import validate
 
     report = validate(proposal.artifact.encode(), known_processes=None, name=f"{proposal.key}.bpmn")
     errors = [f"{f.rule} on {f.element or 'process'}: {f.message}" for f in report.findings if f.severity == "error"]

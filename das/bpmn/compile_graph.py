@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lxml import etree
 
 if TYPE_CHECKING:
-    from das.bpmn.authoring import Process
+    from das.bpmn.authoring import Process  # typing only
 
 NS = {
     "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",

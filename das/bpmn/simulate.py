@@ -33,6 +33,7 @@ from typing import Any
 from das.bpmn import juel
 from das.bpmn.sampledata import sample
 from das.bpmn.simulate_prep import Prepared, prepare
+from das.registry import lookup
 
 DEFAULT_MAX_STEPS = 500
 P_ERROR = 0.15
@@ -432,7 +433,6 @@ def simulate_xml(xml: str | bytes, **kw: Any) -> dict[str, Any]:
 def _registry_entry(task_type: str) -> Any:
     """The TDE registry entry a drafted step names (None if unknown: validation reports that)."""
     try:
-        from das.registry import lookup
 
         return lookup(task_type)
     except Exception:  # noqa: BLE001 - a broken registry must not break simulation

@@ -17,7 +17,7 @@ def _split_topics(values: tuple[str, ...]) -> list[str]:
     topics = [t.strip() for v in values for t in v.split(",") if t.strip()]
     if topics:
         return topics
-    from das.adapters import deterministic_entries
+    from das.adapters import deterministic_entries  # lazy: `das --help` stays fast
 
     return list(DEFAULT_TOPICS) + sorted(deterministic_entries())
 
@@ -60,12 +60,16 @@ def serve(topics: tuple[str, ...], workers: int, model: str | None, policy_file:
     DAS_INVALID_OUTPUT / DAS_POLICY_DENIED, or handleFailure with the policy's retries.
     Survives engine outages (reconnects with backoff).
     """
-    from das.camunda.client import EngineClient
-    from das.engine.metrics import WorkerMetrics, serve_metrics, setup_json_logging
-    from das.engine.worker import Worker, WorkerConfig
+    from das.camunda.client import EngineClient  # lazy: `das --help` stays fast
+    from das.engine.metrics import (  # lazy: `das --help` stays fast
+        WorkerMetrics,
+        serve_metrics,
+        setup_json_logging,
+    )
+    from das.engine.worker import Worker, WorkerConfig  # lazy: `das --help` stays fast
 
     setup_json_logging(log_level)
-    from das.tracing import configure_from_env
+    from das.tracing import configure_from_env  # lazy: `das --help` stays fast
 
     if configure_from_env():  # OTEL_EXPORTER_OTLP_ENDPOINT set: spans go out over OTLP/HTTP
         progress("tracing: OpenTelemetry spans exported over OTLP")
@@ -109,8 +113,8 @@ def kernel_up(engine_url: str | None, processes_dir: str | None, root_process: s
     """Validate the environment, start (or adopt) the engine, deploy, then monitor until SIGTERM."""
     from pathlib import Path
 
-    from das.engine.kernel import Kernel
-    from das.engine.metrics import setup_json_logging
+    from das.engine.kernel import Kernel  # lazy: `das --help` stays fast
+    from das.engine.metrics import setup_json_logging  # lazy: `das --help` stays fast
 
     setup_json_logging("INFO")
     variables = {}
@@ -152,7 +156,7 @@ def _up_text(report: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def kernel_status(engine_url: str | None, fmt: str) -> None:
     """Engine health, deployments, incidents, open external tasks. Exit 1 if the engine is down."""
-    from das.engine.kernel import status
+    from das.engine.kernel import status  # lazy: `das --help` stays fast
 
     data = status(engine_url)
     emit(data, fmt, _status_text)
@@ -176,7 +180,7 @@ def _status_text(data: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def kernel_down(fmt: str) -> None:
     """Stop a running `kernel up` and the engine the kernel started (never a foreign engine)."""
-    from das.engine.kernel import down
+    from das.engine.kernel import down  # lazy: `das --help` stays fast
 
     stopped = down()
     emit(stopped, fmt, lambda d: f"stopped kernel {d['kernel'] or '-'}, engine {d['engine'] or '-'}")

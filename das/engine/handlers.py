@@ -36,10 +36,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from das.camunda.client import ExternalTask
+from das.adapters import adapter_for, adapters, deterministic_entries
+from das.agents.tde_loop import run_tde
+from das.agents.team import select_task
+from das.camunda.client import EngineClient, ExternalTask
 from das.camunda.variables import Json
-from das.contracts import GUARDRAIL_STOPS, Policy, TaskSpec, TdeResult, parse_external
-from das.errors import DasError, InvalidInput, PolicyDenied
+from das.config import das_home
+from das.contracts import GUARDRAIL_STOPS, Policy, TaskSpec, TdeResult, TraceStep, parse_external
+from das.engine.step_spec import (
+    StepInputInvalid,
+    adapter_inputs,
+    is_step_task,
+    mapped_outputs,
+    spec_from_step,
+)
+from das.errors import DasError, InvalidInput, ModelRetry, PolicyDenied
+from das.guardrails import resolve_policy
+from das.registry import lookup
+from das.store import open_store
+from das.tools.base import ToolContext
+from das.tools.effects import EffectBlocked, run_once
 
 log = logging.getLogger("das.worker")
 
@@ -201,7 +217,6 @@ def parse_task_spec(task: ExternalTask, correlation_id: str) -> TaskSpec:
     """The TaskSpec of a task: an explicit ``taskSpec`` variable, or built from a drafted step's
     ``taskType``/``tdeInputs`` and the registry. The process's ``correlationId`` is the one id
     on the engine path: a different id inside a taskSpec is kept in the log, not used."""
-    from das.engine.step_spec import is_step_task, spec_from_step
 
     if is_step_task(task.variables):
         return spec_from_step(task.variables, correlation_id, default_idempotency_key(task))
@@ -225,15 +240,12 @@ def parse_task_spec(task: ExternalTask, correlation_id: str) -> TaskSpec:
 
 def resolve_task_policy(spec: TaskSpec, policy_file: str | None) -> Policy:
     """The merged policy the loop will use (for retries and backoff of a failure)."""
-    from das.guardrails import resolve_policy
-    from das.registry import lookup
 
     entry = lookup(spec.task_type)
     return resolve_policy(spec, policy_file, entry.policy if entry else None)
 
 
 def denied_result(spec: TaskSpec, exc: PolicyDenied) -> TdeResult:
-    from das.contracts import TraceStep
 
     return TdeResult(status="failed", stop_reason="policy_denied", message=exc.message,
                      correlation_id=spec.correlation_id, idempotency_key=spec.idempotency_key,
@@ -242,8 +254,6 @@ def denied_result(spec: TaskSpec, exc: PolicyDenied) -> TdeResult:
 
 def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     """``das-tde-probabilistic``: run the guarded loop for the task's ``taskSpec``."""
-    from das.agents.tde_loop import run_tde
-    from das.engine.step_spec import StepInputInvalid, is_step_task, mapped_outputs
 
     correlation_id = ctx.correlation_id or correlation_of(task)
     try:
@@ -280,7 +290,6 @@ def handle_select(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     Completes with ``decision`` (Json) and the flat ``nextTaskType`` (the chosen candidate's
     task_type, or ``ESCALATE``) for the orchestrator's gateway; bad candidates are an incident.
     """
-    from das.agents.team import select_task
 
     candidates = task.variables.get("candidates")
     context = task.variables.get("context")
@@ -305,7 +314,6 @@ def handle_nightly(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     """``das-nightly``: variables ``since`` (ISO), ``keys`` (list or "a,b"), ``dryRun``; completes
     with ``nightlyReport`` (Json) and ``nightlyFiled`` (count). Bad input is an incident at once;
     an unreachable engine or store is retried."""
-    from das.camunda.client import EngineClient
     from das.nightly.run import keys_var, parse_since, run_nightly  # the nightly stack loads only here
 
     try:
@@ -336,14 +344,6 @@ def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     denial is ``DAS_POLICY_DENIED``; an adapter that refuses its arguments is
     ``DAS_ADAPTER_FAILED``; side effects run at most once per idempotency key.
     """
-    from das.adapters import adapter_for, deterministic_entries
-    from das.config import das_home
-    from das.contracts import TraceStep
-    from das.engine.step_spec import StepInputInvalid, adapter_inputs, mapped_outputs
-    from das.errors import ModelRetry
-    from das.store import open_store
-    from das.tools.base import ToolContext
-    from das.tools.effects import EffectBlocked, run_once
 
     entry = deterministic_entries().get(task.topic)
     if entry is None:
@@ -390,11 +390,6 @@ def handle_compensate(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     """``das-tde-compensate``: undo what a TDE did, with the compensating adapter its registry
     entry names (``executor.compensate``), or fail loudly: an incident listing the effects a
     person must undo, never a silent success."""
-    from das.adapters import adapters
-    from das.config import das_home
-    from das.registry import lookup
-    from das.store import open_store
-    from das.tools.base import ToolContext
 
     raw_result, raw_spec = task.variables.get("tdeResult"), task.variables.get("taskSpec")
     result: dict[str, Any] = raw_result if isinstance(raw_result, dict) else {}
@@ -432,7 +427,6 @@ HANDLERS: dict[str, TopicHandler] = {
 
 def all_handlers() -> dict[str, TopicHandler]:
     """The built-in topics plus one per deterministic registry entry (its adapter's topic)."""
-    from das.adapters import deterministic_entries
 
     return {**{topic: TopicHandler(handle_adapter, variables=None) for topic in deterministic_entries()}, **HANDLERS}
 

@@ -22,8 +22,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from das.authoring.deploy import deploy_pending
+from das.authoring.queue import Queue
 from das.camunda.client import EngineClient
-from das.camunda.engine_process import EngineProcess, engine_project_dir, pid_alive, stop_pid
+from das.camunda.engine_process import (
+    EngineProcess,
+    engine_project_dir,
+    pid_alive,
+    stop_pid,
+    wait_until_ready,
+)
 from das.config import das_home, engine_url, resource_dir
 from das.errors import UpstreamError, UsageError
 
@@ -98,8 +106,6 @@ def deploy_pending_proposals(client: EngineClient) -> list[dict[str, Any]]:
     Each is deployed under its own name (``ID@VERSION``, deploy-changed-only, so a retry is
     safe) and recorded as ``deployed`` or ``deploy_failed`` in the append-only history.
     """
-    from das.authoring.deploy import deploy_pending
-    from das.authoring.queue import Queue
 
     return [{"proposal_id": o.proposal.id, "key": o.proposal.key, "version": o.proposal.version,
              "status": "refused" if o.refused else o.proposal.status,
@@ -110,7 +116,7 @@ def deploy_pending_proposals(client: EngineClient) -> list[dict[str, Any]]:
 def index_deployed_definitions(client: EngineClient) -> dict[str, Any]:
     """Re-index the engine's latest definitions for retrieval (advisory: never fails ``up``)."""
     try:
-        from das.retrieval import index_deployed
+        from das.retrieval import index_deployed  # lazy: chromadb loads only when indexing
 
         definitions = []
         for d in client.process_definitions(latest=True):
@@ -159,7 +165,6 @@ class Kernel:
         stale = _read_json(engine_pid_file())
         if stale and pid_alive(int(stale.get("pid", 0))) and stale.get("url") == self.url:
             # our engine from an earlier run is still starting: wait for it rather than clash
-            from das.camunda.engine_process import wait_until_ready
             wait_until_ready(self.url, self.start_timeout_s, client=self.client)
             return "adopted"
         self.engine = self.engine or EngineProcess(self.url)

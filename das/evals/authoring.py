@@ -13,8 +13,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from das.authoring.context import reference_processes
+from das.authoring.drafter import DraftFailed, draft_document
 from das.authoring.labels import ACTIVITY_FAMILY, JACCARD_MIN, jaccard, tokens
+from das.authoring.outline import _walk
+from das.bpmn.authoring import parse_authoring
+from das.bpmn.compile import compile_to_xml
+from das.bpmn.parse import parse
+from das.bpmn.simulate import simulate_xml
+from das.bpmn.validate import validate
 from das.config import default_model, resource_dir
+from das.contracts import Usage
+from das.evals.behaviour import behaviour_scores
 from das.output import progress
 
 MAX_REPAIRS = 3
@@ -43,23 +53,18 @@ def load_cases(cases_dir: Path | None = None) -> list[dict[str, Any]]:
 
 def reference_xml(case: dict[str, Any]) -> str:
     """Compile a case's reference (its key forced to the case key, as the drafter does)."""
-    from das.bpmn.authoring import parse_authoring
-    from das.bpmn.compile import compile_to_xml
 
     return compile_to_xml(parse_authoring({**case["reference"], "key": case["key"]}))
 
 
 def known_keys(key: str) -> set[str]:
     """Reference processes in processes/ plus the case's own key (call targets that exist)."""
-    from das.authoring.context import reference_processes
 
     return set(reference_processes()) | {key}
 
 
 def check_reference(case: dict[str, Any]) -> dict[str, Any]:
     """Compile, validate and simulate a reference; the test asserts every one is clean."""
-    from das.bpmn.simulate import simulate_xml
-    from das.bpmn.validate import validate
 
     xml = reference_xml(case)
     report = validate(xml.encode(), known_processes=known_keys(case["key"]), name=f"{case['key']}.bpmn")
@@ -74,7 +79,6 @@ def check_reference(case: dict[str, Any]) -> dict[str, Any]:
 
 def elements(xml: str) -> tuple[list[tuple[str, frozenset[str]]], Counter[str]]:
     """Activities as (family, name tokens) and gateways as a type multiset."""
-    from das.bpmn.parse import parse
 
     defs = parse(xml.encode(), name="scored.bpmn")
     acts = [(ACTIVITY_FAMILY[n.type], tokens(n.name)) for n in defs.nodes.values() if n.type in ACTIVITY_FAMILY]
@@ -123,7 +127,6 @@ def _tokens_of(attempts: list[dict[str, Any]]) -> tuple[int, int]:
 
 def reference_labels(case: dict[str, Any]) -> list[str]:
     """The reference's activity names in document order (the benchmark's "use these labels")."""
-    from das.authoring.outline import _walk
 
     return list(dict.fromkeys(s["name"] for s in _walk(case["reference"]["steps"])
                               if s.get("type") in ("tde", "external", "user", "call", "subprocess") and s.get("name")))
@@ -135,9 +138,6 @@ def run_case(case: dict[str, Any], model: str, with_labels: bool = False) -> dic
     ``with_labels``: the published benchmark's prompt form, the description plus the activity
     labels the model must use; ``labels_verbatim`` is the share of them found verbatim.
     """
-    from das.authoring.drafter import DraftFailed, draft_document
-    from das.contracts import Usage
-    from das.evals.behaviour import behaviour_scores
 
     row: dict[str, Any] = {"key": case["key"], "valid": False, "simulated": False, "repair_attempts": 0,
                            "f1_activities": 0.0, "f1_gateways": 0.0, "f1": 0.0,
@@ -173,7 +173,6 @@ def run_case(case: dict[str, Any], model: str, with_labels: bool = False) -> dic
         beh = behaviour_scores(cand.xml, ref, runs=BEHAVIOUR_RUNS)
         row.update(fitness=round(beh.fitness, 4), precision=round(beh.precision, 4), behaviour_f=round(beh.f_score, 4))
         if labels:
-            from das.bpmn.parse import parse
 
             names = {n.name for n in parse(cand.xml.encode(), name="draft.bpmn").nodes.values()}
             row["labels_verbatim"] = round(sum(1 for lab in labels if lab in names) / len(labels), 4)

@@ -62,6 +62,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from das.authoring.labels import ACTIVITY_FAMILY, JACCARD_MIN, jaccard, tokens
+from das.bpmn.parse import parse
+from das.bpmn.simulate import DEFAULT_MAX_STEPS, _one_line, _Run
+from das.bpmn.simulate_prep import prepare
 
 START = "▶"
 END = "■"
@@ -109,7 +112,6 @@ def _widen(prep: object) -> None:
 
 def _families(xml: str) -> dict[str, str]:
     """Activity label (name, else id) -> family, in document order; {} if the XML does not parse."""
-    from das.bpmn.parse import parse
 
     try:
         defs = parse(xml.encode(), name="behaviour.bpmn")
@@ -125,8 +127,6 @@ def _families(xml: str) -> dict[str, str]:
 
 def _play(xml: str, runs: int, seed: int, max_len: int) -> _Played:
     """Simulate ``runs`` seeded runs; variants of the completed runs. Never raises."""
-    from das.bpmn.simulate import DEFAULT_MAX_STEPS, _one_line, _Run
-    from das.bpmn.simulate_prep import prepare
 
     played = _Played(families=_families(xml))
     with tempfile.NamedTemporaryFile(suffix=".bpmn", delete=False) as fh:

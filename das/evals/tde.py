@@ -42,9 +42,11 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from das.agents.tde_loop import run_tde, validator_for
 from das.config import default_model, resource_dir
 from das.contracts import Policy, TaskSpec, describe_validation_error
 from das.errors import InvalidInput
+from das.llm import localmodel
 from das.output import progress
 
 Kind = Literal["classification", "extraction", "planning", "other"]
@@ -133,7 +135,6 @@ class TdeCase(BaseModel):
     @field_validator("output_schema")
     @classmethod
     def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
-        from das.agents.tde_loop import validator_for
 
         try:
             validator_for(schema)
@@ -373,7 +374,6 @@ def _wait_for_local_model(model: str) -> None:
     """
     if not model.startswith("local/"):
         return
-    from das.llm import localmodel
 
     lock = getattr(localmodel, "_lock", None)
     if lock is not None:
@@ -386,7 +386,6 @@ def run_case(case: TdeCase, model: str, *, policy_file: str | Path | None = None
 
     ``policy_file`` is the operator's policy layer (e.g. a longer ``timeout_s`` on a slow host).
     """
-    from das.agents.tde_loop import run_tde
 
     row = TdeCaseResult(id=case.id, kind=case.kind, task_type=case.task_type, status="error")
     _wait_for_local_model(model)

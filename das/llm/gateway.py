@@ -60,7 +60,7 @@ def supports_native_tools(model: str) -> bool:
     """Whether to send tools natively; otherwise the loop uses a JSON action schema."""
     provider = provider_of(model)
     if provider == "test":
-        from das.llm.testmodel import load_script
+        from das.llm.testmodel import load_script  # only for its provider (llama.cpp loads here)
 
         return bool(load_script(model.split("/", 1)[1]).get("native_tools", True))
     if provider == "local":
@@ -190,7 +190,7 @@ def complete(
             rule="model_requests",
         )
     if provider_of(model) == "local":  # the weights are checked (size, sha256) before they load
-        from das.llm.localmodel import gguf_path
+        from das.llm.localmodel import gguf_path  # only for its provider (llama.cpp loads here)
 
         gguf_path(model.split("/", 1)[1])
     litellm = ensure_registered()
@@ -234,12 +234,12 @@ def structured_mode(model: str) -> str:
     """How a JSON Schema reaches the model: ``grammar``, ``json_schema`` or ``prompt``."""
     provider = provider_of(model)
     if provider == "test":  # a script may play a model without structured output
-        from das.llm.testmodel import load_script
+        from das.llm.testmodel import load_script  # only for its provider (llama.cpp loads here)
 
         mode = load_script(model.split("/", 1)[1]).get("structured", "grammar")
         return mode if mode in ("grammar", "prompt") else "grammar"
     if provider == "local":
-        from das.llm.localmodel import uses_grammar
+        from das.llm.localmodel import uses_grammar  # only for its provider (llama.cpp loads here)
 
         return "grammar" if uses_grammar(model.split("/", 1)[1]) else "prompt"
     return "json_schema"

@@ -10,6 +10,8 @@ import json
 import uuid
 from typing import Any
 
+from das.llm import localmodel, testmodel
+
 OFFLINE_PROVIDERS = ("test", "local")
 _registered = False
 
@@ -19,7 +21,6 @@ def _build_handler():  # imported lazily: litellm is slow to import
     from litellm import CustomLLM
     from litellm.types.utils import ChatCompletionMessageToolCall, Function
 
-    from das.llm import localmodel, testmodel
 
     def fill(model_response: Any, reply: dict[str, Any], model: str) -> Any:
         message = model_response.choices[0].message

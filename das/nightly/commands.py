@@ -42,8 +42,8 @@ def nightly(since: str | None, keys: tuple[str, ...], model: str | None, dry_run
       das nightly --since 2026-11-21 --dry-run
       das nightly --key invoice --format json
     """
-    from das.camunda.client import EngineClient
-    from das.output import emit
+    from das.camunda.client import EngineClient  # lazy: `das --help` stays fast
+    from das.output import emit  # lazy: `das --help` stays fast
 
     with EngineClient(engine_url) as client:
         report = run_nightly(client, since=parse_since(since), keys=list(keys) or None, model=model,

@@ -13,9 +13,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from das.agents.curator import explain
 from das.authoring import versions
+from das.authoring.drafter import check_xml
 from das.authoring.queue import Queue, new_proposal_id
 from das.bpmn import model as m
+from das.bpmn.diff import diff, render_text
+from das.bpmn.edits import apply_edits
+from das.bpmn.parse import parse
+from das.bpmn.write import to_string
 from das.contracts import Proposal
 from das.errors import InvalidInput
 from das.nightly.mining import Finding, Thresholds
@@ -182,12 +188,6 @@ def base_version(queue: Queue, key: str, definition: dict[str, Any]) -> str:
 def file_for_key(client: Any, key: str, findings: list[Finding], *, queue: Queue, model: str | None = None,
                  dry_run: bool = False, thresholds: Thresholds | None = None) -> list[FileResult]:
     """Plan, check and file one proposal per actionable finding of ``key``."""
-    from das.agents.curator import explain
-    from das.authoring.drafter import check_xml
-    from das.bpmn.diff import diff, render_text
-    from das.bpmn.edits import apply_edits
-    from das.bpmn.parse import parse
-    from das.bpmn.write import to_string
 
     definitions = client.process_definitions(key=key, latest=True)
     if not definitions:

@@ -16,6 +16,7 @@ from lxml import etree
 from das.bpmn.safexml import BpmnParseError, load_bpmn
 from das.config import resource_dir
 from das.errors import InvalidInput
+from das.registry import load_registry
 from das.retrieval.index import Doc, Index, IndexReport
 
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -160,7 +161,6 @@ def _schema_summary(schema: dict[str, Any]) -> str:
 
 def index_tde_registry(index: Index | None = None, root: str | None = None) -> IndexReport:
     """Index the TDE task types of the registry; types no longer declared are removed."""
-    from das.registry import load_registry
 
     docs = []
     for entry in load_registry(root).values():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from das.config import das_home
+from das.errors import UsageError
 from das.store import pg
 from das.store.migrations import MIGRATIONS
 
@@ -215,7 +216,6 @@ def store_location(path: str | Path | None = None) -> str:
     url = os.environ.get("DAS_STORE_URL", "").strip()
     if url:
         if not pg.is_postgres_url(url) and not url.startswith("sqlite:///"):
-            from das.errors import UsageError
 
             raise UsageError(f"DAS_STORE_URL must be postgresql://... or sqlite:///PATH, not {pg.redact(url)!r}")
         return url.removeprefix("sqlite://") if url.startswith("sqlite:///") else url

@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from das.errors import UpstreamError, UsageError
+
 NOW_SQLITE = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 NOW_PG = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 WRITE_LOCK = 7_400_112  # pg_advisory_xact_lock key: the store's single writer lock
@@ -72,7 +74,6 @@ class Connection:
     """What ``Store.db`` returns for PostgreSQL: ``execute(sql, params)`` like sqlite3."""
 
     def __init__(self, url: str) -> None:
-        from das.errors import UpstreamError, UsageError
 
         try:
             import psycopg
