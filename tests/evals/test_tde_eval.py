@@ -279,8 +279,10 @@ def test_a_failing_case_is_an_error_row_not_a_crash(tmp_path: Path, monkeypatch:
             raise RuntimeError("provider exploded")
         return real(spec, model=model)
 
+    import das.evals.tde as tde_eval
+
     real = loop.run_tde
-    monkeypatch.setattr(loop, "run_tde", flaky)
+    monkeypatch.setattr(tde_eval, "run_tde", flaky)  # where the eval looks it up
     model = register_script("eval-says-technical", [finish_with({"label": "technical"})])
     report = run_tde_eval(model=model, cases_dir=_two_ticket_cases(tmp_path))
     assert [(r.status, r.right) for r in report.cases] == [("error", False), ("succeeded", True)]

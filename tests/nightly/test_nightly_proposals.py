@@ -140,11 +140,11 @@ class _Ctx:
 def test_handler_completes_with_a_report_and_rejects_bad_input(monkeypatch):
     from types import SimpleNamespace
 
-    import das.camunda.client as engine_client
+    import das.engine.handlers as handlers
     from das.camunda.variables import Json
     from das.engine.handlers import HandlerContext, handle_nightly
 
-    monkeypatch.setattr(engine_client, "EngineClient", lambda url=None: _Ctx(history()))
+    monkeypatch.setattr(handlers, "EngineClient", lambda url=None: _Ctx(history()))  # where the handler looks it up
     task = SimpleNamespace(variables={"keys": KEY, "dryRun": True}, retries=None)
     out = handle_nightly(task, HandlerContext())
     assert out.kind == "complete" and isinstance(out.variables["nightlyReport"], Json)

@@ -258,7 +258,7 @@ def test_das_search_cli_finds_a_reference_process():
 
     out = subprocess.run([sys.executable, "-m", "das", "search", "choose the next task with an LLM team",
                           "--kind", "process", "-k", "2", "--format", "json"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     hits = json.loads(out.stdout)
     assert hits[0]["id"] == "process:peo_team_select" and hits[0]["embedding"] == "all-MiniLM-L6-v2"
