@@ -118,7 +118,7 @@ def run_raw(url: str, client, key: str, topic: str, n: int, threads: int, max_ta
 def run_das(client_factory, key: str, topic: str, n: int, workers: int, max_tasks: int, handler=None,
             capture: dict | None = None):
     from das.camunda.variables import to_variables
-    from das.engine.handlers import HANDLERS, TOPIC_TDE, TopicHandler
+    from das.engine.handlers import TOPIC_TDE, builtin_handlers
     from das.engine.worker import Worker, WorkerConfig
 
     client = client_factory()
@@ -131,9 +131,9 @@ def run_das(client_factory, key: str, topic: str, n: int, workers: int, max_task
             return real_complete(task_id, worker_id, variables, local_variables)
 
         client.complete = complete
-    handlers = dict(HANDLERS)
+    handlers = builtin_handlers()
     if handler is not None:
-        handlers["noop"] = TopicHandler(handler, ["taskSpec"])
+        handlers = handlers.with_handler("noop", handler, ["taskSpec"])
     config = WorkerConfig(topics=[f"{topic}={'noop' if handler else TOPIC_TDE}"], workers=workers,
                           model="test/auto", poll_ms=2000, max_tasks_per_fetch=max_tasks, grace_s=5)
     worker = Worker(client, config, handlers=handlers)

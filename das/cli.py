@@ -1,6 +1,6 @@
 """The ``das`` command line: a thin boundary over the domain modules.
 
-Each command area lives in its own module (``das/<area>/commands.py``) and is loaded only
+Each command area lives in its own module (``das/commands/<area>.py``) and is loaded only
 when used, so ``das --help`` stays fast and one area's imports never slow another.
 Domain errors become one line on stderr and an exit code:
 0 ok, 1 negative result or findings, 2 usage error, 3 guardrail stop or policy denial,
@@ -21,28 +21,28 @@ from das.output import set_quiet
 
 # command name -> "module:attribute"; the attribute is a click command or group.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "schema": ("das.commands_core:schema", "Print the JSON Schema of a contract."),
-    "tde": ("das.commands_core:tde", "List task types and run probabilistic TDEs."),
-    "select": ("das.commands_core:select", "Let an LLM team choose the next task among candidates."),
-    "bpmn": ("das.bpmn.commands:bpmn", "Compile, validate, simulate and diff BPMN."),
-    "serve": ("das.engine.commands:serve", "Run the external-task worker against the engine."),
-    "kernel": ("das.engine.commands:kernel", "Start, check and stop the engine and deployments."),
-    "draft": ("das.authoring.commands:draft", "Draft a process from a prompt into the queue."),
-    "propose": ("das.authoring.commands:propose", "File a BPMN you wrote as a proposal."),
-    "queue": ("das.authoring.commands:queue", "Review proposals in the approval queue."),
-    "approve": ("das.authoring.commands:approve", "Approve a proposal (humans only)."),
-    "reject": ("das.authoring.commands:reject", "Reject a proposal with a comment."),
-    "nightly": ("das.nightly.commands:nightly", "Mine engine history and file improvement proposals."),
-    "search": ("das.retrieval.commands:search", "Find similar processes and task types by meaning."),
-    "api": ("das.api.commands:api", "Serve the HTTP API and the approval page."),
-    "policy": ("das.commands_ops:policy", "Explain the merged guardrail policy of a task."),
-    "effects": ("das.commands_ops:effects", "List and resolve side effects with unknown outcomes."),
-    "user": ("das.commands_users:user", "Add, list and revoke DAS users and their API tokens."),
-    "login": ("das.commands_users:login", "Act through a DAS API server as your token's user."),
-    "logout": ("das.commands_users:logout", "Forget saved API credentials."),
-    "store": ("das.commands_store:store", "Migrate the store, or copy it to PostgreSQL."),
-    "models": ("das.commands_models:models", "List, install and verify the embedded models."),
-    "eval": ("das.evals.commands:eval_cmd", "Run evaluation suites against a model."),
+    "schema": ("das.commands.core:schema", "Print the JSON Schema of a contract."),
+    "tde": ("das.commands.core:tde", "List task types and run probabilistic TDEs."),
+    "select": ("das.commands.core:select", "Let an LLM team choose the next task among candidates."),
+    "bpmn": ("das.commands.bpmn:bpmn", "Compile, validate, simulate and diff BPMN."),
+    "serve": ("das.commands.engine:serve", "Run the external-task worker against the engine."),
+    "kernel": ("das.commands.engine:kernel", "Start, check and stop the engine and deployments."),
+    "draft": ("das.commands.authoring:draft", "Draft a process from a prompt into the queue."),
+    "propose": ("das.commands.authoring:propose", "File a BPMN you wrote as a proposal."),
+    "queue": ("das.commands.authoring:queue", "Review proposals in the approval queue."),
+    "approve": ("das.commands.authoring:approve", "Approve a proposal (humans only)."),
+    "reject": ("das.commands.authoring:reject", "Reject a proposal with a comment."),
+    "nightly": ("das.commands.nightly:nightly", "Mine engine history and file improvement proposals."),
+    "search": ("das.commands.retrieval:search", "Find similar processes and task types by meaning."),
+    "api": ("das.commands.api:api", "Serve the HTTP API and the approval page."),
+    "policy": ("das.commands.ops:policy", "Explain the merged guardrail policy of a task."),
+    "effects": ("das.commands.ops:effects", "List and resolve side effects with unknown outcomes."),
+    "user": ("das.commands.users:user", "Add, list and revoke DAS users and their API tokens."),
+    "login": ("das.commands.users:login", "Act through a DAS API server as your token's user."),
+    "logout": ("das.commands.users:logout", "Forget saved API credentials."),
+    "store": ("das.commands.store:store", "Migrate the store, or copy it to PostgreSQL."),
+    "models": ("das.commands.models:models", "List, install and verify the embedded models."),
+    "eval": ("das.commands.evals:eval_cmd", "Run evaluation suites against a model."),
 }
 
 

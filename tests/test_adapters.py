@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from das.adapters import adapters, deterministic_entries, register_adapter
+from das.adapters import adapters, deterministic_entries
 from das.camunda.client import ExternalTask
-from das.engine.handlers import HandlerContext, all_handlers, handle_adapter
+from das.engine.handlers import HandlerContext, default_handlers, handle_adapter
 from das.tools.base import Tool
 
 
@@ -25,7 +25,7 @@ def test_shipped_adapters_come_from_entry_points_and_every_deterministic_entry_i
     assert {"http", "json_transform", "render_template"} <= set(adapters())
     topics = set(deterministic_entries())
     assert {"das-tde-json_transform", "das-tde-render_template", "das-tde-http_fetch"} <= topics
-    assert topics <= set(all_handlers())
+    assert topics <= set(default_handlers())
 
 
 def test_json_transform_maps_inputs_and_outputs():
@@ -47,15 +47,16 @@ def test_http_adapter_applies_the_egress_policy():
 
 def test_a_plugin_adapter_serves_an_approved_wrapper(das_home: Path):
     calls = []
-    register_adapter("noop_for_tests", Tool("noop_for_tests", "records its call", {"type": "object"},
-                                            lambda ctx, args: calls.append(args) or {"done": True},
-                                            side_effecting=True))
+    noop = Tool("noop_for_tests", "records its call", {"type": "object"},
+                lambda ctx, args: calls.append(args) or {"done": True}, side_effecting=True)
+    ctx = HandlerContext(adapters={**adapters(), "noop_for_tests": noop})
     (das_home / "tde").mkdir(parents=True, exist_ok=True)
     (das_home / "tde" / "noop_step.yaml").write_text(yaml.safe_dump({
         "task_type": "noop_step", "executor": {"kind": "adapter", "adapter": "noop_for_tests"},
         "output_schema": {"type": "object"}}))
     assert "das-tde-noop_step" in deterministic_entries()
     t = task("das-tde-noop_step", inputs={"n": 1})
-    assert handle_adapter(t, HandlerContext()).kind == "complete"
-    assert handle_adapter(t, HandlerContext()).kind == "complete"  # a re-fetch of the same task
+    assert handle_adapter(t, HandlerContext()).kind == "failure"  # not installed: the worker's set lacks it
+    assert handle_adapter(t, ctx).kind == "complete"
+    assert handle_adapter(t, ctx).kind == "complete"  # a re-fetch of the same task
     assert calls == [{"n": 1}]  # side effects at most once per idempotency key

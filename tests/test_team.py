@@ -102,7 +102,7 @@ def calls(monkeypatch):
 
 def test_there_is_a_distinct_persona_for_every_seat_the_cli_offers():
     from das.agents.team import MAX_MEMBERS, PERSONAS, TEMPERATURES
-    from das.commands_core import select
+    from das.commands.core import select
 
     members = next(p for p in select.params if p.name == "members")
     assert members.type.max == MAX_MEMBERS == 7

@@ -22,7 +22,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from das import __version__
-from das.api import pages, proposal_view
 from das.api.auth import SESSION_COOKIE, Authenticator, AuthSettings, CsrfMismatch, Sessions
 from das.api.guard import Guard, host_name
 from das.authoring.deploy import deploy_and_record
@@ -33,6 +32,8 @@ from das.contracts import Proposal
 from das.errors import DasError, InvalidInput, UsageError
 from das.identity import Forbidden, NotAuthenticated, Principal, Users
 from das.names import identity
+from das.views import html as pages
+from das.views import proposal_page as proposal_view
 
 log = logging.getLogger("das.api")
 IDENTITY_FIELDS = {"reviewer", "author", "actor", "user", "approver"}

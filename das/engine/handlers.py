@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,7 +54,7 @@ from das.errors import DasError, InvalidInput, ModelRetry, PolicyDenied
 from das.guardrails import resolve_policy
 from das.registry import lookup
 from das.store import open_store
-from das.tools.base import ToolContext
+from das.tools.base import Tool, ToolContext
 from das.tools.effects import EffectBlocked, run_once
 
 log = logging.getLogger("das.worker")
@@ -62,6 +62,7 @@ log = logging.getLogger("das.worker")
 TOPIC_TDE = "das-tde-probabilistic"
 TOPIC_PEO_SELECT = "das-peo-select"
 TOPIC_NIGHTLY = "das-nightly"
+TOPIC_COMPENSATE = "das-tde-compensate"
 
 BPMN_ERROR_BY_STOP = {
     **{reason: "DAS_GUARDRAIL" for reason in GUARDRAIL_STOPS},
@@ -97,6 +98,7 @@ class HandlerContext:
     policy_file: str | None = None
     heartbeat: Callable[[], None] | None = None
     correlation_id: str | None = None
+    adapters: Mapping[str, Tool] = field(default_factory=adapters, repr=False)  # adapter name -> Tool
 
 
 Handler = Callable[[ExternalTask, HandlerContext], Outcome]
@@ -356,7 +358,7 @@ def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     try:
         policy = resolve_task_policy(spec, ctx.policy_file)
         inputs = adapter_inputs(task.variables, entry)
-        tool = adapter_for(entry)
+        tool = adapter_for(entry, ctx.adapters)
     except StepInputInvalid as exc:
         return Outcome("bpmn_error", variables={"tdeStatus": "failed"}, error_code="DAS_INVALID_INPUT",
                        message=exc.message, stop_reason="invalid_input")
@@ -400,7 +402,7 @@ def handle_compensate(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     listed = "; ".join(f"{e['tool']} ({e['call_key']})" for e in effects) or "none recorded"
     entry = lookup(task_type) if task_type else None
     name = entry.executor.compensate if entry else None
-    tool = adapters().get(name) if name else None
+    tool = ctx.adapters.get(name) if name else None
     if tool is None:
         return failure_outcome(task, None, f"no compensating adapter for task type {task_type or '(unknown)'}; "
                                f"undo these side effects by hand, then resolve this incident: {listed}", None,
@@ -415,22 +417,47 @@ def handle_compensate(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     return Outcome("complete", variables={"tdeStatus": "compensated"}, stop_reason="completed")
 
 
-# topic -> handler
-HANDLERS: dict[str, TopicHandler] = {
-    # all variables: a drafted step's tdeInputs name the process variables it reads
-    TOPIC_TDE: TopicHandler(handle_tde, variables=None),
-    TOPIC_PEO_SELECT: TopicHandler(handle_select, variables=["candidates", "context", "correlationId"]),
-    "das-tde-compensate": TopicHandler(handle_compensate, variables=None),
-    TOPIC_NIGHTLY: TopicHandler(handle_nightly, variables=["since", "keys", "dryRun", "correlationId"]),
-}
+class HandlerRegistry(Mapping[str, TopicHandler]):
+    """Topic -> handler, as a value passed to the ``Worker`` (never a mutable module global).
+
+    ``default_handlers()`` builds the built-in topics plus one per deterministic registry
+    entry; ``with_handler`` returns a new registry, so one test's handler never leaks into
+    another worker."""
+
+    def __init__(self, handlers: Mapping[str, TopicHandler]) -> None:
+        self._handlers = dict(handlers)
+
+    def __getitem__(self, topic: str) -> TopicHandler:
+        return self._handlers[topic]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+    def with_handler(self, topic: str, handle: Handler, variables: list[str] | None = None) -> HandlerRegistry:
+        """A copy in which ``topic`` is served by ``handle`` (added or replaced)."""
+        return HandlerRegistry({**self._handlers, topic: TopicHandler(handle, variables)})
+
+    def only(self, *topics: str) -> HandlerRegistry:
+        """A copy serving just ``topics`` (each must be known)."""
+        return HandlerRegistry({topic: self._handlers[topic] for topic in topics})
 
 
-def all_handlers() -> dict[str, TopicHandler]:
+def builtin_handlers() -> HandlerRegistry:
+    """DAS's own topics."""
+    return HandlerRegistry({
+        # all variables: a drafted step's tdeInputs name the process variables it reads
+        TOPIC_TDE: TopicHandler(handle_tde, variables=None),
+        TOPIC_PEO_SELECT: TopicHandler(handle_select, variables=["candidates", "context", "correlationId"]),
+        TOPIC_COMPENSATE: TopicHandler(handle_compensate, variables=None),
+        TOPIC_NIGHTLY: TopicHandler(handle_nightly, variables=["since", "keys", "dryRun", "correlationId"]),
+    })
+
+
+def default_handlers() -> HandlerRegistry:
     """The built-in topics plus one per deterministic registry entry (its adapter's topic)."""
 
-    return {**{topic: TopicHandler(handle_adapter, variables=None) for topic in deterministic_entries()}, **HANDLERS}
-
-
-def register_handler(topic: str, handle: Handler, variables: list[str] | None = None) -> None:
-    """Add or replace the handler of ``topic`` (tests and later agents use this)."""
-    HANDLERS[topic] = TopicHandler(handle, variables)
+    adapters_ = {topic: TopicHandler(handle_adapter, variables=None) for topic in deterministic_entries()}
+    return HandlerRegistry({**adapters_, **builtin_handlers()})

@@ -21,14 +21,17 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from das import tracing
+from das.adapters import adapters as installed_adapters
 from das.camunda.client import EngineClient, EngineError, ExternalTask, Topic
-from das.engine.handlers import HandlerContext, Outcome, TopicHandler, all_handlers, correlation_of
+from das.engine.handlers import HandlerContext, Outcome, TopicHandler, correlation_of, default_handlers
 from das.engine.metrics import WorkerMetrics
 from das.errors import TransientUpstreamError, UpstreamError, UsageError
 from das.secrets import scrub
+from das.tools.base import Tool
 
 log = logging.getLogger("das.worker")
 
@@ -69,11 +72,11 @@ class Worker:
     """Fetch, run, answer. ``run()`` blocks until ``stop()`` or a signal."""
 
     def __init__(self, client: EngineClient, config: WorkerConfig | None = None,
-                 handlers: dict[str, TopicHandler] | None = None,
-                 metrics: WorkerMetrics | None = None) -> None:
+                 handlers: Mapping[str, TopicHandler] | None = None,
+                 metrics: WorkerMetrics | None = None, adapters: Mapping[str, Tool] | None = None) -> None:
         self.client = client
         self.config = config or WorkerConfig()
-        known = handlers if handlers is not None else all_handlers()
+        known = handlers if handlers is not None else default_handlers()
         self.handlers: dict[str, TopicHandler] = {}
         for entry in self.config.topics:
             # "name" serves a known topic; "name=handler" serves topic `name` with the handler
@@ -85,6 +88,7 @@ class Worker:
                                  "(use NAME=HANDLER to serve another topic name with a known handler)")
             self.handlers[name] = handler
         self.metrics = metrics or WorkerMetrics()
+        self.adapters: Mapping[str, Tool] = installed_adapters() if adapters is None else adapters
         self._stop = threading.Event()
         # handlers + prefetch: while handlers run, the next batch is already locked, so one
         # fetchAndLock serves many tasks (the locks of waiting tasks are kept alive too)
@@ -248,7 +252,7 @@ class Worker:
         started = time.monotonic()
         ctx = HandlerContext(model=self.config.model, policy_file=self.config.policy_file,
                              heartbeat=lambda: self._extend(task.id, force=False),
-                             correlation_id=ctx_log["correlationId"])
+                             correlation_id=ctx_log["correlationId"], adapters=self.adapters)
         try:
             outcome = handler.handle(task, ctx)
         except Exception as exc:  # handlers map their own errors; this is a last resort

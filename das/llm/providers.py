@@ -6,6 +6,7 @@ accounting and response parsing are the same code path in tests and production.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from typing import Any
@@ -13,7 +14,6 @@ from typing import Any
 from das.llm import localmodel, testmodel
 
 OFFLINE_PROVIDERS = ("test", "local")
-_registered = False
 
 
 def _build_handler():  # imported lazily: litellm is slow to import
@@ -94,25 +94,19 @@ def _build_handler():  # imported lazily: litellm is slow to import
     return litellm, TestProvider(), LocalProvider()
 
 
+@functools.cache
 def ensure_registered() -> Any:
-    """Import litellm (offline cost map) and register the offline providers once."""
-    global _registered
+    """Import litellm (offline cost map) and register the offline providers, once per process."""
     import os
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("LITELLM_TELEMETRY", "False")
-    if _registered:
-        import litellm
-
-        return litellm
     litellm, test_handler, local_handler = _build_handler()
-    if not _registered:
-        litellm.telemetry = False
-        litellm.suppress_debug_info = True
-        providers = [p for p in litellm.custom_provider_map if p["provider"] not in OFFLINE_PROVIDERS]
-        litellm.custom_provider_map = providers + [
-            {"provider": "test", "custom_handler": test_handler},
-            {"provider": "local", "custom_handler": local_handler},
-        ]
-        _registered = True
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    providers = [p for p in litellm.custom_provider_map if p["provider"] not in OFFLINE_PROVIDERS]
+    litellm.custom_provider_map = providers + [
+        {"provider": "test", "custom_handler": test_handler},
+        {"provider": "local", "custom_handler": local_handler},
+    ]
     return litellm

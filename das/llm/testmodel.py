@@ -52,29 +52,48 @@ BUILTIN_SCRIPTS: dict[str, dict[str, Any]] = {
     "expensive": {"steps": [{"text": "thinking", "cost_usd": 0.2, "usage": {"input_tokens": 900, "output_tokens": 300}}], "repeat_last": True},
 }
 
-_registered: dict[str, dict[str, Any]] = {}
+class ScriptRegistry:
+    """Where ``test/<name>`` scripts come from: in-process registrations, then
+    ``<name>.json`` in ``$DAS_TEST_SCRIPTS`` or ``$DAS_HOME/test_scripts``, then the built-ins.
+
+    One instance serves the process's test provider (``SCRIPTS``); tests may build their own."""
+
+    def __init__(self, builtins: dict[str, dict[str, Any]] | None = None) -> None:
+        self._builtins = dict(BUILTIN_SCRIPTS if builtins is None else builtins)
+        self._scripts: dict[str, dict[str, Any]] = {}
+
+    def register(self, name: str, steps: list[dict[str, Any]], repeat_last: bool = True,
+                 **options: Any) -> str:
+        """Register a script; returns the model string ``test/<name>``."""
+        self._scripts[name] = {"steps": steps, "repeat_last": repeat_last, **options}
+        return f"test/{name}"
+
+    def load(self, name: str) -> dict[str, Any]:
+        if name in self._scripts:
+            return self._scripts[name]
+        dirs = [os.environ.get("DAS_TEST_SCRIPTS")]
+        if os.environ.get("DAS_HOME"):
+            dirs.append(str(Path(os.environ["DAS_HOME"]) / "test_scripts"))
+        for d in dirs:
+            if d and (Path(d) / f"{name}.json").is_file():
+                data = json.loads((Path(d) / f"{name}.json").read_text())
+                return data if isinstance(data, dict) else {"steps": data, "repeat_last": True}
+        if name in self._builtins:
+            return self._builtins[name]
+        raise UsageError(f"unknown test model script {name!r}: register it, put {name}.json in $DAS_TEST_SCRIPTS, "
+                         f"or use a built-in ({', '.join(sorted(self._builtins))})")
+
+
+SCRIPTS = ScriptRegistry()
 
 
 def register_script(name: str, steps: list[dict[str, Any]], repeat_last: bool = True) -> str:
-    """Register a script in this process; returns the model string ``test/<name>``."""
-    _registered[name] = {"steps": steps, "repeat_last": repeat_last}
-    return f"test/{name}"
+    """Register a script with the process's test provider; returns ``test/<name>``."""
+    return SCRIPTS.register(name, steps, repeat_last)
 
 
 def load_script(name: str) -> dict[str, Any]:
-    if name in _registered:
-        return _registered[name]
-    dirs = [os.environ.get("DAS_TEST_SCRIPTS")]
-    if os.environ.get("DAS_HOME"):
-        dirs.append(str(Path(os.environ["DAS_HOME"]) / "test_scripts"))
-    for d in dirs:
-        if d and (Path(d) / f"{name}.json").is_file():
-            data = json.loads((Path(d) / f"{name}.json").read_text())
-            return data if isinstance(data, dict) else {"steps": data, "repeat_last": True}
-    if name in BUILTIN_SCRIPTS:
-        return BUILTIN_SCRIPTS[name]
-    raise UsageError(f"unknown test model script {name!r}: register it, put {name}.json in $DAS_TEST_SCRIPTS, "
-                     f"or use a built-in ({', '.join(sorted(BUILTIN_SCRIPTS))})")
+    return SCRIPTS.load(name)
 
 
 def pick_step(script: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """One nightly run = mine engine history, then file proposals. The use case behind both doors:
-``das nightly`` (das/nightly/commands.py) and the ``das-nightly`` topic (das/engine/handlers.py)
+``das nightly`` (das/commands/nightly.py) and the ``das-nightly`` topic (das/engine/handlers.py)
 call ``run_nightly``, so a scheduled BPMN timer and an operator get the same report.
 """
 

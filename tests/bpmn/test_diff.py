@@ -7,11 +7,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from das.bpmn.commands import bpmn
 from das.bpmn.diff import diff, render_text
 from das.bpmn.edits import apply_edits, new_definitions
 from das.bpmn.parse import parse
 from das.bpmn.write import to_bytes, write
+from das.commands.bpmn import bpmn
 
 BASE = [
     {"op": "add_element", "id": "s", "type": "startEvent"},

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from das.bpmn.commands import bpmn
 from das.bpmn.validate import validate, validate_files
+from das.commands.bpmn import bpmn
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "bpmn-miwg-reference"
 MIWG = sorted(CORPUS.glob("*.bpmn")) if CORPUS.is_dir() else []

@@ -182,9 +182,9 @@ def test_call_target_of_a_compiled_file(tmp_path) -> None:
     (also an empty one, and validate_files / the CLI) -> error when the target is missing."""
     from click.testing import CliRunner
 
-    from das.bpmn.commands import bpmn
     from das.bpmn.compile import compile_to_xml
     from das.bpmn.validate import revalidate_tree, validate_files
+    from das.commands.bpmn import bpmn
 
     xml = compile_to_xml({"key": "peo_caller", "name": "Caller",
                           "steps": [{"type": "call", "name": "Run it", "process_key": "tde_missing"}]})

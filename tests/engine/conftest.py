@@ -66,7 +66,7 @@ def run_worker(engine: EngineHandle) -> Iterator:
     """Start in-process workers (threads) serving ``topic`` with the TDE handler."""
     import threading
 
-    from das.engine.handlers import HANDLERS, TOPIC_TDE
+    from das.engine.handlers import TOPIC_TDE, builtin_handlers
     from das.engine.worker import Worker, WorkerConfig
 
     running: list[tuple[Worker, threading.Thread, EngineClient]] = []
@@ -74,7 +74,7 @@ def run_worker(engine: EngineHandle) -> Iterator:
     def start(topic: str, model: str = "test/auto", **config) -> Worker:
         client = engine.client()
         cfg = WorkerConfig(topics=[topic], model=model, **{"poll_ms": 1000, "grace_s": 5, **config})
-        worker = Worker(client, cfg, handlers={topic: HANDLERS[TOPIC_TDE]})
+        worker = Worker(client, cfg, handlers={topic: builtin_handlers()[TOPIC_TDE]})
         thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
         thread.start()
         running.append((worker, thread, client))

@@ -78,7 +78,7 @@ def test_kernel_deploys_approved_but_undeployed_proposals(engine, engine_client,
 def test_team_selection_routes_the_peo(engine, engine_client, unique):
     import threading
 
-    from das.engine.handlers import HANDLERS, TOPIC_PEO_SELECT
+    from das.engine.handlers import TOPIC_PEO_SELECT, builtin_handlers
     from das.engine.worker import Worker, WorkerConfig
 
     xml = (Path(__file__).resolve().parents[2] / "processes" / "peo_team_select.bpmn").read_text()
@@ -88,7 +88,7 @@ def test_team_selection_routes_the_peo(engine, engine_client, unique):
                            [{"text": json.dumps({"choice": 1, "confidence": 0.9, "rationale": "it is a label task"})}])
     client = engine.client()
     worker = Worker(client, WorkerConfig(topics=[topic], model=vote, poll_ms=500, grace_s=5),
-                    handlers={topic: HANDLERS[TOPIC_PEO_SELECT]})
+                    handlers={topic: builtin_handlers()[TOPIC_PEO_SELECT]})
     thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
     thread.start()
     try:

@@ -157,7 +157,7 @@ def test_template_routes_compensate_required_to_a_loud_compensation(engine, engi
 
     import yaml
 
-    from das.engine.handlers import HANDLERS
+    from das.engine.handlers import builtin_handlers
     from das.engine.worker import Worker, WorkerConfig
     from das.llm.testmodel import register_script
 
@@ -190,7 +190,7 @@ def test_template_routes_compensate_required_to_a_loud_compensation(engine, engi
     run_worker("das-tde-probabilistic", model=model, policy_file=str(ops))
     client = engine.client()
     comp = Worker(client, WorkerConfig(topics=["das-tde-compensate"], poll_ms=1000, grace_s=5),
-                  handlers={"das-tde-compensate": HANDLERS["das-tde-compensate"]})
+                  handlers={"das-tde-compensate": builtin_handlers()["das-tde-compensate"]})
     thread = threading.Thread(target=comp.run, kwargs={"install_signals": False}, daemon=True)
     thread.start()
     try:

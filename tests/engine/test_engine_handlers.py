@@ -184,7 +184,7 @@ def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fa
     lists the effect; with the entry's compensating adapter it completes."""
     import yaml
 
-    from das.adapters import register_adapter
+    from das.adapters import adapters
     from das.agents.tde_loop import run_tde
     from das.contracts import TaskSpec
     from das.engine.handlers import HandlerContext, handle_compensate
@@ -215,12 +215,12 @@ def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fa
     loud = handle_compensate(comp_task(), HandlerContext())
     assert loud.kind == "failure" and loud.retries == 0 and "comp-1:" in loud.message and "by hand" in loud.message
     undone = []
-    register_adapter("refund_for_tests", Tool("refund_for_tests", "refunds", {"type": "object"},
-                                              lambda ctx, args: undone.append(args["effects"]) or {"ok": True}))
+    refund = Tool("refund_for_tests", "refunds", {"type": "object"},
+                  lambda ctx, args: undone.append(args["effects"]) or {"ok": True})
     (das_home / "tde").mkdir(parents=True, exist_ok=True)
     (das_home / "tde" / "payer.yaml").write_text(yaml.safe_dump({
         "task_type": "payer", "executor": {"kind": "probabilistic", "compensate": "refund_for_tests"}}))
-    done = handle_compensate(comp_task(), HandlerContext())
+    done = handle_compensate(comp_task(), HandlerContext(adapters={**adapters(), "refund_for_tests": refund}))
     assert done.kind == "complete" and done.variables["tdeStatus"] == "compensated"
     assert undone and undone[0][0]["tool"] == "pay"
 

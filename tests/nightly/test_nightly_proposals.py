@@ -102,7 +102,7 @@ def test_invalid_model_output_falls_back_after_one_repair():
 
 def test_cli_reports_findings_and_filed_ids(monkeypatch):
     import das.camunda.client as engine_client
-    from das.nightly.commands import nightly
+    from das.commands.nightly import nightly
 
     fake = history()
     fake.close = lambda: None

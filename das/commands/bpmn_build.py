@@ -1,5 +1,5 @@
 """``das bpmn compile`` and ``das bpmn simulate``; plugged into the ``bpmn`` group by
-``das/bpmn/commands.py`` through ``register_commands``. Heavy imports stay inside the
+``das/commands/bpmn.py`` through ``register_commands``. Heavy imports stay inside the
 command functions so ``das --help`` stays fast."""
 
 from __future__ import annotations

@@ -128,11 +128,11 @@ def register(command: click.Command) -> None:
 
 
 # ---- plug-ins ------------------------------------------------------------------------------
-# `compile` and `simulate` live in das/bpmn/commands_build.py (owned by the authoring /
+# `compile` and `simulate` live in das/commands/bpmn_build.py (owned by the authoring /
 # simulation half of the toolkit). That module defines click commands and calls
 # ``register(cmd)`` for each at import time (or defines ``def register_commands(group)``,
 # which is called with this group). Keep heavy imports inside the command functions.
-if importlib.util.find_spec("das.bpmn.commands_build") is not None:
-    _build = importlib.import_module("das.bpmn.commands_build")
+if importlib.util.find_spec("das.commands.bpmn_build") is not None:
+    _build = importlib.import_module("das.commands.bpmn_build")
     if hasattr(_build, "register_commands"):
         _build.register_commands(bpmn)

@@ -17,7 +17,7 @@ import click
 from das.contracts import Proposal
 from das.output import emit, progress
 from das.remote import remote
-from das.views import render_proposal
+from das.views.text import render_proposal
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")

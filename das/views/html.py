@@ -11,11 +11,11 @@ import html
 import json
 from typing import Any
 
-from das.api import proposal_view as pv
 from das.authoring.queue import Queue
 from das.contracts import Proposal
 from das.identity import Principal
-from das.views import render_proposal
+from das.views import proposal_page as pv
+from das.views.text import render_proposal
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "font-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
