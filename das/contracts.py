@@ -11,7 +11,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from das.errors import InvalidInput
 
@@ -195,6 +203,226 @@ class HistoryEntry(BaseModel):
     proof: str | None = Field(default=None, description="how the actor was proven: token, session, proxy, os")
 
 
+# ---- the reports a proposal carries (also what `--format json` prints and `das schema` shows) ----
+Severity = Literal["error", "warning", "info"]
+
+
+class ValidationFinding(_Strict):
+    """One problem: which rule, how bad, on which element, and how to fix it."""
+
+    rule: str
+    severity: Severity
+    element: str | None = None
+    message: str
+
+
+class ValidationReport(_Strict):
+    """Validation result for one file (das.bpmn.validate); ``valid`` is false iff any finding is an error."""
+
+    file: str
+    valid: bool = True
+    findings: list[ValidationFinding] = Field(default_factory=list)
+
+    def add(self, rule: str, severity: Severity, element: str | None, message: str) -> None:
+        self.findings.append(ValidationFinding(rule=rule, severity=severity, element=element, message=message))
+        if severity == "error":
+            self.valid = False
+
+    def counts(self) -> dict[str, int]:
+        out = {"error": 0, "warning": 0, "info": 0}
+        for f in self.findings:
+            out[f.severity] += 1
+        return out
+
+    @classmethod
+    def missing(cls, file: str = "") -> ValidationReport:
+        """What a proposal filed without a report holds: an error finding, so it is never approvable."""
+        report = cls(file=file)
+        report.add("not-validated", "error", None, "no validation report was recorded; rebase or file it again")
+        return report
+
+
+class StuckRun(_Strict):
+    """A simulated run that reached no end event; ``reason`` reads ``category: why; what to do``."""
+
+    run: int
+    reason: str
+    element: str | None = None
+
+
+class Unsupported(_Strict):
+    """A construct the simulator skipped or approximated, so a clean run says less about it.
+
+    ``what`` is ``construct`` in JSON (pydantic's ``BaseModel.construct`` takes the name in Python)."""
+
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+    what: str = Field(alias="construct")
+    element: str | None = None
+
+
+class InputProblem(_Strict):
+    """A drafted step whose required input ``field`` (mapped from ``variable``) was unset on some path."""
+
+    element: str
+    field: str
+    variable: str | None = None
+
+
+class SimulationReport(_Strict):
+    """Seeded runs of one process on the simulator (das.bpmn.simulate ``simulate_file``)."""
+
+    file: str
+    runs: int = Field(0, description="runs made (0: the file could not be simulated)")
+    completed: int = 0
+    stuck: list[StuckRun] = Field(default_factory=list)
+    coverage: float = Field(0.0, description="share of flow nodes reached by some run")
+    unreached: list[str] = Field(default_factory=list)
+    ends: dict[str, int] = Field(default_factory=dict, description="end event id -> runs that ended there")
+    unsupported: list[Unsupported] = Field(default_factory=list)
+    input_problems: list[InputProblem] = Field(default_factory=list)
+    traces: list[list[str]] | None = Field(None, description="per run, the activities finished in order "
+                                                             "(only when asked for)")
+
+    @property
+    def passed(self) -> bool:
+        """Every run made reached an end event."""
+        return bool(self.runs) and self.completed == self.runs
+
+
+DiffChange = Literal["added", "removed", "changed"]
+
+
+class FieldChange(_Strict):
+    """One field of an element, before and after."""
+
+    field: str
+    old: Any = None
+    new: Any = None
+
+
+class DiffEntry(_Strict):
+    """One element added, removed or changed, matched by id."""
+
+    kind: Literal["process", "node", "flow", "lane", "definition", "collaboration"]
+    change: DiffChange
+    id: str
+    type: str | None = None
+    name: str | None = None
+    fields: list[FieldChange] = Field(default_factory=list)
+
+
+class BpmnDiff(_Strict):
+    """Semantic differences between two BPMN files (das.bpmn.diff); diagram-only changes are a count."""
+
+    old: str | None = None
+    new: str | None = None
+    entries: list[DiffEntry] = Field(default_factory=list)
+    diagram_changes: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.entries
+
+    def summary(self) -> dict[str, int]:
+        out = {"added": 0, "removed": 0, "changed": 0}
+        for e in self.entries:
+            out[e.change] += 1
+        return out
+
+
+class ProposalDiff(BpmnDiff):
+    """A proposal's diff against its base and its text rendering; a new process has no base, so no entries."""
+
+    text: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_new_process(cls, data: Any) -> Any:
+        """Older versions marked a new process with ``added: "all"``; the missing base says that now."""
+        if isinstance(data, dict) and data.get("added") == "all":
+            data = {k: v for k, v in data.items() if k != "added"}
+        return data
+
+
+FindingKind = Literal["incidents", "task_failures", "long_duration", "unused_path"]
+Refactor = Literal["add_error_boundary", "add_retry", "add_timeout", "review_unused_path"]
+
+
+class Evidence(_Strict):
+    """Why a proposal exists: the request (chat), the file a person wrote, or a mined finding (nightly).
+
+    A finding's measurements differ by pattern (counts, windows, example ids, durations), so they
+    stay a mapping in ``details``; what every finding has is typed.
+    """
+
+    prompt: str | None = Field(None, description="chat: the request drafted from")
+    file: str | None = Field(None, description="file: the BPMN file proposed")
+    kind: FindingKind | None = Field(None, description="nightly: the pattern mined")
+    fingerprint: str | None = Field(None, description="nightly: key:activity:refactor, one open proposal each")
+    process_key: str | None = None
+    activity_id: str | None = None
+    activity_name: str | None = None
+    activity_type: str | None = None
+    refactor: Refactor | None = None
+    actionable: bool | None = None
+    note: str | None = None
+    details: dict[str, Any] | None = Field(None, description="nightly: the finding's measurements (counts, window, "
+                                                             "examples, durations)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_finding(cls, data: Any) -> Any:
+        """Older versions stored a finding's measurements under ``evidence``."""
+        if isinstance(data, dict) and "evidence" in data and "details" not in data:
+            data = {("details" if k == "evidence" else k): v for k, v in data.items()}
+        return data
+
+
+class TimeWindow(_Strict):
+    """First and last engine timestamps of the rows a finding counted."""
+
+    first: str | None = None
+    last: str | None = None
+
+
+class ValueMeasure(_Strict):
+    """What a proposal is worth and what it cost; each origin fills its own fields.
+
+    Drafts: the repair attempts, the model and its usage (``Usage``'s fields). Nightly: the
+    refactor, the ``metric`` and its ``estimate``, the figures behind it, and ``how`` it was computed.
+    """
+
+    repair_attempts: int | None = None
+    model: str | None = None
+    iterations: int | None = None
+    model_calls: int | None = None
+    tool_calls: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    wall_s: float | None = None
+    refactor: Refactor | None = None
+    metric: Literal["incidents_avoided", "failure_rate", "p95_reduction_ms"] | None = None
+    estimate: int | float | None = None
+    how: str | None = None
+    incidents_in_window: int | None = None
+    instances_affected: int | None = None
+    window: TimeWindow | None = None
+    failure_rate: float | None = None
+    failures: int | None = None
+    failed_tasks: int | None = None
+    tasks: int | None = None
+    exhausted_tasks: int | None = None
+    observed_recovery_rate: float | None = None
+    incidents_avoided_estimate: float | None = None
+    p95_ms: int | None = None
+    p95_ms_with_timeout: int | None = None
+    timeout_ms: int | None = None
+    instances_over_timeout: int | None = None
+    samples: int | None = None
+
+
 class Proposal(BaseModel):
     id: str
     kind: Literal["process", "tde"] = "process"
@@ -203,12 +431,12 @@ class Proposal(BaseModel):
     version: str
     artifact: str
     tde_wrappers: list[dict[str, Any]] = Field(default_factory=list)
-    validation: dict[str, Any] = Field(default_factory=dict)
-    simulation: dict[str, Any] = Field(default_factory=dict)
-    diff: dict[str, Any] = Field(default_factory=dict)
+    validation: ValidationReport = Field(default_factory=ValidationReport.missing)
+    simulation: SimulationReport | None = Field(None, description="None: not simulated")
+    diff: ProposalDiff | None = Field(None, description="None: no diff recorded")
     rationale: str = ""
-    evidence: list[dict[str, Any]] = Field(default_factory=list)
-    value_measure: dict[str, Any] = Field(default_factory=dict)
+    evidence: list[Evidence] = Field(default_factory=list)
+    value_measure: ValueMeasure = Field(default_factory=ValueMeasure)
     edit_ops: list[dict[str, Any]] = Field(default_factory=list, description="for changes: the atomic edits")
     draft_trace: list[dict[str, Any]] = Field(default_factory=list, description="every drafting attempt")
     origin: Literal["chat", "nightly", "file"] = Field("chat", description="chat: drafted from a prompt; nightly: "
@@ -216,6 +444,18 @@ class Proposal(BaseModel):
     author: str = "das"
     status: Literal["proposed", "approved", "rejected", "deployed", "deploy_failed"] = "proposed"
     history: list[HistoryEntry] = Field(default_factory=list)
+
+    @field_validator("validation", mode="before")
+    @classmethod
+    def _legacy_validation(cls, value: Any) -> Any:
+        """Rows filed without a report hold ``{}``: not validated, so not approvable."""
+        return ValidationReport.missing() if value is None or value == {} else value
+
+    @field_validator("simulation", "diff", mode="before")
+    @classmethod
+    def _legacy_empty(cls, value: Any) -> Any:
+        """Older rows hold ``{}`` for "not simulated" and "no diff"."""
+        return None if value == {} else value
 
     def artifact_sha256(self) -> str:
         """What an approval binds to: the artifact and the TDE wrappers deployed with it."""
@@ -231,6 +471,11 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "Usage": Usage,
     "Decision": Decision,
     "Proposal": Proposal,
+    "ValidationReport": ValidationReport,
+    "SimulationReport": SimulationReport,
+    "ProposalDiff": ProposalDiff,
+    "Evidence": Evidence,
+    "ValueMeasure": ValueMeasure,
 }
 
 M = TypeVar("M", bound=BaseModel)

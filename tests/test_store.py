@@ -3,6 +3,7 @@ test session starts. Same migrations, same guarantees."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -113,6 +114,22 @@ def test_queue_lists_in_filing_order_on_both_backends(store_location: str) -> No
                                author="alice")).id for i in range(5)]
     assert [r["id"] for r in queue.list()] == ids
     assert [r["id"] for r in queue.list("proposed")] == ids
+
+
+def test_a_proposal_stored_before_the_reports_were_typed_still_loads(store_location: str) -> None:
+    queue = Queue(Store(store_location))
+    p = queue.file(Proposal(id=new_proposal_id(), key="k", version="1.0.0", artifact="<x/>", author="alice"))
+    old = {"id": p.id, "kind": "process", "key": "k", "version": "1.0.0", "artifact": "<x/>", "author": "alice",
+           "origin": "file", "tde_wrappers": [], "rationale": "", "edit_ops": [], "draft_trace": [],
+           "validation": {"file": "k.bpmn", "valid": True, "findings": []}, "simulation": {},
+           "diff": {"text": "new process k (no base version)", "added": "all"}, "evidence": [{"file": "k.bpmn"}],
+           "value_measure": {}}
+    with queue.store.transaction() as db:
+        db.execute("UPDATE proposals SET body_json = ? WHERE id = ?", (json.dumps(old), p.id))
+    loaded = queue.get(p.id)
+    assert loaded.validation.valid and loaded.simulation is None and loaded.evidence[0].file == "k.bpmn"
+    assert loaded.diff is not None and loaded.diff.text == "new process k (no base version)"
+    assert loaded.value_measure.model_dump(exclude_none=True) == {}
 
 
 def test_an_unreachable_postgres_is_a_clear_upstream_error(tmp_path: Path) -> None:

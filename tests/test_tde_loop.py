@@ -144,10 +144,9 @@ def test_provider_failure_is_a_technical_error_not_stored():
 
 
 def test_json_action_fallback_for_models_without_native_tools():
-    model = "test/" + register_script("no-native", [{"auto_finish": True}]).split("/")[1]
-    from das.llm import testmodel
+    from das.llm.testmodel import SCRIPTS
 
-    testmodel._registered["no-native"]["native_tools"] = False
+    model = SCRIPTS.register("no-native", [{"auto_finish": True}], native_tools=False)
     result = run_tde(spec(), model=model)
     assert result.status == "succeeded" and result.outputs == {"answer": "xx"}
 

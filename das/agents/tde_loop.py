@@ -224,6 +224,11 @@ class TdeLoop:
                                          retries=0 if remaining_s < 5 else 2),
                 remaining_s, grace_s=LATE_GRACE_S, on_late=self._record_late,
             )
+        except gateway.ToolsRefused as exc:
+            if not self.native:
+                raise
+            self._fall_back_to_json_actions(n, exc.message)
+            return
         except DeadlineExceeded as exc:
             if exc.late_value is not None:  # finished just late: its tokens and cost still count
                 self._count(exc.late_value)
@@ -249,6 +254,15 @@ class TdeLoop:
                 break
             self._act(n, name, arguments, error, call_id)
 
+    def _fall_back_to_json_actions(self, n: int, reason: str) -> None:
+        """The server refused native tools (learned by the gateway): restate the task in the
+        JSON-action form and go on; what the model already did stays in the trace."""
+        self.native = False
+        done = [m for m in self.messages[2:] if m.get("role") != "tool" and not m.get("tool_calls")]
+        self.messages = self._initial_messages() + done
+        self.trace.append(TraceStep(iteration=n, phase="repair", error=reason[:500],
+                                    evaluation="native tool calls refused: switched to JSON actions"))
+
     def _count(self, reply: Any) -> None:
         self.usage.model_calls += 1
         self.usage.input_tokens += reply.input_tokens
@@ -272,7 +286,7 @@ class TdeLoop:
             self._observe("Call a tool, or call finish with the outputs when you are done.")
             return None
         try:
-            data = json.loads(stripped)
+            data = json.loads(stripped, strict=False)  # a raw newline inside a string is still its text
             if not isinstance(data, dict) or "tool" not in data:
                 raise ValueError('expected an object with "tool" and "arguments"')
         except (ValueError, RecursionError) as exc:

@@ -313,7 +313,8 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         """The semantic diff against the base version, as JSON (a download)."""
         authn.principal(request)
         p = Queue().get(proposal_id)
-        return JSONResponse(p.diff, headers={"Content-Disposition": f'attachment; filename="{p.key}-{p.version}.diff.json"'})
+        body = p.diff.model_dump(mode="json") if p.diff is not None else None
+        return JSONResponse(body, headers={"Content-Disposition": f'attachment; filename="{p.key}-{p.version}.diff.json"'})
 
     app.mount("/static", StaticFiles(directory=str(FsPath(__file__).parent / "static")), name="static")
 

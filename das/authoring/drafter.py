@@ -30,14 +30,22 @@ from das.authoring.queue import Queue, new_proposal_id
 from das.authoring.wrappers import draft_wrappers
 from das.bpmn.authoring import authoring_json_schema, parse_authoring
 from das.bpmn.compile import compile_to_xml
-from das.bpmn.diff import diff, render_text
+from das.bpmn.diff import diff, for_proposal
 from das.bpmn.edits import apply_edits, edit_script_schema, parse_ops
 from das.bpmn.parse import parse
 from das.bpmn.simulate import simulate_xml
 from das.bpmn.validate import validate
 from das.bpmn.write import to_string
 from das.config import default_model
-from das.contracts import Proposal, Usage
+from das.contracts import (
+    Evidence,
+    Proposal,
+    ProposalDiff,
+    SimulationReport,
+    Usage,
+    ValidationReport,
+    ValueMeasure,
+)
 from das.errors import DasError, InvalidInput, UsageError
 from das.guardrails import service_policy
 from das.identity import Principal, os_principal
@@ -68,8 +76,8 @@ class Candidate:
 
     xml: str | None = None
     problems: list[str] = field(default_factory=list)
-    validation: dict[str, Any] = field(default_factory=dict)
-    simulation: dict[str, Any] = field(default_factory=dict)
+    validation: ValidationReport = field(default_factory=ValidationReport.missing)
+    simulation: SimulationReport | None = None  # None: not simulated (validation failed)
     payload: Any = None
 
     @property
@@ -96,19 +104,18 @@ def check_xml(xml: str, key: str, known_task_types: set[str] | dict[str, str] | 
 
     report = validate(xml.encode(), known_processes=known_process_keys() | {key}, name=f"{key}.bpmn",
                       known_task_types=known_task_types)
-    validation = report.model_dump(mode="json")
     problems = [f"{f.rule} on {f.element or 'process'}: {f.message}" for f in report.findings if f.severity == "error"]
-    simulation: dict[str, Any] = {}
+    simulation: SimulationReport | None = None
     if not problems:
-        simulation = simulate_xml(xml, runs=SIM_RUNS, seed=0)
-        for stuck in simulation.get("stuck", [])[:5]:
-            problems.append(f"simulation run got stuck at {stuck.get('element')}: {stuck.get('reason')}")
-        for p in simulation.get("input_problems", [])[:5]:
-            problems.append(f"step {p['element']} needs input {p['field']} from variable {p['variable'] or '(not mapped)'}, "
+        simulation = SimulationReport.model_validate(simulate_xml(xml, runs=SIM_RUNS, seed=0))
+        for stuck in simulation.stuck[:5]:
+            problems.append(f"simulation run got stuck at {stuck.element}: {stuck.reason}")
+        for p in simulation.input_problems[:5]:
+            problems.append(f"step {p.element} needs input {p.field} from variable {p.variable or '(not mapped)'}, "
                             "but no earlier step sets it on some path; map it from a variable that is always set")
-        if simulation.get("completed", 0) == 0 and not simulation.get("stuck"):
+        if simulation.completed == 0 and not simulation.stuck:
             problems.append("no simulated run reached an end event")
-    return Candidate(xml=xml, problems=problems, validation=validation, simulation=simulation)
+    return Candidate(xml=xml, problems=problems, validation=report, simulation=simulation)
 
 
 def _check_new(data: Any, key: str) -> Candidate:
@@ -203,13 +210,13 @@ def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
     ``labels``: task names the user requires verbatim (also read from the prompt: "use these
     task names: A; B"). Models without native structured output write the outline
     (``das.authoring.outline``); grammar-constrained tiny models the compact schema; others the
-    full authoring form.
+    full authoring form (``ModelCapabilities.authoring_form``; models.yaml may say otherwise).
     """
 
     labels = labels or outline.labels_in_prompt(prompt)
     usage = usage or Usage()
-    mode = gateway.structured_mode(model)
-    if mode == "prompt":  # a small model without a grammar: it outlines, DAS builds the form
+    form = gateway.settle_capabilities(model, service_policy(AUTHOR_TASK_TYPE)).authoring_form
+    if form == "outline":  # a small model without a grammar: it outlines, DAS builds the form
         label_line = render("author_labels", labels="; ".join(labels)) if labels else ""
         messages = [{"role": "system", "content": render("author_outline_system")},
                     {"role": "user", "content": render("author_outline", prompt=prompt, labels=label_line)}]
@@ -225,7 +232,7 @@ def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
 
         return _loop(model, messages, outline.OUTLINE_SCHEMA, check_outline, max_repairs, usage,
                      schema_in_prompt=False, bare_key="task")
-    if gateway.is_local(model):  # tiny model under a grammar: compact schema, a worked example
+    if form == "compact":  # tiny model under a grammar: compact schema, a worked example
         schema = compact_authoring_schema()
         user = render("author_new_compact", prompt=prompt, key=key, similar=similar_names(prompt))
     else:
@@ -276,8 +283,8 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
         user = render("author_edit", prompt=prompt, key=key, version=base_version, summary=_summarise(base_xml, key))
         cand, attempts = _loop(model, [{"role": "system", "content": system}, {"role": "user", "content": user}],
                                edit_script_schema(), lambda d: _check_edit(d, base_xml, key), max_repairs, usage)
-        delta = diff(parse(base_xml.encode(), name="base"), parse((cand.xml or "").encode(), name="new"))
-        diff_json = {**delta.model_dump(mode="json"), "text": render_text(delta)}
+        proposal_diff = for_proposal(diff(parse(base_xml.encode(), name="base"),
+                                          parse((cand.xml or "").encode(), name="new")))
         edit_ops, version = cand.payload, versions.minor_bump(base_version)
     else:
         key = key or _derive_key(prompt)
@@ -285,22 +292,26 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
         cand, attempts = draft_document(prompt, key, model, max_repairs, usage)
         edit_ops = []
         version = versions.minor_bump(base_version) if base_version else "1.0.0"
-        diff_json = {"text": f"new process {key} (no base version)", "added": "all"} if not base_version else \
-            _full_diff(queue.artifact_of(key, base_version) or "", cand.xml or "")
+        proposal_diff = _full_diff(queue.artifact_of(key, base_version) or "", cand.xml or "") if base_version \
+            else new_process_diff(key)
     wrappers = draft_wrappers(cand.xml) if cand.xml else []
     proposal = Proposal(
         id=new_proposal_id(), kind="process", key=key, base_version=base_version, version=version,
         artifact=cand.xml or "", tde_wrappers=wrappers, validation=cand.validation, simulation=cand.simulation,
-        diff=diff_json, rationale=f"Drafted from the request: {prompt}", edit_ops=edit_ops, draft_trace=attempts,
-        value_measure={"repair_attempts": len(attempts) - 1, "model": model, **usage.model_dump()},
-        evidence=[{"prompt": prompt}], origin="chat", author=author.name)
+        diff=proposal_diff, rationale=f"Drafted from the request: {prompt}", edit_ops=edit_ops, draft_trace=attempts,
+        value_measure=ValueMeasure(repair_attempts=len(attempts) - 1, model=model, **usage.model_dump()),
+        evidence=[Evidence(prompt=prompt)], origin="chat", author=author.name)
     return queue.file(proposal, author.proof)
 
 
-def _full_diff(old_xml: str, new_xml: str) -> dict[str, Any]:
+def _full_diff(old_xml: str, new_xml: str) -> ProposalDiff:
 
-    delta = diff(parse(old_xml.encode(), name="base"), parse(new_xml.encode(), name="new"))
-    return {**delta.model_dump(mode="json"), "text": render_text(delta)}
+    return for_proposal(diff(parse(old_xml.encode(), name="base"), parse(new_xml.encode(), name="new")))
+
+
+def new_process_diff(key: str) -> ProposalDiff:
+    """A first version has no base to compare with: no entries, a line that says so."""
+    return ProposalDiff(text=f"new process {key} (no base version)")
 
 
 def rebase_proposal(queue: Queue, proposal_id: str, actor: Principal) -> Proposal:
@@ -325,4 +336,4 @@ def rebase_proposal(queue: Queue, proposal_id: str, actor: Principal) -> Proposa
         "diff": _full_diff(base_xml, cand.xml or "")}, f"rebased onto {proposal.key}@{current} and re-validated")
 
 
-__all__ = ["DraftFailed", "check_xml", "draft_proposal", "rebase_proposal", "Path"]
+__all__ = ["DraftFailed", "check_xml", "draft_proposal", "new_process_diff", "rebase_proposal", "Path"]

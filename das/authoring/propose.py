@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from das.authoring import versions
 from das.authoring.context import seed_from_processes
-from das.authoring.drafter import DraftFailed, _full_diff, check_xml
+from das.authoring.drafter import DraftFailed, _full_diff, check_xml, new_process_diff
 from das.authoring.queue import Queue, new_proposal_id
 from das.bpmn.parse import parse
 from das.bpmn.safexml import BpmnParseError
 from das.bpmn.write import to_string
-from das.contracts import Proposal
+from das.contracts import Evidence, Proposal
 from das.errors import InvalidInput, UsageError
 from das.identity import Principal
 from das.registry import load_registry
@@ -53,12 +53,12 @@ def propose_xml(xml: bytes, *, author: Principal, key: str | None = None, base: 
     cand = check_xml(text, key, known_task_types={n: e.executor.kind for n, e in load_registry().items()})
     if cand.problems:
         raise DraftFailed(f"{name} is not filed: {'; '.join(cand.problems[:5])}", cand.problems, [])
-    diff = _full_diff(base_xml, text) if base_xml else {"text": f"new process {key} (no base version)", "added": "all"}
+    diff = _full_diff(base_xml, text) if base_xml else new_process_diff(key)
     proposal = Proposal(
         id=new_proposal_id(), kind="process", key=key, base_version=base_version,
         version=versions.minor_bump(base_version) if base_version else "1.0.0", artifact=text,
         validation=cand.validation, simulation=cand.simulation, diff=diff, origin="file", author=author.name,
-        rationale=f"Written by {author.name} and proposed from {name}", evidence=[{"file": name}])
+        rationale=f"Written by {author.name} and proposed from {name}", evidence=[Evidence(file=name)])
     return queue.file(proposal, author.proof)
 
 

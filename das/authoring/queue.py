@@ -174,7 +174,7 @@ class Queue:
                 f"proposal {proposal_id} is based on {proposal.key}@{proposal.base_version or '(new)'} but the "
                 f"current version is {current or '(none)'}; rebase and re-validate it first "
                 f"(`das queue rebase {proposal_id}`)")
-        if not proposal.validation.get("valid", False):
+        if not proposal.validation.valid:
             raise ApprovalRefused(f"proposal {proposal_id} did not pass validation; it cannot be approved")
         for wrapper in proposal.tde_wrappers:
             problem = task_type_problem(str(wrapper.get("task_type", "")))

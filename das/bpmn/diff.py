@@ -10,45 +10,15 @@ count, not listed.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from das.bpmn import model as m
+from das.contracts import BpmnDiff as BpmnDiff
+from das.contracts import DiffEntry as DiffEntry
+from das.contracts import FieldChange as FieldChange
+from das.contracts import ProposalDiff
 
-Change = Literal["added", "removed", "changed"]
-
-
-class FieldChange(BaseModel):
-    field: str
-    old: Any = None
-    new: Any = None
-
-
-class DiffEntry(BaseModel):
-    kind: Literal["process", "node", "flow", "lane", "definition", "collaboration"]
-    change: Change
-    id: str
-    type: str | None = None
-    name: str | None = None
-    fields: list[FieldChange] = Field(default_factory=list)
-
-
-class BpmnDiff(BaseModel):
-    old: str | None = None
-    new: str | None = None
-    entries: list[DiffEntry] = Field(default_factory=list)
-    diagram_changes: int = 0
-
-    @property
-    def empty(self) -> bool:
-        return not self.entries
-
-    def summary(self) -> dict[str, int]:
-        out = {"added": 0, "removed": 0, "changed": 0}
-        for e in self.entries:
-            out[e.change] += 1
-        return out
+# the shapes live in das.contracts: a proposal stores them and `das schema ProposalDiff` shows them
 
 
 def _ext_summary(exts: list[m.ExtensionElement]) -> list[Any]:
@@ -147,6 +117,12 @@ def diff(old: m.Definitions, new: m.Definitions) -> BpmnDiff:
 def _short(v: Any, limit: int = 80) -> str:
     s = repr(v) if not isinstance(v, str) else repr(v)
     return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def for_proposal(d: BpmnDiff) -> ProposalDiff:
+    """The diff a proposal stores: the entries and their text rendering."""
+    return ProposalDiff(old=d.old, new=d.new, entries=d.entries, diagram_changes=d.diagram_changes,
+                        text=render_text(d))
 
 
 def render_text(d: BpmnDiff) -> str:

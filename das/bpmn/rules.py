@@ -14,41 +14,14 @@ executable files (Zeebe, jBPM) follow their own rules.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
-
-from pydantic import BaseModel, Field
 
 from das.bpmn import model as m
+from das.contracts import Severity as Severity
+from das.contracts import ValidationFinding, ValidationReport
 
-Severity = Literal["error", "warning", "info"]
-
-
-class Finding(BaseModel):
-    """One problem: which rule, how bad, on which element, and how to fix it."""
-
-    rule: str
-    severity: Severity
-    element: str | None = None
-    message: str
-
-
-class Report(BaseModel):
-    """Validation result for one file; ``valid`` is false iff any finding is an error."""
-
-    file: str
-    valid: bool = True
-    findings: list[Finding] = Field(default_factory=list)
-
-    def add(self, rule: str, severity: Severity, element: str | None, message: str) -> None:
-        self.findings.append(Finding(rule=rule, severity=severity, element=element, message=message))
-        if severity == "error":
-            self.valid = False
-
-    def counts(self) -> dict[str, int]:
-        out = {"error": 0, "warning": 0, "info": 0}
-        for f in self.findings:
-            out[f.severity] += 1
-        return out
+# one shape for validation results everywhere (proposals, `das bpmn validate --format json`)
+Finding = ValidationFinding
+Report = ValidationReport
 
 
 def is_procos(proc: m.Process, defs: m.Definitions) -> bool:

@@ -7,7 +7,6 @@ HTTP API as the token's user.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import click
 from das.contracts import Proposal
 from das.output import emit, progress
 from das.remote import remote
-from das.views.text import render_proposal
+from das.views.text import diff_text, render_proposal
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")
@@ -64,8 +63,8 @@ def draft(prompt: str, key: str | None, base: str | None, model: str | None,
     proposal = draft_proposal(prompt, key=key, base=base, author=os_principal(), model=model, max_repairs=max_repairs)
     out = {"proposal_id": proposal.id, "key": proposal.key, "version": proposal.version,
            "base_version": proposal.base_version, "status": proposal.status,
-           "valid": bool(proposal.validation.get("valid")),
-           "repair_attempts": proposal.value_measure.get("repair_attempts", 0)}
+           "valid": proposal.validation.valid,
+           "repair_attempts": proposal.value_measure.repair_attempts or 0}
     emit(out, fmt, lambda d: (f"filed {d['proposal_id']}: {d['key']} {d['base_version'] or '(new)'} -> "
                               f"{d['version']} ({d['status']}, valid={d['valid']}, repairs={d['repair_attempts']})\n"
                               f"review it: das queue show {d['proposal_id']}"))
@@ -144,7 +143,7 @@ def queue_show(proposal_id: str, fmt: str) -> None:
 def queue_diff(proposal_id: str, fmt: str) -> None:
     """Show the semantic diff of a proposal against its base."""
     proposal = _get(proposal_id)
-    emit(proposal.diff, fmt, lambda d: d.get("text") or json.dumps(d, indent=2))
+    emit(proposal.diff, fmt, lambda _d: diff_text(proposal))
 
 
 @queue.command("redeploy")

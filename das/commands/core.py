@@ -24,7 +24,8 @@ STOP_EXIT = {"completed": 0, "invalid_output": 1, "policy_denied": 3, "error": 5
 @click.argument("name", required=False)
 def schema(name: str | None) -> None:
     """Print the JSON Schema of contract NAME (TaskSpec, Policy, TdeResult, TraceStep, Usage,
-    Decision, Proposal). Without NAME, list the names."""
+    Decision, Proposal, and a proposal's ValidationReport, SimulationReport, ProposalDiff,
+    Evidence, ValueMeasure). Without NAME, list the names."""
     if not name:
         click.echo("\n".join(CONTRACTS))
         return

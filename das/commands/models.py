@@ -88,3 +88,39 @@ def models_verify(name: str | None, fmt: str) -> None:
          or "no joined model installed")
     if failed:
         raise InvalidInput(failed[0])
+
+
+@models.command("check")
+@click.option("--model", "model", default=None, help="litellm model string [default: $DAS_MODEL].")
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Operator policy file (e.g. to allow an external provider for the probe).")
+@click.option("--tools/--no-tools", default=True, show_default=True,
+              help="Also probe native tool calling (a call that must come back as a tool call).")
+@click.option("--relearn", is_flag=True, help="Forget what servers refused before (models_learned.json) first.")
+@click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds per call.")
+@FORMAT
+def models_check(model: str | None, policy_file: str | None, tools: bool, relearn: bool, timeout_s: float,
+                 fmt: str) -> None:
+    """Make one tiny structured call to MODEL and print what it supports.
+
+    \b
+    Prints the structured-output mode that worked (json_schema_strict, json_schema,
+    json_object_schema, json_object or none = schema in the prompt), whether native tool
+    calls come back, the server and whether it counts as local, and where each answer came
+    from (builtin, declared in models.yaml, learned from a refusal, litellm, default).
+    A server that refuses a mode teaches DAS the next weaker one, remembered in
+    $DAS_HOME/models_learned.json. Exit 5 when the model could not be reached.
+    \b
+    Examples:
+      OPENAI_API_BASE=http://127.0.0.1:8000/v1 das models check --model openai/my-model
+      das models check --model ollama/llama3.1 --format json
+    """
+    from das.errors import UpstreamError  # lazy: `das --help` stays fast
+    from das.llm.check import check_model  # lazy: `das --help` stays fast (litellm)
+    from das.views.text import render_model_check  # lazy: `das --help` stays fast
+
+    result = check_model(model or default_model(), policy_file=policy_file, tools=tools, relearn=relearn,
+                         timeout_s=timeout_s)
+    emit(result, fmt, render_model_check)
+    if result.error:
+        raise UpstreamError(result.error)

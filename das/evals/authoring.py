@@ -165,9 +165,9 @@ def run_case(case: dict[str, Any], model: str, with_labels: bool = False) -> dic
     if not attempts:
         row["input_tokens"], row["output_tokens"] = usage.input_tokens, usage.output_tokens
     if cand is not None and cand.xml:
-        row["valid"] = bool(cand.validation.get("valid"))
-        sim = cand.simulation or {}
-        row["simulated"] = bool(row["valid"] and not sim.get("stuck") and sim.get("completed", 0) > 0)
+        row["valid"] = cand.validation.valid
+        sim = cand.simulation
+        row["simulated"] = bool(row["valid"] and sim is not None and not sim.stuck and sim.completed > 0)
         ref = reference_xml(case)
         row.update(score_xml(cand.xml, ref))
         beh = behaviour_scores(cand.xml, ref, runs=BEHAVIOUR_RUNS)

@@ -27,12 +27,34 @@ from das.contracts import Policy
 from das.errors import PolicyDenied, TransientUpstreamError, UpstreamError
 from das.guardrails import check_model_allowed, redactor
 from das.llm import structured
+from das.llm.capabilities import (
+    LearnedCapabilities,
+    ModelCapabilities,
+    StructuredMode,
+    load_declared,
+    resolve,
+    weaker,
+)
 from das.llm.providers import OFFLINE_PROVIDERS as OFFLINE_PROVIDERS
 from das.llm.providers import ensure_registered as ensure_registered
+from das.llm.strict_schema import NotStrictable, from_strict, grammar_schema, to_strict
 
 LOCAL_PROVIDERS = (*OFFLINE_PROVIDERS, "ollama", "ollama_chat")
 JSON_REPAIRS = 1  # schema-in-prompt mode: extra calls to fix a reply that does not validate
 _allow_override: bool | None = None
+LEARNED = LearnedCapabilities()  # what servers refused, remembered under $DAS_HOME (a cache, not policy)
+
+
+class CapabilityRefused(UpstreamError):
+    """A server refused a request shape (``response_format`` or ``tools``): a capability it lacks."""
+
+    def __init__(self, message: str, what: str) -> None:
+        super().__init__(message)
+        self.what = what
+
+
+class ToolsRefused(CapabilityRefused):
+    """The server refused native tool calls; learned, so callers switch to the JSON-action form."""
 
 
 def set_model_requests_allowed(allowed: bool | None) -> None:
@@ -51,25 +73,22 @@ def provider_of(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "openai"
 
 
+def capabilities(model: str, ask_litellm: bool = True) -> ModelCapabilities:
+    """What ``model`` can do and where it runs (``das.llm.capabilities``; ``das models check``)."""
+    return resolve(model, LEARNED, ask_litellm=ask_litellm)
+
+
 def is_local(model: str) -> bool:
-    """True when the model runs on this host (no data leaves it)."""
-    return provider_of(model) in LOCAL_PROVIDERS
+    """True when the model runs on this host (no data leaves it): the in-process providers,
+    Ollama, and any server the operator points at a loopback address (or declares local)."""
+    if provider_of(model) in LOCAL_PROVIDERS:
+        return True
+    return capabilities(model, ask_litellm=False).local
 
 
 def supports_native_tools(model: str) -> bool:
     """Whether to send tools natively; otherwise the loop uses a JSON action schema."""
-    provider = provider_of(model)
-    if provider == "test":
-        from das.llm.testmodel import load_script  # only for its provider (llama.cpp loads here)
-
-        return bool(load_script(model.split("/", 1)[1]).get("native_tools", True))
-    if provider == "local":
-        return False
-    try:
-        litellm = ensure_registered()
-        return bool(litellm.supports_function_calling(model=model))
-    except Exception:
-        return provider in ("openai", "anthropic", "azure", "gemini", "mistral")
+    return capabilities(model).tools
 
 
 @dataclass
@@ -96,13 +115,21 @@ _TRANSIENT = ("Timeout", "RateLimitError", "InternalServerError", "ServiceUnavai
               "APIConnectionError", "BadGatewayError")
 
 
+_CAPABILITY_HINTS = {"response_format": ("response_format", "json_schema", "structured output", "json mode"),
+                     "tools": ("tool_choice", "tools", "function calling", "function_call")}
 _PERMANENT_HINTS = ("api_key", "api key", "missing credentials", "authentication", "unauthorized", "permission denied", "not found",
                     "does not exist", "no such model", "invalid model", "model_not_found", "incorrect api")
 
 
 def _is_transient(exc: Exception) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & {"AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError"}:
+    if "RateLimitError" in names:
+        return True
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 400 <= status < 500:
+        return False  # a 4xx is permanent unless it is a rate limit
+    if names & {"AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError",
+                "UnprocessableEntityError", "UnsupportedParamsError", "ContextWindowExceededError"}:
         return False
     text = str(exc).lower()
     if any(hint in text for hint in _PERMANENT_HINTS):
@@ -140,6 +167,9 @@ def price_of(model: str, policy: Policy) -> tuple[float, float] | None:
     declared = policy.model_prices.get(model)
     if declared is not None:
         return declared.input_per_mtok, declared.output_per_mtok
+    caps = capabilities(model, ask_litellm=False)
+    if caps.input_per_mtok is not None and caps.output_per_mtok is not None:
+        return caps.input_per_mtok, caps.output_per_mtok
     litellm = ensure_registered()
     for name in (model, model.split("/", 1)[-1]):
         info = litellm.model_cost.get(name)
@@ -154,7 +184,8 @@ def check_priced(policy: Policy, model: str) -> None:
         return
     if price_of(model, policy) is None:
         raise PolicyDenied(f"model {model} has no known price, so max_cost_usd ({policy.max_cost_usd}) cannot be "
-                           "enforced; declare it in the operator policy file (model_prices: {\"" + model
+                           "enforced; declare it in models.yaml (" + model + ": {input_per_mtok: ..., "
+                           "output_per_mtok: ...}) or the operator policy file (model_prices: {\"" + model
                            + "\": {input_per_mtok: ..., output_per_mtok: ...}})", rule="max_cost_usd")
 
 
@@ -178,8 +209,13 @@ def complete(
     temperature: float | None = None,
     seed: int | None = None,
     schema_in_prompt: bool = True,
+    tool_choice: str | None = None,
 ) -> ModelReply:
-    """One model call through litellm under ``policy``, with backoff on transient errors only."""
+    """One model call through litellm under ``policy``, with backoff on transient errors only.
+
+    With a ``response_schema`` the model's strongest structured-output mode is used; a server
+    that refuses it teaches the next weaker one (remembered) and the call is made again, down
+    to schema-in-prompt + parse + validate + bounded repair, which works with any model."""
     check_call_allowed(policy, model)
     redact = redactor(policy, is_local(model))
     if redact is not None:
@@ -193,9 +229,10 @@ def complete(
         from das.llm.localmodel import gguf_path  # only for its provider (llama.cpp loads here)
 
         gguf_path(model.split("/", 1)[1])
+    caps = capabilities(model)
     litellm = ensure_registered()
     kwargs: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens,
-                              "timeout": timeout_s, "num_retries": 0}
+                              "timeout": timeout_s, "num_retries": 0, **_endpoint(model, caps)}
     if temperature is not None:
         kwargs["temperature"] = temperature
     if seed is not None:
@@ -203,49 +240,139 @@ def complete(
     if tools:
         kwargs["tools"] = tools
         kwargs["_skip_mcp_handler"] = True  # litellm imports its optional MCP stack otherwise
-    mode = structured_mode(model) if response_schema is not None else "none"
-    if mode == "grammar":  # llama.cpp's grammar-constrained JSON mode (and the test model)
-        kwargs["response_format"] = {"type": "json_object", "schema": response_schema}
-    elif mode == "json_schema":  # OpenAI-style structured output; litellm translates for other providers
-        kwargs["response_format"] = {"type": "json_schema",
-                                     "json_schema": {"name": "output", "schema": response_schema, "strict": False}}
-    elif mode == "prompt":
-        assert response_schema is not None
-        if schema_in_prompt:  # False: the caller's prompt already describes the form
-            kwargs["messages"] = structured.with_schema_hint(messages, response_schema)
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+    mode: StructuredMode = caps.structured if response_schema is not None else "none"
+    server = caps.api_base or f"{provider_of(model)}'s hosted API"
     with tracing.span(f"chat {model}", **{"gen_ai.operation.name": "chat", "gen_ai.system": provider_of(model),
                                           "gen_ai.request.model": model, "gen_ai.request.max_tokens": max_tokens,
                                           "das.structured_output": mode}) as current:
-        reply = _call(litellm, kwargs, model, retries, backoff_s)
-        if mode == "prompt":
-            assert response_schema is not None
-            reply = _parse_and_repair(litellm, kwargs, model, reply, response_schema, retries, backoff_s)
+        while True:
+            call_kwargs, sent, strict_schema = _structured_kwargs(kwargs, mode, response_schema, schema_in_prompt)
+            try:
+                reply = _call(litellm, call_kwargs, model, retries, backoff_s, server)
+                if sent != "none" and caps.source.get("structured") == "default":
+                    LEARNED.learn(model, structured=sent, reason=f"{server} accepted response_format {sent}",
+                                  quiet=True)  # confirmed once: drafting can pick its form from it
+                break
+            except ToolsRefused as exc:
+                LEARNED.learn(model, tools=False, reason=exc.message)
+                raise
+            except CapabilityRefused as exc:
+                if exc.what != "response_format" or sent == "none":
+                    raise
+                LEARNED.learn(model, structured=weaker(sent), reason=exc.message)
+                mode = weaker(sent)
+                tracing.set_attributes(current, **{"das.structured_output": mode})
+        if response_schema is not None and sent in ("json_object", "none"):
+            reply = _parse_and_repair(litellm, call_kwargs, model, reply, response_schema, retries, backoff_s, server)
+        elif strict_schema and response_schema is not None:
+            reply = _unstrict(reply, response_schema)
         declared = policy.model_prices.get(model)
-        if declared is not None:  # the operator's price wins over litellm's guess
-            reply.cost_usd = (reply.input_tokens * declared.input_per_mtok
-                              + reply.output_tokens * declared.output_per_mtok) / 1e6
+        prices = ((declared.input_per_mtok, declared.output_per_mtok) if declared is not None
+                  else (caps.input_per_mtok, caps.output_per_mtok))
+        if prices[0] is not None and prices[1] is not None:  # the operator's price wins over litellm's guess
+            reply.cost_usd = (reply.input_tokens * prices[0] + reply.output_tokens * prices[1]) / 1e6
         tracing.set_attributes(current, **{"gen_ai.usage.input_tokens": reply.input_tokens,
                                            "gen_ai.usage.output_tokens": reply.output_tokens,
                                            "das.cost_usd": reply.cost_usd})
     return reply
 
 
-def structured_mode(model: str) -> str:
-    """How a JSON Schema reaches the model: ``grammar``, ``json_schema`` or ``prompt``."""
-    provider = provider_of(model)
-    if provider == "test":  # a script may play a model without structured output
-        from das.llm.testmodel import load_script  # only for its provider (llama.cpp loads here)
+def _endpoint(model: str, caps: ModelCapabilities) -> dict[str, Any]:
+    """``api_base`` / ``api_key`` for servers the operator named (models.yaml or loopback env)."""
+    out: dict[str, Any] = {}
+    if provider_of(model) in OFFLINE_PROVIDERS or not caps.api_base:
+        return out
+    decl = load_declared().get(model)
+    if decl is not None and decl.api_base:
+        out["api_base"] = decl.api_base
+    key_env = decl.api_key_env if decl is not None else None
+    if key_env:
+        if not os.environ.get(key_env):
+            raise UpstreamError(f"model {model}: models.yaml names {key_env} for its API key, but it is not set")
+        out["api_key"] = os.environ[key_env]
+    elif caps.local and provider_of(model) == "openai" and not os.environ.get("OPENAI_API_KEY"):
+        out["api_key"] = "no-key"  # a server on this host usually wants none; the client insists on one
+    return out
 
-        mode = load_script(model.split("/", 1)[1]).get("structured", "grammar")
-        return mode if mode in ("grammar", "prompt") else "grammar"
-    if provider == "local":
-        from das.llm.localmodel import uses_grammar  # only for its provider (llama.cpp loads here)
 
-        return "grammar" if uses_grammar(model.split("/", 1)[1]) else "prompt"
-    return "json_schema"
+def _structured_kwargs(kwargs: dict[str, Any], mode: StructuredMode, schema: dict[str, Any] | None,
+                       schema_in_prompt: bool) -> tuple[dict[str, Any], StructuredMode, bool]:
+    """The request for one structured mode: (kwargs, mode sent, whether the strict form went)."""
+    out = dict(kwargs)
+    if schema is None or mode == "none":
+        if schema is not None and schema_in_prompt:  # False: the caller's prompt already describes the form
+            out["messages"] = structured.with_schema_hint(kwargs["messages"], schema)
+        return out, "none", False
+    if mode == "json_schema_strict":
+        try:
+            strict = to_strict(schema)
+            out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": strict,
+                                                                             "strict": True}}
+            return out, mode, True
+        except NotStrictable:  # e.g. a free-form inputs map: this schema goes non-strict
+            mode = "json_schema"
+    if mode == "json_schema":  # OpenAI-style; litellm translates it for other providers (Anthropic: tool use)
+        out["response_format"] = {"type": "json_schema",
+                                  "json_schema": {"name": "output", "schema": schema, "strict": False}}
+    elif mode == "json_object_schema":  # llama.cpp's grammar-constrained JSON mode (and the test model)
+        out["response_format"] = {"type": "json_object", "schema": grammar_schema(schema)}
+    else:  # json_object: JSON guaranteed, shape not; the schema goes in the prompt
+        out["response_format"] = {"type": "json_object"}
+        if schema_in_prompt:
+            out["messages"] = structured.with_schema_hint(kwargs["messages"], schema)
+    return out, mode, False
 
 
-def _call(litellm: Any, kwargs: dict[str, Any], model: str, retries: int, backoff_s: float) -> ModelReply:
+def _unstrict(reply: ModelReply, schema: dict[str, Any]) -> ModelReply:
+    """Drop the nulls strict mode made the model write for optional properties."""
+    try:
+        value = structured.extract_json(reply.text)
+    except ValueError:
+        return reply  # the caller's validation reports it
+    reply.text = json.dumps(from_strict(value, schema), ensure_ascii=False)
+    reply.raw_message = {**reply.raw_message, "content": reply.text}
+    return reply
+
+
+def settle_capabilities(model: str, policy: Policy) -> ModelCapabilities:
+    """The record of ``model`` after one tiny structured call if nobody knew its mode yet, so a
+    caller choosing a prompt form by mode (drafting) chooses from what the server takes."""
+    caps = capabilities(model)
+    if caps.source.get("structured") != "default":
+        return caps
+    probe = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    try:
+        complete(model, [{"role": "user", "content": 'Answer with JSON: {"ok": true}'}], policy=policy,
+                 response_schema=probe, max_tokens=16, retries=0)
+    except UpstreamError:
+        pass  # the caller's real call reports what is wrong
+    return capabilities(model)
+
+
+def structured_mode(model: str) -> StructuredMode:
+    """How a JSON Schema reaches ``model`` (its capability record's ``structured``)."""
+    return capabilities(model).structured
+
+
+def _refusal(exc: Exception, kwargs: dict[str, Any]) -> str | None:
+    """Which capability a provider error refuses: ``response_format``, ``tools`` or None."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    status = getattr(exc, "status_code", None)
+    if not (names & {"BadRequestError", "UnprocessableEntityError", "UnsupportedParamsError", "InternalServerError"}
+            or status in (400, 422, 500)):
+        return None
+    text = str(exc).lower()
+    if "response_format" in kwargs and any(h in text for h in _CAPABILITY_HINTS["response_format"]):
+        return "response_format"
+    if kwargs.get("tools") and any(h in text for h in _CAPABILITY_HINTS["tools"]):
+        return "tools"
+    return None
+
+
+def _call(litellm: Any, kwargs: dict[str, Any], model: str, retries: int, backoff_s: float,
+          server: str = "its provider") -> ModelReply:
     attempt = 0
     while True:
         started = time.perf_counter()
@@ -253,21 +380,30 @@ def _call(litellm: Any, kwargs: dict[str, Any], model: str, retries: int, backof
             response = litellm.completion(**kwargs)
             break
         except Exception as exc:
+            refused = _refusal(exc, kwargs)
+            if refused == "response_format":
+                sent = (kwargs.get("response_format") or {}).get("type")
+                raise CapabilityRefused(f"model {model} at {server} does not take structured output "
+                                        f"(response_format {sent}): {_short(exc)}", refused) from exc
+            if refused == "tools":
+                raise ToolsRefused(f"model {model} at {server} does not take native tool calls: {_short(exc)}",
+                                   refused) from exc
             if not _is_transient(exc):
                 if type(exc).__module__.startswith(("litellm", "openai", "httpx")):
-                    raise UpstreamError(f"model {model} failed: {type(exc).__name__}: {_short(exc)}") from exc
+                    raise UpstreamError(f"model {model} at {server} failed: {type(exc).__name__}: "
+                                        f"{_short(exc)}") from exc
                 raise
             if attempt >= retries:
                 raise TransientUpstreamError(
-                    f"model {model} failed after {attempt + 1} attempts: {type(exc).__name__}: {_short(exc)}"
-                ) from exc
+                    f"model {model} at {server} failed after {attempt + 1} attempts: {type(exc).__name__}: "
+                    f"{_short(exc)}") from exc
             time.sleep(backoff_s * (2**attempt))
             attempt += 1
     return _to_reply(litellm, response, model, (time.perf_counter() - started) * 1000)
 
 
 def _parse_and_repair(litellm: Any, kwargs: dict[str, Any], model: str, reply: ModelReply,
-                      schema: dict[str, Any], retries: int, backoff_s: float) -> ModelReply:
+                      schema: dict[str, Any], retries: int, backoff_s: float, server: str) -> ModelReply:
     """Schema-in-prompt mode: cut out the JSON, validate it, send reasons back (bounded).
 
     The returned reply's text is the clean JSON when it validates; otherwise the last raw text,
@@ -292,13 +428,16 @@ def _parse_and_repair(litellm: Any, kwargs: dict[str, Any], model: str, reply: M
         if attempt == JSON_REPAIRS:
             break
         messages += [{"role": "assistant", "content": reply.text or ""}, structured.repair_message(reasons)]
-        reply = _call(litellm, {**kwargs, "messages": messages}, model, retries, backoff_s)
+        reply = _call(litellm, {**kwargs, "messages": messages}, model, retries, backoff_s, server)
     reply.input_tokens, reply.output_tokens, reply.cost_usd, reply.latency_ms = total_in, total_out, total_cost, total_ms
     return reply
 
 
 def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:300] if str(exc) else ""
+    """The provider's reason on one line: tracebacks a server pasted in are left out."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith(("File ", "POST ",
+                                                                                                        "GET "))]
+    return " ".join(lines)[:300]
 
 
 def _to_reply(litellm: Any, response: Any, model: str, latency_ms: float) -> ModelReply:

@@ -15,6 +15,8 @@ from typing import Any
 
 from das.errors import UpstreamError, UsageError
 from das.llm import modelstore
+from das.llm.strict_schema import GRAMMAR_MAX_STRING as GRAMMAR_MAX_STRING
+from das.llm.strict_schema import grammar_schema
 
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}
@@ -64,29 +66,7 @@ def _close() -> None:
     _loaded.clear()
 
 
-GRAMMAR_MAX_STRING = 100
 REPEAT_PENALTY = 1.1  # llama.cpp default; 1.3 broke JSON structure (garbage names), measured
-_GRAMMAR_UNSAFE = ("format", "$comment", "description", "title", "examples", "discriminator")
-
-
-def grammar_schema(schema: Any) -> Any:
-    """The schema without keywords llama.cpp's grammar converter cannot take (regex patterns).
-
-    Bounds that keep a small model short (maxLength, maxItems, enum) stay; patterns are
-    checked afterwards by the caller's own validation, and failures are fed back.
-    """
-    if isinstance(schema, dict):
-        if isinstance(schema.get("maxLength"), int) and schema["maxLength"] > GRAMMAR_MAX_STRING:
-            # llama.cpp expands {m,n} into n nested optionals; long bounds make sampling crawl
-            schema = {**schema, "maxLength": max(GRAMMAR_MAX_STRING, schema.get("minLength", 0))}
-        return {k: grammar_schema(v) for k, v in schema.items()
-                if (k not in _GRAMMAR_UNSAFE or (k in ("title", "description") and not isinstance(v, str)))
-                and not (k == "pattern" and "\\" in str(v))}
-    if isinstance(schema, list):
-        return [grammar_schema(v) for v in schema]
-    return schema
-
-
 def generate(name: str, messages: list[dict[str, Any]], schema: dict[str, Any] | None, max_tokens: int,
              temperature: float = 0.0, seed: int | None = None) -> dict[str, Any]:
     """Run one chat completion; returns text and token counts. One call at a time per process."""

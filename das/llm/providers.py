@@ -62,11 +62,20 @@ def _build_handler():  # imported lazily: litellm is slow to import
             name = model.split("/", 1)[-1]
             script = testmodel.load_script(name)
             step = testmodel.pick_step(script, messages)
+            fmt = optional_params.get("response_format") or {}
+            fmt = fmt if isinstance(fmt, dict) else {}
+            sent = testmodel.sent_mode(fmt)
+            if sent in script.get("refuses", []):  # plays a server without this structured-output mode
+                raise litellm.exceptions.BadRequestError(
+                    message=f"scripted: response_format.type {fmt.get('type')!r} is not supported "
+                            "(Input should be 'text' or 'json_object')", llm_provider="test", model=model)
+            if optional_params.get("tools") and script.get("refuses_tools"):
+                raise litellm.exceptions.BadRequestError(
+                    message="scripted: this server does not support tools / tool_choice", llm_provider="test",
+                    model=model)
             try:
-                fmt = optional_params.get("response_format") or {}
                 timeout = kwargs.get("timeout")
-                reply = testmodel.play(step, optional_params.get("tools"),
-                                       fmt.get("schema") if isinstance(fmt, dict) else None,
+                reply = testmodel.play(step, optional_params.get("tools"), testmodel.sent_schema(fmt),
                                        float(timeout) if isinstance(timeout, int | float) else None)
             except testmodel.ScriptedError as exc:
                 raise scripted_error(exc.kind, model) from None

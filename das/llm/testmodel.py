@@ -19,7 +19,11 @@ A step may contain:
 A script may set ``"native_tools": false`` to play a model without native tool calling, so
 the loop's JSON-action fallback is exercised through the same provider path, and
 ``"structured": "prompt"`` to play a model without structured output (the gateway puts the
-schema in the prompt, parses and validates the text, and asks again when it does not fit).
+schema in the prompt, parses and validates the text, and asks again when it does not fit);
+``"structured"`` may also name any mode of ``das.llm.capabilities.MODES`` (default
+``"grammar"`` = ``json_object_schema``). ``"refuses": [modes]`` plays a server that answers
+400 to those ``response_format`` shapes, ``"refuses_tools": true`` one that answers 400 to
+``tools``, so the gateway's learning and fallbacks run through the provider path too.
 
 Scripts are found, in order: registered in-process with ``register_script``; a JSON file
 ``<name>.json`` in ``$DAS_TEST_SCRIPTS`` or ``$DAS_HOME/test_scripts``; the built-ins below.
@@ -94,6 +98,23 @@ def register_script(name: str, steps: list[dict[str, Any]], repeat_last: bool = 
 
 def load_script(name: str) -> dict[str, Any]:
     return SCRIPTS.load(name)
+
+
+def sent_mode(fmt: dict[str, Any]) -> str:
+    """Which structured-output mode a ``response_format`` asks for (``none`` when absent)."""
+    if fmt.get("type") == "json_schema":
+        return "json_schema_strict" if (fmt.get("json_schema") or {}).get("strict") else "json_schema"
+    if fmt.get("type") == "json_object":
+        return "json_object_schema" if fmt.get("schema") else "json_object"
+    return "none"
+
+
+def sent_schema(fmt: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema a ``response_format`` carries, in either spelling."""
+    if isinstance(fmt.get("schema"), dict):
+        return fmt["schema"]
+    inner = fmt.get("json_schema") or {}
+    return inner.get("schema") if isinstance(inner, dict) and isinstance(inner.get("schema"), dict) else None
 
 
 def pick_step(script: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, Any]:

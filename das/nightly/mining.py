@@ -25,6 +25,7 @@ from typing import Any
 
 from das.bpmn import model as m
 from das.bpmn.parse import parse
+from das.contracts import Evidence, FindingKind, Refactor
 
 INCIDENT_TYPES = ("failedExternalTask", "failedJob")
 TIMEABLE = m.ACTIVITY_TYPES  # what can carry a boundary event
@@ -52,10 +53,10 @@ class Thresholds:
 class Finding:
     """One deterministic pattern on one activity of one process key."""
 
-    kind: str  # incidents | task_failures | long_duration | unused_path
+    kind: FindingKind
     process_key: str
     activity_id: str
-    refactor: str  # add_error_boundary | add_retry | add_timeout | review_unused_path
+    refactor: Refactor
     evidence: dict[str, Any] = field(default_factory=dict)
     activity_name: str | None = None
     activity_type: str | None = None
@@ -68,6 +69,13 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "fingerprint": self.fingerprint}
+
+    def to_evidence(self) -> Evidence:
+        """The finding as a proposal's evidence; the measurements go to ``details``."""
+        return Evidence(kind=self.kind, fingerprint=self.fingerprint, process_key=self.process_key,
+                        activity_id=self.activity_id, activity_name=self.activity_name,
+                        activity_type=self.activity_type, refactor=self.refactor, actionable=self.actionable,
+                        note=self.note, details=self.evidence)
 
 
 @dataclass

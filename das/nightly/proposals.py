@@ -18,11 +18,11 @@ from das.authoring import versions
 from das.authoring.drafter import check_xml
 from das.authoring.queue import Queue, new_proposal_id
 from das.bpmn import model as m
-from das.bpmn.diff import diff, render_text
+from das.bpmn.diff import diff, for_proposal
 from das.bpmn.edits import apply_edits
 from das.bpmn.parse import parse
 from das.bpmn.write import to_string
-from das.contracts import Proposal
+from das.contracts import Proposal, TimeWindow, ValueMeasure
 from das.errors import InvalidInput
 from das.nightly.mining import Finding, Thresholds
 
@@ -36,7 +36,7 @@ class Plan:
 
     finding: Finding
     ops: list[dict[str, Any]]
-    value: dict[str, Any]
+    value: ValueMeasure
     rationale: str
     summary: str
 
@@ -80,11 +80,12 @@ def plan_error_boundary(f: Finding, defs: m.Definitions) -> Plan:
            {"op": "add_element", "id": e, "type": "endEvent", "name": f"{_label(f)} failed"[:200]},
            {"op": "connect", "source": b, "target": h}, {"op": "connect", "source": h, "target": e}]
     ev = f.evidence
-    value = {"metric": "incidents_avoided", "estimate": ev["incidents"], "incidents_in_window": ev["incidents"],
-             "instances_affected": ev["instances"], "window": ev["window"],
-             "how": "every incident in the window stopped an instance at this activity; with the boundary, a "
-                    "failure reported as a BPMN error goes to a human task instead (estimate = incident count, an "
-                    "upper bound: technical failures still raise incidents unless the adapter throws a BPMN error)"}
+    value = ValueMeasure(
+        refactor=f.refactor, metric="incidents_avoided", estimate=ev["incidents"], incidents_in_window=ev["incidents"],
+        instances_affected=ev["instances"], window=TimeWindow.model_validate(ev["window"]),
+        how="every incident in the window stopped an instance at this activity; with the boundary, a "
+            "failure reported as a BPMN error goes to a human task instead (estimate = incident count, an "
+            "upper bound: technical failures still raise incidents unless the adapter throws a BPMN error)")
     rationale = (f"{ev['incidents']} incident(s) ({', '.join(f'{k}: {v}' for k, v in ev['by_type'].items())}) "
                  f"stopped {ev['instances']} instance(s) at {f.activity_id} ({_label(f)}), {ev['open']} still open. "
                  f"An error boundary routes failures to a human task 'Resolve failure: {_label(f)}' instead of "
@@ -99,12 +100,12 @@ def plan_retry(f: Finding, defs: m.Definitions) -> Plan:
             "input_parameters": {"retries": str(RETRIES), "retryBackoff": RETRY_CYCLE.split("/", 1)[1]}}]
     ev = f.evidence
     recover = ev["recovered_tasks"] / ev["failed_tasks"] if ev["failed_tasks"] else 0.0
-    value = {"metric": "failure_rate", "failure_rate": ev["failure_rate"], "failures": ev["failures"],
-             "failed_tasks": ev["failed_tasks"], "tasks": ev["tasks"], "exhausted_tasks": ev["exhausted_tasks"],
-             "observed_recovery_rate": round(recover, 3),
-             "incidents_avoided_estimate": round(ev["exhausted_tasks"] * recover, 1),
-             "how": "exhausted tasks (failures with no retries left) x the share of failing tasks that later "
-                    "succeeded on a retry in the same window; 0 when no retry has been seen to succeed"}
+    value = ValueMeasure(
+        refactor=f.refactor, metric="failure_rate", failure_rate=ev["failure_rate"], failures=ev["failures"],
+        failed_tasks=ev["failed_tasks"], tasks=ev["tasks"], exhausted_tasks=ev["exhausted_tasks"],
+        observed_recovery_rate=round(recover, 3), incidents_avoided_estimate=round(ev["exhausted_tasks"] * recover, 1),
+        how="exhausted tasks (failures with no retries left) x the share of failing tasks that later "
+            "succeeded on a retry in the same window; 0 when no retry has been seen to succeed")
     rationale = (f"{ev['failed_tasks']} of {ev['tasks']} external task(s) at {f.activity_id} ({_label(f)}) failed "
                  f"({ev['failures']} failure log entries, {ev['exhausted_tasks']} with no retries left; configured "
                  f"retries: {ev.get('configured_retries')}). Setting {RETRIES} retries with backoff {RETRY_CYCLE} "
@@ -136,11 +137,11 @@ def plan_timeout(f: Finding, defs: m.Definitions, t: Thresholds) -> Plan | None:
     missing = max(0, ev["samples"] - len(capped))  # the evidence keeps only the slowest durations
     rank = max(1, math.ceil(0.95 * ev["samples"])) - 1 - missing
     p95_after = capped[max(rank, 0)]
-    value = {"metric": "p95_reduction_ms", "p95_ms": ev["p95_ms"], "p95_ms_with_timeout": p95_after,
-             "estimate": ev["p95_ms"] - p95_after, "timeout_ms": timeout, "instances_over_timeout": len(over),
-             "samples": ev["samples"],
-             "how": "p95 of the observed durations with every duration capped at the timeout (nearest rank); the "
-                    "capped instances go to a follow-up task instead of waiting"}
+    value = ValueMeasure(
+        refactor=f.refactor, metric="p95_reduction_ms", p95_ms=ev["p95_ms"], p95_ms_with_timeout=p95_after,
+        estimate=ev["p95_ms"] - p95_after, timeout_ms=timeout, instances_over_timeout=len(over), samples=ev["samples"],
+        how="p95 of the observed durations with every duration capped at the timeout (nearest rank); the "
+            "capped instances go to a follow-up task instead of waiting")
     rationale = (f"{f.activity_id} ({_label(f)}) has p95 {ev['p95_ms']} ms against a median of {ev['p50_ms']} ms "
                  f"over {ev['samples']} runs ({ev['rule']}). A {dur} timer (3x the median, at least a minute) would "
                  f"have moved {len(over)} run(s) to a follow-up task, cutting p95 to about {p95_after} ms. The timer "
@@ -168,8 +169,8 @@ def open_fingerprints(queue: Queue, key: str) -> dict[str, str]:
         if row["key"] != key or row["origin"] != "nightly":
             continue
         for ev in queue.get(row["id"]).evidence:
-            if ev.get("fingerprint"):
-                out[ev["fingerprint"]] = row["id"]
+            if ev.fingerprint:
+                out[ev.fingerprint] = row["id"]
     return out
 
 
@@ -217,8 +218,8 @@ def file_for_key(client: Any, key: str, findings: list[Finding], *, queue: Queue
             continue
         rationale, trace = plan.rationale, [{"source": "deterministic", "ok": True}]
         if model:
-            res = explain(model, key=key, version=base, finding=f.to_dict(), ops=plan.ops, value=plan.value,
-                          summary=plan.summary)
+            res = explain(model, key=key, version=base, finding=f.to_dict(), ops=plan.ops, summary=plan.summary,
+                          value=plan.value.model_dump(mode="json", exclude_none=True, exclude={"refactor"}))
             trace += res.trace
             if res.note is not None:
                 risks = "".join(f"\n- {r}" for r in res.note.risks)
@@ -228,10 +229,9 @@ def file_for_key(client: Any, key: str, findings: list[Finding], *, queue: Queue
         delta = diff(parse(xml.encode(), name="base"), parse(new_xml.encode(), name="new"))
         proposal = Proposal(
             id=new_proposal_id(), kind="process", key=key, base_version=base, version=version, artifact=new_xml,
-            validation=cand.validation, simulation=cand.simulation,
-            diff={**delta.model_dump(mode="json"), "text": render_text(delta)}, rationale=rationale,
-            evidence=[f.to_dict()], value_measure={"refactor": f.refactor, **plan.value}, edit_ops=plan.ops,
-            draft_trace=trace, origin="nightly", author="das")
+            validation=cand.validation, simulation=cand.simulation, diff=for_proposal(delta), rationale=rationale,
+            evidence=[f.to_evidence()], value_measure=plan.value, edit_ops=plan.ops, draft_trace=trace,
+            origin="nightly", author="das")
         filed = queue.file(proposal, "system")
         existing[f.fingerprint] = filed.id
         results.append(FileResult(f.fingerprint, "filed", proposal_id=filed.id, version=version))

@@ -118,7 +118,8 @@ def _data_block(data: dict[str, Any]) -> str:
 def _origin(p: Proposal) -> str:
     if p.origin == "nightly":
         rows = [[json.dumps(e, sort_keys=True)[:400]] for e in pv.evidence_rows(p)]
-        value = json.dumps(p.value_measure, sort_keys=True) if p.value_measure else "none given"
+        measure = p.value_measure.model_dump(mode="json", exclude_none=True)
+        value = json.dumps(measure, sort_keys=True) if measure else "none given"
         return (f"<p>Mined from engine history. Value estimate: <code>{_e(value)}</code></p>"
                 + _table("Evidence", ["evidence (incidents, instances, durations)"], rows))
     trace = [[str(a.get("attempt", i)), "ok" if a.get("ok") else "problems", "; ".join(map(str, a.get("problems", [])))[:500],
@@ -145,16 +146,15 @@ def proposal(p: Proposal, who: Principal, csrf: str, queue_: Queue) -> str:
                f"<figure><div id='canvas'></div><figcaption>BPMN diagram of {_e(p.key)} {_e(p.version)}; the "
                "changes, findings and coverage are also listed below.</figcaption></figure>"
                "<p id='diagram-status' role='status'>Loading the diagram&hellip;</p></section>")
-    changes = [[e.get("change", ""), e.get("kind", ""), e.get("id", ""), e.get("name") or "",
-                "; ".join(f"{f.get('field')}: {f.get('old')!r} -> {f.get('new')!r}" for f in e.get("fields", []))[:300]]
-               for e in p.diff.get("entries", []) or []]
-    findings = [[f.get("severity", ""), f.get("rule", ""), f.get("element") or "-", f.get("message", "")]
-                for f in p.validation.get("findings", []) or []]
-    sim = p.simulation or {}
-    sim_text = (f"<p>{sim.get('completed', 0)}/{sim.get('runs', 0)} runs completed, coverage "
-                f"{float(sim.get('coverage', 0) or 0):.0%}.</p>" if sim else "<p>Not simulated.</p>")
-    stuck = [[str(s.get("run", "")), s.get("element") or "-", s.get("reason", "")] for s in sim.get("stuck", [])[:20]]
-    unreached = ", ".join(sim.get("unreached", []) or []) or "none"
+    changes = [[e.change, e.kind, e.id, e.name or "",
+                "; ".join(f"{f.field}: {f.old!r} -> {f.new!r}" for f in e.fields)[:300]]
+               for e in (p.diff.entries if p.diff is not None else [])]
+    findings = [[f.severity, f.rule, f.element or "-", f.message] for f in p.validation.findings]
+    sim = p.simulation
+    sim_text = (f"<p>{sim.completed}/{sim.runs} runs completed, coverage {sim.coverage:.0%}.</p>" if sim is not None
+                else "<p>Not simulated.</p>")
+    stuck = [[str(s.run), s.element or "-", s.reason] for s in (sim.stuck[:20] if sim is not None else [])]
+    unreached = ", ".join(sim.unreached if sim is not None else []) or "none"
     wrappers = [[str(w.get("task_type", "?")), json.dumps(w.get("input_schema") or w.get("inputs") or {})[:300],
                  json.dumps(w.get("output_schema") or w.get("outputs") or {})[:300], json.dumps(w.get("policy") or {})[:300]]
                 for w in p.tde_wrappers]

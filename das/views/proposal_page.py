@@ -55,21 +55,20 @@ class Diagram:
 
 
 def badges(queue: Queue, p: Proposal) -> Badges:
-    findings = p.validation.get("findings", []) or []
-    errors = sum(1 for f in findings if f.get("severity") == "error")
-    valid = bool(p.validation.get("valid"))
+    findings = p.validation.findings
+    errors = p.validation.counts()["error"]
+    valid = p.validation.valid
     if valid:
         validation = "valid" if not findings else f"valid, {len(findings)} finding(s)"
     else:
         validation = f"invalid ({errors} error(s))"
-    sim = p.simulation or {}
-    runs, done = int(sim.get("runs", 0) or 0), int(sim.get("completed", 0) or 0)
-    if not sim:
+    sim = p.simulation
+    if sim is None:
         simulation, sim_ok = "not simulated", False
-    elif runs and done == runs:
-        simulation, sim_ok = f"simulated {done}/{runs}", True
+    elif sim.passed:
+        simulation, sim_ok = f"simulated {sim.completed}/{sim.runs}", True
     else:
-        simulation, sim_ok = f"stuck {runs - done}/{runs}", False
+        simulation, sim_ok = f"stuck {sim.runs - sim.completed}/{sim.runs}", False
     approvals = f"{len(queue.approvals(p))}/{queue.approvals_needed(p)}"
     return Badges(validation, valid, simulation, sim_ok, approvals)
 
@@ -101,32 +100,32 @@ def diagram(queue: Queue, p: Proposal) -> Diagram:
         if element and cls not in target.setdefault(element, []):
             target[element].append(cls)
 
-    for entry in p.diff.get("entries", []) or []:
-        if entry.get("kind") not in ("node", "flow", "lane", "process"):
+    for entry in p.diff.entries if p.diff is not None else []:
+        if entry.kind not in ("node", "flow", "lane", "process"):
             continue
-        change, element = entry.get("change"), entry.get("id")
+        change, element = entry.change, entry.id
         if change == "removed":
             d.removed.append(element)
             mark(d.base_markers, element, "das-removed")
             d.badges.setdefault("__base__" + element, []).append("removed")
-        elif change in ("added", "changed"):
+        else:
             mark(d.markers, element, f"das-{change}")
             d.badges.setdefault(element, []).append(change)
     per_element: dict[str, dict[str, int]] = {}
-    for f in p.validation.get("findings", []) or []:
-        element, severity = f.get("element"), f.get("severity", "info")
-        if element and severity in ("error", "warning"):
-            per_element.setdefault(element, {}).setdefault(severity, 0)
-            per_element[element][severity] += 1
-            mark(d.markers, element, f"das-finding-{severity}")
+    for f in p.validation.findings:
+        if f.element and f.severity in ("error", "warning"):
+            per_element.setdefault(f.element, {}).setdefault(f.severity, 0)
+            per_element[f.element][f.severity] += 1
+            mark(d.markers, f.element, f"das-finding-{f.severity}")
     for element, counts in per_element.items():
         d.badges.setdefault(element, []).extend(
             f"{n} {sev}{'s' if n > 1 else ''}" for sev, n in sorted(counts.items()))
-    for element in (p.simulation or {}).get("unreached", []) or []:
+    sim = p.simulation
+    for element in sim.unreached if sim is not None else []:
         mark(d.markers, element, "das-unreached")
         d.badges.setdefault(element, []).append("never reached")
-    for stuck in (p.simulation or {}).get("stuck", []) or []:
-        mark(d.markers, stuck.get("element"), "das-stuck")
+    for stuck in sim.stuck if sim is not None else []:
+        mark(d.markers, stuck.element, "das-stuck")
     return d
 
 
@@ -137,7 +136,7 @@ def review_buttons(queue: Queue, p: Proposal, who: Principal) -> dict[str, str |
 
 def evidence_rows(p: Proposal) -> list[dict[str, Any]]:
     """Nightly evidence as flat rows (incident counts, instance ids, durations ...)."""
-    return [e if isinstance(e, dict) else {"evidence": e} for e in p.evidence]
+    return [e.model_dump(mode="json", exclude_none=True) for e in p.evidence]
 
 
 __all__ = ["Badges", "Diagram", "ORIGINS", "QueueRow", "STATUSES", "badges", "diagram", "evidence_rows",

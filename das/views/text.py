@@ -1,30 +1,30 @@
-"""Views: how a proposal reads as text, shared by the CLI (`das queue show`) and the API pages."""
+"""Text views: how a proposal reads (``das queue show`` and the approval page) and other reports."""
 
 from __future__ import annotations
 
 import json
 
+from das.bpmn.diff import render_text
 from das.bpmn.parse import parse
 from das.contracts import Proposal
 from das.errors import DasError
+from das.llm.check import ModelCheck
 
 
 def render_proposal(p: Proposal) -> str:
     lines = [f"proposal {p.id}  [{p.status}]  {p.kind} {p.key}: {p.base_version or '(new)'} -> {p.version}",
              f"author: {p.author}  origin: {p.origin}", "", f"rationale: {p.rationale or '-'}", ""]
     lines += _elements(p.artifact)
-    findings = p.validation.get("findings", [])
-    lines.append(f"validation: {'valid' if p.validation.get('valid') else 'INVALID'} ({len(findings)} findings)")
-    lines += [f"  {f.get('severity', '?'):<7} {f.get('rule', '?')}: {f.get('element') or '-'}: {f.get('message')}"
-              for f in findings[:30]]
+    findings = p.validation.findings
+    lines.append(f"validation: {'valid' if p.validation.valid else 'INVALID'} ({len(findings)} findings)")
+    lines += [f"  {f.severity:<7} {f.rule}: {f.element or '-'}: {f.message}" for f in findings[:30]]
     sim = p.simulation
-    if sim:
-        lines.append(f"simulation: {sim.get('completed', 0)}/{sim.get('runs', 0)} runs completed, "
-                     f"coverage {sim.get('coverage', 0):.0%}, stuck {len(sim.get('stuck', []))}, "
-                     f"unsupported {len(sim.get('unsupported', []))}")
+    if sim is not None:
+        lines.append(f"simulation: {sim.completed}/{sim.runs} runs completed, coverage {sim.coverage:.0%}, "
+                     f"stuck {len(sim.stuck)}, unsupported {len(sim.unsupported)}")
     lines.append("")
     lines.append("diff against base:")
-    lines.append("  " + (p.diff.get("text") or json.dumps(p.diff)).replace("\n", "\n  "))
+    lines.append("  " + diff_text(p).replace("\n", "\n  "))
     if p.tde_wrappers:
         lines.append(f"TDE wrappers: {', '.join(w.get('task_type', '?') for w in p.tde_wrappers)}")
     lines.append("")
@@ -33,6 +33,13 @@ def render_proposal(p: Proposal) -> str:
               + (f" on {h.artifact_sha256[:12]}" if h.artifact_sha256 else "")
               + (f": {h.comment}" if h.comment else "") for h in p.history]
     return "\n".join(lines)
+
+
+def diff_text(p: Proposal) -> str:
+    """The diff as a reviewer reads it (``das queue diff``, ``das queue show``)."""
+    if p.diff is None:
+        return "no diff recorded"
+    return p.diff.text or render_text(p.diff)
 
 
 def _elements(xml: str) -> list[str]:
@@ -49,3 +56,22 @@ def _elements(xml: str) -> list[str]:
         topic = node.attrs.get("camunda:topic")
         out.append(f"  {node.type:<22} {node.id:<24} {node.name or ''}" + (f"  [topic {topic}]" if topic else ""))
     return [*out, ""]
+
+
+def render_model_check(check: ModelCheck) -> str:
+    """``das models check`` as text."""
+    caps = check.capabilities
+    lines = [f"model:       {check.model}",
+             f"server:      {caps.api_base or '(the provider default)'}  local: {'yes' if caps.local else 'no'}",
+             f"structured:  {check.structured}" + (f" (was {check.structured_before}; the server refused it)"
+                                                   if check.structured != check.structured_before else "")
+             + f"  probe {'ok' if check.structured_ok else 'FAILED'}  {check.latency_ms:.0f} ms",
+             f"tools:       {'native' if check.tools else 'JSON actions (no native tool calls)'}"
+             + ("" if not check.tools_checked else f"  probe {'ok' if check.tools_ok else 'no tool call'}"),
+             f"drafting:    {caps.authoring_form} form",
+             f"sources:     {json.dumps(caps.source)}"]
+    if check.error:
+        lines.append(f"error:       {check.error}")
+    for lesson in caps.learned[-3:]:
+        lines.append(f"learned:     {lesson}")
+    return "\n".join(lines)

@@ -20,7 +20,7 @@ def test_embedded_model_drafts_a_valid_simulated_proposal(monkeypatch):
     monkeypatch.delenv("DAS_MODEL", raising=False)
     proposal = draft_proposal("Invoice approval: check the invoice, a manager approves it, then pay it",
                               key="invoice_approval", author=Principal("alice", "author", "token"))
-    assert proposal.value_measure["model"] == "local/qwen2.5-coder-1.5b"
+    assert proposal.value_measure.model == "local/qwen2.5-coder-1.5b"
     from das.evals.authoring import elements
 
     names = [toks for _, toks in elements(proposal.artifact)[0]]
@@ -32,4 +32,4 @@ def test_embedded_model_drafts_a_valid_simulated_proposal(monkeypatch):
     assert report.valid, report.findings
     sim = simulate_xml(proposal.artifact, runs=10, seed=3)
     assert sim["stuck"] == [] and sim["completed"] == 10
-    assert len(proposal.draft_trace) == proposal.value_measure["repair_attempts"] + 1
+    assert len(proposal.draft_trace) == (proposal.value_measure.repair_attempts or 0) + 1

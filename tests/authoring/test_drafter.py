@@ -37,9 +37,10 @@ def test_new_draft_repairs_typical_mistakes_within_the_bound_and_traces_every_at
     assert any("condition" in p for p in trace[1]["problems"])
     assert any("topic" in p for p in trace[2]["problems"])
     assert proposal.version == "1.0.0" and proposal.base_version is None and proposal.status == "proposed"
-    assert proposal.validation["valid"] is True
-    assert proposal.simulation["completed"] == proposal.simulation["runs"] > 0
-    assert proposal.value_measure["repair_attempts"] == 3
+    assert proposal.validation.valid is True
+    assert proposal.simulation is not None and proposal.simulation.completed == proposal.simulation.runs > 0
+    assert proposal.value_measure.repair_attempts == 3 and proposal.evidence[0].prompt == "Invoice approval"
+    assert proposal.diff is not None and proposal.diff.text == "new process invoice_x (no base version)"
 
 
 def test_when_repair_cannot_converge_nothing_is_filed_and_the_error_has_the_last_findings():
@@ -75,14 +76,15 @@ def test_edit_by_chat_applies_atomic_edits_and_the_diff_shows_only_the_change():
     assert [a["ok"] for a in proposal.draft_trace] == [False, False, True]
     assert "nowhere" in proposal.draft_trace[0]["problems"][0]
     assert (proposal.base_version, proposal.version) == ("1.2.0", "1.3.0")
-    entries = proposal.diff["entries"]
-    assert all(e["change"] == "added" for e in entries)  # nothing removed or changed
-    assert {e["id"] for e in entries if e["kind"] != "flow"} == {"pay_timeout", "end_timeout"}
+    assert proposal.diff is not None
+    entries = proposal.diff.entries
+    assert all(e.change == "added" for e in entries)  # nothing removed or changed
+    assert {e.id for e in entries if e.kind != "flow"} == {"pay_timeout", "end_timeout"}
     from das.bpmn.parse import parse
 
     new = parse(proposal.artifact.encode(), name="new")
-    [flow_entry] = [e for e in entries if e["kind"] == "flow"]
-    flow = new.flows[flow_entry["id"]]
+    [flow_entry] = [e for e in entries if e.kind == "flow"]
+    flow = new.flows[flow_entry.id]
     assert (flow.source, flow.target) == ("pay_timeout", "end_timeout")
     assert new.nodes["pay_timeout"].attached_to == "s3" and "PT30M" in proposal.artifact
     assert [op["op"] for op in proposal.edit_ops] == ["add_element", "add_element", "connect"]
@@ -98,7 +100,7 @@ def test_stale_proposal_is_rebased_by_reapplying_its_edits():
     queue.seed_version("invoice", "1.3.0", queue.artifact_of("invoice", "1.2.0"))
     rebased = rebase_proposal(queue, first.id, ALICE)
     assert (rebased.base_version, rebased.version) == ("1.3.0", "1.4.0")
-    assert rebased.history[-1].action == "rebased" and rebased.validation["valid"]
+    assert rebased.history[-1].action == "rebased" and rebased.validation.valid
 
 
 def test_unknown_base_is_a_usage_error():
@@ -120,11 +122,12 @@ def test_queue_show_presents_findings_simulation_and_diff(das_home):
     shown = subprocess.run([sys.executable, "-m", "das", "queue", "show", proposal.id], capture_output=True,
                            text=True, env=env, timeout=60).stdout
     sim = proposal.simulation
-    assert f"validation: valid ({len(proposal.validation['findings'])} findings)" in shown
-    assert f"simulation: {sim['completed']}/{sim['runs']} runs completed" in shown
+    assert sim is not None
+    assert f"validation: valid ({len(proposal.validation.findings)} findings)" in shown
+    assert f"simulation: {sim.completed}/{sim.runs} runs completed" in shown
     assert "diff against base:" in shown and "pay_timeout" in shown.split("diff against base:")[1]
     assert "boundaryEvent" in shown and "history:" in shown
     as_json = json.loads(subprocess.run([sys.executable, "-m", "das", "queue", "show", proposal.id, "--format", "json"],
                                         capture_output=True, text=True, env=env, timeout=60).stdout)
-    assert as_json["validation"]["valid"] is True and as_json["simulation"]["runs"] == sim["runs"]
+    assert as_json["validation"]["valid"] is True and as_json["simulation"]["runs"] == sim.runs
     assert {e["id"] for e in as_json["diff"]["entries"]} >= {"pay_timeout", "end_timeout"}

@@ -36,8 +36,8 @@ def test_propose_files_a_new_version_authored_by_the_os_account(tmp_path: Path):
     data = json.loads(first.stdout)
     assert (data["key"], data["version"], data["base_version"]) == ("triage", "1.0.0", None)
     p = Queue().get(data["proposal_id"])
-    assert p.origin == "file" and p.author == os_principal().name and p.validation["valid"]
-    assert p.simulation.get("completed", 0) > 0
+    assert p.origin == "file" and p.author == os_principal().name and p.validation.valid
+    assert p.simulation is not None and p.simulation.completed > 0
     assert "tdeInputs" in p.artifact and '"label": "ticketLabel"' in p.artifact
     own = das("approve", data["proposal_id"])
     assert own.returncode == 1 and "authored" in own.stderr

@@ -14,7 +14,7 @@ from principals import proven
 
 from das.authoring.deploy import deploy_and_record
 from das.authoring.queue import ApprovalRefused, Queue, new_proposal_id
-from das.contracts import Proposal
+from das.contracts import Proposal, ValidationReport
 from das.identity import Principal
 
 
@@ -52,7 +52,7 @@ XML = _Xml()
 
 def make(queue, key="demo", base=None, version="1.0.0", author="alice", valid=True):
     p = Proposal(id=new_proposal_id(), key=key, base_version=base, version=version,
-                 artifact=XML.format(key=key), author=author, validation={"valid": valid, "findings": []})
+                 artifact=XML.format(key=key), author=author, validation=ValidationReport(file=f"{key}.bpmn", valid=valid))
     return queue.file(p)
 
 
@@ -203,7 +203,7 @@ def test_approved_tde_wrappers_join_the_registry(monkeypatch, das_home):
     monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
     q = Queue()
     p = Proposal(id=new_proposal_id(), key="demo", version="1.0.0", artifact=XML.format(key="demo"),
-                 author="alice", validation={"valid": True}, tde_wrappers=[wrapper_for("score_lead")])
+                 author="alice", validation=ValidationReport(file="demo.bpmn"), tde_wrappers=[wrapper_for("score_lead")])
     q.file(p)
     assert "score_lead" not in load_registry()
     q.approve(p.id, who("bob"))
@@ -248,7 +248,7 @@ def test_approval_revalidates_the_artifact_not_the_stored_flag():
     q = Queue()
     broken = Proposal(id=new_proposal_id(), key="demo", version="1.0.0", author="alice",
                       artifact=XML.format(key="demo").replace('targetRef="end"', 'targetRef="nowhere"', 1),
-                      validation={"valid": True})  # a stored report that lies
+                      validation=ValidationReport(file="demo.bpmn"))  # a stored report that lies
     q.file(broken)
     with pytest.raises(ApprovalRefused, match="does not validate now"):
         q.approve(broken.id, who("bob"))

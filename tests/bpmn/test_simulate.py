@@ -269,6 +269,28 @@ def test_drafted_steps_get_schema_valid_outputs_and_their_inputs_are_checked():
                                       "variable": "ticketLabel"}]
 
 
+def test_every_key_simulate_produces_is_a_simulation_report_field():
+    """A proposal stores ``SimulationReport.model_validate(simulate_file(...))``: no key may be lost
+    (the model refuses unknown keys) and the JSON written back is the producer's, key for key."""
+    from das.contracts import SimulationReport
+
+    classify = {"type": "tde", "name": "Classify", "task_type": "classify", "mode": "probabilistic",
+                "inputs": [{"source": "text", "target": "text"}], "outputs": [{"source": "label", "target": "label"}]}
+    summarize = {"type": "tde", "name": "Summarise", "task_type": "summarize", "mode": "probabilistic",
+                 "inputs": [{"source": "label", "target": "text"}], "outputs": [{"source": "summary", "target": "s"}]}
+    drafted = compile_to_xml({"key": "d", "name": "d", "steps": [  # 'label' is set on one branch only
+        {"type": "choice", "name": "Urgent?", "branches": [
+            {"name": "yes", "condition": {"variable": "urgent", "value": True}, "steps": [classify]}],
+         "default": {"name": "no", "steps": []}}, summarize]})
+    results = [simulate_xml(UNMATCHED, runs=2), simulate_xml("<html/>", runs=2),
+               simulate_xml(drafted, runs=6, seed=1, record_traces=True), simulate_xml(CONDITIONAL, runs=3)]
+    assert results[0]["stuck"] and results[1]["unsupported"] and results[2]["traces"]
+    assert results[2]["input_problems"] and results[2]["input_problems"][0]["variable"] == "label"
+    for res in results:
+        report = SimulationReport.model_validate(res)
+        assert report.model_dump(mode="json", exclude_unset=True) == json.loads(json.dumps(res))
+
+
 def _defs(body: str) -> str:
     return ('<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="t">'
             f'<process id="p" isExecutable="true">{body}</process></definitions>')

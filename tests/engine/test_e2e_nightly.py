@@ -72,15 +72,15 @@ def test_nightly_files_retry_and_error_boundary_from_real_history(engine, engine
     assert "unused_path" not in findings  # fewer than 10 completed instances: no path verdicts
     assert len(report["filed"]) == 2
 
-    by_refactor = {queue.get(pid).value_measure["refactor"]: queue.get(pid) for pid in report["filed"]}
+    by_refactor = {queue.get(pid).value_measure.refactor: queue.get(pid) for pid in report["filed"]}
     boundary, retry = by_refactor["add_error_boundary"], by_refactor["add_retry"]
     for p in (boundary, retry):
         assert (p.origin, p.author, p.base_version, p.version) == ("nightly", "das", "1.0.0", "1.1.0")
-        assert p.validation["valid"] and p.simulation.get("completed", 0) > 0
+        assert p.validation.valid and p.simulation is not None and p.simulation.completed > 0
         with pytest.raises(ApprovalRefused, match="DAS identity"):
             queue.approve(p.id, Principal("das", "admin", "token"))
-    assert boundary.value_measure["incidents_in_window"] == FAILED
-    assert retry.value_measure["observed_recovery_rate"] == round(RECOVERED / (FAILED + RECOVERED), 3)
+    assert boundary.value_measure.incidents_in_window == FAILED
+    assert retry.value_measure.observed_recovery_rate == round(RECOVERED / (FAILED + RECOVERED), 3)
     assert "charge_nightly_error" in boundary.artifact and "R3/PT5M" in retry.artifact
 
     again = run_nightly(engine_client, keys=[key], queue=queue)  # same refactors still proposed: no new ones

@@ -43,7 +43,7 @@ def test_approve_deploys_to_the_engine_and_the_new_version_runs(engine, engine_c
     model = register_script(f"edit-{unique}", [{"text": json.dumps(ops)}])
     proposal = draft_proposal("add an audit step after the review", base=f"{key}@1.0.0", author=ALICE,
                               model=model, queue=queue)
-    assert proposal.version == "1.1.0" and proposal.validation["valid"]
+    assert proposal.version == "1.1.0" and proposal.validation.valid
     queue.approve(proposal.id, proven("bob"), "ok")
     deployed = deploy_and_record(queue, proposal.id)
     assert deployed.status == "deployed", deployed.history[-1].comment

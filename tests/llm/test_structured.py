@@ -5,7 +5,6 @@ import pytest
 
 from das.guardrails import service_policy
 from das.llm import gateway, structured
-from das.llm.testmodel import register_script
 
 SCHEMA = {"type": "object", "properties": {"label": {"enum": ["a", "b"]}}, "required": ["label"]}
 
@@ -26,11 +25,9 @@ def test_extract_json_names_the_problem(text):
 
 
 def _script(name, *texts):
-    from das.llm import testmodel
+    from das.llm.testmodel import SCRIPTS
 
-    model = register_script(name, [{"text": t} for t in texts])
-    testmodel._registered[name]["structured"] = "prompt"
-    return model
+    return SCRIPTS.register(name, [{"text": t} for t in texts], structured="prompt")
 
 
 def test_prompt_mode_tells_the_model_the_schema_and_cleans_the_reply():
@@ -57,10 +54,10 @@ def test_prompt_mode_gives_up_after_the_bound_and_returns_the_raw_text():
 
 
 def test_the_embedded_qwen_models_use_the_prompt_and_smollm2_the_grammar():
-    assert gateway.structured_mode("local/qwen2.5-coder-1.5b") == "prompt"
-    assert gateway.structured_mode("local/qwen2.5-coder-0.5b") == "prompt"
-    assert gateway.structured_mode("local/smollm2") == "grammar"
-    assert gateway.structured_mode("openai/gpt-4o-mini") == "json_schema"
+    assert gateway.structured_mode("local/qwen2.5-coder-1.5b") == "none"
+    assert gateway.structured_mode("local/qwen2.5-coder-0.5b") == "none"
+    assert gateway.structured_mode("local/smollm2") == "json_object_schema"
+    assert gateway.structured_mode("openai/gpt-4o-mini") == "json_schema_strict"
 
 
 def test_an_object_closed_too_early_before_its_else_is_reopened() -> None:

@@ -34,21 +34,21 @@ def test_each_refactor_yields_valid_simulatable_bpmn(refactor):
     defs = parse(XML.encode(), name="x.bpmn")
     finding = next(f for f in mine(history(), keys=[KEY]) if f.refactor == refactor)
     plan = plan_for(finding, defs)
-    assert plan is not None and plan.value["how"]
+    assert plan is not None and plan.value.how
     new = apply_edits(defs, plan.ops)
     cand = check_xml(to_string(new), KEY)
     assert cand.ok, cand.problems
     if refactor == "add_timeout":
         timer = new.nodes["review_nightly_timeout"]
         assert timer.attached_to == "review" and timer.event_definitions[0].timer == {"timeDuration": "PT3M"}
-        assert plan.value["instances_over_timeout"] == 2 and plan.value["p95_ms_with_timeout"] == 180_000
+        assert plan.value.instances_over_timeout == 2 and plan.value.p95_ms_with_timeout == 180_000
     if refactor == "add_error_boundary":
         assert new.nodes["charge_nightly_error"].event_kinds() == ["error"]
         assert {(f.source, f.target) for f in new.flows.values()} >= {
             ("charge_nightly_error", "charge_nightly_resolve"), ("charge_nightly_resolve", "charge_nightly_failed")}
     if refactor == "add_retry":
         assert new.nodes["charge"].input_parameters["retries"] == "3"
-        assert plan.value["observed_recovery_rate"] == 0.5 and plan.value["incidents_avoided_estimate"] == 0.5
+        assert plan.value.observed_recovery_rate == 0.5 and plan.value.incidents_avoided_estimate == 0.5
 
 
 def test_filing_is_nightly_by_das_deduplicated_and_das_cannot_approve():
@@ -58,8 +58,11 @@ def test_filing_is_nightly_by_das_deduplicated_and_das_cannot_approve():
     assert set(filed) == {f"{KEY}:charge:add_error_boundary", f"{KEY}:charge:add_retry", f"{KEY}:review:add_timeout"}
     p = queue.get(filed[f"{KEY}:charge:add_error_boundary"].proposal_id)
     assert (p.origin, p.author, p.base_version, p.version, p.status) == ("nightly", "das", "1.0.0", "1.1.0", "proposed")
-    assert p.evidence[0]["evidence"]["incidents"] == 3 and p.value_measure["refactor"] == "add_error_boundary"
-    assert p.validation["valid"] and "charge_nightly_error" in p.diff["text"] and p.edit_ops
+    ev = p.evidence[0]
+    assert ev.kind == "incidents" and ev.fingerprint == f"{KEY}:charge:add_error_boundary" and ev.details
+    assert ev.details["incidents"] == 3 and p.value_measure.refactor == "add_error_boundary"
+    assert p.value_measure.metric == "incidents_avoided" and p.value_measure.estimate == 3
+    assert p.validation.valid and p.diff is not None and "charge_nightly_error" in p.diff.text and p.edit_ops
     assert queue.current_version(KEY) == "1.0.0"  # the running definition was seeded as the base
     with pytest.raises(ApprovalRefused):
         queue.approve(p.id, Principal("das", "admin", "token"))

@@ -62,7 +62,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                                                     "base": "triage"})
             assert second.status_code == 201, second.text
         edit = live.queue.get(second.json()["proposal_id"])
-        assert edit.base_version == "1.0.0" and any(e["change"] == "added" for e in edit.diff["entries"])
+        assert edit.base_version == "1.0.0" and edit.diff is not None and any(
+            e.change == "added" for e in edit.diff.entries)
         yield {"live": live, "chromium": chromium, "edit": edit, "tokens": {"alice": alice, "bob": bob}}
     finally:
         log = live.stop()
@@ -130,7 +131,7 @@ def test_reviewer_sees_the_edit_drawn_with_the_added_task_marked(site: dict[str,
     drawn = page.eval_on_selector_all("#canvas g.djs-element.djs-shape",
                                       "els => els.map(e => e.getAttribute('data-element-id'))")
     assert sorted(i for i in drawn if i in flow_nodes) == sorted(flow_nodes)  # one shape per flow node
-    added = [e["id"] for e in edit.diff["entries"] if e["change"] == "added" and e["kind"] == "node"]
+    added = [e.id for e in edit.diff.entries if e.change == "added" and e.kind == "node"]
     assert len(added) == 1
     shape = page.locator(f"#canvas g.djs-element[data-element-id='{added[0]}']")
     assert "das-added" in (shape.get_attribute("class") or "")
@@ -154,7 +155,7 @@ def test_reviewer_sees_the_edit_drawn_with_the_added_task_marked(site: dict[str,
     assert bpmn.ok and bpmn.text() == edit.artifact
     assert "attachment" in bpmn.headers["content-disposition"]
     diff = page.request.get(f"{live.url}/proposals/{edit.id}/diff.json")
-    assert diff.ok and diff.json()["entries"] == edit.diff["entries"]
+    assert diff.ok and diff.json()["entries"] == edit.diff.model_dump(mode="json")["entries"]
 
     # approve in the page: the kernel deploys it
     page.fill("#c-approve", "looks right")

@@ -1,0 +1,292 @@
+"""What each model string can do: structured output mode, native tool calling, where it runs.
+
+Servers differ: OpenAI takes ``json_schema`` (strict), llama.cpp's server only ``json_object``
+with a ``schema``, some servers take bare ``json_object``, some nothing; some do native tool
+calls, some ignore them. One small record per model says which, and the gateway uses the
+strongest mode the record names, falling back cleanly to schema-in-prompt + parse + validate.
+
+Where a record comes from, in order (later sources only fill what earlier ones left open):
+
+1. the in-process providers (``test/`` scripts, ``local/`` embedded models) - ``builtin``;
+2. the operator's ``models.yaml`` (``$DAS_MODELS_FILE`` or ``$DAS_HOME/models.yaml``) -
+   ``declared``;
+3. what a server taught us: a 400/422 (or llama.cpp's 500) naming ``response_format`` or
+   ``tools`` moves the model one mode down, once, logged once, and remembered in
+   ``$DAS_HOME/models_learned.json`` - ``learned``;
+4. litellm's model map (``supports_response_schema``, ``supports_function_calling``) -
+   ``litellm``;
+5. otherwise: try ``json_schema`` and learn from the answer, no native tools - ``default``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from das.config import das_home
+from das.contracts import describe_validation_error
+from das.errors import InvalidInput
+from das.llm.providers import ensure_registered
+
+log = logging.getLogger("das.llm")
+
+StructuredMode = Literal["json_schema_strict", "json_schema", "json_object_schema", "json_object", "none"]
+# strongest first; a refusal moves one step right
+MODES: tuple[StructuredMode, ...] = ("json_schema_strict", "json_schema", "json_object_schema", "json_object", "none")
+AuthoringForm = Literal["full", "compact", "outline"]
+Source = Literal["builtin", "declared", "learned", "litellm", "default"]
+
+
+class DeclaredModel(BaseModel):
+    """One entry of ``models.yaml``: what the operator knows about a model string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    structured: StructuredMode | None = Field(None, description="the strongest structured-output mode it takes")
+    tools: bool | None = Field(None, description="native tool calling")
+    api_base: str | None = Field(None, description="the server's OpenAI-compatible base URL (…/v1)")
+    api_key_env: str | None = Field(None, description="environment variable holding its API key")
+    local: bool | None = Field(None, description="runs on this host, so no data leaves it (default: "
+                                                 "true when api_base is a loopback address)")
+    authoring_form: AuthoringForm | None = Field(None, description="what drafting asks it to write")
+    input_per_mtok: float | None = Field(None, ge=0, description="USD per million input tokens")
+    output_per_mtok: float | None = Field(None, ge=0, description="USD per million output tokens")
+
+
+class ModelCapabilities(BaseModel):
+    """The record the gateway acts on (``das models check`` prints it)."""
+
+    model: str
+    structured: StructuredMode
+    tools: bool
+    source: dict[str, Source] = Field(default_factory=dict, description="which source set structured and tools")
+    api_base: str | None = None
+    local: bool = False
+    authoring_form: AuthoringForm = "full"
+    input_per_mtok: float | None = None
+    output_per_mtok: float | None = None
+    learned: list[str] = Field(default_factory=list, description="what servers refused, in order")
+
+
+def models_file() -> Path:
+    return Path(os.environ["DAS_MODELS_FILE"]) if os.environ.get("DAS_MODELS_FILE") else das_home() / "models.yaml"
+
+
+def load_declared(path: Path | None = None) -> dict[str, DeclaredModel]:
+    """``models.yaml``: model string -> declaration; a bad file is an error naming the key."""
+    path = path or models_file()
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path}: not YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: expected a mapping of model strings to settings")
+    out: dict[str, DeclaredModel] = {}
+    for name, entry in data.items():
+        try:
+            out[str(name)] = DeclaredModel.model_validate(entry or {})
+        except ValidationError as exc:
+            raise InvalidInput(describe_validation_error(exc, f"{path} entry {name!r}")) from exc
+    return out
+
+
+class LearnedCapabilities:
+    """What servers refused, per model: in memory, and in ``$DAS_HOME/models_learned.json`` so
+    the next process does not ask again. Thread-safe; each lesson is logged once."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._loaded: tuple[Path, dict[str, dict[str, Any]]] | None = None
+
+    def path(self) -> Path:
+        return self._path or das_home() / "models_learned.json"
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        path = self.path()
+        if self._loaded is None or self._loaded[0] != path:  # DAS_HOME moved: another store
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+                data = raw if isinstance(raw, dict) else {}
+            except (OSError, ValueError):
+                data = {}
+            self._loaded = (path, data)
+        return self._loaded[1]
+
+    def get(self, model: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._load().get(model, {}))
+
+    def learn(self, model: str, *, structured: StructuredMode | None = None, tools: bool | None = None,
+              reason: str = "", quiet: bool = False) -> None:
+        with self._lock:
+            entry = dict(self._load().get(model, {}))
+            changes = {k: v for k, v in (("structured", structured), ("tools", tools)) if v is not None}
+            if all(entry.get(k) == v for k, v in changes.items()):
+                return
+            entry.update(changes)
+            entry.setdefault("reasons", []).append(reason[:300])
+            data = self._load()
+            data[model] = entry
+            (log.info if quiet else log.warning)("model %s: %s; from now on %s", model, reason[:300],
+                                                 ", ".join(f"{k}={v}" for k, v in changes.items()))
+            try:
+                path = self.path()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+                tmp.replace(path)
+            except OSError as exc:  # a read-only home only costs a re-learn next time
+                log.warning("could not remember model capabilities in %s: %s", self.path(), exc)
+
+    def reload(self) -> None:
+        """Drop what is held in memory; the next lookup reads the file (as a new process would)."""
+        with self._lock:
+            self._loaded = None
+
+    def forget(self, model: str | None = None) -> None:
+        """Forget lessons (one model's, or all) in memory and in the file."""
+        with self._lock:
+            data = self._load()
+            if model is None:
+                data.clear()
+            else:
+                data.pop(model, None)
+            try:
+                self.path().unlink(missing_ok=True) if not data else self.path().write_text(
+                    json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+            except OSError:
+                pass
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """True for http(s)://localhost / 127.x / ::1 (the operator's own host)."""
+    if not url:
+        return False
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def provider_of(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else "openai"
+
+
+def env_api_base(provider: str) -> str | None:
+    """The base URL litellm will use for ``provider`` from the environment (None: hosted default)."""
+    names = {"openai": ("OPENAI_API_BASE", "OPENAI_BASE_URL"), "ollama": ("OLLAMA_API_BASE",),
+             "ollama_chat": ("OLLAMA_API_BASE",), "anthropic": ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"),
+             "hosted_vllm": ("HOSTED_VLLM_API_BASE",)}.get(provider, ())
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    if provider in ("ollama", "ollama_chat"):
+        return "http://localhost:11434"
+    return None
+
+
+def form_for(mode: StructuredMode) -> AuthoringForm:
+    """What drafting asks for: a grammar-only server (llama.cpp) gets the compact form, a model
+    without schema support writes the outline, a model with ``json_schema`` the full form."""
+    if mode in ("json_schema_strict", "json_schema"):
+        return "full"
+    return "compact" if mode == "json_object_schema" else "outline"
+
+
+def weaker(mode: StructuredMode) -> StructuredMode:
+    return MODES[min(MODES.index(mode) + 1, len(MODES) - 1)]
+
+
+def _litellm_view(model: str) -> tuple[StructuredMode | None, bool | None]:
+    try:
+        litellm = ensure_registered()
+        schema = bool(litellm.supports_response_schema(model=model))
+        tools = bool(litellm.supports_function_calling(model=model))
+    except Exception:  # noqa: BLE001 - unknown to litellm: other sources decide
+        return None, None
+    structured: StructuredMode | None = None
+    if schema:
+        structured = "json_schema_strict" if provider_of(model) in ("openai", "azure") else "json_schema"
+    return structured, (True if tools else None)
+
+
+def _builtin(model: str) -> tuple[StructuredMode, bool] | None:
+    provider, name = provider_of(model), model.split("/", 1)[-1]
+    if provider == "test":
+        from das.llm.testmodel import load_script  # only for its provider (llama.cpp loads here)
+
+        script = load_script(name)
+        played = {"grammar": "json_object_schema", "prompt": "none"}.get(script.get("structured", "grammar"),
+                                                                         script.get("structured"))
+        mode: StructuredMode = played if played in MODES else "json_object_schema"
+        return mode, bool(script.get("native_tools", True))
+    if provider == "local":
+        from das.llm.localmodel import uses_grammar  # only for its provider (llama.cpp loads here)
+
+        return ("json_object_schema" if uses_grammar(name) else "none"), False
+    return None
+
+
+def resolve(model: str, learned: LearnedCapabilities, declared: dict[str, DeclaredModel] | None = None,
+            ask_litellm: bool = True) -> ModelCapabilities:
+    """The capability record of ``model`` from every source (see the module docstring)."""
+    decl = (load_declared() if declared is None else declared).get(model, DeclaredModel())
+    source: dict[str, Source] = {}
+    builtin = _builtin(model)
+    structured: StructuredMode | None = decl.structured
+    tools: bool | None = decl.tools
+    if builtin is not None:
+        structured, tools = builtin
+        source = {"structured": "builtin", "tools": "builtin"}
+    else:
+        if structured is not None:
+            source["structured"] = "declared"
+        if tools is not None:
+            source["tools"] = "declared"
+    lesson = learned.get(model)
+    if lesson.get("structured") in MODES:
+        taught: StructuredMode = lesson["structured"]
+        if structured is None or MODES.index(taught) > MODES.index(structured):
+            structured, source["structured"] = taught, "learned"
+    if lesson.get("tools") is False and tools is not False:
+        tools, source["tools"] = False, "learned"
+    elif lesson.get("tools") is True and tools is None:  # `das models check` saw a tool call come back
+        tools, source["tools"] = True, "learned"
+    if (structured is None or tools is None) and ask_litellm and builtin is None:
+        lit_structured, lit_tools = _litellm_view(model)
+        if structured is None and lit_structured is not None:
+            structured, source["structured"] = lit_structured, "litellm"
+        if tools is None and lit_tools is not None:
+            tools, source["tools"] = lit_tools, "litellm"
+    if structured is None:
+        structured, source["structured"] = "json_schema", "default"
+    if tools is None:
+        tools, source["tools"] = False, "default"
+    provider = provider_of(model)
+    api_base = decl.api_base or env_api_base(provider)
+    local = provider in ("test", "local", "ollama", "ollama_chat") if decl.local is None else decl.local
+    if decl.local is None and not local and is_loopback_url(api_base):
+        local = True  # the operator's own host: nothing leaves it
+    return ModelCapabilities(model=model, structured=structured, tools=tools, source=source, api_base=api_base,
+                             local=local, authoring_form=decl.authoring_form or form_for(structured),
+                             input_per_mtok=decl.input_per_mtok, output_per_mtok=decl.output_per_mtok,
+                             learned=list(lesson.get("reasons", [])))
+
+
+__all__ = ["DeclaredModel", "LearnedCapabilities", "MODES", "ModelCapabilities", "StructuredMode", "env_api_base",
+           "form_for", "is_loopback_url", "load_declared", "models_file", "resolve", "weaker"]
