@@ -43,4 +43,4 @@ def test_every_function_local_import_says_why() -> None:
                 if "#" not in line and not before.startswith("#"):
                     unexplained.append(f"{path.relative_to(REPO)}:{i + 1}")
     assert unexplained == [], unexplained
-    assert count < 100, count  # 174 before the layers were written down
+    assert count <= 15, count  # 174 before the layers were written down, 80 before das/commands hoisted its own

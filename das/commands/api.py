@@ -49,8 +49,8 @@ def serve_api(host: str, port: int, allowed_hosts: tuple[str, ...], max_body: in
     """
     import uvicorn
 
-    from das.api.app import create_app  # lazy: `das --help` stays fast
-    from das.api.auth import AuthSettings  # lazy: `das --help` stays fast
+    from das.api.app import create_app  # lazy: the web stack (FastAPI, uvicorn) loads only for `das api`
+    from das.api.auth import AuthSettings  # lazy: as above
 
     secret = None
     if trust_proxy_header:

@@ -13,7 +13,13 @@ from typing import Any
 
 import click
 
+from das.authoring.deploy import deploy_and_record
+from das.authoring.drafter import draft_proposal, rebase_proposal
+from das.authoring.propose import propose_xml
+from das.authoring.queue import Queue
 from das.contracts import Proposal
+from das.errors import NegativeResult
+from das.identity import os_principal
 from das.output import emit, progress
 from das.remote import remote
 from das.views.text import diff_text, render_proposal
@@ -23,8 +29,6 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), de
 
 
 def _queue():
-    from das.authoring.queue import Queue  # lazy: `das --help` stays fast
-
     return Queue()
 
 
@@ -57,8 +61,6 @@ def draft(prompt: str, key: str | None, base: str | None, model: str | None,
         data = client.draft(prompt, key, base)
         emit(data, fmt, lambda d: f"filed {d['proposal_id']}: {d['key']}@{d['version']} ({d['status']}) on {client.url}")
         return
-    from das.authoring.drafter import draft_proposal  # lazy: `das --help` stays fast
-    from das.identity import os_principal  # lazy: `das --help` stays fast
 
     proposal = draft_proposal(prompt, key=key, base=base, author=os_principal(), model=model, max_repairs=max_repairs)
     out = {"proposal_id": proposal.id, "key": proposal.key, "version": proposal.version,
@@ -92,9 +94,6 @@ def propose(file: Path, key: str | None, base: str | None, fmt: str) -> None:
     if client is not None:
         out = client.propose(data.decode("utf-8", errors="replace"), key, base, file.name)
     else:
-        from das.authoring.propose import propose_xml  # lazy: `das --help` stays fast
-        from das.identity import os_principal  # lazy: `das --help` stays fast
-
         p = propose_xml(data, author=os_principal(), key=key, base=base, name=file.name)
         out = {"proposal_id": p.id, "key": p.key, "version": p.version, "base_version": p.base_version,
                "status": p.status}
@@ -155,8 +154,6 @@ def queue_redeploy(proposal_id: str, fmt: str) -> None:
     Refused, before anything is written, unless the history proves the current artifact
     approved by enough distinct reviewers.
     """
-    from das.authoring.deploy import deploy_and_record  # lazy: `das --help` stays fast
-
     client = remote()
     if client is not None:
         _emit_remote(client.act(proposal_id, "redeploy"), fmt)
@@ -176,9 +173,6 @@ def queue_rebase(proposal_id: str, fmt: str) -> None:
 
     Approvals given to the old artifact stop counting: reviewers approve the new one.
     """
-    from das.authoring.drafter import rebase_proposal  # lazy: `das --help` stays fast
-    from das.identity import os_principal  # lazy: `das --help` stays fast
-
     client = remote()
     if client is not None:
         _emit_remote(client.act(proposal_id, "rebase"), fmt)
@@ -199,9 +193,6 @@ def approve(proposal_id: str, comment: str | None, no_deploy: bool, fmt: str) ->
     for a stale base (rebase first) and, on high-impact keys, until two distinct reviewers
     approved the same artifact.
     """
-    from das.authoring.deploy import deploy_and_record  # lazy: `das --help` stays fast
-    from das.identity import os_principal  # lazy: `das --help` stays fast
-
     client = remote()
     if client is not None:
         if no_deploy:
@@ -224,8 +215,6 @@ def approve(proposal_id: str, comment: str | None, no_deploy: bool, fmt: str) ->
 @FORMAT
 def reject(proposal_id: str, comment: str, fmt: str) -> None:
     """Reject a proposal as yourself, with a comment (same identity rules as approve)."""
-    from das.identity import os_principal  # lazy: `das --help` stays fast
-
     client = remote()
     if client is not None:
         _emit_remote(client.act(proposal_id, "reject", comment), fmt)
@@ -239,8 +228,6 @@ def _get(proposal_id: str) -> Proposal:
     if proposal_id == "last":
         rows = client.list(None) if client else _queue().list()
         if not rows:
-            from das.errors import NegativeResult  # lazy: `das --help` stays fast
-
             raise NegativeResult("the queue is empty; file a proposal with `das draft`")
         proposal_id = rows[-1]["id"]
     if client is not None:

@@ -13,9 +13,16 @@ from pathlib import Path
 
 import click
 
+from das.bpmn.diff import diff, render_text
+from das.bpmn.edits import apply_edits, edit_script_schema
+from das.bpmn.isolation import internal_error
+from das.bpmn.parse import parse
 from das.bpmn.rules import Report
+from das.bpmn.validate import validate_files
+from das.bpmn.write import write
 from das.errors import InvalidInput, NegativeResult, UsageError
 from das.output import emit, progress
+from das.registry import load_registry
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
                       help="Output format.")
@@ -51,9 +58,6 @@ def validate_cmd(files: tuple[Path, ...], known: tuple[str, ...], fmt: str) -> N
     Exit 0 when no file has an error finding, 1 otherwise. JSON output is a list of
     per-file reports {file, valid, findings: [{rule, severity, element, message}]}.
     """
-    from das.bpmn.validate import validate_files  # lazy: `das --help` stays fast
-    from das.registry import load_registry  # lazy: `das --help` stays fast
-
     executors = {name: entry.executor.kind for name, entry in load_registry().items()}
     reports = validate_files(files, known=known, known_task_types=executors)
     emit(reports, fmt, _render_reports)
@@ -72,10 +76,6 @@ def diff_cmd(old: Path, new: Path, fmt: str) -> None:
 
     Exit 0 whatever the differences (use --format json and look at "entries").
     """
-    from das.bpmn.diff import diff, render_text  # lazy: `das --help` stays fast
-    from das.bpmn.isolation import internal_error  # lazy: `das --help` stays fast
-    from das.bpmn.parse import parse  # lazy: `das --help` stays fast
-
     before, after = parse(old), parse(new)  # bad input: one clear line, exit 4
     try:
         result = diff(before, after)
@@ -95,11 +95,6 @@ def diff_cmd(old: Path, new: Path, fmt: str) -> None:
 @FORMAT
 def edit_cmd(file: Path, ops_file: Path, output: Path, fmt: str) -> None:
     """Apply a JSON list of edit ops (see `das bpmn edit-schema`) to FILE, write OUTPUT, show the diff."""
-    from das.bpmn.diff import diff, render_text  # lazy: `das --help` stays fast
-    from das.bpmn.edits import apply_edits  # lazy: `das --help` stays fast
-    from das.bpmn.parse import parse  # lazy: `das --help` stays fast
-    from das.bpmn.write import write  # lazy: `das --help` stays fast
-
     try:
         ops = json.loads(ops_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -115,8 +110,6 @@ def edit_cmd(file: Path, ops_file: Path, output: Path, fmt: str) -> None:
 @bpmn.command("edit-schema")
 def edit_schema_cmd() -> None:
     """Print the JSON Schema of the edit-op script a model emits."""
-    from das.bpmn.edits import edit_script_schema  # lazy: `das --help` stays fast
-
     emit(edit_script_schema(), "json")
 
 

@@ -10,6 +10,12 @@ from typing import Any
 
 import click
 
+from das.bpmn.authoring import authoring_json_schema, parse_authoring
+from das.bpmn.compile import compile_process
+from das.bpmn.isolation import internal_error
+from das.bpmn.parse import parse
+from das.bpmn.safexml import BpmnParseError
+from das.bpmn.simulate import load_mocks, simulate_file
 from das.errors import InvalidInput, NegativeResult
 from das.output import emit, progress
 
@@ -26,8 +32,6 @@ def compile_cmd(source: Path, output: Path, fmt: str) -> None:
     """Compile an authoring-form JSON document to Camunda 7 BPMN XML with a diagram."""
     from pydantic import ValidationError
 
-    from das.bpmn.authoring import parse_authoring  # lazy: `das --help` stays fast
-    from das.bpmn.compile import compile_process  # lazy: `das --help` stays fast
 
     try:
         text = source.read_text(encoding="utf-8")
@@ -45,7 +49,6 @@ def compile_cmd(source: Path, output: Path, fmt: str) -> None:
     try:
         result = compile_process(proc)
     except Exception as exc:  # noqa: BLE001 - a compiler bug: a finding naming it, exit 1, no traceback
-        from das.bpmn.isolation import internal_error  # lazy: `das --help` stays fast
 
         finding = internal_error(exc, str(source), "compilation").model_dump()
         emit({"source": str(source), "output": None, "process": proc.key, "findings": [finding]}, fmt,
@@ -75,8 +78,6 @@ def compile_cmd(source: Path, output: Path, fmt: str) -> None:
 def simulate_cmd(files: tuple[Path, ...], runs: int, seed: int, mocks: Path | None, max_steps: int,
                  fmt: str) -> None:
     """Simulate BPMN files on SpiffWorkflow with mocked task outputs (exit 1 unless all runs complete)."""
-    from das.bpmn.simulate import load_mocks  # lazy: `das --help` stays fast
-
     try:
         mock_map = load_mocks(mocks)
     except (ValueError, OSError) as exc:
@@ -98,11 +99,6 @@ def simulate_cmd(files: tuple[Path, ...], runs: int, seed: int, mocks: Path | No
 def _simulate_one(f: Path, runs: int, seed: int, mocks: dict[str, Any], max_steps: int) -> dict[str, Any]:
     """One file's report; a file that is missing, not BPMN, or trips a DAS bug gets a report
     that says so, and the other files are simulated as usual."""
-    from das.bpmn.isolation import internal_error  # lazy: `das --help` stays fast
-    from das.bpmn.parse import parse  # lazy: `das --help` stays fast
-    from das.bpmn.safexml import BpmnParseError  # lazy: `das --help` stays fast
-    from das.bpmn.simulate import simulate_file  # lazy: `das --help` stays fast
-
     empty: dict[str, Any] = {"file": str(f), "runs": 0, "completed": 0, "stuck": [], "coverage": 0.0,
                              "unreached": [], "ends": {}, "unsupported": [], "findings": []}
     if not f.is_file():
@@ -144,8 +140,6 @@ def _render(results: list[dict[str, Any]]) -> str:
 @click.command("schema-authoring")
 def schema_cmd() -> None:
     """Print the JSON Schema of the authoring form (for structured LLM output)."""
-    from das.bpmn.authoring import authoring_json_schema  # lazy: `das --help` stays fast
-
     click.echo(json.dumps(authoring_json_schema(), indent=2))
 
 

@@ -8,9 +8,12 @@ from typing import Any
 
 import click
 
+from das.agents.tde_loop import run_tde
+from das.agents.team import select_task
 from das.contracts import CONTRACTS, GUARDRAIL_STOPS, TaskSpec, TdeResult, parse_external
 from das.errors import InvalidInput, UsageError
 from das.output import emit, progress
+from das.registry import load_registry
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")
@@ -44,8 +47,6 @@ def tde() -> None:
 @FORMAT
 def tde_list(fmt: str) -> None:
     """Show the TDE registry (processes/tde/*.yaml): task type, executor, schemas, policy."""
-    from das.registry import load_registry  # lazy: `das --help` stays fast
-
     rows = [t.model_dump() for t in load_registry().values()]
 
     def text(data: list[dict[str, Any]]) -> str:
@@ -77,8 +78,6 @@ def tde_run(spec_path: str, model: str | None, policy_file: str | None, fmt: str
     Exit code: 0 succeeded, 1 invalid output, 3 guardrail stop or policy denial,
     4 invalid spec, 5 provider failure.
     """
-    from das.agents.tde_loop import run_tde  # lazy: `das --help` stays fast
-
     try:
         raw = sys.stdin.read() if spec_path == "-" else open(spec_path).read()
     except OSError as exc:
@@ -120,8 +119,6 @@ def select(candidates_path: str, context_path: str | None, members: int, models:
     The choice is always one of the candidates, or an escalation to a human when there is
     no strict majority (exit 1). Votes, rationale and dissent are in the output.
     """
-    from das.agents.team import select_task  # lazy: `das --help` stays fast
-
     try:
         candidates = json.loads(sys.stdin.read() if candidates_path == "-" else open(candidates_path).read())
         context = json.loads(open(context_path).read()) if context_path else {}

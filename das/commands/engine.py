@@ -6,8 +6,14 @@ import json
 
 import click
 
+from das.adapters import deterministic_entries
+from das.camunda.client import EngineClient
+from das.engine.kernel import Kernel, down, status
+from das.engine.metrics import WorkerMetrics, serve_metrics, setup_json_logging
+from das.engine.worker import Worker, WorkerConfig
 from das.errors import InvalidInput, NegativeResult
 from das.output import emit, progress
+from das.tracing import configure_from_env
 
 DEFAULT_TOPICS = ["das-tde-probabilistic", "das-peo-select", "das-nightly", "das-tde-compensate"]
 
@@ -17,7 +23,6 @@ def _split_topics(values: tuple[str, ...]) -> list[str]:
     topics = [t.strip() for v in values for t in v.split(",") if t.strip()]
     if topics:
         return topics
-    from das.adapters import deterministic_entries  # lazy: `das --help` stays fast
 
     return list(DEFAULT_TOPICS) + sorted(deterministic_entries())
 
@@ -60,16 +65,7 @@ def serve(topics: tuple[str, ...], workers: int, model: str | None, policy_file:
     DAS_INVALID_OUTPUT / DAS_POLICY_DENIED, or handleFailure with the policy's retries.
     Survives engine outages (reconnects with backoff).
     """
-    from das.camunda.client import EngineClient  # lazy: `das --help` stays fast
-    from das.engine.metrics import (  # lazy: `das --help` stays fast
-        WorkerMetrics,
-        serve_metrics,
-        setup_json_logging,
-    )
-    from das.engine.worker import Worker, WorkerConfig  # lazy: `das --help` stays fast
-
     setup_json_logging(log_level)
-    from das.tracing import configure_from_env  # lazy: `das --help` stays fast
 
     if configure_from_env():  # OTEL_EXPORTER_OTLP_ENDPOINT set: spans go out over OTLP/HTTP
         progress("tracing: OpenTelemetry spans exported over OTLP")
@@ -86,7 +82,7 @@ def serve(topics: tuple[str, ...], workers: int, model: str | None, policy_file:
 
 def _warm_up() -> None:
     """Import the loop and the model gateway before fetching, so no lock waits on imports."""
-    import das.agents.tde_loop  # noqa: F401
+    import das.agents.tde_loop  # noqa: F401 - warm-up: loaded before the handler threads start
 
     try:
         import litellm  # noqa: F401
@@ -113,8 +109,6 @@ def kernel_up(engine_url: str | None, processes_dir: str | None, root_process: s
     """Validate the environment, start (or adopt) the engine, deploy, then monitor until SIGTERM."""
     from pathlib import Path
 
-    from das.engine.kernel import Kernel  # lazy: `das --help` stays fast
-    from das.engine.metrics import setup_json_logging  # lazy: `das --help` stays fast
 
     setup_json_logging("INFO")
     variables = {}
@@ -156,8 +150,6 @@ def _up_text(report: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def kernel_status(engine_url: str | None, fmt: str) -> None:
     """Engine health, deployments, incidents, open external tasks. Exit 1 if the engine is down."""
-    from das.engine.kernel import status  # lazy: `das --help` stays fast
-
     data = status(engine_url)
     emit(data, fmt, _status_text)
     if not data["ready"]:
@@ -180,8 +172,6 @@ def _status_text(data: dict) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def kernel_down(fmt: str) -> None:
     """Stop a running `kernel up` and the engine the kernel started (never a foreign engine)."""
-    from das.engine.kernel import down  # lazy: `das --help` stays fast
-
     stopped = down()
     emit(stopped, fmt, lambda d: f"stopped kernel {d['kernel'] or '-'}, engine {d['engine'] or '-'}")
 

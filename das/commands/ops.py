@@ -8,8 +8,13 @@ from typing import Any
 
 import click
 
+from das.contracts import TaskSpec, parse_external
 from das.errors import InvalidInput, UsageError
+from das.guardrails import resolve_policy
+from das.identity import os_principal
 from das.output import emit, progress
+from das.registry import lookup
+from das.store import open_store
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")
@@ -32,10 +37,6 @@ def policy_explain(spec_path: str, policy_file: str | None, fmt: str) -> None:
     entry, guardrails/task_types.yaml, the spec's own policy. Every layer after the operator's
     may only tighten.
     """
-    from das.contracts import TaskSpec, parse_external  # lazy: `das --help` stays fast
-    from das.guardrails import resolve_policy  # lazy: `das --help` stays fast
-    from das.registry import lookup  # lazy: `das --help` stays fast
-
     try:
         raw = sys.stdin.read() if spec_path == "-" else open(spec_path).read()
     except OSError as exc:
@@ -71,8 +72,6 @@ def effects() -> None:
 @FORMAT
 def effects_list(state: str | None, fmt: str) -> None:
     """List claimed side effects, oldest first."""
-    from das.store import open_store  # lazy: `das --help` stays fast
-
     rows = [{k: v for k, v in r.items() if k != "result_json"} for r in open_store().effects(state)]
     emit(rows, fmt, lambda data: "\n".join(
         f"{r['state']:<8} {r['tool']:<14} {r['call_key']}  {r['detail'] or ''}" for r in data)
@@ -87,9 +86,6 @@ def effects_list(state: str | None, fmt: str) -> None:
 @FORMAT
 def effects_resolve(call_key: str, outcome: str, note: str | None, fmt: str) -> None:
     """Record an operator's word on a side effect whose outcome is unknown."""
-    from das.identity import os_principal  # lazy: `das --help` stays fast
-    from das.store import open_store  # lazy: `das --help` stays fast
-
     try:
         result = open_store().resolve_effect(call_key, outcome == "done", os_principal().name, note)
     except KeyError:

@@ -18,7 +18,7 @@ def search(query: str, kind: str | None, limit: int, fmt: str) -> None:
     The index lives under $DAS_HOME/chroma and is refreshed first (unchanged documents are
     skipped); embeddings are all-MiniLM-L6-v2, computed offline.
     """
-    from das.retrieval import Index, index_processes, index_tde_registry  # lazy: `das --help` stays fast
+    from das.retrieval import Index, index_processes, index_tde_registry  # lazy: chromadb
 
     index = Index.open()
     progress("refreshing the index …")

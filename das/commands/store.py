@@ -7,6 +7,8 @@ from dataclasses import asdict
 import click
 
 from das.output import emit
+from das.store.copy import copy_store
+from das.store.db import Store, store_location
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format.")
@@ -29,8 +31,6 @@ def store() -> None:
 @FORMAT
 def migrate_cmd(url: str | None, fmt: str) -> None:
     """Apply the numbered migrations the store does not have yet (safe to repeat)."""
-    from das.store.db import Store, store_location  # lazy: `das --help` stays fast
-
     s = Store(store_location(url))
     applied = s.migrate()  # opening applied them already; this reports what this run did
     data = {"store": s.describe(), "backend": s.backend, "migrations": [n for _, n in s.migrations()],
@@ -46,9 +46,6 @@ def migrate_cmd(url: str | None, fmt: str) -> None:
 @FORMAT
 def copy_cmd(source: str | None, target: str, fmt: str) -> None:
     """Copy every table into an empty store, ids and order kept, counts checked after."""
-    from das.store.copy import copy_store  # lazy: `das --help` stays fast
-    from das.store.db import Store, store_location  # lazy: `das --help` stays fast
-
     report = copy_store(Store(store_location(source)), Store(store_location(target)))
     emit(asdict(report), fmt, lambda d: f"copied {d['source']} -> {d['target']}: "
          + ", ".join(f"{t} {n}" for t, n in d["rows"].items()))

@@ -7,7 +7,9 @@ import sys
 
 import click
 
+from das.identity import Users
 from das.output import emit, progress
+from das.remote import ApiClient, credentials_path, save_credentials
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")
@@ -33,8 +35,6 @@ def user_add(name: str, role: str, fmt: str) -> None:
     Example:
       das user add bob --role reviewer --format json   # {"user", "role", "token"}
     """
-    from das.identity import Users  # lazy: `das --help` stays fast
-
     added, token = Users().add(name, role)
     emit({"user": added.name, "role": added.role, "token": token}, fmt,
          lambda d: f"added {d['user']} ({d['role']}); their token (shown once, keep it secret):\n{d['token']}")
@@ -44,8 +44,6 @@ def user_add(name: str, role: str, fmt: str) -> None:
 @FORMAT
 def user_list(fmt: str) -> None:
     """List users, their roles and whether they are revoked (never tokens)."""
-    from das.identity import Users  # lazy: `das --help` stays fast
-
     rows = [dataclasses.asdict(u) for u in Users().list()]
     emit(rows, fmt, lambda data: "\n".join(
         [f"{'USER':<24} {'ROLE':<9} {'CREATED':<25} REVOKED"]
@@ -58,8 +56,6 @@ def user_list(fmt: str) -> None:
 @FORMAT
 def user_revoke(name: str, fmt: str) -> None:
     """Revoke a user's token at once (running servers refuse it on the next request)."""
-    from das.identity import Users  # lazy: `das --help` stays fast
-
     revoked = Users().revoke(name)
     emit(dataclasses.asdict(revoked), fmt, lambda d: f"revoked {d['name']} at {d['revoked_at']}")
 
@@ -76,7 +72,6 @@ def login(url: str, token_stdin: bool, fmt: str) -> None:
     """
     from urllib.parse import urlsplit
 
-    from das.remote import ApiClient, save_credentials  # lazy: `das --help` stays fast
 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -93,8 +88,6 @@ def login(url: str, token_stdin: bool, fmt: str) -> None:
 @click.command()
 def logout() -> None:
     """Forget the saved API credentials; commands act on the local store again."""
-    from das.remote import credentials_path  # lazy: `das --help` stays fast
-
     path = credentials_path()
     existed = path.exists()
     path.unlink(missing_ok=True)

@@ -104,13 +104,13 @@ def test_invalid_model_output_falls_back_after_one_repair():
 
 
 def test_cli_reports_findings_and_filed_ids(monkeypatch):
-    import das.camunda.client as engine_client
+    import das.commands.nightly as nightly_cmd
     from das.commands.nightly import nightly
 
     fake = history()
     fake.close = lambda: None
     fake.__enter__ = None
-    monkeypatch.setattr(engine_client, "EngineClient", lambda url=None: _Ctx(fake))
+    monkeypatch.setattr(nightly_cmd, "EngineClient", lambda url=None: _Ctx(fake))  # where the command looks it up
     out = CliRunner().invoke(nightly, ["--key", KEY, "--format", "json"])
     assert out.exit_code == 0, out.output
     report = json.loads(out.output)
