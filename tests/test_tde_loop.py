@@ -211,3 +211,14 @@ def test_human_gate_marks_the_result_for_review_and_cannot_be_switched_off(tmp_p
 
     with pytest.raises(PolicyDenied, match="may only tighten human_gate"):
         resolve_policy(spec(policy={"human_gate": False}), policy_file=str(policy))
+
+
+def test_a_repeated_read_only_call_is_not_run_again_and_the_model_is_told_to_finish():
+    query = {"tool_calls": [{"name": "json_query", "arguments": {"data": {"a": 1}, "path": "a"}}]}
+    model = register_script("repeats-query", [query, query, finish()])
+    result = run_tde(spec(policy={"allowed_tools": ["finish", "json_query"]}), model=model)
+    assert result.status == "succeeded"
+    acts = [s for s in result.trace if s.phase == "act" and s.tool == "json_query"]
+    assert acts[0].result_digest and acts[0].error is None  # the first call ran
+    assert acts[1].result_digest is None and "already called json_query" in (acts[1].error or "")
+    assert result.usage.tool_calls == 2  # the repeat still counts against max_tool_calls

@@ -98,6 +98,10 @@ def _safe_key(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:120] or "task"
 
 
+def _call_key(name: str, arguments: dict[str, Any]) -> str:
+    return name + ":" + json.dumps(arguments, sort_keys=True, default=str)
+
+
 class TdeLoop:
     """One run of the loop. Build with ``run_tde``; kept as a class so state stays explicit."""
 
@@ -117,6 +121,7 @@ class TdeLoop:
         self.ctx = ToolContext(policy, workspace, spec.idempotency_key, spec.correlation_id)
         self.messages: list[dict[str, Any]] = []
         self.invalid_in_a_row = 0
+        self._seen_calls: dict[str, str] = {}  # read-only call (tool + arguments) -> its result text
         self.outputs: dict[str, Any] | None = None
         self.started = time.monotonic()
 
@@ -318,6 +323,11 @@ class TdeLoop:
                 raise ModelRetry(f"unknown tool {name!r}; available: {', '.join([*self.tools, 'finish'])}")
             self.limits.check_tool_call()
             self.usage.tool_calls += 1
+            seen = self._seen_calls.get(call_key := _call_key(name, arguments))
+            if seen is not None and not self.tools[name].side_effecting:
+                raise ModelRetry(f"you already called {name} with exactly these arguments; the result is the same: "
+                                 f"{seen[:2000]}\nDo not call it again: use the result, or call finish with the "
+                                 "outputs now.")
             self.ctx.http_timeout_s = max(0.5, min(HTTP_TIMEOUT_S, self.policy.timeout_s - (time.monotonic() - self.started)))
             t0 = time.perf_counter()
             result = self._run_tool(self.tools[name], arguments)
@@ -339,6 +349,7 @@ class TdeLoop:
             return
         self.invalid_in_a_row = 0
         text = result if isinstance(result, str) else json.dumps(result, default=str)
+        self._seen_calls[call_key] = text
         self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments,
                                     result_digest=digest(result), latency_ms=round((time.perf_counter() - t0) * 1000, 2)))
         self._observe(text[:8000], call_id)
