@@ -128,11 +128,11 @@ def test_a_tool_that_raises_is_reported_to_the_model_not_a_crash(tmp_path, monke
     def boom(ctx, args):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(registry.TOOLS, "boom", Tool("boom", "fails", {"type": "object"}, boom))
+    box = {**registry.TOOLS, "boom": Tool("boom", "fails", {"type": "object"}, boom)}
     policy = tmp_path / "p.yaml"
     policy.write_text("allowed_tools: [finish, boom]\n")
     model = register_script("calls-boom", [{"tool_calls": [{"name": "boom", "arguments": {}}]}, finish()])
-    result = run_tde(spec(), model=model, policy_file=str(policy))
+    result = run_tde(spec(), model=model, policy_file=str(policy), tools=box)
     assert result.status == "succeeded"
     assert any("RuntimeError: disk on fire" in (s.error or "") for s in result.trace)
 
@@ -172,15 +172,15 @@ def test_side_effecting_tool_runs_once_per_idempotency_key(tmp_path, monkeypatch
         calls.append(args)
         return {"ok": True}
 
-    monkeypatch.setitem(registry.TOOLS, "effect", Tool("effect", "side effect", {"type": "object"}, effect,
-                                                       side_effecting=True))
+    box = {**registry.TOOLS, "effect": Tool("effect", "side effect", {"type": "object"}, effect,
+                                            side_effecting=True)}
     policy = tmp_path / "p.yaml"
     policy.write_text("allowed_tools: [finish, effect]\n")
     model = register_script("effect-then-fail", [{"tool_calls": [{"name": "effect", "arguments": {"n": 1}}]},
                                                  {"raise": "auth"}])
-    first = run_tde(spec(idempotency_key="side-1"), model=model, policy_file=str(policy))
+    first = run_tde(spec(idempotency_key="side-1"), model=model, policy_file=str(policy), tools=box)
     assert first.stop_reason == "error"  # technical failure after the effect; not stored
-    second = run_tde(spec(idempotency_key="side-1"), model=model, policy_file=str(policy))
+    second = run_tde(spec(idempotency_key="side-1"), model=model, policy_file=str(policy), tools=box)
     assert second.stop_reason == "error"
     assert len(calls) == 1  # the retry replayed the recorded effect instead of repeating it
 

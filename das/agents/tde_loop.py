@@ -13,7 +13,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ class TdeLoop:
 
     def __init__(self, spec: TaskSpec, policy: Policy, model: str, output_schema: dict[str, Any],
                  store: Store | None, workspace: Path, heartbeat: Callable[[], None] | None,
-                 checks: list[OutputCheck] | None = None) -> None:
+                 checks: list[OutputCheck] | None = None, toolbox: Mapping[str, Tool] = TOOLS) -> None:
         self.spec, self.policy, self.model = spec, policy, model
         self.output_schema = output_schema
         self.validator = validator_for(output_schema)
@@ -116,7 +116,8 @@ class TdeLoop:
         self.limits = Limits(policy)
         self.usage = self.limits.usage
         self.trace: list[TraceStep] = []
-        self.tools: dict[str, Tool] = {t.name: t for t in allowed(policy.allowed_tools)}
+        self.toolbox = toolbox
+        self.tools: dict[str, Tool] = {t.name: t for t in allowed(policy.allowed_tools, toolbox)}
         self.native = gateway.supports_native_tools(model)
         self.ctx = ToolContext(policy, workspace, spec.idempotency_key, spec.correlation_id)
         self.messages: list[dict[str, Any]] = []
@@ -299,7 +300,7 @@ class TdeLoop:
             return None
         args = data.get("arguments")
         tool = str(data["tool"])
-        if tool != "finish" and tool not in TOOLS and tool not in self.tools and isinstance(args, dict) \
+        if tool != "finish" and tool not in self.toolbox and tool not in self.tools and isinstance(args, dict) \
                 and "outputs" in args:
             tool = "finish"  # no such tool, but an answer: read it as finish (always allowed, still checked)
         return tool, args if isinstance(args, dict) else None, \
@@ -314,7 +315,7 @@ class TdeLoop:
             self._finish(n, arguments, call_id)
             return
         try:
-            if name not in self.tools and name not in TOOLS:  # invented: say what exists, not "policy"
+            if name not in self.tools and name not in self.toolbox:  # invented: say what exists, not "policy"
                 raise ModelRetry(f"there is no tool {name!r}; available: {', '.join([*self.tools, 'finish'])}. "
                                  + ("Read the inputs yourself and call finish with the outputs."
                                     if not self.tools else ""))
@@ -460,9 +461,10 @@ def _with_choices(schema: dict[str, Any], choices: dict[str, str], inputs: dict[
 
 def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None = None,
             heartbeat: Callable[[], None] | None = None, store: Store | None = None,
-            workspace: Path | None = None) -> TdeResult:
+            workspace: Path | None = None, tools: Mapping[str, Tool] | None = None) -> TdeResult:
     """Run one probabilistic task under its merged policy and return its result.
 
+    ``tools``: the toolbox the policy's ``allowed_tools`` picks from (default: DAS's own).
     Raises ``InvalidInput`` for a bad spec or policy file; every other outcome, including
     guardrail stops, policy denial and provider failure, is a ``TdeResult``.
     """
@@ -486,7 +488,8 @@ def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None
                            trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)])
     else:
         gateway.warm()  # import litellm before the clock starts: start-up is not the task's time
-        result = TdeLoop(spec, policy, model, output_schema, store, ws, heartbeat, _checks(spec)).run()
+        result = TdeLoop(spec, policy, model, output_schema, store, ws, heartbeat, _checks(spec),
+                         TOOLS if tools is None else tools).run()
     dumped = result.model_dump_json()
     scrubbed = scrub(dumped)
     clean = json.loads(scrubbed)

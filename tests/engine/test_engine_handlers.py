@@ -192,17 +192,14 @@ def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fa
     from das.tools import registry
     from das.tools.base import Tool
 
-    registry.TOOLS["pay"] = Tool("pay", "pays", {"type": "object"}, lambda ctx, args: {"paid": True},
-                                 side_effecting=True)
-    try:
-        ops = tmp_path / "ops.yaml"
-        ops.write_text("allowed_tools: [finish, pay]\nmax_iterations: 2\n")
-        model = register_script("pay-then-loop", [{"tool_calls": [{"name": "pay", "arguments": {"n": 1}}]},
-                                                  {"text": "thinking"}])
-        res = run_tde(TaskSpec(task_type="payer", prompt="pay", idempotency_key="comp-1"), model=model,
-                      policy_file=str(ops))
-    finally:
-        del registry.TOOLS["pay"]
+    box = {**registry.TOOLS, "pay": Tool("pay", "pays", {"type": "object"}, lambda ctx, args: {"paid": True},
+                                         side_effecting=True)}
+    ops = tmp_path / "ops.yaml"
+    ops.write_text("allowed_tools: [finish, pay]\nmax_iterations: 2\n")
+    model = register_script("pay-then-loop", [{"tool_calls": [{"name": "pay", "arguments": {"n": 1}}]},
+                                              {"text": "thinking"}])
+    res = run_tde(TaskSpec(task_type="payer", prompt="pay", idempotency_key="comp-1"), model=model,
+                  policy_file=str(ops), tools=box)
     assert (res.status, res.stop_reason) == ("compensate_required", "max_iterations")
     out = outcome_for_result(task(), res, Policy())
     assert out.kind == "complete" and out.variables["tdeStatus"] == "compensate_required"
