@@ -283,11 +283,13 @@ class SimulationReport(_Strict):
     input_problems: list[InputProblem] = Field(default_factory=list)
     traces: list[list[str]] | None = Field(None, description="per run, the activities finished in order "
                                                              "(only when asked for)")
+    findings: list[ValidationFinding] = Field(default_factory=list, description="why the file could not be "
+                                              "simulated (missing, not BPMN, an internal error); empty otherwise")
 
     @property
     def passed(self) -> bool:
         """Every run made reached an end event."""
-        return bool(self.runs) and self.completed == self.runs
+        return bool(self.runs) and self.completed == self.runs and not self.findings
 
 
 DiffChange = Literal["added", "removed", "changed"]

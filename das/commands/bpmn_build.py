@@ -16,8 +16,10 @@ from das.bpmn.isolation import internal_error
 from das.bpmn.parse import parse
 from das.bpmn.safexml import BpmnParseError
 from das.bpmn.simulate import load_mocks, simulate_file
+from das.contracts import SimulationReport, ValidationFinding
 from das.errors import InvalidInput, NegativeResult
 from das.output import emit, progress
+from das.views.text import render_simulations
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format.")
@@ -83,58 +85,34 @@ def simulate_cmd(files: tuple[Path, ...], runs: int, seed: int, mocks: Path | No
     except (ValueError, OSError) as exc:
         raise InvalidInput(f"mocks file {mocks}: {exc}") from None
     results = [_simulate_one(f, runs, seed, mock_map, max_steps) for f in files]
-    unreadable = [r for r in results if any(f["rule"].startswith("xml") for f in r.get("findings", []))]
+    unreadable = [r for r in results if any(f.rule.startswith("xml") for f in r.findings)]
     if len(unreadable) == len(results):  # nothing to simulate at all: bad input, one line per file
-        raise InvalidInput("; ".join(f"{r['file']}: {r['findings'][0]['message']}" for r in unreadable))
+        raise InvalidInput("; ".join(f"{r.file}: {r.findings[0].message}" for r in unreadable))
     for r in unreadable:
-        progress(f"{r['file']}: {r['findings'][0]['message']}")
-    emit(results if len(results) > 1 else results[0], fmt, lambda _d: _render(results))
-    bad = [r["file"] for r in results if r["runs"] == 0 or r["completed"] < r["runs"] or r.get("input_problems")
-           or r.get("findings")]
+        progress(f"{r.file}: {r.findings[0].message}")
+    emit(results if len(results) > 1 else results[0], fmt, lambda _d: render_simulations(results))
+    bad = [r.file for r in results if not r.passed or r.input_problems]
     if bad:
         raise NegativeResult(f"{len(bad)} of {len(results)} file(s) did not simulate cleanly (a finding, a stuck run, "
                              f"or a step input unset): {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""))
 
 
-def _simulate_one(f: Path, runs: int, seed: int, mocks: dict[str, Any], max_steps: int) -> dict[str, Any]:
+def _simulate_one(f: Path, runs: int, seed: int, mocks: dict[str, Any], max_steps: int) -> SimulationReport:
     """One file's report; a file that is missing, not BPMN, or trips a DAS bug gets a report
     that says so, and the other files are simulated as usual."""
-    empty: dict[str, Any] = {"file": str(f), "runs": 0, "completed": 0, "stuck": [], "coverage": 0.0,
-                             "unreached": [], "ends": {}, "unsupported": [], "findings": []}
     if not f.is_file():
-        return {**empty, "findings": [{"rule": "xml.missing", "severity": "error", "element": None,
-                                       "message": f"no such file: {f}"}]}
+        return SimulationReport(file=str(f), findings=[ValidationFinding(
+            rule="xml.missing", severity="error", element=None, message=f"no such file: {f}")])
     try:
         parse(f)  # not BPMN, unsafe or broken XML: that file's finding (as validate reports it)
         progress(f"simulating {f} ({runs} runs)")
-        return simulate_file(f, runs=runs, seed=seed, mocks=mocks, max_steps=max_steps)
+        return SimulationReport.model_validate(simulate_file(f, runs=runs, seed=seed, mocks=mocks,
+                                                             max_steps=max_steps))
     except BpmnParseError as exc:
-        return {**empty, "findings": [{"rule": exc.rule, "severity": "error", "element": None, "message": exc.message}]}
+        return SimulationReport(file=str(f), findings=[ValidationFinding(
+            rule=exc.rule, severity="error", element=None, message=exc.message)])
     except Exception as exc:  # noqa: BLE001 - a DAS bug on this file is this file's finding
-        return {**empty, "findings": [internal_error(exc, str(f), "simulation").model_dump()]}
-
-
-def _render(results: list[dict[str, Any]]) -> str:
-    lines = []
-    for r in results:
-        lines.append(f"{r['file']}: {r['completed']}/{r['runs']} completed, coverage {r['coverage']:.0%}")
-        for finding in r.get("findings", []):
-            where = f" [{finding['element']}]" if finding.get("element") else ""
-            lines.append(f"  {finding['severity']:7} {finding['rule']}{where}: {finding['message']}")
-        if r["ends"]:
-            lines.append("  ends: " + ", ".join(f"{k}={v}" for k, v in r["ends"].items()))
-        for s in r["stuck"][:5]:
-            lines.append(f"  stuck run {s['run']}: {s['reason']} [{s['element']}]")
-        if len(r["stuck"]) > 5:
-            lines.append(f"  ... {len(r['stuck']) - 5} more stuck runs")
-        if r["unreached"]:
-            lines.append("  unreached: " + ", ".join(r["unreached"][:12]))
-        for u in r["unsupported"]:
-            lines.append(f"  unsupported: {u['construct']} [{u['element']}]")
-        for p in r.get("input_problems", [])[:10]:
-            lines.append(f"  input unset: {p['element']} needs {p['field']} from variable {p['variable'] or '(not mapped)'}, "
-                         "which no earlier step set on some path")
-    return "\n".join(lines)
+        return SimulationReport(file=str(f), findings=[internal_error(exc, str(f), "simulation")])
 
 
 @click.command("schema-authoring")

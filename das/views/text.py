@@ -6,7 +6,7 @@ import json
 
 from das.bpmn.diff import render_text
 from das.bpmn.parse import parse
-from das.contracts import Proposal
+from das.contracts import Proposal, SimulationReport
 from das.errors import DasError
 from das.llm.check import ModelCheck
 
@@ -74,4 +74,28 @@ def render_model_check(check: ModelCheck) -> str:
         lines.append(f"error:       {check.error}")
     for lesson in caps.learned[-3:]:
         lines.append(f"learned:     {lesson}")
+    return "\n".join(lines)
+
+
+def render_simulations(reports: list[SimulationReport]) -> str:
+    """``das bpmn simulate`` as text: per file, runs, findings, ends, stuck runs, gaps."""
+    lines = []
+    for r in reports:
+        lines.append(f"{r.file}: {r.completed}/{r.runs} completed, coverage {r.coverage:.0%}")
+        for finding in r.findings:
+            where = f" [{finding.element}]" if finding.element else ""
+            lines.append(f"  {finding.severity:7} {finding.rule}{where}: {finding.message}")
+        if r.ends:
+            lines.append("  ends: " + ", ".join(f"{k}={v}" for k, v in r.ends.items()))
+        for s in r.stuck[:5]:
+            lines.append(f"  stuck run {s.run}: {s.reason} [{s.element}]")
+        if len(r.stuck) > 5:
+            lines.append(f"  ... {len(r.stuck) - 5} more stuck runs")
+        if r.unreached:
+            lines.append("  unreached: " + ", ".join(r.unreached[:12]))
+        for u in r.unsupported:
+            lines.append(f"  unsupported: {u.what} [{u.element}]")
+        for p in r.input_problems[:10]:
+            lines.append(f"  input unset: {p.element} needs {p.field} from variable {p.variable or '(not mapped)'}, "
+                         "which no earlier step set on some path")
     return "\n".join(lines)
