@@ -465,6 +465,48 @@ class Proposal(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
+FileStatus = Literal["filed", "duplicate", "would_file", "not_actionable", "check_failed", "no_definition"]
+
+
+class NightlyFileResult(_Strict):
+    """What filing one finding came to."""
+
+    status: FileStatus
+    proposal_id: str | None = None
+    version: str | None = None
+    problems: list[str] = Field(default_factory=list)
+
+
+class NightlyFinding(_Strict):
+    """One pattern mined from engine history, with what was done about it."""
+
+    kind: FindingKind
+    process_key: str
+    activity_id: str
+    refactor: Refactor
+    fingerprint: str
+    activity_name: str | None = None
+    activity_type: str | None = None
+    actionable: bool = True
+    note: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict, description="the measurements (counts, examples, "
+                                                                      "percentiles); raw durations left out")
+    result: NightlyFileResult | None = None
+
+
+class NightlyReport(_Strict):
+    """One nightly run (``das nightly --format json``, the ``nightlyReport`` process variable)."""
+
+    started: str
+    since: str | None = None
+    keys: list[str] | Literal["all"] = "all"
+    dry_run: bool = False
+    model: str | None = None
+    findings: list[NightlyFinding] = Field(default_factory=list)
+    filed: list[str] = Field(default_factory=list, description="ids of the proposals filed")
+    counts: dict[FileStatus, int] = Field(default_factory=dict)
+
+
 CONTRACTS: dict[str, type[BaseModel]] = {
     "TaskSpec": TaskSpec,
     "Policy": Policy,
@@ -478,6 +520,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "ProposalDiff": ProposalDiff,
     "Evidence": Evidence,
     "ValueMeasure": ValueMeasure,
+    "NightlyReport": NightlyReport,
 }
 
 M = TypeVar("M", bound=BaseModel)

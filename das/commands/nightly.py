@@ -1,30 +1,16 @@
-"""``das nightly``: the CLI door to ``das.nightly.run.run_nightly`` and its text view."""
+"""``das nightly``: the CLI door to ``das.nightly.run.run_nightly`` (text view: ``das.views.text``)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import click
 
 from das.camunda.client import EngineClient
 from das.nightly.run import parse_since, run_nightly
 from das.output import emit
+from das.views.text import render_nightly
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")
-
-
-def render_report(report: dict[str, Any]) -> str:
-    lines = [f"{len(report['findings'])} finding(s)" + (" (dry run)" if report["dry_run"] else "")]
-    for f in report["findings"]:
-        res = f.get("result") or {}
-        where = f"{f['process_key']}:{f['activity_id']}"
-        tail = res.get("proposal_id") or "; ".join(res.get("problems", [])) or ""
-        lines.append(f"  {f['kind']:<14} {where:<40} {f['refactor']:<19} {res.get('status', '-'):<15} {tail}".rstrip())
-    lines.append("filed: " + (", ".join(report["filed"]) or "none"))
-    if report["filed"]:
-        lines.append("review: das queue show <id>")
-    return "\n".join(lines)
 
 
 @click.command()
@@ -47,4 +33,4 @@ def nightly(since: str | None, keys: tuple[str, ...], model: str | None, dry_run
     with EngineClient(engine_url) as client:
         report = run_nightly(client, since=parse_since(since), keys=list(keys) or None, model=model,
                              dry_run=dry_run)
-    emit(report, fmt, render_report)
+    emit(report, fmt, render_nightly)

@@ -334,7 +334,8 @@ def handle_nightly(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     except Exception as exc:  # a bug: an incident after retries, with the traceback for the operator
         return failure_outcome(task, None, f"DAS nightly bug: {type(exc).__name__}: {exc}",
                                traceback.format_exc()[-8000:])
-    return Outcome("complete", variables={"nightlyReport": Json(report), "nightlyFiled": len(report["filed"])},
+    return Outcome("complete", variables={"nightlyReport": Json(report.model_dump(mode="json")),
+                                          "nightlyFiled": len(report.filed)},
                    stop_reason="completed")
 
 

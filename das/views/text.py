@@ -6,7 +6,7 @@ import json
 
 from das.bpmn.diff import render_text
 from das.bpmn.parse import parse
-from das.contracts import Proposal, SimulationReport
+from das.contracts import NightlyReport, Proposal, SimulationReport
 from das.errors import DasError
 from das.llm.check import ModelCheck
 
@@ -98,4 +98,19 @@ def render_simulations(reports: list[SimulationReport]) -> str:
         for p in r.input_problems[:10]:
             lines.append(f"  input unset: {p.element} needs {p.field} from variable {p.variable or '(not mapped)'}, "
                          "which no earlier step set on some path")
+    return "\n".join(lines)
+
+
+def render_nightly(report: NightlyReport) -> str:
+    """``das nightly`` as text: one line per finding, then what was filed."""
+    lines = [f"{len(report.findings)} finding(s)" + (" (dry run)" if report.dry_run else "")]
+    for f in report.findings:
+        res = f.result
+        where = f"{f.process_key}:{f.activity_id}"
+        tail = (res.proposal_id or "; ".join(res.problems)) if res else ""
+        lines.append(f"  {f.kind:<14} {where:<40} {f.refactor:<19} {res.status if res else '-':<15} {tail or ''}"
+                     .rstrip())
+    lines.append("filed: " + (", ".join(report.filed) or "none"))
+    if report.filed:
+        lines.append("review: das queue show <id>")
     return "\n".join(lines)

@@ -61,18 +61,18 @@ def test_nightly_files_retry_and_error_boundary_from_real_history(engine, engine
 
     queue = Queue()
     report = run_nightly(engine_client, keys=[key], queue=queue)
-    findings = {f["kind"]: f for f in report["findings"]}
+    findings = {f.kind: f for f in report.findings}
     inc, fail = findings["incidents"], findings["task_failures"]
-    assert inc["activity_id"] == "charge" and inc["evidence"]["incidents"] == FAILED
-    assert inc["evidence"]["by_type"] == {"failedExternalTask": FAILED}
-    assert {e["process_instance_id"] for e in inc["evidence"]["examples"]} <= set(instances)
-    assert fail["evidence"]["failures"] == FAILED + RECOVERED
-    assert fail["evidence"]["failed_tasks"] == FAILED + RECOVERED and fail["evidence"]["tasks"] == total
-    assert fail["evidence"]["recovered_tasks"] == RECOVERED and fail["evidence"]["exhausted_tasks"] == FAILED
+    assert inc.activity_id == "charge" and inc.evidence["incidents"] == FAILED
+    assert inc.evidence["by_type"] == {"failedExternalTask": FAILED}
+    assert {e["process_instance_id"] for e in inc.evidence["examples"]} <= set(instances)
+    assert fail.evidence["failures"] == FAILED + RECOVERED
+    assert fail.evidence["failed_tasks"] == FAILED + RECOVERED and fail.evidence["tasks"] == total
+    assert fail.evidence["recovered_tasks"] == RECOVERED and fail.evidence["exhausted_tasks"] == FAILED
     assert "unused_path" not in findings  # fewer than 10 completed instances: no path verdicts
-    assert len(report["filed"]) == 2
+    assert len(report.filed) == 2
 
-    by_refactor = {queue.get(pid).value_measure.refactor: queue.get(pid) for pid in report["filed"]}
+    by_refactor = {queue.get(pid).value_measure.refactor: queue.get(pid) for pid in report.filed}
     boundary, retry = by_refactor["add_error_boundary"], by_refactor["add_retry"]
     for p in (boundary, retry):
         assert (p.origin, p.author, p.base_version, p.version) == ("nightly", "das", "1.0.0", "1.1.0")
@@ -84,7 +84,7 @@ def test_nightly_files_retry_and_error_boundary_from_real_history(engine, engine
     assert "charge_nightly_error" in boundary.artifact and "R3/PT5M" in retry.artifact
 
     again = run_nightly(engine_client, keys=[key], queue=queue)  # same refactors still proposed: no new ones
-    assert again["filed"] == [] and again["counts"].get("duplicate") == 2
+    assert again.filed == [] and again.counts.get("duplicate") == 2
 
 
 def test_das_nightly_bpmn_started_by_message_files_proposals(engine, engine_client, unique, das_home):
