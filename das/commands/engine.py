@@ -14,6 +14,7 @@ from das.engine.worker import Worker, WorkerConfig
 from das.errors import InvalidInput, NegativeResult
 from das.output import emit, progress
 from das.tracing import configure_from_env
+from das.views.text import render_kernel_status, render_kernel_up
 
 DEFAULT_TOPICS = ["das-tde-probabilistic", "das-peo-select", "das-nightly", "das-tde-compensate"]
 
@@ -127,22 +128,12 @@ def kernel_up(engine_url: str | None, processes_dir: str | None, root_process: s
     except BaseException:
         k.shutdown()
         raise
-    emit(report, fmt, _up_text)
+    emit(report, fmt, render_kernel_up)
     if detach:
         k.client.close()
         return
     progress("kernel: monitoring (SIGTERM or Ctrl-C to stop)")
     k.monitor()
-
-
-def _up_text(report: dict) -> str:
-    lines = [f"engine {report['engine']} at {report['url']} (version {report['version']})"]
-    for d in report["deployments"]:
-        extra = ", ".join(d.get("definitions") or []) or d.get("error", "")
-        lines.append(f"  {d['status']:<9} {d['file']} {extra}".rstrip())
-    if report.get("root_instance"):
-        lines.append(f"root orchestrator started: {report['root_instance']}")
-    return "\n".join(lines)
 
 
 @kernel.command("status")
@@ -151,21 +142,9 @@ def _up_text(report: dict) -> str:
 def kernel_status(engine_url: str | None, fmt: str) -> None:
     """Engine health, deployments, incidents, open external tasks. Exit 1 if the engine is down."""
     data = status(engine_url)
-    emit(data, fmt, _status_text)
-    if not data["ready"]:
-        raise NegativeResult(f"engine not ready at {data['url']}")
-
-
-def _status_text(data: dict) -> str:
-    if not data["ready"]:
-        return f"engine DOWN at {data['url']}"
-    lines = [f"engine up at {data['url']} (version {data['version']}, "
-             f"pid {data['engine_pid'] or 'not started by DAS'}, kernel pid {data['kernel_pid'] or '-'})",
-             f"DAS deployments: {data['das_deployments']}, definitions: {len(data['process_definitions'])}, "
-             f"open incidents: {data['open_incidents']}"]
-    for topic, n in sorted(data["open_external_tasks"].items()):
-        lines.append(f"  {topic}: {n} open")
-    return "\n".join(lines)
+    emit(data, fmt, render_kernel_status)
+    if not data.ready:
+        raise NegativeResult(f"engine not ready at {data.url}")
 
 
 @kernel.command("down")

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from pydantic import BaseModel, Field
+
 from das.authoring.deploy import deploy_pending
 from das.authoring.queue import Queue
 from das.camunda.client import EngineClient
@@ -231,30 +233,41 @@ class Kernel:
         self.client.close()
 
 
-def status(url: str | None = None) -> dict[str, Any]:
+class KernelStatus(BaseModel):
+    """``das kernel status``: engine health, what DAS deployed, incidents and open tasks."""
+
+    url: str
+    ready: bool = False
+    version: str | None = None
+    engine_pid: int | None = Field(None, description="the engine DAS started, if it runs")
+    kernel_pid: int | None = Field(None, description="a running `das kernel up`")
+    das_deployments: int = 0
+    process_definitions: list[str] = Field(default_factory=list, description="key:version, latest only")
+    open_incidents: int = 0
+    open_external_tasks: dict[str, int] = Field(default_factory=dict, description="topic -> open tasks")
+
+
+def status(url: str | None = None) -> KernelStatus:
     """Engine health, what DAS deployed, incidents and open external tasks."""
     url = (url or engine_url()).rstrip("/")
     engine_pid = _read_json(engine_pid_file())
     kernel = _read_json(kernel_pid_file())
-    out: dict[str, Any] = {
-        "url": url, "ready": False, "version": None,
-        "engine_pid": engine_pid.get("pid") if engine_pid and pid_alive(int(engine_pid.get("pid", 0))) else None,
-        "kernel_pid": kernel.get("pid") if kernel and pid_alive(int(kernel.get("pid", 0))) else None,
-    }
+    out = KernelStatus(
+        url=url,
+        engine_pid=engine_pid.get("pid") if engine_pid and pid_alive(int(engine_pid.get("pid", 0))) else None,
+        kernel_pid=kernel.get("pid") if kernel and pid_alive(int(kernel.get("pid", 0))) else None)
     with EngineClient(url, timeout=5) as client:
         if not client.is_ready():
             return out
-        out["ready"] = True
-        out["version"] = client.version()
-        deps = client.deployments(source="das")
-        out["das_deployments"] = len(deps)
-        out["process_definitions"] = sorted(
+        out.ready = True
+        out.version = client.version()
+        out.das_deployments = len(client.deployments(source="das"))
+        out.process_definitions = sorted(
             f"{d['key']}:{d['version']}" for d in client.process_definitions(latest=True))
-        out["open_incidents"] = len(client.incidents())
-        topics: dict[str, int] = {}
+        out.open_incidents = len(client.incidents())
         for task in client.external_tasks(active=True):
-            topics[task.get("topicName", "")] = topics.get(task.get("topicName", ""), 0) + 1
-        out["open_external_tasks"] = topics
+            topic = task.get("topicName", "")
+            out.open_external_tasks[topic] = out.open_external_tasks.get(topic, 0) + 1
     return out
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from das.bpmn.diff import render_text
 from das.bpmn.parse import parse
 from das.contracts import NightlyReport, Proposal, SimulationReport
+from das.engine.kernel import KernelStatus
 from das.errors import DasError
 from das.llm.check import ModelCheck
 
@@ -113,4 +115,28 @@ def render_nightly(report: NightlyReport) -> str:
     lines.append("filed: " + (", ".join(report.filed) or "none"))
     if report.filed:
         lines.append("review: das queue show <id>")
+    return "\n".join(lines)
+
+
+def render_kernel_up(report: dict[str, Any]) -> str:
+    """``das kernel up``: the engine, each deployment, the root instance."""
+    lines = [f"engine {report['engine']} at {report['url']} (version {report['version']})"]
+    for d in report["deployments"]:
+        extra = ", ".join(d.get("definitions") or []) or d.get("error", "")
+        lines.append(f"  {d['status']:<9} {d['file']} {extra}".rstrip())
+    if report.get("root_instance"):
+        lines.append(f"root orchestrator started: {report['root_instance']}")
+    return "\n".join(lines)
+
+
+def render_kernel_status(data: KernelStatus) -> str:
+    """``das kernel status`` as text."""
+    if not data.ready:
+        return f"engine DOWN at {data.url}"
+    lines = [f"engine up at {data.url} (version {data.version}, "
+             f"pid {data.engine_pid or 'not started by DAS'}, kernel pid {data.kernel_pid or '-'})",
+             f"DAS deployments: {data.das_deployments}, definitions: {len(data.process_definitions)}, "
+             f"open incidents: {data.open_incidents}"]
+    for topic, n in sorted(data.open_external_tasks.items()):
+        lines.append(f"  {topic}: {n} open")
     return "\n".join(lines)
