@@ -17,12 +17,12 @@ from das.bpmn.diff import diff, render_text
 from das.bpmn.edits import apply_edits, edit_script_schema
 from das.bpmn.isolation import internal_error
 from das.bpmn.parse import parse
-from das.bpmn.rules import Report
 from das.bpmn.validate import validate_files
 from das.bpmn.write import write
 from das.errors import InvalidInput, NegativeResult, UsageError
 from das.output import emit, progress
 from das.registry import load_registry
+from das.views.reports import render_validation
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
                       help="Output format.")
@@ -31,18 +31,6 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), de
 @click.group()
 def bpmn() -> None:
     """Compile, validate, simulate, diff and edit BPMN (Camunda 7 dialect)."""
-
-
-def _render_reports(reports: list[Report]) -> str:
-    lines = []
-    for r in reports:
-        c = r.counts()
-        status = "valid" if r.valid else "INVALID"
-        lines.append(f"{r.file}: {status} ({c['error']} error(s), {c['warning']} warning(s), {c['info']} info)")
-        for f in r.findings:
-            where = f" [{f.element}]" if f.element else ""
-            lines.append(f"  {f.severity:7} {f.rule}{where}: {f.message}")
-    return "\n".join(lines)
 
 
 @bpmn.command("validate")
@@ -60,7 +48,7 @@ def validate_cmd(files: tuple[Path, ...], known: tuple[str, ...], fmt: str) -> N
     """
     executors = {name: entry.executor.kind for name, entry in load_registry().items()}
     reports = validate_files(files, known=known, known_task_types=executors)
-    emit(reports, fmt, _render_reports)
+    emit(reports, fmt, render_validation)
     bad = [r.file for r in reports if not r.valid]
     if bad:
         raise NegativeResult(f"{len(bad)} of {len(reports)} file(s) have errors: {', '.join(bad[:5])}"

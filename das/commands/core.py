@@ -10,10 +10,11 @@ import click
 
 from das.agents.tde_loop import run_tde
 from das.agents.team import select_task
-from das.contracts import CONTRACTS, GUARDRAIL_STOPS, TaskSpec, TdeResult, parse_external
+from das.contracts import CONTRACTS, GUARDRAIL_STOPS, TaskSpec, parse_external
 from das.errors import InvalidInput, UsageError
 from das.output import emit, progress
 from das.registry import load_registry
+from das.views.reports import render_tde_result
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")
@@ -85,25 +86,10 @@ def tde_run(spec_path: str, model: str | None, policy_file: str | None, fmt: str
     spec = parse_external(TaskSpec, raw, "taskSpec")
     progress(f"running {spec.task_type} with {model or 'default model'} …")
     result = run_tde(spec, model=model, policy_file=policy_file)
-    emit(result, fmt, _render_result)
+    emit(result, fmt, render_tde_result)
     code = STOP_EXIT.get(result.stop_reason, 1)
     if code:
         sys.exit(code)
-
-
-def _render_result(result: TdeResult) -> str:
-    lines = [f"status: {result.status}  stop_reason: {result.stop_reason}",
-             f"usage: {result.usage.iterations} iterations, {result.usage.model_calls} model calls, "
-             f"{result.usage.tool_calls} tool calls, {result.usage.input_tokens}+{result.usage.output_tokens} tokens, "
-             f"${result.usage.cost_usd:.4f}, {result.usage.wall_s:.2f}s"]
-    if result.message:
-        lines.append(f"message: {result.message}")
-    lines.append("outputs: " + json.dumps(result.outputs, indent=2))
-    lines.append("trace:")
-    for step in result.trace:
-        detail = step.tool or step.evaluation or (step.thought or "")[:80]
-        lines.append(f"  [{step.iteration}] {step.phase:<8} {detail}" + (f"  ERROR: {step.error}" if step.error else ""))
-    return "\n".join(lines)
 
 
 @click.command()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from das.evals.authoring import render_text, run_authoring_eval
-from das.evals.tde import render_text as tde_text
+from das.evals.authoring import run_authoring_eval
 from das.evals.tde import run_tde_eval
 from das.output import emit
+from das.views.reports import render_authoring_eval, render_tde_eval
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                       show_default=True, help="Output format; json keys are stable.")
@@ -34,8 +34,8 @@ def eval_cmd(suite: str, model: str | None, limit: int | None, with_labels: bool
     """
     if suite == "tde":
         tde_report = run_tde_eval(model=model, limit=limit)
-        emit(tde_report.model_dump(mode="json"), fmt, lambda _r: tde_text(tde_report))
+        emit(tde_report.model_dump(mode="json"), fmt, lambda _r: render_tde_eval(tde_report))
         return
 
     report = run_authoring_eval(model=model, limit=limit, with_labels=with_labels)
-    emit(report, fmt, render_text)
+    emit(report, fmt, render_authoring_eval)

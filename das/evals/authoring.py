@@ -217,18 +217,4 @@ def run_authoring_eval(model: str | None = None, limit: int | None = None,
             "summary": summarise(rows)}
 
 
-def render_text(report: dict[str, Any]) -> str:
-    """The eval as a table (one row per case) and its summary."""
-    lines = [f"authoring eval, model {report['model']}, mode {report.get('mode', 'description')}",
-             f"{'case':<28} {'valid':<5} {'sim':<5} {'rep':>3} {'F1act':>6} {'F1gw':>6} {'fit':>6} {'prec':>6} "
-             f"{'behF':>6} {'s':>6}"]
-    for r in report["cases"]:
-        lines.append(f"{r['key']:<28} {str(r['valid'])[0]:<5} {str(r['simulated'])[0]:<5} {r['repair_attempts']:>3} "
-                     f"{r['f1_activities']:>6.2f} {r['f1_gateways']:>6.2f} {r['fitness']:>6.2f} {r['precision']:>6.2f} "
-                     f"{r['behaviour_f']:>6.2f} {r['latency_s']:>6.1f}" + (f"  error: {r['error'][:80]}" if r.get("error") else ""))
-    lines.append("")
-    lines += [f"{k}: {v}" for k, v in report["summary"].items()]
-    return "\n".join(lines)
-
-
-__all__ = ["load_cases", "check_reference", "reference_xml", "score_xml", "run_authoring_eval", "render_text"]
+__all__ = ["load_cases", "check_reference", "reference_xml", "score_xml", "run_authoring_eval"]

@@ -447,20 +447,3 @@ def run_tde_eval(model: str | None = None, limit: int | None = None, cases_dir: 
     return TdeEvalReport(model=model, cases=rows, summary=summarize(rows))
 
 
-def render_text(report: TdeEvalReport) -> str:
-    """A table (id, status, right, failed checks), then the summary."""
-    head = ("id", "status", "right", "failed checks")
-    rows = [(r.id, r.status if r.status == "succeeded" else f"{r.status}/{r.stop_reason or '-'}",
-             "yes" if r.right else "no", "; ".join(r.failed_checks) or "-") for r in report.cases]
-    widths = [max(len(head[i]), *(len(row[i]) for row in rows)) if rows else len(head[i]) for i in range(3)]
-    lines = [f"TDE eval, model {report.model}", ""]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head[:3], widths, strict=True)) + "  " + head[3])
-    lines.append("  ".join("-" * w for w in widths) + "  " + "-" * len(head[3]))
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
-    s = report.summary
-    lines += ["", f"cases {s.cases}  succeeded {s.succeeded_rate:.0%}  right {s.right_rate:.0%}  "
-                  f"mean latency {s.mean_latency_s:.1f} s  tokens {s.total_tokens}"]
-    for kind, stats in s.by_kind.items():
-        lines.append(f"  {kind}: {int(stats['cases'])} cases, right {stats['right_rate']:.0%}")
-    return "\n".join(lines)

@@ -19,7 +19,6 @@ from das.evals.tde import (
     cases_root,
     is_placeholder,
     load_cases,
-    render_text,
     run_case,
     run_tde_eval,
     score,
@@ -28,6 +27,7 @@ from das.evals.tde import (
 from das.guardrails import resolve_policy
 from das.llm.testmodel import register_script
 from das.registry import lookup
+from das.views.reports import render_tde_eval
 
 CASES = load_cases()
 
@@ -227,7 +227,7 @@ def test_a_run_counts_right_and_schema_valid_wrong_answers_apart(tmp_path: Path)
     assert wrong.failed_checks == ["label == 'technical' (got 'billing')"]
     assert report.summary.cases == 2 and report.summary.succeeded_rate == 1.0 and report.summary.right_rate == 0.5
     assert report.summary.total_tokens == 30 and report.summary.by_kind["classification"]["right_rate"] == 0.5
-    text = render_text(report)
+    text = render_tde_eval(report)
     assert "classify_ticket_technical" in text and "label == 'technical'" in text and "right 50%" in text
 
 
@@ -287,7 +287,7 @@ def test_a_failing_case_is_an_error_row_not_a_crash(tmp_path: Path, monkeypatch:
     report = run_tde_eval(model=model, cases_dir=_two_ticket_cases(tmp_path))
     assert [(r.status, r.right) for r in report.cases] == [("error", False), ("succeeded", True)]
     assert report.cases[0].message == "RuntimeError: provider exploded"
-    assert "error/-" in render_text(report)
+    assert "error/-" in render_tde_eval(report)
 
 
 def test_the_operator_policy_file_reaches_the_loop(tmp_path: Path) -> None:
