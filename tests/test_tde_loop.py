@@ -222,3 +222,16 @@ def test_a_repeated_read_only_call_is_not_run_again_and_the_model_is_told_to_fin
     assert acts[0].result_digest and acts[0].error is None  # the first call ran
     assert acts[1].result_digest is None and "already called json_query" in (acts[1].error or "")
     assert result.usage.tool_calls == 2  # the repeat still counts against max_tool_calls
+
+
+def test_a_read_after_a_write_is_run_again_not_served_from_the_repeat_guard(tmp_path):
+    read = {"tool_calls": [{"name": "read_file", "arguments": {"path": "a.txt"}}]}
+    write = {"tool_calls": [{"name": "write_file", "arguments": {"path": "a.txt", "content": "NEW"}}]}
+    first = {"tool_calls": [{"name": "write_file", "arguments": {"path": "a.txt", "content": "OLD"}}]}
+    model = register_script("read-write-read", [first, read, write, read, finish()])
+    ops = tmp_path / "ops.yaml"
+    ops.write_text("allowed_tools: [finish, read_file, write_file]\nmax_iterations: 6\n")
+    result = run_tde(spec(), model=model, policy_file=str(ops))
+    reads = [s for s in result.trace if s.phase == "act" and s.tool == "read_file"]
+    assert len(reads) == 2 and all(s.error is None and s.result_digest for s in reads)
+    assert reads[0].result_digest != reads[1].result_digest  # the second read saw NEW

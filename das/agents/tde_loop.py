@@ -350,7 +350,10 @@ class TdeLoop:
             return
         self.invalid_in_a_row = 0
         text = result if isinstance(result, str) else json.dumps(result, default=str)
-        self._seen_calls[call_key] = text
+        if self.tools[name].side_effecting:
+            self._seen_calls.clear()  # the world changed: an earlier read may read differently now
+        else:
+            self._seen_calls[call_key] = text
         self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments,
                                     result_digest=digest(result), latency_ms=round((time.perf_counter() - t0) * 1000, 2)))
         self._observe(text[:8000], call_id)

@@ -5,17 +5,25 @@ with a ``schema``, some servers take bare ``json_object``, some nothing; some do
 calls, some ignore them. One small record per model says which, and the gateway uses the
 strongest mode the record names, falling back cleanly to schema-in-prompt + parse + validate.
 
-Where a record comes from, in order (later sources only fill what earlier ones left open):
+Where a record comes from:
 
 1. the in-process providers (``test/`` scripts, ``local/`` embedded models) - ``builtin``;
 2. the operator's ``models.yaml`` (``$DAS_MODELS_FILE`` or ``$DAS_HOME/models.yaml``) -
    ``declared``;
-3. what a server taught us: a 400/422 (or llama.cpp's 500) naming ``response_format`` or
-   ``tools`` moves the model one mode down, once, logged once, and remembered in
-   ``$DAS_HOME/models_learned.json`` - ``learned``;
+3. what a server proved: a request refused (a 400/422, or llama.cpp's 500 validation error,
+   naming ``response_format``) and then answered one mode down is a lesson, per model *and*
+   server, logged once and remembered in ``$DAS_HOME/models_learned.json`` - ``learned``; a
+   lesson only ever moves a model down, and it wins over 1 and 2 because the server proved them
+   wrong; a refusal of ``tools`` teaches "no native tools" unless the operator declared them;
 4. litellm's model map (``supports_response_schema``, ``supports_function_calling``) -
-   ``litellm``;
+   ``litellm``, for what 1-3 left open;
 5. otherwise: try ``json_schema`` and learn from the answer, no native tools - ``default``.
+
+Local (no data leaves the host, so ``pii`` may go there and no price is needed) is decided
+from the server litellm will be given: ``test/``, ``local/``, or an explicit ``openai/``,
+``hosted_vllm/`` or ``ollama/`` prefix whose base URL is a loopback address (or
+``local:`` in models.yaml). The gateway passes that very base URL to litellm, so the address
+checked is the address used.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import ipaddress
 import json
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -126,27 +135,45 @@ class LearnedCapabilities:
 
     def get(self, model: str) -> dict[str, Any]:
         with self._lock:
-            return dict(self._load().get(model, {}))
+            entry = self._load().get(model)
+        if not isinstance(entry, dict):
+            return {}
+        out: dict[str, Any] = {}
+        if entry.get("structured") in MODES:
+            out["structured"] = entry["structured"]
+        if isinstance(entry.get("tools"), bool):
+            out["tools"] = entry["tools"]
+        reasons = entry.get("reasons")
+        out["reasons"] = [str(r) for r in reasons] if isinstance(reasons, list) else []
+        return out
 
     def learn(self, model: str, *, structured: StructuredMode | None = None, tools: bool | None = None,
               reason: str = "", quiet: bool = False) -> None:
         with self._lock:
-            entry = dict(self._load().get(model, {}))
+            self._loaded = None  # merge with what other processes wrote since
+            data = self._load()
+            raw = data.get(model)
+            entry = dict(raw) if isinstance(raw, dict) else {}
+            if structured is not None and entry.get("structured") in MODES \
+                    and MODES.index(structured) < MODES.index(entry["structured"]):
+                structured = None  # a lesson only moves a model down
             changes = {k: v for k, v in (("structured", structured), ("tools", tools)) if v is not None}
             if all(entry.get(k) == v for k, v in changes.items()):
                 return
             entry.update(changes)
-            entry.setdefault("reasons", []).append(reason[:300])
-            data = self._load()
+            old = entry.get("reasons")
+            reasons: list[Any] = old if isinstance(old, list) else []
+            entry["reasons"] = [*reasons, reason[:300]][-10:]
             data[model] = entry
             (log.info if quiet else log.warning)("model %s: %s; from now on %s", model, reason[:300],
                                                  ", ".join(f"{k}={v}" for k, v in changes.items()))
             try:
                 path = self.path()
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-                tmp.replace(path)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".models_learned.", suffix=".tmp")
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(json.dumps(data, indent=2, sort_keys=True))
+                os.replace(tmp, path)
             except OSError as exc:  # a read-only home only costs a re-learn next time
                 log.warning("could not remember model capabilities in %s: %s", self.path(), exc)
 
@@ -187,10 +214,21 @@ def provider_of(model: str) -> str:
     return model.split("/", 1)[0] if "/" in model else "openai"
 
 
+SERVER_PROVIDERS = ("openai", "hosted_vllm", "ollama", "ollama_chat")  # where DAS names the server itself
+
+
+def server_of(model: str, decl: DeclaredModel | None = None) -> str | None:
+    """The base URL the gateway gives litellm for ``model`` (None: litellm's own default). Only
+    an explicit ``provider/`` prefix gets one: ``claude-...`` without a prefix is routed by litellm."""
+    if "/" not in model or provider_of(model) not in SERVER_PROVIDERS:
+        return decl.api_base if decl is not None and "/" in model else None
+    return (decl.api_base if decl is not None and decl.api_base else None) or env_api_base(provider_of(model))
+
+
 def env_api_base(provider: str) -> str | None:
     """The base URL litellm will use for ``provider`` from the environment (None: hosted default)."""
-    names = {"openai": ("OPENAI_API_BASE", "OPENAI_BASE_URL"), "ollama": ("OLLAMA_API_BASE",),
-             "ollama_chat": ("OLLAMA_API_BASE",), "anthropic": ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"),
+    names = {"openai": ("OPENAI_BASE_URL", "OPENAI_API_BASE"),  # litellm's own order
+             "ollama": ("OLLAMA_API_BASE",), "ollama_chat": ("OLLAMA_API_BASE",), "anthropic": ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"),
              "hosted_vllm": ("HOSTED_VLLM_API_BASE",)}.get(provider, ())
     for name in names:
         if os.environ.get(name):
@@ -258,12 +296,13 @@ def resolve(model: str, learned: LearnedCapabilities, declared: dict[str, Declar
             source["structured"] = "declared"
         if tools is not None:
             source["tools"] = "declared"
-    lesson = learned.get(model)
+    api_base = server_of(model, decl)
+    lesson = learned.get(lesson_key(model, api_base))
     if lesson.get("structured") in MODES:
         taught: StructuredMode = lesson["structured"]
         if structured is None or MODES.index(taught) > MODES.index(structured):
             structured, source["structured"] = taught, "learned"
-    if lesson.get("tools") is False and tools is not False:
+    if lesson.get("tools") is False and tools is not False and source.get("tools") != "declared":
         tools, source["tools"] = False, "learned"
     elif lesson.get("tools") is True and tools is None:  # `das models check` saw a tool call come back
         tools, source["tools"] = True, "learned"
@@ -278,15 +317,23 @@ def resolve(model: str, learned: LearnedCapabilities, declared: dict[str, Declar
     if tools is None:
         tools, source["tools"] = False, "default"
     provider = provider_of(model)
-    api_base = decl.api_base or env_api_base(provider)
-    local = provider in ("test", "local", "ollama", "ollama_chat") if decl.local is None else decl.local
-    if decl.local is None and not local and is_loopback_url(api_base):
-        local = True  # the operator's own host: nothing leaves it
+    if decl.local is not None:
+        local = decl.local
+    elif provider in ("test", "local"):
+        local = True
+    else:  # the operator's own host: nothing leaves it (only where DAS names the server)
+        local = "/" in model and provider in SERVER_PROVIDERS and is_loopback_url(api_base)
     return ModelCapabilities(model=model, structured=structured, tools=tools, source=source, api_base=api_base,
                              local=local, authoring_form=decl.authoring_form or form_for(structured),
                              input_per_mtok=decl.input_per_mtok, output_per_mtok=decl.output_per_mtok,
                              learned=list(lesson.get("reasons", [])))
 
 
+def lesson_key(model: str, api_base: str | None) -> str:
+    """Lessons are per model *and* server: one server's refusal says nothing about another's."""
+    return f"{model} @ {api_base}" if api_base else model
+
+
 __all__ = ["DeclaredModel", "LearnedCapabilities", "MODES", "ModelCapabilities", "StructuredMode", "env_api_base",
-           "form_for", "is_loopback_url", "load_declared", "models_file", "resolve", "weaker"]
+           "form_for", "is_loopback_url", "lesson_key", "load_declared", "models_file", "resolve", "server_of",
+           "weaker"]

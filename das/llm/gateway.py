@@ -31,6 +31,7 @@ from das.llm.capabilities import (
     LearnedCapabilities,
     ModelCapabilities,
     StructuredMode,
+    lesson_key,
     load_declared,
     resolve,
     weaker,
@@ -39,7 +40,6 @@ from das.llm.providers import OFFLINE_PROVIDERS as OFFLINE_PROVIDERS
 from das.llm.providers import ensure_registered as ensure_registered
 from das.llm.strict_schema import NotStrictable, from_strict, grammar_schema, to_strict
 
-LOCAL_PROVIDERS = (*OFFLINE_PROVIDERS, "ollama", "ollama_chat")
 JSON_REPAIRS = 1  # schema-in-prompt mode: extra calls to fix a reply that does not validate
 _allow_override: bool | None = None
 LEARNED = LearnedCapabilities()  # what servers refused, remembered under $DAS_HOME (a cache, not policy)
@@ -80,8 +80,9 @@ def capabilities(model: str, ask_litellm: bool = True) -> ModelCapabilities:
 
 def is_local(model: str) -> bool:
     """True when the model runs on this host (no data leaves it): the in-process providers,
-    Ollama, and any server the operator points at a loopback address (or declares local)."""
-    if provider_of(model) in LOCAL_PROVIDERS:
+    and an ``openai/``, ``hosted_vllm/`` or ``ollama/`` model whose server (the base URL the
+    gateway hands litellm) is a loopback address, or that models.yaml declares local."""
+    if provider_of(model) in OFFLINE_PROVIDERS and "/" in model:
         return True
     return capabilities(model, ask_litellm=False).local
 
@@ -247,32 +248,40 @@ def complete(
     with tracing.span(f"chat {model}", **{"gen_ai.operation.name": "chat", "gen_ai.system": provider_of(model),
                                           "gen_ai.request.model": model, "gen_ai.request.max_tokens": max_tokens,
                                           "das.structured_output": mode}) as current:
+        key = lesson_key(model, caps.api_base)
+        refusals: list[str] = []
         while True:
             call_kwargs, sent, strict_schema = _structured_kwargs(kwargs, mode, response_schema, schema_in_prompt)
             try:
                 reply = _call(litellm, call_kwargs, model, retries, backoff_s, server)
-                if sent != "none" and caps.source.get("structured") == "default":
-                    LEARNED.learn(model, structured=sent, reason=f"{server} accepted response_format {sent}",
-                                  quiet=True)  # confirmed once: drafting can pick its form from it
-                break
             except ToolsRefused as exc:
-                LEARNED.learn(model, tools=False, reason=exc.message)
+                if caps.source.get("tools") != "declared":
+                    LEARNED.learn(key, tools=False, reason=exc.message)
                 raise
             except CapabilityRefused as exc:
-                if exc.what != "response_format" or sent == "none":
+                if exc.what not in ("response_format", "schema") or sent == "none":
                     raise
-                LEARNED.learn(model, structured=weaker(sent), reason=exc.message)
-                mode = weaker(sent)
+                if exc.what == "response_format":
+                    refusals.append(exc.message)
+                mode = weaker(sent)  # a schema the server cannot take in this mode: this call only
                 tracing.set_attributes(current, **{"das.structured_output": mode})
+                continue
+            if refusals:  # refused above, answered here: the server proved what it takes
+                LEARNED.learn(key, structured=sent, reason=refusals[0])
+            elif sent != "none" and caps.source.get("structured") == "default":
+                LEARNED.learn(key, structured=sent, reason=f"{server} accepted response_format {sent}",
+                              quiet=True)  # confirmed once: drafting can pick its form from it
+            break
         if response_schema is not None and sent in ("json_object", "none"):
             reply = _parse_and_repair(litellm, call_kwargs, model, reply, response_schema, retries, backoff_s, server)
         elif strict_schema and response_schema is not None:
             reply = _unstrict(reply, response_schema)
-        declared = policy.model_prices.get(model)
-        prices = ((declared.input_per_mtok, declared.output_per_mtok) if declared is not None
-                  else (caps.input_per_mtok, caps.output_per_mtok))
-        if prices[0] is not None and prices[1] is not None:  # the operator's price wins over litellm's guess
-            reply.cost_usd = (reply.input_tokens * prices[0] + reply.output_tokens * prices[1]) / 1e6
+        if provider_of(model) not in OFFLINE_PROVIDERS:
+            # the price checked before the call (operator's, models.yaml's, litellm's map for the
+            # model asked for), never one derived from the model name a server answers with
+            prices = price_of(model, policy)
+            reply.cost_usd = ((reply.input_tokens * prices[0] + reply.output_tokens * prices[1]) / 1e6
+                              if prices else 0.0)
         tracing.set_attributes(current, **{"gen_ai.usage.input_tokens": reply.input_tokens,
                                            "gen_ai.usage.output_tokens": reply.output_tokens,
                                            "das.cost_usd": reply.cost_usd})
@@ -280,13 +289,13 @@ def complete(
 
 
 def _endpoint(model: str, caps: ModelCapabilities) -> dict[str, Any]:
-    """``api_base`` / ``api_key`` for servers the operator named (models.yaml or loopback env)."""
+    """``api_base`` / ``api_key`` for litellm: the base URL the capability record was decided on
+    (so the server checked for "local" is the server called), and the key models.yaml names."""
     out: dict[str, Any] = {}
     if provider_of(model) in OFFLINE_PROVIDERS or not caps.api_base:
         return out
+    out["api_base"] = caps.api_base
     decl = load_declared().get(model)
-    if decl is not None and decl.api_base:
-        out["api_base"] = decl.api_base
     key_env = decl.api_key_env if decl is not None else None
     if key_env:
         if not os.environ.get(key_env):
@@ -356,16 +365,24 @@ def structured_mode(model: str) -> StructuredMode:
     return capabilities(model).structured
 
 
+_REQUEST_SHAPE = ("validation error", "literal_error", "input should be", "not supported", "unsupported",
+                  "unknown parameter", "unrecognized", "extra inputs", "not permitted", "invalid value")
+
+
 def _refusal(exc: Exception, kwargs: dict[str, Any]) -> str | None:
-    """Which capability a provider error refuses: ``response_format``, ``tools`` or None."""
+    """Which capability a provider error refuses: ``response_format``, ``schema`` (this schema
+    in this mode, not the mode), ``tools`` or None. A 500 counts only when it reads as the
+    server rejecting the request's shape (llama.cpp answers its validation errors with 500)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     status = getattr(exc, "status_code", None)
     if not (names & {"BadRequestError", "UnprocessableEntityError", "UnsupportedParamsError", "InternalServerError"}
             or status in (400, 422, 500)):
         return None
     text = str(exc).lower()
+    if ("InternalServerError" in names or status == 500) and not any(w in text for w in _REQUEST_SHAPE):
+        return None  # a server failing is not a server refusing
     if "response_format" in kwargs and any(h in text for h in _CAPABILITY_HINTS["response_format"]):
-        return "response_format"
+        return "schema" if "invalid schema" in text else "response_format"
     if kwargs.get("tools") and any(h in text for h in _CAPABILITY_HINTS["tools"]):
         return "tools"
     return None
@@ -381,7 +398,7 @@ def _call(litellm: Any, kwargs: dict[str, Any], model: str, retries: int, backof
             break
         except Exception as exc:
             refused = _refusal(exc, kwargs)
-            if refused == "response_format":
+            if refused in ("response_format", "schema"):
                 sent = (kwargs.get("response_format") or {}).get("type")
                 raise CapabilityRefused(f"model {model} at {server} does not take structured output "
                                         f"(response_format {sent}): {_short(exc)}", refused) from exc
@@ -440,6 +457,13 @@ def _short(exc: Exception) -> str:
     return " ".join(lines)[:300]
 
 
+def _count(value: Any) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _to_reply(litellm: Any, response: Any, model: str, latency_ms: float) -> ModelReply:
     message = response.choices[0].message
     calls = []
@@ -458,12 +482,7 @@ def _to_reply(litellm: Any, response: Any, model: str, latency_ms: float) -> Mod
         call_id = call["id"] if isinstance(call, dict) else call.id
         calls.append(ToolCall(name=name, arguments=args, raw_arguments=raw, id=call_id or "", error=error))
     usage = getattr(response, "usage", None)
-    cost = response._hidden_params.get("das_cost_usd")
-    if cost is None:
-        try:
-            cost = float(litellm.completion_cost(completion_response=response))
-        except Exception:
-            cost = 0.0
+    cost = response._hidden_params.get("das_cost_usd")  # the test provider's scripted cost; others: priced
     raw_message: dict[str, Any] = {"role": "assistant", "content": message.content}
     if calls:
         raw_message["tool_calls"] = [
@@ -473,9 +492,9 @@ def _to_reply(litellm: Any, response: Any, model: str, latency_ms: float) -> Mod
     return ModelReply(
         text=message.content,
         tool_calls=calls,
-        input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-        output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-        cost_usd=float(cost or 0.0),
+        input_tokens=_count(getattr(usage, "prompt_tokens", 0)),  # a server's numbers, never negative
+        output_tokens=_count(getattr(usage, "completion_tokens", 0)),
+        cost_usd=max(float(cost or 0.0), 0.0),
         latency_ms=latency_ms,
         raw_message=raw_message,
     )

@@ -44,9 +44,9 @@ def _build_handler():  # imported lazily: litellm is slow to import
         model_response._hidden_params["das_cost_usd"] = reply["cost_usd"]
         return model_response
 
-    def scripted_error(kind: str, model: str) -> Exception:
+    def scripted_error(kind: str, model: str, message: str) -> Exception:
         e = litellm.exceptions
-        args: dict[str, Any] = {"message": f"scripted {kind}", "llm_provider": "test", "model": model}
+        args: dict[str, Any] = {"message": message, "llm_provider": "test", "model": model}
         return {
             "timeout": lambda: e.Timeout(**args),
             "rate_limit": lambda: e.RateLimitError(**args),
@@ -78,7 +78,7 @@ def _build_handler():  # imported lazily: litellm is slow to import
                 reply = testmodel.play(step, optional_params.get("tools"), testmodel.sent_schema(fmt),
                                        float(timeout) if isinstance(timeout, int | float) else None)
             except testmodel.ScriptedError as exc:
-                raise scripted_error(exc.kind, model) from None
+                raise scripted_error(exc.kind, model, exc.message) from None
             return fill(model_response, reply, f"test/{name}")
 
     class LocalProvider(CustomLLM):

@@ -28,20 +28,30 @@ GRAMMAR_MAX_STRING = 100
 _GRAMMAR_UNSAFE = ("format", "$comment", "description", "title", "examples", "discriminator")
 
 
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
+
+
 def grammar_schema(schema: Any) -> Any:
     """The schema without keywords llama.cpp's grammar converter cannot take (regex patterns),
     for the embedded models and for any server taking ``json_object`` + ``schema``.
 
     Bounds that keep a small model short (maxLength, maxItems, enum) stay; patterns are
-    checked afterwards by the caller's own validation, and failures are fed back.
+    checked afterwards by the caller's own validation, and failures are fed back. Names inside
+    ``properties`` (a property called ``format`` or ``pattern``) are data, never stripped.
     """
     if isinstance(schema, dict):
-        if isinstance(schema.get("maxLength"), int) and schema["maxLength"] > GRAMMAR_MAX_STRING:
+        max_len, min_len = schema.get("maxLength"), schema.get("minLength", 0)
+        if isinstance(max_len, int) and max_len > GRAMMAR_MAX_STRING:
             # llama.cpp expands {m,n} into n nested optionals; long bounds make sampling crawl
-            schema = {**schema, "maxLength": max(GRAMMAR_MAX_STRING, schema.get("minLength", 0))}
-        return {k: grammar_schema(v) for k, v in schema.items()
-                if (k not in _GRAMMAR_UNSAFE or (k in ("title", "description") and not isinstance(v, str)))
-                and not (k == "pattern" and "\\" in str(v))}
+            schema = {**schema, "maxLength": max(GRAMMAR_MAX_STRING, min_len if isinstance(min_len, int) else 0)}
+        out: dict[str, Any] = {}
+        for k, v in schema.items():
+            if k in _SCHEMA_MAPS and isinstance(v, dict):
+                out[k] = {name: grammar_schema(sub) for name, sub in v.items()}
+            elif (k not in _GRAMMAR_UNSAFE or (k in ("title", "description") and not isinstance(v, str))) \
+                    and not (k == "pattern" and "\\" in str(v)):
+                out[k] = grammar_schema(v)
+        return out
     if isinstance(schema, list):
         return [grammar_schema(v) for v in schema]
     return schema
@@ -52,10 +62,14 @@ class NotStrictable(ValueError):
 
 
 def to_strict(schema: dict[str, Any]) -> dict[str, Any]:
-    """The strict-compatible form of ``schema``; raises ``NotStrictable`` naming the spot."""
-    if schema.get("type") != "object" and "properties" not in schema:
+    """The strict-compatible form of ``schema``; raises ``NotStrictable`` naming the spot (any
+    shape this code does not know to be safe is not strictable: the call then goes non-strict)."""
+    if not isinstance(schema, dict) or (schema.get("type") != "object" and "properties" not in schema):
         raise NotStrictable("strict mode needs an object at the root")
-    out: dict[str, Any] = _strict(schema, "$")
+    try:
+        out: dict[str, Any] = _strict(schema, "$")
+    except (TypeError, AttributeError, KeyError, RecursionError) as exc:
+        raise NotStrictable(f"unexpected schema shape: {type(exc).__name__}") from None
     return out
 
 
@@ -69,8 +83,12 @@ def _nullable(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _strict(node: Any, where: str) -> Any:
+    if isinstance(node, bool):
+        raise NotStrictable(f"{where}: a boolean schema")
     if not isinstance(node, dict):
         return node
+    if isinstance(node.get("items"), list):
+        raise NotStrictable(f"{where}: tuple-form items")
     if "oneOf" in node:
         raise NotStrictable(f"{where}: oneOf")
     out: dict[str, Any] = {k: v for k, v in node.items() if k not in UNSUPPORTED}
@@ -103,8 +121,12 @@ def _strict(node: Any, where: str) -> Any:
 
 
 def from_strict(value: Any, schema: dict[str, Any]) -> Any:
-    """``value`` with the nulls of optional properties removed, following ``schema``."""
-    return _clean(value, schema, schema)
+    """``value`` with the nulls of optional properties removed, following ``schema`` (on any
+    schema shape it cannot follow, ``value`` unchanged: the caller validates it anyway)."""
+    try:
+        return _clean(value, schema, schema, 0)
+    except (RecursionError, TypeError, AttributeError):
+        return value
 
 
 def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
@@ -117,19 +139,25 @@ def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _allows_null(node: dict[str, Any]) -> bool:
+def _allows_null(node: dict[str, Any], root: dict[str, Any], depth: int = 0) -> bool:
+    """Whether the original schema lets this property be null (then a null is the answer's)."""
+    node = _resolve(node, root)
+    if depth > 16:
+        return True  # cannot tell: keep the value, validation decides
+    if not node or node.get("const", 0) is None:
+        return True  # {} takes anything, null included
     kind = node.get("type")
     return kind == "null" or (isinstance(kind, list) and "null" in kind) or None in node.get("enum", [0]) \
-        or any(isinstance(s, dict) and _allows_null(s) for s in node.get("anyOf", []))
+        or any(isinstance(s, dict) and _allows_null(s, root, depth + 1) for s in node.get("anyOf", []))
 
 
-def _clean(value: Any, node: Any, root: dict[str, Any]) -> Any:
-    if not isinstance(node, dict):
+def _clean(value: Any, node: Any, root: dict[str, Any], depth: int) -> Any:
+    if not isinstance(node, dict) or depth > 64:
         return value
     node = _resolve(node, root)
     if "anyOf" in node:
         for branch in node["anyOf"]:
-            candidate = _clean(value, branch, root)
+            candidate = _clean(value, branch, root, depth + 1)
             try:
                 jsonschema.validate(candidate, {**_resolve(branch, root), "$defs": root.get("$defs", {}),
                                                 "definitions": root.get("definitions", {})})
@@ -143,12 +171,12 @@ def _clean(value: Any, node: Any, root: dict[str, Any]) -> Any:
         out = {}
         for key, item in value.items():
             sub = props.get(key)
-            if item is None and key not in required and not (isinstance(sub, dict) and _allows_null(_resolve(sub, root))):
+            if item is None and key not in required and not (isinstance(sub, dict) and _allows_null(sub, root)):
                 continue
-            out[key] = _clean(item, sub, root) if sub is not None else item
+            out[key] = _clean(item, sub, root, depth + 1) if sub is not None else item
         return out
     if isinstance(value, list) and isinstance(node.get("items"), dict):
-        return [_clean(item, node["items"], root) for item in value]
+        return [_clean(item, node["items"], root, depth + 1) for item in value]
     return value
 
 

@@ -13,6 +13,7 @@ A step may contain:
   ``sleep_s``     delay before answering (to test timeouts); the call's own timeout cuts it
                   short, like a real provider's, unless ``ignore_timeout`` is true (a stuck call)
   ``raise``       ``timeout`` | ``rate_limit`` | ``server_error`` | ``auth`` | ``bad_request``
+                  (``message``: the provider's text, to play a particular server's error)
   ``usage``       ``{"input_tokens": n, "output_tokens": m}`` (default 10 / 5)
   ``cost_usd``    the cost this call reports
 
@@ -178,7 +179,7 @@ def play(step: dict[str, Any], tools: list[dict[str, Any]] | None,
             raise ScriptedError("timeout")
         time.sleep(sleep_s)
     if step.get("raise"):
-        raise ScriptedError(step["raise"])
+        raise ScriptedError(step["raise"], step.get("message"))
     tool_calls = list(step.get("tool_calls") or [])
     text = step.get("text")
     if step.get("auto_finish"):
@@ -203,6 +204,7 @@ def play(step: dict[str, Any], tools: list[dict[str, Any]] | None,
 class ScriptedError(Exception):
     """A failure the script asked for; the provider maps it to litellm's exception types."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, message: str | None = None) -> None:
         super().__init__(kind)
         self.kind = kind
+        self.message = message or f"scripted {kind}"

@@ -149,3 +149,38 @@ def test_hosted_models_come_from_litellm_and_unknown_ones_default_to_json_schema
     unknown = gateway.capabilities("openai/some-server-model")
     assert (unknown.structured, unknown.tools) == ("json_schema", False)
     assert unknown.source == {"structured": "default", "tools": "default"}
+
+
+def test_odd_schemas_go_non_strict_instead_of_crashing() -> None:
+    for schema in ({"type": "object", "properties": {"x": True}},
+                   {"type": "object", "properties": {"t": {"type": "array", "items": [{"type": "string"}]}}}):
+        with pytest.raises(NotStrictable):
+            to_strict(schema)
+    loop = {"$defs": {"n": {"anyOf": [{"$ref": "#/$defs/n"}, {"type": "object", "properties": {
+        "a": {"type": "string"}}}]}}, "type": "object", "properties": {"n": {"$ref": "#/$defs/n"}}}
+    assert from_strict({"n": {"a": "x"}}, loop) == {"n": {"a": "x"}}  # a $ref cycle: no RecursionError
+
+
+def test_from_strict_keeps_nulls_the_original_schema_allows() -> None:
+    schema = {"type": "object", "properties": {"any": {}, "none": {"const": None}, "opt": {"type": "string"}}}
+    assert from_strict({"any": None, "none": None, "opt": None}, schema) == {"any": None, "none": None}
+
+
+def test_grammar_form_keeps_properties_named_like_keywords() -> None:
+    from das.llm.strict_schema import grammar_schema
+
+    schema = {"type": "object", "properties": {"format": {"type": "string", "format": "date"},
+                                               "pattern": {"type": "string", "pattern": "\\\\d+"},
+                                               "examples": {"type": "string", "minLength": "x"}},
+              "required": ["format", "pattern", "examples"]}
+    out = grammar_schema(schema)
+    assert set(out["properties"]) == {"format", "pattern", "examples"}
+    assert out["properties"]["format"] == {"type": "string"} and "pattern" not in out["properties"]["pattern"]
+
+
+def test_das_models_check_reports_a_probe_reply_of_the_wrong_shape_as_an_error() -> None:
+    from das.llm.check import check_model
+
+    model = SCRIPTS.register("wrong-shape", [{"text": '{"nope": 1}'}], structured="prompt")
+    result = check_model(model, tools=False)
+    assert result.structured_ok is False and result.error and "probe schema" in result.error

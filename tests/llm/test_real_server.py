@@ -95,8 +95,8 @@ def test_the_server_teaches_its_structured_mode_once_and_it_is_remembered(model_
     assert (caps.structured, caps.source["structured"]) == ("json_object_schema", "learned")
     assert caps.local and caps.authoring_form == "compact"
     learned = json.loads((das_home / "models_learned.json").read_text())
-    assert learned["openai/smollm2"]["structured"] == "json_object_schema"
-    assert "response_format" in learned["openai/smollm2"]["reasons"][0]
+    lesson = learned[f"openai/smollm2 @ {model_server.base}"]  # per model and server
+    assert lesson["structured"] == "json_object_schema" and "response_format" in lesson["reasons"][0]
     gateway.LEARNED.reload()  # as a new process would: it reads the file, no second refusal
     assert gateway.capabilities("openai/smollm2").structured == "json_object_schema"
 
