@@ -130,3 +130,23 @@ def test_a_refusal_without_a_weaker_mode_is_one_line_naming_model_server_and_cap
                              "name": "f", "parameters": {"type": "object"}}}], tool_choice="bogus")
     message = err.value.message
     assert "openai/smollm2" in message and model_server.base in message and "\n" not in message
+
+
+def test_the_cli_runs_a_tde_and_files_a_draft_through_the_server(model_server, monkeypatch, das_home: Path) -> None:
+    """The issue's must-show, as a user types it: OPENAI_API_BASE + openai/<name>."""
+    monkeypatch.setenv("OPENAI_API_BASE", model_server.base)
+    run = _das("tde", "run", "--spec", str(REPO / "examples" / "hello_spec.json"), "--model", "openai/smollm2",
+               "--format", "json")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["status"] == "succeeded" and result["model"] == "openai/smollm2"
+    jsonschema.validate(result["outputs"], HELLO.output_schema)
+    draft = _das("draft", "Invoice approval: check the invoice, a manager approves it, then pay it",
+                 "--key", "invoice_approval", "--model", "openai/smollm2", "--format", "json")
+    assert draft.returncode == 0, draft.stderr
+    filed = json.loads(draft.stdout)
+    assert filed["valid"] is True and filed["status"] == "proposed"
+    from das.authoring.queue import Queue
+
+    proposal = Queue().get(filed["proposal_id"])
+    assert proposal.validation.valid and proposal.simulation is not None and proposal.simulation.passed
