@@ -25,7 +25,7 @@ from typing import Any
 from das import tracing
 from das.contracts import Policy
 from das.errors import PolicyDenied, TransientUpstreamError, UpstreamError
-from das.guardrails import check_model_allowed, redactor
+from das.guardrails import check_model_allowed
 from das.llm import structured
 from das.llm.capabilities import (
     LearnedCapabilities,
@@ -38,6 +38,7 @@ from das.llm.capabilities import (
 )
 from das.llm.providers import OFFLINE_PROVIDERS as OFFLINE_PROVIDERS
 from das.llm.providers import ensure_registered as ensure_registered
+from das.llm.redaction import Redaction, redaction_for
 from das.llm.strict_schema import NotStrictable, from_strict, grammar_schema, to_strict
 
 JSON_REPAIRS = 1  # schema-in-prompt mode: extra calls to fix a reply that does not validate
@@ -138,24 +139,21 @@ def _is_transient(exc: Exception) -> bool:
     return bool(names & set(_TRANSIENT))
 
 
-def _redact_message(message: dict[str, Any], redact: Any) -> dict[str, Any]:
-    """Every text that leaves: string content, text parts of list content, tool-call arguments."""
-    out = dict(message)
-    content = message.get("content")
-    if isinstance(content, str):
-        out["content"] = redact(content)
-    elif isinstance(content, list):
-        out["content"] = [{**p, "text": redact(p["text"])} if isinstance(p, dict) and isinstance(p.get("text"), str)
-                          else p for p in content]
-    if message.get("tool_calls"):
-        calls = []
-        for call in message["tool_calls"]:
-            fn = dict(call.get("function") or {})
-            if isinstance(fn.get("arguments"), str):
-                fn["arguments"] = redact(fn["arguments"])
-            calls.append({**call, "function": fn})
-        out["tool_calls"] = calls
-    return out
+def _restore(reply: ModelReply, redaction: Redaction) -> ModelReply:
+    """Map the placeholders of a redacted request back in the reply, before anyone validates it."""
+    reply.text = redaction.restore_json_text(reply.text)
+    for call in reply.tool_calls:
+        if call.arguments is not None:
+            call.arguments = redaction.restore_value(call.arguments)
+            call.raw_arguments = json.dumps(call.arguments, ensure_ascii=False)
+        else:
+            call.raw_arguments = redaction.restore_text(call.raw_arguments)
+    raw: dict[str, Any] = {**reply.raw_message, "content": reply.text}
+    if reply.tool_calls:
+        raw["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_arguments}}
+                             for c in reply.tool_calls]
+    reply.raw_message = raw
+    return reply
 
 
 def warm() -> None:
@@ -218,9 +216,11 @@ def complete(
     that refuses it teaches the next weaker one (remembered) and the call is made again, down
     to schema-in-prompt + parse + validate + bounded repair, which works with any model."""
     check_call_allowed(policy, model)
-    redact = redactor(policy, is_local(model))
-    if redact is not None:
-        messages = [_redact_message(m, redact) for m in messages]
+    redaction = redaction_for(policy, is_local(model))
+    if redaction is not None:  # the whole request: messages, tools (enums from inputs), the schema
+        messages = [redaction.message(m) for m in messages]
+        tools = redaction.value(tools) if tools else tools
+        response_schema = redaction.value(response_schema) if response_schema is not None else None
     if not is_local(model) and not model_requests_allowed():
         raise PolicyDenied(
             f"network model requests are off (DAS_ALLOW_MODEL_REQUESTS=0); refused to call {model}",
@@ -285,6 +285,8 @@ def complete(
         tracing.set_attributes(current, **{"gen_ai.usage.input_tokens": reply.input_tokens,
                                            "gen_ai.usage.output_tokens": reply.output_tokens,
                                            "das.cost_usd": reply.cost_usd})
+    if redaction is not None and redaction.mapped:
+        reply = _restore(reply, redaction)
     return reply
 
 

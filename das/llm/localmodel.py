@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from das.errors import UpstreamError, UsageError
-from das.llm import modelstore
+from das.llm import llamalog, modelstore
 from das.llm.strict_schema import GRAMMAR_MAX_STRING as GRAMMAR_MAX_STRING
 from das.llm.strict_schema import grammar_schema
 
@@ -44,26 +44,40 @@ def uses_grammar(name: str) -> bool:
 def _load(name: str) -> Any:
     if name not in _loaded:
         try:
+            import llama_cpp
             from llama_cpp import Llama
         except ImportError as exc:
             raise UpstreamError(
                 "local models need llama-cpp-python (see README: built with -DGGML_NATIVE=OFF)"
             ) from exc
         path = gguf_path(name)
+        llamalog.route(llama_cpp)  # never let the library dup2 fds 1 and 2 away from the process
         _loaded[name] = Llama(model_path=str(path), n_ctx=modelstore.spec(name).n_ctx, n_threads=2,
                               verbose=False, seed=0)
     return _loaded[name]
 
 
+EXIT_WAIT_S = 120.0  # how long exit waits for a load or generation still running in another thread
+
+
 @atexit.register
 def _close() -> None:
-    """Free models before interpreter teardown (llama-cpp's __del__ fails late in shutdown)."""
-    for llm in _loaded.values():
-        try:
-            llm.close()
-        except Exception:
-            pass
-    _loaded.clear()
+    """Free models before interpreter teardown (llama-cpp's __del__ fails late in shutdown).
+
+    A run that timed out while a model was still loading returns before the load ends; tearing
+    the interpreter down under a thread that is inside llama.cpp kills the process (SIGSEGV)
+    and loses its exit code, so exit waits for that thread first (bounded)."""
+    acquired = _lock.acquire(timeout=EXIT_WAIT_S)
+    try:
+        for llm in _loaded.values():
+            try:
+                llm.close()
+            except Exception:
+                pass
+        _loaded.clear()
+    finally:
+        if acquired:
+            _lock.release()
 
 
 REPEAT_PENALTY = 1.1  # llama.cpp default; 1.3 broke JSON structure (garbage names), measured

@@ -74,7 +74,7 @@ def test_curator_sends_engine_history_redacted_to_an_external_model(monkeypatch)
     finally:
         gateway.set_model_requests_allowed(None)
     text = "\n".join(seen)
-    assert "jane.doe@example.com" not in text and "4111 1111" not in text and "[REDACTED:email]" in text
+    assert "jane.doe@example.com" not in text and "4111 1111" not in text and "[REDACTED:email:" in text
 
 
 def test_curator_pii_class_refuses_external_models(tmp_path, monkeypatch):

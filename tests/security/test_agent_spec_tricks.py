@@ -156,4 +156,4 @@ def test_redaction_covers_list_parts_and_tool_call_arguments(monkeypatch):
                 policy=Policy(data_class="confidential"))
     finally:
         gateway.set_model_requests_allowed(None)
-    assert "jane@example.com" not in seen[0] and "example.de" not in seen[0] and "[REDACTED:email]" in seen[0]
+    assert "jane@example.com" not in seen[0] and "example.de" not in seen[0] and "[REDACTED:email:" in seen[0]
