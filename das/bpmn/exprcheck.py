@@ -61,10 +61,22 @@ def _tokens(text: str, start: int) -> tuple[list[tuple[str, str, int]], int]:
         out.append((kind, value, tok_pos))
 
 
+MAX_NESTING = 64  # parentheses, brackets, unary operators and ?: inside one expression
+
+
 class _Parser:
     def __init__(self, toks: list[tuple[str, str, int]]) -> None:
         self.toks = toks
         self.i = 0
+        self.depth = 0
+
+    def nest(self) -> None:
+        """One level deeper; the check is recursive, so its depth is bounded (never a RecursionError)."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            t = self.peek()
+            where = f" at column {t[2] + 1}" if t else ""
+            raise JuelSyntaxError(f"expression nested deeper than {MAX_NESTING} levels{where}; simplify it")
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -91,11 +103,13 @@ class _Parser:
             raise JuelSyntaxError(f"unexpected {t[1]!r} at column {t[2] + 1}")
 
     def expr(self) -> None:
+        self.nest()
         self.binary(0)
         if self.accept("?"):
             self.expr()
             self.expect(":")
             self.expr()
+        self.depth -= 1
 
     _LEVELS = (("||",), ("&&",), ("==", "!="), ("<", ">", "<=", ">="), ("+", "-"), ("*", "/", "%"))
 
@@ -109,7 +123,9 @@ class _Parser:
 
     def unary(self) -> None:
         if self.accept("-", "!", "empty"):
+            self.nest()
             self.unary()
+            self.depth -= 1
             return
         self.value()
 
@@ -160,6 +176,12 @@ class _Parser:
         self.expect(")")
 
 
+def _quoted(text: str) -> str:
+    """The expression as a finding quotes it: at most 200 characters."""
+    body = text.strip()
+    return repr(body[:200]) + (f" (+{len(body) - 200} more characters)" if len(body) > 200 else "")
+
+
 def check_juel(text: str, require_expression: bool = False) -> str | None:
     """None if ``text`` is a valid JUEL composite (literal text with ``${..}``/``#{..}``), else why not.
 
@@ -189,14 +211,14 @@ def check_juel(text: str, require_expression: bool = False) -> str | None:
             toks, pos = _tokens(text, i + 2)
             _Parser(toks).parse()
         except JuelSyntaxError as exc:
-            return f"invalid JUEL in {text.strip()!r}: {exc}"
+            return f"invalid JUEL in {_quoted(text)}: {exc}"
         n_expr += 1
     if len(kinds) > 1:
-        return f"{text.strip()!r} mixes ${{...}} and #{{...}}; use one kind"
+        return f"{_quoted(text)} mixes ${{...}} and #{{...}}; use one kind"
     if require_expression and (n_expr != 1 or literal):
         if n_expr == 0:
-            return f"{text.strip()!r} is not a JUEL expression; write it as ${{...}}, e.g. ${{amount > 100}}"
-        return f"{text.strip()!r} mixes literal text with an expression; put the whole condition inside one ${{...}}"
+            return f"{_quoted(text)} is not a JUEL expression; write it as ${{...}}, e.g. ${{amount > 100}}"
+        return f"{_quoted(text)} mixes literal text with an expression; put the whole condition inside one ${{...}}"
     return None
 
 

@@ -2,8 +2,10 @@
 
 What the adapter does about SpiffWorkflow's gaps (see ``prepare`` for the XML rewrite):
 
-* JUEL conditions are translated to Python (``das.bpmn.juel``); an expression it cannot
-  translate is reported as ``unsupported`` and decided by a seeded coin instead.
+* JUEL conditions are parsed and interpreted with JUEL's own coercions (``das.bpmn.juel``,
+  never Python ``eval``); an expression it cannot evaluate is reported as ``unsupported`` and
+  decided by a seeded coin instead, and one that breaks JUEL's rules (``'x' * 3``) is the
+  engine error the real engine would raise.
 * Every task-like element (service, send, script, business-rule, user, manual, receive,
   call activity) becomes a manual task that the driver completes with mocked outputs, so
   multi-instance works on all of them and ``camunda:in/out`` need no engine support.
@@ -30,17 +32,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from das.bpmn import juel
+from das.bpmn import bounded, juel
 from das.bpmn.sampledata import sample
 from das.bpmn.simulate_prep import Prepared, prepare
-from das.registry import lookup
+from das.registry import load_registry, lookup
 
 DEFAULT_MAX_STEPS = 500
+GRACE_S = 5.0  # past time_limit_s (checked per step) before the child is killed
 P_ERROR = 0.15
 P_TIMEOUT = 0.1
 
 
 class _StepLimit(Exception):
+    pass
+
+
+class _TimeLimit(Exception):
     pass
 
 
@@ -75,11 +82,50 @@ def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[s
                   record_traces: bool = False) -> dict[str, Any]:
     """Run ``runs`` seeded simulations of the process in ``path``; never raises on bad BPMN.
 
-    ``record_traces`` adds ``"traces"``: per run (in run order, stuck runs too) the names of
-    the activities the driver finished, in order (see ``_Run.trace``)."""
+    The runs happen in a child process (``das.bpmn.bounded``) holding one of the process's
+    simulation slots (``SimulationBusy`` if none frees up), stopped at ``time_limit_s`` plus a
+    grace and at its memory limit: then the report holds a ``simulation.limit`` finding and
+    one stuck run saying so. ``record_traces`` adds ``"traces"``: per run (in run order, stuck
+    runs too) the names of the activities the driver finished, in order (see ``_Run.trace``)."""
+    mock_map = mocks if isinstance(mocks, dict) else load_mocks(mocks)
+    _warm()
+    with bounded.slot():
+        try:
+            return dict(bounded.run_in_child(
+                lambda: simulate_inline(path, runs, seed, mock_map, max_steps, time_limit_s, record_traces),
+                wall_s=time_limit_s + GRACE_S))
+        except bounded.LimitHit as hit:
+            return limit_report(str(path), hit)
+
+
+def limit_report(file: str, hit: bounded.LimitHit) -> dict[str, Any]:
+    """What a simulation stopped by its time or memory limit reports: a finding and a stuck run."""
+    why = f"the simulation was stopped: {hit.message}"
+    fix = "; simplify the process (fewer or smaller multi-instances, loops, expressions) or simulate it in parts"
+    return {"file": file, "runs": 0, "completed": 0, "coverage": 0.0, "unreached": [], "ends": {},
+            "stuck": [{"run": 0, "reason": f"limit hit: {why}{fix}", "element": None}],
+            "unsupported": [{"construct": f"{hit.kind} limit", "element": None}], "input_problems": [],
+            "findings": [{"rule": "simulation.limit", "severity": "error", "element": None, "message": why + fix}]}
+
+
+def _warm() -> None:
+    """Import and load in the parent what every child needs, so forked children start warm."""
+    import SpiffWorkflow.bpmn.workflow  # noqa: F401
+    import SpiffWorkflow.camunda.parser  # noqa: F401
+
+    try:
+        load_registry()
+    except Exception:  # noqa: BLE001 - a broken registry is reported by validation, not here
+        pass
+
+
+def simulate_inline(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[str, Any] | None = None,
+                    max_steps: int = DEFAULT_MAX_STEPS, time_limit_s: float = 20.0,
+                    record_traces: bool = False) -> dict[str, Any]:
+    """``simulate_file`` in this process, without its child, slot or memory limit (the child's body)."""
     result: dict[str, Any] = {"file": str(path), "runs": runs, "completed": 0, "stuck": [], "coverage": 0.0,
                               "unreached": [], "ends": {}, "unsupported": []}
-    mock_map = mocks if isinstance(mocks, dict) else load_mocks(mocks)
+    mock_map = mocks or {}
     try:
         prep = prepare(path)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a finding, not a crash
@@ -103,7 +149,7 @@ def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[s
             result["unsupported"].append({"construct": "time limit", "element": f"stopped after {run} runs"})
             break
         prep.coin.seed(f"coin:{seed}:{run}")  # the coin deciding untranslatable conditions is seeded too
-        sim = _Run(prep, mock_map, random.Random(f"{seed}:{run}"), max_steps)
+        sim = _Run(prep, mock_map, random.Random(f"{seed}:{run}"), max_steps, deadline=deadline)
         outcome = sim.execute()
         for problem in sim.input_problems:
             if problem not in problems:
@@ -138,7 +184,7 @@ def _explain(exc: BaseException, element: str | None) -> str:
                 "variables and it has no default flow (a real engine raises an incident); add a default flow")
     hit = re.match(r"Error evaluating expression '(.*)'\.?$", msg, re.S)
     if hit:
-        cause = getattr(exc, "exception", None) or exc.__cause__
+        cause = getattr(exc, "exception", None) or exc.__cause__ or exc.__context__
         why = f" ({_one_line(cause)})" if cause else ""
         return (f"engine error{where}: the expression {hit.group(1)!r} could not be evaluated{why}; "
                 "rewrite it as a JUEL expression over process variables")
@@ -152,8 +198,10 @@ def _one_line(exc: BaseException) -> str:
 
 
 class _Run:
-    def __init__(self, prep: Prepared, mocks: dict[str, Any], rng: random.Random, max_steps: int) -> None:
+    def __init__(self, prep: Prepared, mocks: dict[str, Any], rng: random.Random, max_steps: int,
+                 deadline: float | None = None) -> None:
         self.prep = prep
+        self.deadline = deadline  # time.monotonic() after which the run stops (checked per step)
         self.mocks = mocks
         self.rng = rng
         self.max_steps = max_steps
@@ -196,6 +244,9 @@ class _Run:
                 if self._fire_waiting(wf):
                     continue
                 return self._diagnose(wf)
+        except _TimeLimit:
+            return ("time limit hit: the simulation's time ran out during this run; simplify the process or "
+                    "simulate it in parts", self._last)
         except _StepLimit:
             return (f"loop bound hit: the run took more than {self.max_steps} steps, so a cycle probably never "
                     "exits; give the loop an exit condition the mocks can satisfy, or raise --max-steps", self._last)
@@ -213,6 +264,8 @@ class _Run:
         self._last = getattr(task.task_spec, "bpmn_id", None) or self._last
         if self.steps > self.max_steps:
             raise _StepLimit()
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _TimeLimit()
 
     def _before(self, task: Any) -> None:
         self._tick(task)
@@ -223,7 +276,7 @@ class _Run:
             for source, exprs in self.prep.listeners_into[bid]:
                 if source == src or (source is None):
                     for var, expr in exprs:
-                        task.data[var] = juel.safe_eval(expr, task.data)
+                        task.data[var] = juel.evaluate(expr, task.data)
 
     def _after(self, task: Any) -> None:
         bid = getattr(task.task_spec, "bpmn_id", None)

@@ -29,8 +29,9 @@ FLOW_NODES = TASKLIKE | {"startEvent", "endEvent", "intermediateCatchEvent", "in
                          "boundaryEvent", "exclusiveGateway", "inclusiveGateway", "parallelGateway",
                          "eventBasedGateway", "complexGateway", "subProcess", "transaction", "adHocSubProcess"}
 SUBPROCESSES = {"subProcess", "transaction", "adHocSubProcess"}
-BOUNDARY_TIMER = '"P36500D"'
+BOUNDARY_TIMER = '"P36500D"'  # JUEL string literals: the script engine evaluates timer values
 IMMEDIATE_TIMER = '"PT0S"'
+MAX_CARDINALITY = 100  # multi-instance instances per activity in simulation
 
 
 def m(tag: str) -> str:
@@ -185,7 +186,7 @@ def _conditional_event(prep: Prepared, el: etree._Element, ced: etree._Element, 
     lang = cond.get("language")
     if text and not (lang and lang.lower() not in ("juel", "http://www.omg.org/spec/bpmn/20100524/model")):
         try:
-            cond.text = juel.to_python(text)
+            cond.text = juel.to_body(text)
             for var, vals in juel.literals(text).items():
                 prep.condition_values.setdefault(var, []).extend(vals)
             for var in juel.variables(text) - set(juel.literals(text)):
@@ -196,10 +197,10 @@ def _conditional_event(prep: Prepared, el: etree._Element, ced: etree._Element, 
             pass
     why = "without a condition" if not text else "with a condition that is not translatable JUEL"
     if tag == "boundaryEvent":
-        cond.text = "False"
+        cond.text = "false"
         prep.note(f"conditional boundary event {why} (never fires in simulation)", eid)
     else:
-        cond.text = "True"
+        cond.text = "true"
         prep.note(f"conditional event {why} (treated as satisfied at once)", eid)
     cond.attrib.pop("language", None)
 
@@ -211,7 +212,7 @@ def _gateway_defaults(prep: Prepared, main: etree._Element, gw: etree._Element) 
     outs = [f for f in main.iter(m("sequenceFlow")) if f.get("sourceRef") == gid]
     if len(outs) == 1:
         only = outs[0].find(m("conditionExpression"))
-        if only is not None and (only.text or "").strip() == "_das_coin()":
+        if only is not None and (only.text or "").strip() == juel.COIN:
             outs[0].remove(only)  # the only way on: a coin could only strand the run
     if len(outs) < 2:
         return
@@ -219,11 +220,11 @@ def _gateway_defaults(prep: Prepared, main: etree._Element, gw: etree._Element) 
     for f in outs:
         if f.get("id") != default and f.find(m("conditionExpression")) is None:
             ce = etree.SubElement(f, m("conditionExpression"))
-            ce.text = "_das_coin()"
+            ce.text = juel.COIN
             prep.note("gateway flow without condition (decided by a seeded coin)", f.get("id"))
     if default is None:
         conds = [f.find(m("conditionExpression")) for f in outs]
-        if all((c.text or "").strip() in ("_das_coin()", "") for c in conds if c is not None):
+        if all((c.text or "").strip() in (juel.COIN, "") for c in conds if c is not None):
             last = outs[-1]
             last.remove(last.find(m("conditionExpression")))
             gw.set("default", last.get("id", ""))
@@ -333,10 +334,15 @@ def _multi_instance(prep: Prepared, el: etree._Element) -> None:
     else:
         card = mi.find(m("loopCardinality"))
         try:
-            card.text = str(int(juel.to_python("${" + (card.text or "2").strip("${} ") + "}")))
-        except (ValueError, juel.JuelUnsupported):
+            value = juel.evaluate(juel.to_body("${" + (card.text or "2").strip("${} ") + "}"), {})
+            count = juel.to_long(value) if not isinstance(value, float) else int(value)
+        except (ValueError, OverflowError):  # JuelUnsupported, JuelError: not a constant
             card.text = "2"
             prep.note("multi-instance cardinality expression (run twice)", eid)
+        else:
+            card.text = str(max(0, min(count, MAX_CARDINALITY)))
+            if count > MAX_CARDINALITY:
+                prep.note(f"multi-instance cardinality {count} (run {MAX_CARDINALITY} times)", eid)
     cc = mi.find(m("completionCondition"))
     if cc is not None:
         mi.remove(cc)
@@ -355,14 +361,14 @@ def _condition(prep: Prepared, el: etree._Element) -> None:
     try:
         if lang and lang.lower() not in ("juel", "http://www.omg.org/spec/bpmn/20100524/model"):
             raise juel.JuelUnsupported(lang)
-        el.text = juel.to_python(text)
+        el.text = juel.to_body(text)
         for var, vals in juel.literals(text).items():
             prep.condition_values.setdefault(var, []).extend(vals)
         for var in juel.variables(text) - set(juel.literals(text)):
             prep.condition_values.setdefault(var, []).extend([True, False])
     except juel.JuelUnsupported:
         prep.note("condition not translatable JUEL (decided by a seeded coin)", fid)
-        el.text = "_das_coin()"
+        el.text = juel.COIN
     el.attrib.pop("language", None)
 
 
@@ -426,10 +432,10 @@ def _build(prep: Prepared, root: etree._Element, pid: str, filename: str) -> Non
     coin = prep.coin
 
     class _SafeEnv(TaskDataEnvironment):
-        """Conditions only: no builtins, no attribute access, no scripts."""
+        """Expressions are JUEL, interpreted by ``juel.evaluate`` (bounded, no Python); no scripts."""
 
         def evaluate(self, expression: str, context: dict[str, Any], external_context: Any = None) -> Any:
-            return juel.safe_eval(expression, context, {"_das_coin": lambda: coin.random() < 0.5})
+            return juel.evaluate(expression, context, coin=lambda: coin.random() < 0.5)
 
         def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> Any:
             raise juel.JuelUnsupported("scripts are not run in simulation")

@@ -42,11 +42,12 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from das.agents.tde_loop import run_tde, validator_for
+from das.agents.tde_loop import run_tde
 from das.config import default_model, resource_dir
 from das.contracts import Policy, TaskSpec, describe_validation_error
 from das.errors import InvalidInput
 from das.llm import localmodel
+from das.llm.schema_check import validator_for
 from das.output import progress
 
 Kind = Literal["classification", "extraction", "planning", "other"]

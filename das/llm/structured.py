@@ -16,6 +16,8 @@ from typing import Any
 
 import jsonschema
 
+from das.llm.schema_check import LinearValidator
+
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 
 
@@ -151,7 +153,9 @@ def _fix_once(text: str, exc: json.JSONDecodeError, bare_key: str | None) -> str
 
 @lru_cache(maxsize=64)
 def _validator(schema_json: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads(schema_json))
+    """Patterns go through a linear-time engine: a task's schema can't make a reply hang here."""
+    validator: jsonschema.Draft202012Validator = LinearValidator(json.loads(schema_json))
+    return validator
 
 
 def problems(value: Any, schema: dict[str, Any], limit: int = 5) -> list[str]:
