@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -86,6 +87,12 @@ class Policy(_Strict):
         default_factory=dict, description="operator only: USD per million tokens for models litellm cannot price")
 
 
+# An idempotency key is data: it names a task within its owner's namespace (das/store/keys.py),
+# never a file, a directory or another owner's task.
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")  # fullmatch: no "$"-before-newline slip
+
+
 class TaskSpec(_Strict):
     """One task for a TDE. ``prompt`` is the goal and is required for probabilistic mode."""
 
@@ -99,10 +106,21 @@ class TaskSpec(_Strict):
     capabilities: list[str] = Field(default_factory=list)
     policy: dict[str, Any] = Field(default_factory=dict, description="may only tighten")
     correlation_id: str | None = Field(None, max_length=200)
-    idempotency_key: str | None = Field(None, max_length=200)
+    idempotency_key: str | None = Field(
+        None, json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
+        description="at most 200 of A-Z a-z 0-9 _ . : - (a letter or digit first); data, never a path: "
+                    "DAS stores results, effects and workspaces under a digest of the key and its owner")
     checks: list[dict[str, Any]] = Field(default_factory=list, max_length=20,
                                          description="extra output checks (das.checks.OutputCheck); "
                                                      "they add to the registry entry's, never replace them")
+
+    @field_validator("idempotency_key", mode="after")
+    @classmethod
+    def _key_is_a_name(cls, value: str | None) -> str | None:
+        if value is not None and not IDEMPOTENCY_KEY.fullmatch(value):
+            raise ValueError("must be 1-200 characters of letters, digits and _ . : - starting with a letter or "
+                             f"digit (it names a task, never a path); got {value[:60]!r}")
+        return value
 
     @field_validator("prompt", mode="after")
     @classmethod
@@ -201,6 +219,12 @@ class HistoryEntry(BaseModel):
     comment: str | None = None
     artifact_sha256: str | None = Field(default=None, description="the artifact this entry concerns")
     proof: str | None = Field(default=None, description="how the actor was proven: token, session, proxy, os")
+    principal_id: str | None = Field(default=None, description="the actor's user record, never reused (None: "
+                                                               "recorded before principal ids existed)")
+    credential: str | None = Field(default=None, description="the credential used: token:<id>, session:<token id>, "
+                                                             "proxy:<header>, os-uid:<uid>")
+    acknowledged: str | None = Field(default=None, description="approve: the executable content the reviewer "
+                                                               "acknowledged")
 
 
 # ---- the reports a proposal carries (also what `--format json` prints and `das schema` shows) ----
@@ -333,10 +357,27 @@ class BpmnDiff(_Strict):
         return out
 
 
+class ExecutableItem(_Strict):
+    """One piece of content the engine executes (das.bpmn.executable): a script, a Java class, an
+    expression, a delegate expression, a connector or a condition, with where it sits."""
+
+    element: str | None = Field(None, description="id of the BPMN element it belongs to")
+    kind: Literal["script", "class", "expression", "delegate_expression", "connector", "condition"]
+    where: str = Field(description="what carries it, e.g. 'executionListener (start) camunda:class'")
+    language: str | None = Field(None, description="script language (scriptFormat / condition language)")
+    content: str = Field(description="the script body, class name, expression or connector id, in full")
+    flagged: bool = Field(False, description="outside the executable allow-list: approving needs an acknowledgement")
+    new: bool = Field(True, description="not in the base version (always true for a new process)")
+
+
 class ProposalDiff(BpmnDiff):
-    """A proposal's diff against its base and its text rendering; a new process has no base, so no entries."""
+    """A proposal's diff against its base and its text rendering; a new process has no base, so no entries.
+
+    ``executable`` lists every executable element of the proposed artifact, recomputed from the
+    artifact whenever a proposal is read (never trusted from the stored body)."""
 
     text: str = ""
+    executable: list[ExecutableItem] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

@@ -7,6 +7,14 @@ private endpoints or declare model prices) -> the TDE registry entry -> the task
 ``guardrails/task_types.yaml`` -> the TaskSpec's own ``policy``. Every layer after the
 operator's may only tighten: registry and task type are clamped to the ceiling, a spec that
 tries to loosen is refused. So whoever starts a process cannot pick a looser task type.
+
+Tools are default-deny: ``allowed_tools`` of default + operator is a ceiling, never a grant to
+a declared task type. A type declared in the registry or ``task_types.yaml`` gets exactly the
+tools its entries name (within the ceiling); one whose entries name none gets ``READ_ONLY_TOOLS``
+(``finish``, ``json_query``, ``read_file`` of its own workspace; ``http_request`` is egress even
+for a GET, so never read-only). A type declared nowhere gets the ``*`` entry's tools unless the
+operator's file names ``allowed_tools``. ``retry_at`` is decided by policy (operator, registry,
+task type), never by the spec.
 ``Limits`` holds a policy and a usage; each ``check_*`` raises one ``GuardrailStop`` naming the
 limit and the value seen. The loop turns it into a stop_reason.
 """
@@ -71,6 +79,9 @@ def data_class_rules(root: str | None = None) -> dict[str, Any]:
 LIST_KEYS = ("allowed_tools", "allowed_hosts", "allowed_methods", "allowed_endpoints")
 OPERATOR_ONLY = ("model_prices",)
 FREE_KEYS = ("retry_backoff_s", "retry_at")
+SPEC_FORBIDDEN = ("retry_at",)  # decided by policy: a spec choosing it would pick its own retry semantics
+# what a declared task type whose entries name no tools gets (within the ceiling)
+READ_ONLY_TOOLS = ("finish", "json_query", "read_file")
 
 
 def tighten(base: Policy, overrides: dict[str, Any], source: str, clamp: bool = False,
@@ -155,9 +166,37 @@ def resolve_policy(spec: TaskSpec, policy_file: str | Path | None = None,
         policy = tighten(policy, per_type[spec.task_type], f"guardrails/task_types.yaml ({spec.task_type})",
                          clamp=True, sources=sources)
 
+    policy = _default_deny_tools(policy, spec.task_type, registry_policy, per_type.get(spec.task_type), sources)
     if spec.policy:
+        forbidden = [k for k in SPEC_FORBIDDEN if k in spec.policy]
+        if forbidden:
+            raise PolicyDenied(f"the task spec's policy may not set {', '.join(forbidden)}: it is decided by the "
+                               "operator's policy file, the TDE registry or guardrails/task_types.yaml",
+                               rule=forbidden[0])
         policy = tighten(policy, spec.policy, "the task spec's policy", sources=sources)
     return policy
+
+
+def _default_deny_tools(policy: Policy, task_type: str, registry_policy: dict[str, Any] | None,
+                        type_policy: dict[str, Any] | None, sources: dict[str, str] | None) -> Policy:
+    """A declared task type gets exactly the tools its entries name; one naming none gets
+    ``READ_ONLY_TOOLS`` (within the ceiling). Undeclared types keep the ``*``/operator tools."""
+    layers = [(name, layer) for name, layer in ((f"TDE registry ({task_type})", registry_policy),
+                                                (f"guardrails/task_types.yaml ({task_type})", type_policy))
+              if layer is not None]
+    naming = [name for name, layer in layers if "allowed_tools" in layer]
+    if not layers:
+        return policy  # declared nowhere: the "*" entry or the operator's file said
+    if naming:
+        if sources is not None:
+            sources["allowed_tools"] = " narrowed by ".join(naming) + " (within the default/operator ceiling)"
+        return policy
+    tools = [t for t in READ_ONLY_TOOLS if t in policy.allowed_tools]
+    if sources is not None:
+        where = " and ".join(name for name, _ in layers)
+        sources["allowed_tools"] = f"default-deny: {where} name{'s' if len(layers) == 1 else ''} no tools, " \
+                                   "so finish + read-only tools"
+    return policy.model_copy(update={"allowed_tools": tools})
 
 
 def service_policy(task_type: str, policy_file: str | Path | None = None) -> Policy:

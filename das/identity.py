@@ -9,6 +9,13 @@ Tokens look like ``das_<id>_<secret>``: the id finds the row, the secret is chec
 scrypt hash (a password hash made for this, in the standard library), so a stolen database
 does not yield usable tokens. Verified tokens are cached in memory by their sha256, and every
 request still re-reads the user row, so ``das user revoke`` takes effect at once.
+
+Every user has an immutable ``principal_id``, random and never reused: a name revoked and added
+back is a new principal, so nothing recorded for the old one (an approval) counts for the new.
+A ``Principal`` carries that id and the credential it was proven with (``token:<id>``,
+``session:<token id>``, ``proxy:<header>``, ``os-uid:<uid>``), and the approval history records
+both. Revoking a user voids their approvals on everything not yet deployed, in the same
+transaction (``das.store.voids``).
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from das.errors import DasError, UsageError
 from das.names import identity
 from das.store import Store, open_store
+from das.store.voids import void_approvals
 
 Role = Literal["author", "reviewer", "admin"]
 Proof = Literal["token", "session", "proxy", "os", "system"]
@@ -51,11 +59,14 @@ class Forbidden(DasError):
 
 @dataclass(frozen=True)
 class Principal:
-    """A proven actor: ``name`` is the canonical user name, ``proof`` says how it was proven."""
+    """A proven actor: ``name`` is the canonical user name, ``proof`` says how it was proven,
+    ``principal_id`` which user record (never reused), ``credential`` which credential."""
 
     name: str
     role: Role
     proof: Proof
+    principal_id: str = ""
+    credential: str = ""
 
     def can(self, action: Literal["draft", "review", "admin"]) -> bool:
         if action == "draft":
@@ -84,12 +95,17 @@ def os_principal() -> Principal:
     if not _USER_NAME.fullmatch(name) or name in RESERVED_NAMES:
         raise UsageError(f"the OS account {raw!r} cannot act in DAS (reserved or not a usable name); "
                          "use the API with a personal token")
-    return Principal(name, "admin", "os")
+    return Principal(name, "admin", "os", f"os:{name}", f"os-uid:{os.geteuid()}")
 
 
 def system_principal() -> Principal:
     """DAS itself (nightly proposals, the kernel); the approval rules never let it approve."""
-    return Principal("das", "author", "system")
+    return Principal("das", "author", "system", "system:das", "system")
+
+
+def new_principal_id() -> str:
+    """A user record's id: 128 random bits, so a re-added name never gets an old one."""
+    return "u-" + secrets.token_hex(16)
 
 
 def check_user_name(name: str) -> str:
@@ -126,6 +142,14 @@ class User:
     role: Role
     created_at: str
     revoked_at: str | None
+    principal_id: str = ""
+
+
+_USER_COLUMNS = "name, role, created_at, revoked_at, principal_id"
+
+
+def _user(row: Any) -> User:
+    return User(row["name"], cast(Role, row["role"]), row["created_at"], row["revoked_at"], row["principal_id"] or "")
 
 
 class Users:
@@ -148,28 +172,31 @@ class Users:
                 raise UsageError(f"user {canonical} exists; revoke them first (`das user revoke {canonical}`) "
                                  "to issue a new token")
             db.execute("DELETE FROM users WHERE name = ?", (canonical,))
-            db.execute("INSERT INTO users (name, role, token_id, token_hash) VALUES (?, ?, ?, ?)",
-                       (canonical, role, token_id, _hash(secret)))
+            db.execute("INSERT INTO users (name, role, token_id, token_hash, principal_id) VALUES (?, ?, ?, ?, ?)",
+                       (canonical, role, token_id, _hash(secret), new_principal_id()))
         self.store.audit(os_principal().name, "user.add", canonical, {"role": role})
         return self.get(canonical), f"das_{token_id}_{secret}"
 
     def get(self, name: str) -> User:
-        row = self.store.db.execute("SELECT name, role, created_at, revoked_at FROM users WHERE name = ?",
+        row = self.store.db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?",
                                     (identity(name),)).fetchone()
         if row is None:
             raise UsageError(f"no user {name!r}; see `das user list`")
-        return User(row["name"], cast(Role, row["role"]), row["created_at"], row["revoked_at"])
+        return _user(row)
 
     def list(self) -> list[User]:
-        rows = self.store.db.execute("SELECT name, role, created_at, revoked_at FROM users ORDER BY name")
-        return [User(r["name"], cast(Role, r["role"]), r["created_at"], r["revoked_at"]) for r in rows]
+        rows = self.store.db.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name")
+        return [_user(r) for r in rows]
 
     def revoke(self, name: str) -> User:
+        """Revoke the token at once and void the user's approvals of anything not yet deployed
+        (one transaction; each proposal's history says so)."""
         user = self.get(name)
         with self.store.transaction() as db:
-            db.execute("UPDATE users SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), token_hash = ''"
-                       " WHERE name = ? AND revoked_at IS NULL", (user.name,))
-        self.store.audit(os_principal().name, "user.revoke", user.name, {})
+            changed = db.execute("UPDATE users SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), token_hash = ''"
+                                 " WHERE name = ? AND revoked_at IS NULL", (user.name,)).rowcount
+            voided = void_approvals(db, user.principal_id, user.name, "the user was revoked") if changed else []
+        self.store.audit(os_principal().name, "user.revoke", user.name, {"voided_approvals": voided})
         return self.get(user.name)
 
     def authenticate(self, token: str, proof: Proof = "token") -> Principal:
@@ -177,8 +204,8 @@ class Users:
         match = _TOKEN.fullmatch(token or "")
         if not match:
             raise NotAuthenticated("invalid token")
-        row = self.store.db.execute("SELECT name, role, token_hash FROM users WHERE token_id = ? AND revoked_at IS NULL",
-                                    (match.group(1),)).fetchone()
+        row = self.store.db.execute("SELECT name, role, token_hash, principal_id FROM users"
+                                    " WHERE token_id = ? AND revoked_at IS NULL", (match.group(1),)).fetchone()
         if row is None:
             raise NotAuthenticated("invalid or revoked token")
         fingerprint = hashlib.sha256(token.encode()).hexdigest()
@@ -191,7 +218,8 @@ class Users:
                 if len(self._verified) > 10_000:
                     self._verified.clear()
                 self._verified[fingerprint] = (row["name"], row["token_hash"])
-        return Principal(row["name"], cast(Role, row["role"]), proof)
+        return Principal(row["name"], cast(Role, row["role"]), proof, row["principal_id"] or "",
+                         f"{proof}:{match.group(1)}")
 
     @staticmethod
     def token_id(token: str) -> str:
@@ -201,10 +229,10 @@ class Users:
             raise NotAuthenticated("invalid token")
         return match.group(1)
 
-    def active(self, name: str, proof: Proof, token_id: str | None = None) -> Principal:
+    def active(self, name: str, proof: Proof, token_id: str | None = None, credential: str = "") -> Principal:
         """A user proven by other means (the SSO proxy, or a session opened with ``token_id``):
         they must exist, not be revoked and, for a session, still hold that same token."""
-        sql = "SELECT name, role FROM users WHERE name = ? AND revoked_at IS NULL"
+        sql = "SELECT name, role, principal_id FROM users WHERE name = ? AND revoked_at IS NULL"
         args: tuple[str, ...] = (identity(name),)
         if token_id is not None:
             sql += " AND token_id = ?"
@@ -213,8 +241,9 @@ class Users:
         if row is None:
             raise NotAuthenticated(f"{identity(name)!r} is not an active DAS user; an admin adds them with "
                                    "`das user add`")
-        return Principal(row["name"], cast(Role, row["role"]), proof)
+        credential = credential or (f"{proof}:{token_id}" if token_id else proof)
+        return Principal(row["name"], cast(Role, row["role"]), proof, row["principal_id"] or "", credential)
 
 
 __all__ = ["Forbidden", "NotAuthenticated", "Principal", "Role", "ROLES", "User", "Users", "check_user_name",
-           "os_principal", "system_principal"]
+           "new_principal_id", "os_principal", "system_principal"]

@@ -103,8 +103,8 @@ class ApiClient:
         body = {"bpmn": bpmn, "name": name, **({"key": key} if key else {}), **({"base": base} if base else {})}
         return dict(self._call("POST", "/api/proposals", body))
 
-    def act(self, proposal_id: str, action: str, comment: str | None = None) -> dict[str, Any]:
-        body = {"comment": comment} if comment is not None else {}
+    def act(self, proposal_id: str, action: str, comment: str | None = None, **extra: Any) -> dict[str, Any]:
+        body = {**({"comment": comment} if comment is not None else {}), **extra}
         return dict(self._call("POST", f"/api/proposals/{proposal_id}/{action}", body))
 
 

@@ -6,8 +6,10 @@ import pytest
 
 from das.agents.tde_loop import run_tde
 from das.contracts import TaskSpec
+from das.identity import os_principal
 from das.llm.testmodel import register_script
 from das.store import open_store
+from das.store.keys import principal_namespace, scoped_key, workspace_dir
 from das.tools import registry
 from das.tools.base import Tool
 
@@ -19,6 +21,11 @@ def spec(**kw):
     kw.setdefault("prompt", "Answer the question")
     kw.setdefault("output_schema", SCHEMA)
     return TaskSpec(**kw)
+
+
+def mine(key: str) -> str:
+    """Where a CLI-path run's key is stored: the digest of the OS account's namespace and the key."""
+    return scoped_key(principal_namespace(os_principal().name), key)
 
 
 def finish(answer="yes"):
@@ -96,7 +103,7 @@ def test_same_idempotency_key_returns_stored_result_without_model_or_tool_call()
     # a second run with a model that would fail proves no model call is made
     second = run_tde(spec(idempotency_key="k-1"), model="test/fail-permanent")
     assert second.model_dump() == first.model_dump() and second.stop_reason == "completed"
-    runs = open_store().db.execute("SELECT count(*) FROM traces WHERE idempotency_key = 'k-1'").fetchone()[0]
+    runs = open_store().db.execute("SELECT count(*) FROM traces WHERE idempotency_key = ?", (mine("k-1"),)).fetchone()[0]
     assert runs == 1  # the replay ran nothing, so it left no second trace
 
 
@@ -140,7 +147,7 @@ def test_a_tool_that_raises_is_reported_to_the_model_not_a_crash(tmp_path, monke
 def test_provider_failure_is_a_technical_error_not_stored():
     result = run_tde(spec(idempotency_key="k-err"), model="test/fail-permanent")
     assert result.stop_reason == "error" and "AuthenticationError" in result.message
-    assert open_store().get_result("k-err") is None  # a retry may run again
+    assert open_store().get_result(mine("k-err")) is None  # a retry may run again
 
 
 def test_json_action_fallback_for_models_without_native_tools():
@@ -191,13 +198,14 @@ def test_secrets_from_the_environment_never_reach_the_trace(monkeypatch):
     result = run_tde(spec(idempotency_key="leak-1"), model=model)
     dumped = result.model_dump_json()
     assert "sk-test-very-secret-123" not in dumped and "[SECRET]" in dumped
-    stored = open_store().get_result("leak-1")
+    stored = open_store().get_result(mine("leak-1"))
+    assert stored is not None
     assert "sk-test-very-secret-123" not in str(stored)
 
 
 def test_workspace_is_only_created_when_a_file_tool_runs(das_home):
     run_tde(spec(idempotency_key="no-files"), model="test/auto")
-    assert not (das_home / "workspaces" / "no-files").exists()
+    assert not workspace_dir(mine("no-files")).exists() and not (das_home / "workspaces").exists()
 
 
 def test_human_gate_marks_the_result_for_review_and_cannot_be_switched_off(tmp_path):

@@ -10,7 +10,6 @@ times in a row; bugs raise. Results are stored per idempotency key and returned 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,12 +18,11 @@ from typing import Any
 
 import jsonschema
 from pydantic import ValidationError
-from referencing import Registry
 
 from das import tracing
 from das.agents.deadline import DeadlineExceeded, call_with_deadline
 from das.checks import OutputCheck, failed_checks
-from das.config import das_home, default_model
+from das.config import default_model
 from das.contracts import Policy, TaskSpec, TdeResult, TraceStep, Usage, describe_validation_error
 from das.errors import (
     GuardrailStop,
@@ -35,11 +33,14 @@ from das.errors import (
     UpstreamError,
 )
 from das.guardrails import Limits, resolve_policy
+from das.identity import os_principal
 from das.llm import gateway
+from das.llm.schema_check import SchemaTimeout, validate_within, validator_for
 from das.prompts import render
 from das.registry import lookup
 from das.secrets import scrub
 from das.store import Store, open_store
+from das.store.keys import as_key, check_key, principal_namespace, scoped_key, workspace_dir
 from das.tools.base import Tool, ToolContext, digest
 from das.tools.effects import EffectBlocked, run_once
 from das.tools.registry import TOOLS, allowed
@@ -50,52 +51,12 @@ LATE_GRACE_S = 0.5  # how long past the deadline a reply may still arrive and be
 DEFAULT_OUTPUT_SCHEMA: dict[str, Any] = {"type": "object"}
 
 
-_VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {}
-
-
-def _local_refs_only(node: Any, depth: int = 0) -> None:
-    """A schema from a TaskSpec may only point into itself: a ``$ref`` to a URL or a file would
-    make the validator fetch it (SSRF, file read) outside every egress rule."""
-    if depth > 64:
-        raise jsonschema.SchemaError("schema nested deeper than 64 levels")
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("$ref", "$dynamicRef", "$recursiveRef") and not (isinstance(value, str) and value.startswith("#")):
-                raise jsonschema.SchemaError(f"{key} {str(value)[:100]!r} is not allowed: only local references (#...)")
-            if key == "$id":
-                raise jsonschema.SchemaError("$id is not allowed in a task's schema")
-            _local_refs_only(value, depth + 1)
-    elif isinstance(node, list):
-        for value in node:
-            _local_refs_only(value, depth + 1)
-
-
-def validator_for(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
-    """A checked, compiled validator per distinct schema (checking a schema costs ~1.5 ms).
-
-    Its reference registry is empty and cannot retrieve anything: no network, no files.
-    """
-    key = json.dumps(schema, sort_keys=True, default=str)
-    validator = _VALIDATORS.get(key)
-    if validator is None:
-        _local_refs_only(schema)
-        jsonschema.Draft202012Validator.check_schema(schema)
-        if len(_VALIDATORS) > 512:
-            _VALIDATORS.clear()
-        validator = _VALIDATORS[key] = jsonschema.Draft202012Validator(schema, registry=Registry())
-    return validator
-
-
 class _Stop(Exception):
     def __init__(self, reason: str, message: str, retryable: bool = True) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.retryable = retryable
-
-
-def _safe_key(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:120] or "task"
 
 
 def _call_key(name: str, arguments: dict[str, Any]) -> str:
@@ -107,8 +68,10 @@ class TdeLoop:
 
     def __init__(self, spec: TaskSpec, policy: Policy, model: str, output_schema: dict[str, Any],
                  store: Store | None, workspace: Path, heartbeat: Callable[[], None] | None,
-                 checks: list[OutputCheck] | None = None, toolbox: Mapping[str, Tool] = TOOLS) -> None:
+                 checks: list[OutputCheck] | None = None, toolbox: Mapping[str, Tool] = TOOLS,
+                 scoped: str | None = None) -> None:
         self.spec, self.policy, self.model = spec, policy, model
+        self.scoped = scoped  # the store key of this task: its namespace + idempotency key, digested
         self.output_schema = output_schema
         self.validator = validator_for(output_schema)
         self.checks = checks or []
@@ -119,7 +82,7 @@ class TdeLoop:
         self.toolbox = toolbox
         self.tools: dict[str, Tool] = {t.name: t for t in allowed(policy.allowed_tools, toolbox)}
         self.native = gateway.supports_native_tools(model)
-        self.ctx = ToolContext(policy, workspace, spec.idempotency_key, spec.correlation_id)
+        self.ctx = ToolContext(policy, workspace, scoped, spec.correlation_id)
         self.messages: list[dict[str, Any]] = []
         self.invalid_in_a_row = 0
         self._seen_calls: dict[str, str] = {}  # read-only call (tool + arguments) -> its result text
@@ -204,8 +167,8 @@ class TdeLoop:
             stop_reason, message, status = "error", exc.message, "failed"
             retryable = isinstance(exc, TransientUpstreamError)
         self.usage.wall_s = round(time.monotonic() - started, 4)
-        if status == "failed" and stop_reason != "error" and self.store and self.spec.idempotency_key \
-                and self.store.done_effects(self.spec.idempotency_key):
+        if status == "failed" and stop_reason != "error" and self.store and self.scoped \
+                and self.store.done_effects(self.scoped):
             # it stopped after a side effect happened: the process must undo it, not just fail
             status = "compensate_required"
             message = f"{message} (side effects happened before the stop: compensation required)"
@@ -279,7 +242,7 @@ class TdeLoop:
         """A call abandoned at the deadline finished later: record its usage, never drop it."""
         self._count(reply)
         if self.store is not None:
-            self.store.audit("das", "late_usage", self.spec.idempotency_key or self.spec.correlation_id,
+            self.store.audit("das", "late_usage", self.scoped or self.spec.correlation_id,
                              {"model": self.model, "input_tokens": reply.input_tokens,
                               "output_tokens": reply.output_tokens, "cost_usd": reply.cost_usd,
                               "task_type": self.spec.task_type, "correlation_id": self.spec.correlation_id})
@@ -370,7 +333,10 @@ class TdeLoop:
     def _finish(self, n: int, arguments: dict[str, Any], call_id: str | None) -> None:
         outputs = arguments.get("outputs")
         try:
-            errors = sorted(self.validator.iter_errors(outputs), key=lambda e: list(e.absolute_path))
+            errors = validate_within(self.validator, outputs,
+                                     self.policy.timeout_s - (time.monotonic() - self.started))
+        except SchemaTimeout:
+            raise GuardrailStop("timeout", round(time.monotonic() - self.started, 3), self.policy.timeout_s) from None
         except (RecursionError, jsonschema.exceptions._RefResolutionError) as exc:  # the spec's schema, not the model
             raise _Stop("error", f"the output schema cannot be evaluated: {type(exc).__name__}", retryable=False) from None
         if not isinstance(outputs, dict):
@@ -464,25 +430,33 @@ def _with_choices(schema: dict[str, Any], choices: dict[str, str], inputs: dict[
 
 def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None = None,
             heartbeat: Callable[[], None] | None = None, store: Store | None = None,
-            workspace: Path | None = None, tools: Mapping[str, Tool] | None = None) -> TdeResult:
+            workspace: Path | None = None, tools: Mapping[str, Tool] | None = None,
+            namespace: str | None = None) -> TdeResult:
     """Run one probabilistic task under its merged policy and return its result.
 
+    ``namespace``: who owns the spec's idempotency key, proven by the caller (the engine
+    worker: the calling process instance; the CLI: the OS account, the default). The stored
+    result, side-effect claims and workspace live under a digest of namespace + key, so a
+    spec can never reach another owner's result, effects or any path by its key.
     ``tools``: the toolbox the policy's ``allowed_tools`` picks from (default: DAS's own).
     Raises ``InvalidInput`` for a bad spec or policy file; every other outcome, including
     guardrail stops, policy denial and provider failure, is a ``TdeResult``.
     """
     if spec.mode != "probabilistic":
         raise InvalidInput(f"task {spec.task_type!r} is deterministic; run it with its adapter, not the loop")
+    if spec.idempotency_key is not None:
+        check_key(spec.idempotency_key)  # also for a spec built without validation (model_construct/copy)
+    namespace = namespace or principal_namespace(os_principal().name)
     model = model or default_model()
     store = store or open_store()
-    if spec.idempotency_key:
-        stored = store.get_result(spec.idempotency_key)
+    scoped = scoped_key(namespace, spec.idempotency_key) if spec.idempotency_key else None
+    if scoped:
+        stored = store.get_result(scoped)
         if stored is not None:
             return TdeResult.model_validate(stored)
     output_schema, registry_policy = _output_schema(spec)
     policy = resolve_policy(spec, policy_file, registry_policy)
-    key = spec.idempotency_key or spec.correlation_id or uuid.uuid4().hex
-    ws = workspace or das_home() / "workspaces" / _safe_key(key)  # created by the first file tool
+    ws = workspace or workspace_dir(scoped or scoped_key(namespace, as_key(spec.correlation_id or uuid.uuid4().hex)))
     try:
         gateway.check_call_allowed(policy, model)  # data class and price, before any call
     except PolicyDenied as exc:
@@ -492,11 +466,11 @@ def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None
     else:
         gateway.warm()  # import litellm before the clock starts: start-up is not the task's time
         result = TdeLoop(spec, policy, model, output_schema, store, ws, heartbeat, _checks(spec),
-                         TOOLS if tools is None else tools).run()
+                         TOOLS if tools is None else tools, scoped).run()
     dumped = result.model_dump_json()
     scrubbed = scrub(dumped)
     clean = json.loads(scrubbed)
-    stored = store.save_run(spec.idempotency_key, spec.task_type, spec.correlation_id, result.status,
+    stored = store.save_run(scoped, spec.task_type, spec.correlation_id, result.status,
                             result.stop_reason, clean, keep_result=result.stop_reason != "error")
     if stored is clean and scrubbed == dumped:
         return result  # nothing was masked and no earlier result won: no need to re-validate

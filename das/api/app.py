@@ -9,6 +9,8 @@ Every route needs a proven caller (``das/api/auth.py``); the acting user is the 
 from __future__ import annotations
 
 import logging
+import os
+import re
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote, urlsplit
@@ -23,11 +25,12 @@ from starlette.staticfiles import StaticFiles
 
 from das import __version__
 from das.api.auth import SESSION_COOKIE, Authenticator, AuthSettings, CsrfMismatch, Sessions
-from das.api.guard import Guard, host_name
+from das.api.guard import Guard, host_name, proxy_networks
 from das.authoring.deploy import deploy_and_record
 from das.authoring.drafter import draft_proposal, rebase_proposal
 from das.authoring.propose import propose_xml
 from das.authoring.queue import ApprovalRefused, ProposalNotFound, Queue
+from das.bpmn import bounded
 from das.contracts import Proposal
 from das.errors import DasError, InvalidInput, UsageError
 from das.identity import Forbidden, NotAuthenticated, Principal, Users
@@ -104,6 +107,9 @@ class ProposeIn(_Strict):
 
 class ApproveIn(_Strict):
     comment: str | None = Field(None, max_length=2000)
+    ack_executable: bool = Field(False, description="I read the proposal's flagged executable content (scripts, "
+                                                    "classes, expressions, connectors) and accept it; required "
+                                                    "when it has any")
 
 
 class EmptyIn(_Strict):
@@ -118,7 +124,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "bad request"), (401, "not authenticated"), (403, "role or CSRF check refused"), (404, "not found"),
         (409, "the approval rules refuse it"), (413, "body too large"), (415, "API writes must be JSON"),
-        (421, "host not served"),
+        (421, "host not served"), (429, "every simulation slot is busy: retry shortly"),
         (502, "upstream failure"))}
 
 
@@ -135,12 +141,27 @@ def status_for(exc: DasError) -> int:
         return 400
     if isinstance(exc, InvalidInput):
         return 422
+    if isinstance(exc, bounded.SimulationBusy):
+        return 429
     return 502 if exc.exit_code == 5 else 422
 
 
+def trusted_proxies_from_env() -> list[str]:
+    """``DAS_TRUSTED_PROXIES``: comma-separated addresses or networks of the TLS proxies whose
+    ``X-Forwarded-Proto`` is believed (empty: nobody's)."""
+    raw = os.environ.get("DAS_TRUSTED_PROXIES", "")
+    values = [v.strip() for v in raw.split(",") if v.strip()]
+    try:
+        proxy_networks(values)
+    except ValueError as exc:
+        raise UsageError(f"DAS_TRUSTED_PROXIES: {exc}") from exc
+    return values
+
+
 def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthSettings | None = None,
-               users: Users | None = None) -> Any:
-    """The ASGI app: FastAPI routes wrapped in the host/body ``Guard``."""
+               users: Users | None = None, trusted_proxies: list[str] | None = None) -> Any:
+    """The ASGI app: FastAPI routes wrapped in the host/body ``Guard``. ``trusted_proxies``
+    (default ``DAS_TRUSTED_PROXIES``): the peers whose ``X-Forwarded-Proto`` counts."""
     app = FastAPI(title="ProcOS DAS API", version=__version__, description=__doc__, responses=ERRORS,
                   docs_url=None, redoc_url=None)
     sessions = Sessions()
@@ -155,7 +176,7 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
             if status == 401 and request.method == "GET":
                 return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
             return HTMLResponse(pages.refused(exc.message, "/"), status_code=status, headers={"Content-Security-Policy": pages.CSP})
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {"Retry-After": "5"} if status == 429 else None
         return JSONResponse({"error": exc.message}, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -210,14 +231,17 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         """File a BPMN the caller wrote (e.g. in Camunda Modeler); the caller is the author."""
 
         queue = Queue()
-        proposal = propose_xml(body.bpmn.encode(), author=who, key=body.key, base=body.base, queue=queue,
-                               name=body.name)
+        with bounded.slot(wait_s=0):  # all simulation slots busy: 429 now, never a queue of stalled requests
+            proposal = propose_xml(body.bpmn.encode(), author=who, key=body.key, base=body.base, queue=queue,
+                                   name=body.name)
         return _status(queue, proposal)
 
     @app.post("/api/proposals/{proposal_id}/approve", response_model=StatusOut, tags=["review"])
     def post_approve(proposal_id: ProposalId, who: Caller, body: ApproveIn | None = Body(None)) -> StatusOut:
-        """Approve as the caller (reviewer or admin); when approvals suffice, the kernel deploys."""
-        return _status(*approve(proposal_id, who, body.comment if body else None))
+        """Approve as the caller (reviewer or admin); when approvals suffice, the kernel deploys.
+        A proposal with flagged executable content needs ``ack_executable: true``."""
+        return _status(*approve(proposal_id, who, body.comment if body else None,
+                                bool(body and body.ack_executable)))
 
     @app.post("/api/proposals/{proposal_id}/reject", response_model=StatusOut, tags=["review"])
     def post_reject(proposal_id: ProposalId, body: RejectIn, who: Caller) -> StatusOut:
@@ -305,7 +329,7 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         p = Queue().get(proposal_id)
         ext = "bpmn" if p.kind == "process" else "json"
         return Response(p.artifact, media_type="application/xml" if ext == "bpmn" else "application/json",
-                        headers={"Content-Disposition": f'attachment; filename="{p.key}-{p.version}.{ext}"',
+                        headers={"Content-Disposition": attachment(f"{p.key}-{p.version}.{ext}"),
                                  "X-Content-Type-Options": "nosniff"})
 
     @app.get("/proposals/{proposal_id}/diff.json", tags=["pages"])
@@ -314,11 +338,12 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         authn.principal(request)
         p = Queue().get(proposal_id)
         body = p.diff.model_dump(mode="json") if p.diff is not None else None
-        return JSONResponse(body, headers={"Content-Disposition": f'attachment; filename="{p.key}-{p.version}.diff.json"'})
+        return JSONResponse(body, headers={"Content-Disposition": attachment(f"{p.key}-{p.version}.diff.json")})
 
     app.mount("/static", StaticFiles(directory=str(FsPath(__file__).parent / "static")), name="static")
 
-    @app.post("/proposals/{proposal_id}/{action}", tags=["pages"], openapi_extra=_form(["csrf"], ["comment"]))
+    @app.post("/proposals/{proposal_id}/{action}", tags=["pages"],
+              openapi_extra=_form(["csrf"], ["comment", "ack_executable"]))
     async def proposal_form(proposal_id: ProposalId, action: Literal["approve", "reject"], request: Request) -> Response:
         """The page's approve/reject forms: same rules as the API, plus the session's CSRF token."""
         form = await _form_body(request)
@@ -327,18 +352,30 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         from starlette.concurrency import run_in_threadpool
 
         if action == "approve":
-            await run_in_threadpool(approve, proposal_id, who, form.get("comment") or None)
+            await run_in_threadpool(approve, proposal_id, who, form.get("comment") or None,
+                                    form.get("ack_executable") == "yes")
         else:
             await run_in_threadpool(lambda: Queue().reject(proposal_id, who, form.get("comment", "")))
         return RedirectResponse(f"/proposals/{proposal_id}", status_code=303)
 
-    return Guard(app, allowed_hosts, max_body)
+    settings = auth or AuthSettings()
+    identity_headers = [h for h in (settings.proxy_header, settings.proxy_secret_header) if h]
+    return Guard(app, allowed_hosts, max_body, single_headers=identity_headers, session_cookie=SESSION_COOKIE,
+                 trusted_proxies=trusted_proxies_from_env() if trusted_proxies is None else trusted_proxies)
 
 
-def approve(proposal_id: str, who: Principal, comment: str | None) -> tuple[Queue, Proposal]:
+def attachment(filename: str) -> str:
+    """RFC 6266 ``Content-Disposition``: an ASCII ``filename`` fallback and the exact name as
+    ``filename*=UTF-8''…``, so any key downloads (a header must be Latin-1: never a 500)."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", filename) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
+
+def approve(proposal_id: str, who: Principal, comment: str | None,
+            ack_executable: bool = False) -> tuple[Queue, Proposal]:
+    """Approve (the API and the page's form), then deploy when approvals suffice."""
     queue = Queue()
-    proposal = queue.approve(proposal_id, who, comment)
+    proposal = queue.approve(proposal_id, who, comment, ack_executable)
     if proposal.status == "approved":
         proposal = deploy_and_record(queue, proposal.id)
     return queue, proposal
@@ -376,4 +413,4 @@ def _form(required: list[str], optional: list[str]) -> dict[str, Any]:
         "schema": {"type": "object", "properties": props, "required": required}}}}}
 
 
-__all__ = ["create_app", "status_for"]
+__all__ = ["attachment", "create_app", "status_for", "trusted_proxies_from_env"]

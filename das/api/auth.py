@@ -109,7 +109,7 @@ class Authenticator:
                 if not (proxied and secret and s.proxy_secret
                         and hmac.compare_digest(secret.encode(), s.proxy_secret.encode())):
                     raise NotAuthenticated(f"{s.proxy_header} is honoured only together with the proxy's shared secret")
-                who = self.users.active(proxied, "proxy")
+                who = self.users.active(proxied, "proxy", credential=f"proxy:{s.proxy_header}")
                 self._check_csrf(request, who)
                 return who
         auth = request.headers.get("authorization")

@@ -5,13 +5,22 @@ DNS-rebinding page that resolves its own name to 127.0.0.1) gets 421 before any 
 a missing, repeated or malformed one 400; a body over the cap 413 whether or not it declared
 its length. Writes to ``/api/`` must be ``application/json``: a cross-site page can only send
 that after a CORS preflight, which DAS never answers.
+
+Identity headers (``Authorization``, ``Cookie``, ``X-CSRF-Token``, the SSO proxy's user and
+secret headers, ``X-Forwarded-Proto``) must come at most once, and the session cookie at most
+once in them: with two, one layer may read the first and another the last, so a request that
+repeats one gets 400 instead of a guess. ``X-Forwarded-Proto`` is believed only from the
+operator's TLS proxies (``trusted_proxies``: addresses or networks of the peers allowed to
+say the client spoke HTTPS; ``DAS_TRUSTED_PROXIES`` for ``das api serve``); from them it sets
+the request's scheme, so the session cookie is ``Secure``. From anyone else it is ignored.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -38,11 +47,58 @@ def host_name(value: str) -> str:
     return name
 
 
+IDENTITY_HEADERS = ("authorization", "cookie", "x-csrf-token", "x-forwarded-proto")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def proxy_networks(values: Iterable[str]) -> list[Network]:
+    """``127.0.0.1``, ``10.0.0.0/8``, ``::1`` ... as networks; ``ValueError`` names a bad one."""
+    out = []
+    for value in values:
+        value = value.strip()
+        if not value:
+            continue
+        try:
+            out.append(ipaddress.ip_network(value, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"trusted proxy {value!r} is not an IP address or network: {exc}") from exc
+    return out
+
+
 class Guard:
-    def __init__(self, app: ASGIApp, allowed_hosts: list[str], max_body: int) -> None:
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str], max_body: int, *,
+                 single_headers: Iterable[str] = (), trusted_proxies: Iterable[str] = (),
+                 session_cookie: str = "das_session") -> None:
         self.app = app
         self.allowed = {host_name(h) for h in allowed_hosts}
         self.max_body = max_body
+        self.single = frozenset(IDENTITY_HEADERS) | {h.lower() for h in single_headers}
+        self.proxies = proxy_networks(trusted_proxies)
+        self.session_cookie = session_cookie
+
+    def _trusted_peer(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        if not self.proxies or not client:
+            return False
+        try:
+            peer = ipaddress.ip_address(str(client[0]))
+        except ValueError:
+            return False
+        return any(peer in net for net in self.proxies)
+
+    def _identity_problem(self, raw: list[tuple[str, str]]) -> str | None:
+        """Why the identity headers are ambiguous (None: they are not)."""
+        seen: dict[str, int] = {}
+        for name, _ in raw:
+            seen[name] = seen.get(name, 0) + 1
+        repeated = sorted(k for k, n in seen.items() if n > 1 and k in self.single)
+        if repeated:
+            return f"header {repeated[0]} was sent more than once; send each identity header once"
+        cookies = [v for k, v in raw if k == "cookie"]
+        names = [part.split("=", 1)[0].strip() for part in (cookies[0].split(";") if cookies else [])]
+        if names.count(self.session_cookie) > 1:
+            return f"cookie {self.session_cookie} was sent more than once"
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,6 +111,17 @@ class Guard:
             await _error(send, 400, "exactly one well-formed Host header is required")
             return
         host = host_name(hosts[0])
+        problem = self._identity_problem(raw)
+        if problem:
+            await _error(send, 400, problem)
+            return
+        forwarded = headers.get("x-forwarded-proto")
+        if forwarded is not None and self._trusted_peer(scope):
+            proto = forwarded.strip().lower()
+            if proto not in ("http", "https"):
+                await _error(send, 400, "X-Forwarded-Proto must be exactly http or https")
+                return
+            scope = dict(scope, scheme=proto)
         if host not in self.allowed:
             await _error(send, 421, f"host {host[:100]!r} is not served here; allowed: {', '.join(sorted(self.allowed))}")
             return

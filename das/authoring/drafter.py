@@ -301,7 +301,7 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
         diff=proposal_diff, rationale=f"Drafted from the request: {prompt}", edit_ops=edit_ops, draft_trace=attempts,
         value_measure=ValueMeasure(repair_attempts=len(attempts) - 1, model=model, **usage.model_dump()),
         evidence=[Evidence(prompt=prompt)], origin="chat", author=author.name)
-    return queue.file(proposal, author.proof)
+    return queue.file(proposal, author.proof, author)
 
 
 def _full_diff(old_xml: str, new_xml: str) -> ProposalDiff:

@@ -59,7 +59,7 @@ def propose_xml(xml: bytes, *, author: Principal, key: str | None = None, base: 
         version=versions.minor_bump(base_version) if base_version else "1.0.0", artifact=text,
         validation=cand.validation, simulation=cand.simulation, diff=diff, origin="file", author=author.name,
         rationale=f"Written by {author.name} and proposed from {name}", evidence=[Evidence(file=name)])
-    return queue.file(proposal, author.proof)
+    return queue.file(proposal, author.proof, author)
 
 
 __all__ = ["propose_xml"]

@@ -8,6 +8,12 @@ All rules live here, so the CLI and the HTTP API enforce the same ones:
 * a proposal whose base is no longer the key's current version must be rebased first;
 * keys configured as high-impact need two distinct approvals;
 * an approval binds to the sha256 of the artifact it saw: a rebase starts the count again;
+* an approval binds to the approver's principal id (never reused) and records the credential
+  used: a revoked user's approvals stop counting, and a user added back under the same name
+  is a new principal whose predecessor's approvals never count for them;
+* executable content outside the operator's allow-list (scripts, Java classes, expressions,
+  connectors: ``das.bpmn.executable``) is approved only with an explicit acknowledgement,
+  recorded in the history row;
 * ``deployable`` re-derives "approved" from the history rows before any side effect, so no
   status column, crash or bug can deploy what the rules did not approve.
 Every state change and its history entry are one transaction: a crash leaves the proposal
@@ -17,18 +23,23 @@ either as it was or fully changed, never in between.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
 import yaml
 
 from das.authoring import versions
+from das.bpmn.executable import describe, executable_content, mark_new
+from das.bpmn.parse import parse
+from das.bpmn.safexml import BpmnParseError
 from das.bpmn.validate import validate
 from das.config import resource_dir
-from das.contracts import HistoryEntry, Proposal
+from das.contracts import ExecutableItem, HistoryEntry, Proposal, ProposalDiff
 from das.errors import DasError, UsageError
 from das.identity import Forbidden, Principal
 from das.names import identity, task_type_problem
@@ -68,9 +79,21 @@ class Queue:
         body = json.loads(row["body_json"])
         body.update(status=row["status"], base_version=row["base_version"], version=row["version"])
         body["history"] = [dict(h) for h in self.store.db.execute(
-            "SELECT at, actor, action, comment, artifact_sha256, proof FROM proposal_history"
-            " WHERE proposal_id = ? ORDER BY id", (proposal_id,))]
-        return Proposal.model_validate(body)
+            "SELECT at, actor, action, comment, artifact_sha256, proof, principal_id, credential, acknowledged"
+            " FROM proposal_history WHERE proposal_id = ? ORDER BY id", (proposal_id,))]
+        proposal = Proposal.model_validate(body)
+        if proposal.kind == "process":  # what the engine would run, read from the artifact itself, never stored
+            diff = proposal.diff or ProposalDiff(text="no diff recorded")
+            diff.executable = self.executable(proposal)
+            proposal.diff = diff
+        return proposal
+
+    def executable(self, proposal: Proposal) -> builtins.list[ExecutableItem]:
+        """Every executable element of the proposal's artifact (``flagged``: outside the
+        allow-list), each marked ``new`` unless its base version had it."""
+        items = _executable_of(proposal.artifact)
+        base = self.artifact_of(proposal.key, proposal.base_version) if proposal.base_version else None
+        return mark_new(items, _executable_of(base)) if base else items
 
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, key, kind, base_version, version, status, author, origin, created_at FROM proposals"
@@ -89,20 +112,28 @@ class Queue:
 
     def approvals(self, proposal: Proposal) -> builtins.list[str]:
         """Distinct people whose approval counts now: of the current artifact, not the author,
-        not the DAS identity, and given after the last artifact change."""
+        not the DAS identity, given after the last artifact change, by a principal that is still
+        an active reviewer (matched by principal id, never by name)."""
         current = proposal.artifact_sha256()
         barred = {identity(proposal.author), identity(str(approval_rules()["das_identity"]))}
-        reviewers = {r[0] for r in self.store.db.execute(
-            "SELECT name FROM users WHERE revoked_at IS NULL AND role IN ('reviewer', 'admin')")}
+        reviewers = {r["principal_id"]: (r["name"], r["created_at"]) for r in self.store.db.execute(
+            "SELECT principal_id, name, created_at FROM users WHERE revoked_at IS NULL AND role IN ('reviewer', 'admin')")}
+        by_name = {name: (pid, created) for pid, (name, created) in reviewers.items()}
         counted: set[str] = set()
         for h in proposal.history:
             if h.action == "rebased":
                 counted.clear()
             elif h.action == "approve" and h.artifact_sha256 == current and identity(h.actor) not in barred:
-                # a DAS user's approval counts while they are still an active reviewer; an OS
-                # account's approval was proven by the store's file permissions
-                if h.proof == "os" or identity(h.actor) in reviewers:
-                    counted.add(identity(h.actor))
+                name = identity(h.actor)
+                if h.proof == "os":  # an OS account's approval was proven by the store's file permissions
+                    counted.add(name)
+                elif h.principal_id:
+                    if reviewers.get(h.principal_id, ("", ""))[0] == name:
+                        counted.add(name)
+                elif name in by_name and by_name[name][1] <= h.at:
+                    # recorded before principal ids: only if this user record existed at the time
+                    # (a name added back later is another principal)
+                    counted.add(name)
         return sorted(counted)
 
     @staticmethod
@@ -139,7 +170,7 @@ class Queue:
         return [self.get(r[0]) for r in rows]
 
     # -- writing ------------------------------------------------------------------------------
-    def file(self, proposal: Proposal, proof: str | None = None) -> Proposal:
+    def file(self, proposal: Proposal, proof: str | None = None, author: Principal | None = None) -> Proposal:
         body = proposal.model_dump(mode="json", exclude={"history"})
         with self.store.transaction() as db:
             db.execute(
@@ -149,20 +180,38 @@ class Queue:
                  identity(proposal.author), proposal.origin, json.dumps(body)),
             )
             self._history(db, proposal, proposal.author, "filed",
-                          f"{proposal.key} {proposal.base_version or '(new)'} -> {proposal.version}", proof)
+                          f"{proposal.key} {proposal.base_version or '(new)'} -> {proposal.version}", proof, author)
         return self.get(proposal.id)
 
-    def approve(self, proposal_id: str, reviewer: Principal, comment: str | None = None) -> Proposal:
+    def approve(self, proposal_id: str, reviewer: Principal, comment: str | None = None,
+                ack_executable: bool = False) -> Proposal:
+        """Approve as ``reviewer``; ``ack_executable``: the reviewer read the flagged executable
+        content (required when there is any; recorded in the history row)."""
         _require_principal(reviewer)
         with self.store.transaction() as db:
             proposal = self.get(proposal_id)
             self._approve_checks(proposal, reviewer)
             _revalidate(proposal)
+            approver = self._bound(db, reviewer)
+            acknowledged = _acknowledgement(proposal, _executable_of(proposal.artifact), ack_executable)
             already = self.approvals(proposal)
-            self._history(db, proposal, reviewer.name, "approve", comment, reviewer.proof)
+            self._history(db, proposal, reviewer.name, "approve", comment, reviewer.proof, approver, acknowledged)
             if len(already) + 1 >= self.approvals_needed(proposal):
                 self._set_status(db, proposal_id, "approved")
         return self.get(proposal_id)
+
+    @staticmethod
+    def _bound(db: Any, who: Principal) -> Principal:
+        """``who`` with the principal id of their user record; refused unless that record is an
+        active user of the same name (an OS account is proven by the store's file permissions)."""
+        if who.proof == "os":
+            return who
+        row = db.execute("SELECT principal_id FROM users WHERE name = ? AND revoked_at IS NULL",
+                         (identity(who.name),)).fetchone()
+        if row is None or (who.principal_id and row[0] != who.principal_id):
+            raise ApprovalRefused(f"{who.name} is not an active DAS user (revoked, or added again since this "
+                                  "credential was issued); sign in again")
+        return who if who.principal_id else replace(who, principal_id=row[0])
 
     def _approve_checks(self, proposal: Proposal, reviewer: Principal) -> None:
         """Every rule an approval must pass, in the order a reviewer should read them."""
@@ -205,7 +254,7 @@ class Queue:
         with self.store.transaction() as db:
             proposal = self.get(proposal_id)
             self._check_reviewable(proposal, reviewer, "reject")
-            self._history(db, proposal, reviewer.name, "reject", comment, reviewer.proof)
+            self._history(db, proposal, reviewer.name, "reject", comment, reviewer.proof, reviewer)
             self._set_status(db, proposal_id, "rejected")
         return self.get(proposal_id)
 
@@ -242,7 +291,7 @@ class Queue:
             reset = self.approvals(proposal)
             if reset:
                 note += f"; approvals reset (they concerned the old artifact): {', '.join(reset)}"
-            self._history(db, updated, actor.name, "rebased", note, actor.proof)
+            self._history(db, updated, actor.name, "rebased", note, actor.proof, actor)
         return self.get(proposal_id)
 
     def seed_version(self, key: str, version: str, artifact: str, target: str = "seed") -> None:
@@ -267,10 +316,12 @@ class Queue:
 
     @staticmethod
     def _history(db: Any, proposal: Proposal, actor: str, action: str, comment: str | None,
-                 proof: str | None) -> None:
-        db.execute("INSERT INTO proposal_history (proposal_id, actor, action, comment, artifact_sha256, proof)"
-                   " VALUES (?, ?, ?, ?, ?, ?)",
-                   (proposal.id, actor, action, comment, proposal.artifact_sha256(), proof))
+                 proof: str | None, who: Principal | None = None, acknowledged: str | None = None) -> None:
+        db.execute("INSERT INTO proposal_history (proposal_id, actor, action, comment, artifact_sha256, proof,"
+                   " principal_id, credential, acknowledged) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (proposal.id, actor, action, comment, proposal.artifact_sha256(), proof,
+                    (who.principal_id or None) if who else None, (who.credential or None) if who else None,
+                    acknowledged))
 
     @staticmethod
     def _set_status(db: Any, proposal_id: str, status: str) -> None:
@@ -282,6 +333,31 @@ def _require_principal(actor: object) -> None:
     """A typed name is not an identity: callers must pass a proven ``Principal``."""
     if not isinstance(actor, Principal):
         raise TypeError(f"expected a proven Principal, got {type(actor).__name__}")
+
+
+def _executable_of(xml: str | None) -> builtins.list[ExecutableItem]:
+    if not xml:
+        return []
+    try:
+        return executable_content(parse(xml.encode(), name="proposal.bpmn"))
+    except BpmnParseError:
+        return []  # an unreadable artifact never validates, so it is never approved
+
+
+def _acknowledgement(proposal: Proposal, items: builtins.list[ExecutableItem], ack: bool) -> str | None:
+    """What the approval acknowledges; ``ApprovalRefused`` when flagged content is not acknowledged."""
+    flagged = [i for i in items if i.flagged]
+    if not flagged:
+        return None
+    listed = "; ".join(describe(i, 60) for i in flagged[:5]) + (f"; and {len(flagged) - 5} more" if len(flagged) > 5
+                                                               else "")
+    if not ack:
+        raise ApprovalRefused(
+            f"proposal {proposal.id} runs {len(flagged)} executable element(s) outside the allow-list: {listed}. "
+            "Read them (das queue show, or the approval page), then approve with an explicit acknowledgement: "
+            "`das approve ID --ack-executable`, the page's checkbox, or \"ack_executable\": true")
+    digest = hashlib.sha256(json.dumps([i.model_dump(mode="json") for i in flagged], sort_keys=True).encode())
+    return f"{len(flagged)} executable element(s) [{digest.hexdigest()[:12]}]: {listed}"
 
 
 def _revalidate(proposal: Proposal) -> None:

@@ -1,7 +1,10 @@
 """TDE wrappers for task types a draft uses but the registry does not know yet.
 
 A wrapper is a registry entry (processes/tde/*.yaml shape): input and output JSON Schemas,
-executor, policy. Each is checked with jsonschema before it is filed with the proposal.
+executor, policy. Each is checked with jsonschema before it is filed with the proposal. Its
+policy names its tools (tools are default-deny): ``finish`` and the read-only ones for the loop,
+``finish`` alone for an adapter (the adapter is its own tool), so the reviewer sees exactly what
+approving grants.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 import jsonschema
 
 from das.errors import InvalidInput
+from das.guardrails import READ_ONLY_TOOLS
 from das.names import is_task_type, task_type_problem
 from das.registry import load_registry
 
@@ -41,7 +45,8 @@ def wrapper_for(task_type: str, mode: str = "probabilistic") -> dict[str, Any]:
         "input_schema": {"type": "object", "additionalProperties": True},
         "output_schema": {"type": "object", "properties": {
             "result": {"type": "string", "minLength": 1, "maxLength": 2000}}, "required": ["result"]},
-        "policy": {"max_iterations": 4},
+        "policy": {"max_iterations": 4,
+                   "allowed_tools": list(READ_ONLY_TOOLS) if mode == "probabilistic" else ["finish"]},
     }
     jsonschema.Draft202012Validator.check_schema(wrapper["input_schema"])
     jsonschema.Draft202012Validator.check_schema(wrapper["output_schema"])

@@ -8,7 +8,9 @@ Severity policy: ``xml.*``, ``xsd`` and ``ref.*`` findings are errors. Structure
 errors in executable or ProcOS processes and warnings in descriptive models. Camunda rules
 apply to executable processes of Camunda-dialect files and to ProcOS processes. Governance
 rules are errors in ProcOS processes (id prefix peo/pdo/tde, a ``procos.kind`` property or a
-``das-`` topic), warnings in other executable Camunda processes, skipped otherwise.
+``das-`` topic), warnings in other executable Camunda processes, skipped otherwise; the
+executable-content rule (``governance.no-script``, ``rules_executable.py``) covers every process:
+an error in a PEO, a warning elsewhere.
 A report is ``valid`` iff it has no error finding.
 """
 
@@ -26,6 +28,7 @@ from das.bpmn.model import Definitions
 from das.bpmn.parse import parse, parse_tree
 from das.bpmn.rules import Finding, Report, check_diagram, check_references, check_structure
 from das.bpmn.rules_camunda import check_camunda, check_governance
+from das.bpmn.rules_executable import check_executable
 from das.bpmn.safexml import DEFAULT_MAX_BYTES, BpmnParseError, Source, source_label
 
 __all__ = ["Finding", "Report", "validate", "validate_files", "validate_model", "xsd_findings"]
@@ -89,6 +92,7 @@ def validate_model(defs: Definitions, known_processes: Iterable[str] | None = No
         ("the structure rules", lambda: check_structure(defs, report)),
         ("the Camunda 7 rules", lambda: check_camunda(defs, report, known)),
         ("the governance rules", lambda: check_governance(defs, report, task_types)),
+        ("the executable-content rule", lambda: check_executable(defs, report)),
         ("the diagram rules", lambda: check_diagram(defs, report)),
     ]
     for stage, run in stages:  # a bug in one rule group does not hide the others' findings

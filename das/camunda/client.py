@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -83,6 +84,8 @@ class ExternalTask:
     lock_expiration: str | None
     variables: dict[str, Any]
     raw: dict[str, Any]
+    execution_id: str | None = None
+    process_definition_id: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ExternalTask:
@@ -99,6 +102,8 @@ class ExternalTask:
             lock_expiration=data.get("lockExpirationTime"),
             variables=from_variables(data.get("variables")),
             raw=data,
+            execution_id=data.get("executionId"),
+            process_definition_id=data.get("processDefinitionId"),
         )
 
 
@@ -406,6 +411,10 @@ class EngineClient:
     def history_process_instances(self, **params: Any) -> list[dict[str, Any]]:
         return self.request("GET", "/history/process-instance", params=params)
 
+    def history_process_instance(self, instance_id: str) -> dict[str, Any]:
+        """One historic process instance (rootProcessInstanceId, superProcessInstanceId, ...)."""
+        return self.request("GET", f"/history/process-instance/{_segment(instance_id)}") or {}
+
     def history_variables(self, **params: Any) -> list[dict[str, Any]]:
         """Historic variable instances; Json values are parsed into Python values."""
         rows = self.request("GET", "/history/variable-instance",
@@ -417,6 +426,10 @@ class EngineClient:
     def history_activity_instances(self, **params: Any) -> list[dict[str, Any]]:
         return self.request("GET", "/history/activity-instance", params=params)
 
+    def history_activity_instance(self, activity_instance_id: str) -> dict[str, Any]:
+        """One historic activity instance (parentActivityInstanceId, calledProcessInstanceId, ...)."""
+        return self.request("GET", f"/history/activity-instance/{_segment(activity_instance_id)}") or {}
+
     def history_incidents(self, **params: Any) -> list[dict[str, Any]]:
         return self.request("GET", "/history/incident", params=params)
 
@@ -426,6 +439,11 @@ class EngineClient:
     def history_external_task_error_details(self, log_id: str) -> str:
         return self.request("GET", f"/history/external-task-log/{log_id}/error-details", raw=True,
                             headers={"Accept": "text/plain"}) or ""
+
+
+def _segment(value: str) -> str:
+    """An id as one URL path segment (an id from a task or a variable never adds a path)."""
+    return quote(str(value), safe="")
 
 
 def _param(value: Any) -> Any:

@@ -34,8 +34,11 @@ def api() -> None:
                    "--trust-proxy-header).")
 @click.option("--proxy-secret-header", default="X-Proxy-Secret", show_default=True, metavar="HEADER",
               help="Header in which the proxy sends the shared secret.")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDR",
+              help="Address of a TLS proxy whose X-Forwarded-Proto is believed (repeatable; then the session "
+                   "cookie is Secure on https). Default: $DAS_TRUSTED_PROXIES (comma-separated), else none.")
 def serve_api(host: str, port: int, allowed_hosts: tuple[str, ...], max_body: int, trust_proxy_header: str | None,
-              proxy_secret_env: str | None, proxy_secret_header: str) -> None:
+              proxy_secret_env: str | None, proxy_secret_header: str, trusted_proxies: tuple[str, ...]) -> None:
     """Serve the approval queue at http://HOST:PORT/ (JSON under /api, OpenAPI at /openapi.json).
 
     Every route needs a proven user: `Authorization: Bearer <token>` (tokens from
@@ -62,7 +65,7 @@ def serve_api(host: str, port: int, allowed_hosts: tuple[str, ...], max_body: in
             raise UsageError(f"${proxy_secret_env} must hold the proxy's shared secret (at least 16 characters)")
     hosts = list(allowed_hosts) or sorted({h for h in (host, "localhost", "127.0.0.1", "::1")
                                            if h not in ("0.0.0.0", "::", "")})
-    app = create_app(hosts, max_body=max_body,
+    app = create_app(hosts, max_body=max_body, trusted_proxies=list(trusted_proxies) or None,
                      auth=AuthSettings(trust_proxy_header, secret, proxy_secret_header))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -184,23 +184,33 @@ def queue_rebase(proposal_id: str, fmt: str) -> None:
 @click.argument("proposal_id")
 @click.option("--comment", help="Why you approve.")
 @click.option("--no-deploy", is_flag=True, help="Record the approval only; the kernel deploys later.")
+@click.option("--ack-executable", is_flag=True,
+              help="I read the proposal's flagged executable content (scripts, Java classes, expressions, "
+                   "connectors; `das queue show ID` lists it) and accept it. Required when it has any.")
 @FORMAT
-def approve(proposal_id: str, comment: str | None, no_deploy: bool, fmt: str) -> None:
+def approve(proposal_id: str, comment: str | None, no_deploy: bool, ack_executable: bool, fmt: str) -> None:
     """Approve a proposal as yourself; when approvals suffice, the kernel deploys it.
 
     You are the OS account (or, with DAS_API_URL/DAS_TOKEN or `das login`, the token's
     user). Refused for the DAS's own identity, for the proposal's author, for non-reviewers,
     for a stale base (rebase first) and, on high-impact keys, until two distinct reviewers
-    approved the same artifact.
+    approved the same artifact. A proposal that runs executable content outside the allow-list
+    (guardrails/executable.yaml) needs --ack-executable, which the history records.
+
+    \b
+    Example:
+      das queue show p-0123456789            # read the "executable content" list
+      das approve p-0123456789 --ack-executable --comment "listener reviewed"
     """
     client = remote()
     if client is not None:
         if no_deploy:
             raise click.UsageError("--no-deploy is not available through the API")
-        _emit_remote(client.act(proposal_id, "approve", comment), fmt)
+        extra = {"ack_executable": True} if ack_executable else {}  # the API's approve body field
+        _emit_remote(client.act(proposal_id, "approve", comment, **extra), fmt)
         return
     q = _queue()
-    proposal = q.approve(proposal_id, os_principal(), comment)
+    proposal = q.approve(proposal_id, os_principal(), comment, ack_executable)
     if proposal.status == "approved" and not no_deploy:
         progress(f"approved {proposal_id}; deploying …")
         proposal = deploy_and_record(q, proposal_id)

@@ -12,8 +12,10 @@ from das.agents.tde_loop import run_tde
 from das.agents.team import select_task
 from das.contracts import CONTRACTS, GUARDRAIL_STOPS, TaskSpec, parse_external
 from das.errors import InvalidInput, UsageError
+from das.identity import os_principal
 from das.output import emit, progress
 from das.registry import load_registry
+from das.store.keys import principal_namespace
 from das.views.reports import render_tde_result
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -76,6 +78,9 @@ def tde_run(spec_path: str, model: str | None, policy_file: str | None, fmt: str
              "output_schema":{"type":"object","properties":{"greeting":{"type":"string"}},
                               "required":["greeting"]}}' | das tde run --spec -
 
+    The spec's idempotency_key (letters, digits, _ . : -) is yours alone: its stored result
+    and side effects are kept per OS account.
+
     Exit code: 0 succeeded, 1 invalid output, 3 guardrail stop or policy denial,
     4 invalid spec, 5 provider failure.
     """
@@ -85,7 +90,8 @@ def tde_run(spec_path: str, model: str | None, policy_file: str | None, fmt: str
         raise InvalidInput(f"cannot read spec {spec_path}: {exc.strerror}") from exc
     spec = parse_external(TaskSpec, raw, "taskSpec")
     progress(f"running {spec.task_type} with {model or 'default model'} …")
-    result = run_tde(spec, model=model, policy_file=policy_file)
+    # the spec's idempotency key is the OS account's: another account's same key is another task
+    result = run_tde(spec, model=model, policy_file=policy_file, namespace=principal_namespace(os_principal().name))
     emit(result, fmt, render_tde_result)
     code = STOP_EXIT.get(result.stop_reason, 1)
     if code:

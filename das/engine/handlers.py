@@ -41,8 +41,8 @@ from das.agents.tde_loop import run_tde
 from das.agents.team import select_task
 from das.camunda.client import EngineClient, ExternalTask
 from das.camunda.variables import Json
-from das.config import das_home
 from das.contracts import GUARDRAIL_STOPS, Policy, TaskSpec, TdeResult, TraceStep, parse_external
+from das.engine.keys import RETRY_KEY_VAR, EngineFacts, EngineScope, default_idempotency_key, retry_chain
 from das.engine.step_spec import (
     StepInputInvalid,
     adapter_inputs,
@@ -50,10 +50,11 @@ from das.engine.step_spec import (
     mapped_outputs,
     spec_from_step,
 )
-from das.errors import DasError, InvalidInput, ModelRetry, PolicyDenied
+from das.errors import DasError, InvalidInput, ModelRetry, PolicyDenied, UpstreamError
 from das.guardrails import resolve_policy
 from das.registry import lookup
 from das.store import open_store
+from das.store.keys import check_key, scoped_key, workspace_dir
 from das.tools.base import Tool, ToolContext
 from das.tools.effects import EffectBlocked, run_once
 
@@ -99,6 +100,7 @@ class HandlerContext:
     heartbeat: Callable[[], None] | None = None
     correlation_id: str | None = None
     adapters: Mapping[str, Tool] = field(default_factory=adapters, repr=False)  # adapter name -> Tool
+    facts: EngineFacts = field(default_factory=EngineFacts, repr=False)  # who owns a key: the engine says
 
 
 Handler = Callable[[ExternalTask, HandlerContext], Outcome]
@@ -118,12 +120,6 @@ def correlation_of(task: ExternalTask) -> str:
     from_spec = spec.get("correlation_id") if isinstance(spec, dict) else None
     return str(task.variables.get("correlationId") or from_spec or task.business_key
                or task.process_instance_id)
-
-
-def default_idempotency_key(task: ExternalTask) -> str:
-    """Process instance + activity instance: stable across lock expiry, re-fetch and retries,
-    distinct per multi-instance iteration (the activity id alone would collide there)."""
-    return f"{task.process_instance_id}:{task.activity_instance_id or task.activity_id}"
 
 
 MAX_STEP_RETRIES = 10  # a step's own `retries` (approved BPMN, e.g. a nightly refactor) is capped here
@@ -188,7 +184,12 @@ def outcome_for_result(task: ExternalTask, result: TdeResult, policy: Policy) ->
     }
     if result.needs_review:  # policy human_gate: route to a user task (set only when it applies,
         variables["tdeNeedsReview"] = True  # so the common case writes one variable fewer)
+    if task.variables.get(RETRY_KEY_VAR) is not None:  # the retried task is over: a later pass is a new task
+        variables[RETRY_KEY_VAR] = None
     if result.stop_reason == "error" and result.retryable and policy.retry_at == "process":
+        # the next pass of the process's retry loop continues this task under the same key,
+        # so a side effect this pass made is replayed from its record, never sent again
+        variables[RETRY_KEY_VAR] = Json(retry_chain(task, result.idempotency_key))
         out = Outcome("complete", variables={**variables, "tdeStatus": "retry"}, stop_reason="error")
         _usage_into(out, result)
         return out
@@ -215,13 +216,15 @@ def _trace_tail(result: TdeResult) -> str:
     return "\n".join(str(s) for s in steps)[:8000]
 
 
-def parse_task_spec(task: ExternalTask, correlation_id: str) -> TaskSpec:
+def parse_task_spec(task: ExternalTask, correlation_id: str, facts: EngineFacts | None = None) -> TaskSpec:
     """The TaskSpec of a task: an explicit ``taskSpec`` variable, or built from a drafted step's
     ``taskType``/``tdeInputs`` and the registry. The process's ``correlationId`` is the one id
-    on the engine path: a different id inside a taskSpec is kept in the log, not used."""
+    on the engine path: a different id inside a taskSpec is kept in the log, not used.
+    ``facts``: the engine facts a default key may need (das/engine/keys.py)."""
 
+    default_key = default_idempotency_key(task, facts.multi_instance if facts else None)
     if is_step_task(task.variables):
-        return spec_from_step(task.variables, correlation_id, default_idempotency_key(task))
+        return spec_from_step(task.variables, correlation_id, default_key)
     raw = task.variables.get("taskSpec")
     if raw is None:
         raise InvalidInput("invalid taskSpec variable: missing (the task needs a Json taskSpec, or a taskType "
@@ -236,7 +239,7 @@ def parse_task_spec(task: ExternalTask, correlation_id: str) -> TaskSpec:
     elif not spec.correlation_id:
         updates["correlation_id"] = correlation_id
     if not spec.idempotency_key:
-        updates["idempotency_key"] = default_idempotency_key(task)
+        updates["idempotency_key"] = default_key
     return spec.model_copy(update=updates) if updates else spec
 
 
@@ -254,12 +257,22 @@ def denied_result(spec: TaskSpec, exc: PolicyDenied) -> TdeResult:
                      trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)])
 
 
+def engine_scope(task: ExternalTask, ctx: HandlerContext) -> EngineScope | Outcome:
+    """The task's key namespace from the engine, or the failure to report (retried: the
+    engine may be briefly unreachable; nothing runs without knowing whose task it is)."""
+    try:
+        return ctx.facts.scope(task.process_instance_id)
+    except UpstreamError as exc:
+        return failure_outcome(task, None, f"cannot tell whose task this is: {exc.message}", None)
+
+
 def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
-    """``das-tde-probabilistic``: run the guarded loop for the task's ``taskSpec``."""
+    """``das-tde-probabilistic``: run the guarded loop for the task's ``taskSpec``, under the
+    namespace of the process that called it (das/engine/keys.py)."""
 
     correlation_id = ctx.correlation_id or correlation_of(task)
     try:
-        spec = parse_task_spec(task, correlation_id)
+        spec = parse_task_spec(task, correlation_id, ctx.facts)
         policy = resolve_task_policy(spec, ctx.policy_file)
     except StepInputInvalid as exc:  # the process mapped the wrong variables: let it route that
         return Outcome("bpmn_error", variables={"tdeStatus": "failed"}, error_code="DAS_INVALID_INPUT",
@@ -268,8 +281,14 @@ def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
         return failure_outcome(task, None, exc.message, None, final=True)
     except PolicyDenied as exc:  # e.g. the spec tries to loosen the policy
         return outcome_for_result(task, denied_result(spec, exc), Policy())
+    except UpstreamError as exc:  # the engine could not say what the default key continues
+        return failure_outcome(task, None, f"cannot tell which task this continues: {exc.message}", None)
+    scope = engine_scope(task, ctx)
+    if isinstance(scope, Outcome):
+        return scope
     try:
-        result = run_tde(spec, model=ctx.model, policy_file=ctx.policy_file, heartbeat=ctx.heartbeat)
+        result = run_tde(spec, model=ctx.model, policy_file=ctx.policy_file, heartbeat=ctx.heartbeat,
+                         namespace=scope.namespace)
     except PolicyDenied as exc:
         return outcome_for_result(task, denied_result(spec, exc), policy)
     except InvalidInput as exc:
@@ -353,7 +372,14 @@ def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
         return failure_outcome(task, None, f"no deterministic task type is served on topic {task.topic}", None,
                                final=True)
     correlation_id = ctx.correlation_id or correlation_of(task)
-    key = default_idempotency_key(task)
+    scope = engine_scope(task, ctx)
+    if isinstance(scope, Outcome):
+        return scope
+    try:
+        key = default_idempotency_key(task, ctx.facts.multi_instance)
+    except UpstreamError as exc:
+        return failure_outcome(task, None, f"cannot tell which task this continues: {exc.message}", None)
+    scoped = scoped_key(scope.namespace, key)
     spec = TaskSpec(task_type=entry.task_type, mode="deterministic", correlation_id=correlation_id,
                     idempotency_key=key)
     try:
@@ -367,7 +393,7 @@ def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
         return outcome_for_result(task, denied_result(spec, exc), Policy())
     except DasError as exc:
         return failure_outcome(task, None, exc.message, None, final=True)
-    tool_ctx = ToolContext(policy, das_home() / "workspaces" / key.replace(":", "_"), key, correlation_id)
+    tool_ctx = ToolContext(policy, workspace_dir(scoped), scoped, correlation_id)
     try:
         value = run_once(open_store(), tool, tool_ctx, inputs)
     except PolicyDenied as exc:
@@ -392,14 +418,27 @@ def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
 def handle_compensate(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     """``das-tde-compensate``: undo what a TDE did, with the compensating adapter its registry
     entry names (``executor.compensate``), or fail loudly: an incident listing the effects a
-    person must undo, never a silent success."""
+    person must undo, never a silent success.
+
+    The key comes from the process's ``tdeResult`` (data); which effects it can reach is
+    decided by the engine: those of this task's own namespace and of the instances its own
+    process instance called, never another instance's."""
 
     raw_result, raw_spec = task.variables.get("tdeResult"), task.variables.get("taskSpec")
     result: dict[str, Any] = raw_result if isinstance(raw_result, dict) else {}
     spec: dict[str, Any] = raw_spec if isinstance(raw_spec, dict) else {}
     task_type = str(task.variables.get("taskType") or spec.get("task_type") or "")
     key = str(result.get("idempotency_key") or "")
-    effects = open_store().done_effects(key) if key else []
+    try:
+        if key:
+            check_key(key)
+        namespaces = ctx.facts.compensation_namespaces(task)
+    except InvalidInput as exc:
+        return failure_outcome(task, None, f"tdeResult: {exc.message}", None, final=True)
+    except UpstreamError as exc:
+        return failure_outcome(task, None, f"cannot tell whose effects to undo: {exc.message}", None)
+    store = open_store()
+    effects = [e for ns in namespaces for e in store.done_effects(scoped_key(ns, key))] if key else []
     listed = "; ".join(f"{e['tool']} ({e['call_key']})" for e in effects) or "none recorded"
     entry = lookup(task_type) if task_type else None
     name = entry.executor.compensate if entry else None
@@ -410,7 +449,8 @@ def handle_compensate(task: ExternalTask, ctx: HandlerContext) -> Outcome:
                                final=True)
     try:
         tool.run(ToolContext(resolve_task_policy(TaskSpec(task_type=task_type, mode="deterministic"), ctx.policy_file),
-                             das_home() / "workspaces" / "compensate", key, correlation_of(task)),
+                             workspace_dir(scoped_key(namespaces[0], "compensate")),
+                             scoped_key(namespaces[0], key) if key else None, correlation_of(task)),
                  {"effects": [{"tool": e["tool"], "call_key": e["call_key"]} for e in effects], "tdeResult": result})
     except Exception as exc:  # noqa: BLE001 - a failed compensation is an incident with its reason
         return failure_outcome(task, None, f"compensation {name} failed: {type(exc).__name__}: {exc}; still to undo: "

@@ -28,6 +28,7 @@ from das import tracing
 from das.adapters import adapters as installed_adapters
 from das.camunda.client import EngineClient, EngineError, ExternalTask, Topic
 from das.engine.handlers import HandlerContext, Outcome, TopicHandler, correlation_of, default_handlers
+from das.engine.keys import EngineFacts
 from das.engine.metrics import WorkerMetrics
 from das.errors import TransientUpstreamError, UpstreamError, UsageError
 from das.secrets import scrub
@@ -89,6 +90,7 @@ class Worker:
             self.handlers[name] = handler
         self.metrics = metrics or WorkerMetrics()
         self.adapters: Mapping[str, Tool] = installed_adapters() if adapters is None else adapters
+        self.facts = EngineFacts(client)  # whose task is it: per process instance, asked once
         self._stop = threading.Event()
         # handlers + prefetch: while handlers run, the next batch is already locked, so one
         # fetchAndLock serves many tasks (the locks of waiting tasks are kept alive too)
@@ -252,7 +254,7 @@ class Worker:
         started = time.monotonic()
         ctx = HandlerContext(model=self.config.model, policy_file=self.config.policy_file,
                              heartbeat=lambda: self._extend(task.id, force=False),
-                             correlation_id=ctx_log["correlationId"], adapters=self.adapters)
+                             correlation_id=ctx_log["correlationId"], adapters=self.adapters, facts=self.facts)
         try:
             outcome = handler.handle(task, ctx)
         except Exception as exc:  # handlers map their own errors; this is a last resort

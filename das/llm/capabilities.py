@@ -19,11 +19,13 @@ Where a record comes from:
    ``litellm``, for what 1-3 left open;
 5. otherwise: try ``json_schema`` and learn from the answer, no native tools - ``default``.
 
-Local (no data leaves the host, so ``pii`` may go there and no price is needed) is decided
-from the server litellm will be given: ``test/``, ``local/``, or an explicit ``openai/``,
-``hosted_vllm/`` or ``ollama/`` prefix whose base URL is a loopback address (or
-``local:`` in models.yaml). The gateway passes that very base URL to litellm, so the address
-checked is the address used.
+Local (no data leaves the host, so ``pii`` may go there and no price is needed) is derived
+from the server litellm will be given, never declared: ``test/``, ``local/``, or an explicit
+``openai/``, ``hosted_vllm/`` or ``ollama/`` prefix whose base URL is a loopback address or a
+unix socket. models.yaml may only say ``local: false``; ``local: true`` is an error. The gateway
+passes that very base URL to litellm, so the address checked is the address used. A key
+variable goes only to the hosts it is bound to (``das.llm.keybinding``): building the record of
+a model whose server is not bound to the key that would be sent raises ``PolicyDenied``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from das.config import das_home
 from das.contracts import describe_validation_error
 from das.errors import InvalidInput
+from das.llm import keybinding
 from das.llm.providers import ensure_registered
 
 log = logging.getLogger("das.llm")
@@ -64,8 +67,8 @@ class DeclaredModel(BaseModel):
     tools: bool | None = Field(None, description="native tool calling")
     api_base: str | None = Field(None, description="the server's OpenAI-compatible base URL (…/v1)")
     api_key_env: str | None = Field(None, description="environment variable holding its API key")
-    local: bool | None = Field(None, description="runs on this host, so no data leaves it (default: "
-                                                 "true when api_base is a loopback address)")
+    local: Literal[False] | None = Field(None, description="only false: local is derived from the server's "
+                                                           "address (loopback or unix socket), never declared")
     authoring_form: AuthoringForm | None = Field(None, description="what drafting asks it to write")
     input_per_mtok: float | None = Field(None, ge=0, description="USD per million input tokens")
     output_per_mtok: float | None = Field(None, ge=0, description="USD per million output tokens")
@@ -90,9 +93,10 @@ def models_file() -> Path:
     return Path(os.environ["DAS_MODELS_FILE"]) if os.environ.get("DAS_MODELS_FILE") else das_home() / "models.yaml"
 
 
-def load_declared(path: Path | None = None) -> dict[str, DeclaredModel]:
-    """``models.yaml``: model string -> declaration; a bad file is an error naming the key."""
-    path = path or models_file()
+KEYS_SECTION = "keys"  # models.yaml's key bindings, not a model string
+
+
+def _models_data(path: Path) -> dict[Any, Any]:
     if not path.is_file():
         return {}
     try:
@@ -101,8 +105,27 @@ def load_declared(path: Path | None = None) -> dict[str, DeclaredModel]:
         raise InvalidInput(f"{path}: not YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):
         raise InvalidInput(f"{path}: expected a mapping of model strings to settings")
+    return data
+
+
+def load_key_bindings(path: Path | None = None) -> keybinding.Bindings:
+    """models.yaml's ``keys:`` section: which hosts each key variable may be sent to."""
+    path = path or models_file()
+    return keybinding.parse(_models_data(path).get(KEYS_SECTION), f"{path}")
+
+
+def load_declared(path: Path | None = None) -> dict[str, DeclaredModel]:
+    """``models.yaml``: model string -> declaration; a bad file is an error naming the key."""
+    path = path or models_file()
+    data = _models_data(path)
     out: dict[str, DeclaredModel] = {}
     for name, entry in data.items():
+        if name == KEYS_SECTION:
+            continue
+        if isinstance(entry, dict) and entry.get("local") is True:
+            raise InvalidInput(f"{path} entry {name!r}: local: true is refused: whether a model is local is derived "
+                               "from its server's address (a loopback or unix-socket api_base), never declared; "
+                               "only local: false may be written")
         try:
             out[str(name)] = DeclaredModel.model_validate(entry or {})
         except ValidationError as exc:
@@ -198,10 +221,14 @@ class LearnedCapabilities:
 
 
 def is_loopback_url(url: str | None) -> bool:
-    """True for http(s)://localhost / 127.x / ::1 (the operator's own host)."""
+    """True for http(s)://localhost / 127.x / ::1 and a unix socket (the operator's own host);
+    a host name is never resolved, so DNS cannot make a server local."""
     if not url:
         return False
-    host = (urlsplit(url).hostname or "").lower()
+    parts = urlsplit(url)
+    if parts.scheme.lower() in ("unix", "http+unix", "https+unix"):
+        return True
+    host = (parts.hostname or "").lower()
     if host == "localhost":
         return True
     try:
@@ -281,9 +308,11 @@ def _builtin(model: str) -> tuple[StructuredMode, bool] | None:
 
 
 def resolve(model: str, learned: LearnedCapabilities, declared: dict[str, DeclaredModel] | None = None,
-            ask_litellm: bool = True) -> ModelCapabilities:
-    """The capability record of ``model`` from every source (see the module docstring)."""
+            ask_litellm: bool = True, keys: keybinding.Bindings | None = None) -> ModelCapabilities:
+    """The capability record of ``model`` from every source (see the module docstring).
+    ``PolicyDenied`` when the key its call would carry is not bound to its server."""
     decl = (load_declared() if declared is None else declared).get(model, DeclaredModel())
+    bindings = (load_key_bindings() if declared is None else {}) if keys is None else keys
     source: dict[str, Source] = {}
     builtin = _builtin(model)
     structured: StructuredMode | None = decl.structured
@@ -297,6 +326,9 @@ def resolve(model: str, learned: LearnedCapabilities, declared: dict[str, Declar
         if tools is not None:
             source["tools"] = "declared"
     api_base = server_of(model, decl)
+    if provider_of(model) not in ("test", "local"):
+        keybinding.check(model, provider_of(model), decl.api_key_env, api_base, bindings,
+                         "models.yaml" if decl.api_base else "the environment")
     lesson = learned.get(lesson_key(model, api_base))
     if lesson.get("structured") in MODES:
         taught: StructuredMode = lesson["structured"]
@@ -317,12 +349,12 @@ def resolve(model: str, learned: LearnedCapabilities, declared: dict[str, Declar
     if tools is None:
         tools, source["tools"] = False, "default"
     provider = provider_of(model)
-    if decl.local is not None:
-        local = decl.local
-    elif provider in ("test", "local"):
+    if provider in ("test", "local"):
         local = True
     else:  # the operator's own host: nothing leaves it (only where DAS names the server)
         local = "/" in model and provider in SERVER_PROVIDERS and is_loopback_url(api_base)
+    if decl.local is False:
+        local = False
     return ModelCapabilities(model=model, structured=structured, tools=tools, source=source, api_base=api_base,
                              local=local, authoring_form=decl.authoring_form or form_for(structured),
                              input_per_mtok=decl.input_per_mtok, output_per_mtok=decl.output_per_mtok,
@@ -335,5 +367,5 @@ def lesson_key(model: str, api_base: str | None) -> str:
 
 
 __all__ = ["DeclaredModel", "LearnedCapabilities", "MODES", "ModelCapabilities", "StructuredMode", "env_api_base",
-           "form_for", "is_loopback_url", "lesson_key", "load_declared", "models_file", "resolve", "server_of",
-           "weaker"]
+           "form_for", "is_loopback_url", "lesson_key", "load_declared", "load_key_bindings", "models_file", "resolve",
+           "server_of", "weaker"]

@@ -140,3 +140,16 @@ def m005_effects_with_unknown_outcomes(db: sqlite3.Connection) -> None:
                " SELECT call_key, tool, state, result_json, created_at FROM tool_effects")
     db.execute("DROP TABLE tool_effects")
     db.execute("ALTER TABLE tool_effects_v2 RENAME TO tool_effects")
+
+
+@migration
+def m006_principal_ids_and_acknowledgements(db: sqlite3.Connection) -> None:
+    # every user record gets an immutable, never reused principal id (a name added back gets a
+    # new one); history rows record the principal id and the credential an action was proven
+    # with, and what a reviewer acknowledged (executable content) when approving
+    db.execute("ALTER TABLE users ADD COLUMN principal_id TEXT")
+    db.execute("UPDATE users SET principal_id = 'u-' || lower(hex(randomblob(16)))")
+    db.execute("CREATE UNIQUE INDEX users_principal_id ON users(principal_id)")
+    db.execute("ALTER TABLE proposal_history ADD COLUMN principal_id TEXT")
+    db.execute("ALTER TABLE proposal_history ADD COLUMN credential TEXT")
+    db.execute("ALTER TABLE proposal_history ADD COLUMN acknowledged TEXT")

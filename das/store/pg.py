@@ -144,6 +144,14 @@ PG_MIGRATIONS: list[tuple[str, list[str]]] = [
         "ALTER TABLE tool_effects ADD COLUMN detail TEXT",
         f"ALTER TABLE tool_effects ADD COLUMN updated_at {TS}",
     ]),
+    ("m006_principal_ids_and_acknowledgements", [
+        "ALTER TABLE users ADD COLUMN principal_id TEXT",
+        "UPDATE users SET principal_id = 'u-' || md5(random()::text || clock_timestamp()::text || name)",
+        "CREATE UNIQUE INDEX users_principal_id ON users(principal_id)",
+        "ALTER TABLE proposal_history ADD COLUMN principal_id TEXT",
+        "ALTER TABLE proposal_history ADD COLUMN credential TEXT",
+        "ALTER TABLE proposal_history ADD COLUMN acknowledged TEXT",
+    ]),
 ]
 
 

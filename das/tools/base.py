@@ -22,7 +22,7 @@ class ToolContext:
 
     policy: Policy
     workspace: Path
-    idempotency_key: str | None = None
+    idempotency_key: str | None = None  # the task's scoped key (das/store/keys.py), never the spec's text
     correlation_id: str | None = None
     call_key: str | None = None  # set per side-effecting call: sent as Idempotency-Key
     http_timeout_s: float | None = None

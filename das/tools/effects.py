@@ -1,7 +1,9 @@
 """At most once: how a side-effecting call (a loop's tool, a deterministic adapter) runs.
 
 The call is claimed in the store before it runs and its result recorded after; a repeat with
-the same idempotency key replays the record. If an earlier call of this key has an unknown
+the same idempotency key replays the record. The key is the task's scoped key (a digest of its
+owner's namespace and the spec's key, das/store/keys.py), so one owner never replays, blocks or
+reaches another's effects. If an earlier call of this key has an unknown
 outcome (sent, then timeout; or a worker killed mid-call), nothing side-effecting runs until an
 operator resolves it (``das effects resolve``). One implementation for every caller.
 """
@@ -15,6 +17,7 @@ from typing import Any
 from das.errors import OutcomeUnknown
 from das.secrets import scrub
 from das.store import Store
+from das.store.keys import is_scoped
 from das.tools.base import Tool, ToolContext, call_key
 
 
@@ -38,6 +41,8 @@ def run_once(store: Store | None, tool: Tool, ctx: ToolContext, arguments: dict[
             return tool.run(ctx, arguments)
         except OutcomeUnknown as exc:
             raise EffectBlocked(f"{exc.message} (tool {tool.name}, no idempotency key)") from exc
+    if not is_scoped(key_of_task):  # a spec's own text never keys an effect: that is a bug, not data
+        raise ValueError("side effects are keyed by a scoped key (das.store.keys.scoped_key), not a raw key")
     key = call_key(key_of_task, tool, arguments)
     pending = [k for k in store.pending_effects(key_of_task) if k != key]
     if pending:  # an earlier run left a call whose outcome nobody knows: no side effect at all

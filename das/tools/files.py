@@ -2,7 +2,11 @@
 
 Paths are resolved after following symlinks and must stay inside the workspace; absolute
 paths, ``..`` escapes and symlinks pointing out are refused (as ModelRetry: the model asked
-for it, so the model is told). Writes go to a temp file and are renamed, never half-written.
+for it, so the model is told). A second wall, whatever the workspace is: nothing of DAS_HOME
+but the task's own ``workspaces/<digest>``, and nothing DAS trusts elsewhere (models file,
+registry, guardrails; ``das.config.protected_reason``), is read or written (PolicyDenied), and a
+hard-linked file is never read (a link made to a protected file looks like any other file).
+Writes go to a temp file and are renamed, never half-written (nor written through a link).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from das.errors import ModelRetry
+from das.config import protected_reason
+from das.errors import ModelRetry, PolicyDenied
 from das.tools.base import Tool, ToolContext
 
 MAX_READ_BYTES = 1_000_000
@@ -35,6 +40,9 @@ def confine(workspace: Path, relative: str) -> Path:
     # dangling symlink at the target, which resolve() cannot see through
     if (root / candidate).is_symlink() and not (root / candidate).exists():
         raise ModelRetry(f"path {relative!r} is a dangling symlink; refused")
+    reason = protected_reason(target, root)
+    if reason:
+        raise PolicyDenied(f"path {relative!r} refused: {reason}", rule="das_home")
     return target
 
 
@@ -42,6 +50,9 @@ def _read(ctx: ToolContext, args: dict[str, Any]) -> str:
     path = confine(ctx.workspace, args["path"])
     if not path.is_file():
         raise ModelRetry(f"no such file in the workspace: {args['path']}")
+    if path.stat().st_nlink > 1:
+        raise PolicyDenied(f"{args['path']} has other hard links (one may be a file outside the workspace); "
+                           "refused", rule="das_home")
     if path.stat().st_size > MAX_READ_BYTES:
         raise ModelRetry(f"{args['path']} is larger than {MAX_READ_BYTES} bytes")
     return path.read_text(errors="replace")

@@ -86,6 +86,10 @@ def _review(p: Proposal, who: Principal, csrf: str, why_not: dict[str, str | Non
     if not who.can("review"):
         return f"<p class='note'>You are signed in as {_e(who.role)}; only reviewers and admins approve.</p>"
     pid, token = _e(p.id), f"<input type='hidden' name='csrf' value='{_e(csrf)}'>"
+    flagged = pv.needs_acknowledgement(p)
+    ack = (f" <span class='ack'><input type='checkbox' id='ack-executable' name='ack_executable' value='yes' required> "
+           f"<label for='ack-executable'>I have read the {flagged} flagged executable element(s) under "
+           "<a href='#h-exec'>Executable content</a> and accept them</label></span>") if flagged else ""
     parts = []
     for action, label, comment in (("approve", "Approve", "optional"), ("reject", "Reject", "required")):
         reason = why_not.get(action)
@@ -97,7 +101,8 @@ def _review(p: Proposal, who: Principal, csrf: str, why_not: dict[str, str | Non
         else:
             parts.append(f"<form method='post' action='/proposals/{pid}/{action}' class='review'>{token}"
                          f"<label for='c-{action}'>Comment ({comment})</label> "
-                         f"<input id='c-{action}' name='comment'{required}> <button>{label}</button></form>")
+                         f"<input id='c-{action}' name='comment'{required}>{ack if action == 'approve' else ''} "
+                         f"<button>{label}</button></form>")
     return "<section aria-label='Review'>" + "".join(parts) + "</section>"
 
 
@@ -140,7 +145,8 @@ def proposal(p: Proposal, who: Principal, csrf: str, queue_: Queue) -> str:
             f" &middot; by {_e(p.author)} ({_e(p.origin)})</p>")
     legend = ("<ul class='legend' aria-label='Legend'><li class='l-added'>added</li><li class='l-changed'>changed</li>"
               "<li class='l-removed'>removed (base version)</li><li class='l-error'>error finding</li>"
-              "<li class='l-warning'>warning finding</li><li class='l-unreached'>never reached in simulation</li></ul>")
+              "<li class='l-warning'>warning finding</li><li class='l-unreached'>never reached in simulation</li>"
+              "<li class='l-executable'>runs code (see Executable content)</li></ul>")
     toggle = "<button type='button' id='toggle-base' hidden>Show base version</button>" if d.base_xml else ""
     diagram = (f"<section aria-labelledby='h-diagram'><h2 id='h-diagram'>Diagram</h2>{legend}{toggle}"
                f"<figure><div id='canvas'></div><figcaption>BPMN diagram of {_e(p.key)} {_e(p.version)}; the "
@@ -155,34 +161,65 @@ def proposal(p: Proposal, who: Principal, csrf: str, queue_: Queue) -> str:
                 else "<p>Not simulated.</p>")
     stuck = [[str(s.run), s.element or "-", s.reason] for s in (sim.stuck[:20] if sim is not None else [])]
     unreached = ", ".join(sim.unreached if sim is not None else []) or "none"
-    wrappers = [[str(w.get("task_type", "?")), json.dumps(w.get("input_schema") or w.get("inputs") or {})[:300],
+    wrappers = [[str(w.get("task_type", "?")), _tools(pv.wrapper_tools(w)),
+                 json.dumps(w.get("input_schema") or w.get("inputs") or {})[:300],
                  json.dumps(w.get("output_schema") or w.get("outputs") or {})[:300], json.dumps(w.get("policy") or {})[:300]]
                 for w in p.tde_wrappers]
-    history = [[h.at, h.actor, h.action, (h.artifact_sha256 or "")[:12], h.proof or "", h.comment or ""]
-               for h in p.history]
+    executable = pv.executable_rows(p)
+    history = [[h.at, h.actor, h.action, (h.artifact_sha256 or "")[:12], h.proof or "",
+                " ".join(x for x in (h.principal_id, h.credential) if x), h.comment or "",
+                h.acknowledged or ""] for h in p.history]
     body = (f"<nav><a href='/'>&larr; queue</a></nav>{head}{_review(p, who, csrf, pv.review_buttons(queue_, p, who))}"
             f"{diagram}<section aria-labelledby='h-changes'><h2 id='h-changes'>Changes against the base version</h2>"
             + _table("Semantic diff", ["change", "kind", "element", "name", "fields"], changes)
-            + "</section><section aria-labelledby='h-findings'><h2 id='h-findings'>Validation</h2>"
+            + f"</section>{_executable(executable)}<section aria-labelledby='h-findings'><h2 id='h-findings'>Validation</h2>"
             + _table("Findings", ["severity", "rule", "element", "message"], findings)
             + f"</section><section aria-labelledby='h-sim'><h2 id='h-sim'>Simulation</h2>{sim_text}"
             + _table("Stuck runs", ["run", "element", "reason"], stuck)
             + f"<p>Never reached: {_e(unreached)}</p></section>"
             + f"<section aria-labelledby='h-origin'><h2 id='h-origin'>Where it came from</h2>{_origin(p)}</section>"
             + "<section aria-labelledby='h-tde'><h2 id='h-tde'>TDE wrappers</h2>"
-            + _table("Wrappers proposed with it", ["task type", "inputs", "outputs", "policy"], wrappers)
+            + _table("Wrappers proposed with it", ["task type", "tools", "inputs", "outputs", "policy"], wrappers)
             + "</section><section aria-labelledby='h-history'><h2 id='h-history'>History</h2>"
-            + _table("Who did what, on which artifact", ["at", "actor", "action", "artifact", "proof", "comment"], history)
+            + _table("Who did what, on which artifact", ["at", "actor", "action", "artifact", "proof", "principal",
+                                                          "comment", "acknowledged"], history)
             + f"</section><section aria-labelledby='h-dl'><h2 id='h-dl'>Download</h2><ul>"
               f"<li><a href='/proposals/{pid}/artifact.bpmn' download>BPMN (opens in Camunda Modeler)</a></li>"
               f"<li><a href='/proposals/{pid}/diff.json' download>Diff as JSON</a></li></ul>"
               f"<details><summary>As text</summary><pre>{_e(render_proposal(p))}</pre></details></section>"
             + _data_block({"xml": d.xml, "base_xml": d.base_xml, "markers": d.markers, "badges": d.badges,
-                           "removed": d.removed, "base_markers": d.base_markers}))
+                           "removed": d.removed, "base_markers": d.base_markers, "executable": executable,
+                           "tde_tools": {str(w.get("task_type", "?")): pv.wrapper_tools(w) for w in p.tde_wrappers}}))
     return frame(f"Proposal {p.id}", body, who, csrf,
                  scripts=("/static/vendor/bpmn-navigated-viewer.production.min.js", "/static/proposal.js"),
                  styles=("/static/vendor/assets/diagram-js.css", "/static/vendor/assets/bpmn-js.css",
                          "/static/vendor/assets/bpmn-font/css/bpmn.css"))
+
+
+def _tools(tools: list[str] | None) -> str:
+    if tools is None:
+        return "none named: finish and read-only tools only"
+    return ", ".join(tools) or "none"
+
+
+def _executable(rows: list[dict[str, Any]]) -> str:
+    """What the engine would run, each in full: the reviewer approves this, not only the diagram."""
+    flagged = sum(1 for r in rows if r["flagged"])
+    intro = (f"<p>{len(rows)} executable element(s); {flagged} outside the allow-list "
+             "(guardrails/executable.yaml) need your acknowledgement to approve.</p>" if rows
+             else "<p>No scripts, Java classes, expressions, connectors or conditions.</p>")
+    body = "".join(
+        f"<tr class='{'flagged' if r['flagged'] else 'allowed'}'><td>{_e(r['kind'].replace('_', ' '))}</td>"
+        f"<td>{_e(r['element'] or '-')}</td><td>{_e(r['where'])}</td><td>{_e(r['language'] or '')}</td>"
+        f"<td>{'needs acknowledgement' if r['flagged'] else 'allowed'}</td><td>{'new' if r['new'] else 'in base'}</td>"
+        f"<td><pre class='code'>{_e(r['content'])}</pre>"
+        + (f"<small>sha256 {_e(r['sha256'])}</small>" if r.get("sha256") else "") + "</td></tr>"
+        for r in rows)
+    table = ("<table class='executable'><caption>Executable content of the proposed artifact</caption><thead><tr>"
+             + "".join(f"<th scope='col'>{h}</th>" for h in ("kind", "element", "where", "language", "allow-list",
+                                                              "change", "content"))
+             + f"</tr></thead><tbody>{body}</tbody></table>") if rows else ""
+    return (f"<section aria-labelledby='h-exec'><h2 id='h-exec'>Executable content</h2>{intro}{table}</section>")
 
 
 def refused(message: str, back: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from das.authoring.queue import Queue
+from das.bpmn.executable import script_digest
 from das.contracts import Proposal
 from das.identity import Principal
 
@@ -120,6 +121,11 @@ def diagram(queue: Queue, p: Proposal) -> Diagram:
     for element, counts in per_element.items():
         d.badges.setdefault(element, []).extend(
             f"{n} {sev}{'s' if n > 1 else ''}" for sev, n in sorted(counts.items()))
+    for item in p.diff.executable if p.diff is not None else []:
+        mark(d.markers, item.element, "das-executable")
+        text = "runs code (acknowledge)" if item.flagged else "runs code"
+        if item.element and text not in d.badges.setdefault(item.element, []):
+            d.badges[item.element].append(text)
     sim = p.simulation
     for element in sim.unreached if sim is not None else []:
         mark(d.markers, element, "das-unreached")
@@ -134,10 +140,35 @@ def review_buttons(queue: Queue, p: Proposal, who: Principal) -> dict[str, str |
     return queue.why_not(p, who)
 
 
+def executable_rows(p: Proposal) -> list[dict[str, Any]]:
+    """Every executable element of the artifact, in full, for the page's table and its data
+    block: what runs, where, whether the allow-list covers it, and a script's sha256 (what an
+    operator lists in ``guardrails/executable.yaml`` to allow it)."""
+    rows = []
+    for item in p.diff.executable if p.diff is not None else []:
+        row = item.model_dump(mode="json")
+        row["sha256"] = script_digest(item.content) if item.kind == "script" else None
+        rows.append(row)
+    return rows
+
+
+def needs_acknowledgement(p: Proposal) -> int:
+    """How many flagged executable elements an approval must acknowledge."""
+    return sum(1 for item in (p.diff.executable if p.diff is not None else []) if item.flagged)
+
+
+def wrapper_tools(wrapper: dict[str, Any]) -> list[str] | None:
+    """The tools a TDE wrapper's policy names (None: it names none, so it gets only the
+    read-only default)."""
+    policy = wrapper.get("policy")
+    tools = policy.get("allowed_tools") if isinstance(policy, dict) else None
+    return [str(t) for t in tools] if isinstance(tools, list) else None
+
+
 def evidence_rows(p: Proposal) -> list[dict[str, Any]]:
     """Nightly evidence as flat rows (incident counts, instance ids, durations ...)."""
     return [e.model_dump(mode="json", exclude_none=True) for e in p.evidence]
 
 
 __all__ = ["Badges", "Diagram", "ORIGINS", "QueueRow", "STATUSES", "badges", "diagram", "evidence_rows",
-           "queue_rows", "review_buttons"]
+           "executable_rows", "needs_acknowledgement", "queue_rows", "review_buttons", "wrapper_tools"]

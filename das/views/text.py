@@ -33,7 +33,8 @@ def render_proposal(p: Proposal) -> str:
     lines.append("history:")
     lines += [f"  {h.at}  {h.actor:<12} {h.action}" + (f" [{h.proof}]" if h.proof else "")
               + (f" on {h.artifact_sha256[:12]}" if h.artifact_sha256 else "")
-              + (f": {h.comment}" if h.comment else "") for h in p.history]
+              + (f": {h.comment}" if h.comment else "")
+              + (f" (acknowledged {h.acknowledged})" if h.acknowledged else "") for h in p.history]
     return "\n".join(lines)
 
 
@@ -41,7 +42,25 @@ def diff_text(p: Proposal) -> str:
     """The diff as a reviewer reads it (``das queue diff``, ``das queue show``)."""
     if p.diff is None:
         return "no diff recorded"
-    return p.diff.text or render_text(p.diff)
+    text = p.diff.text or render_text(p.diff)
+    return text + "\n" + executable_text(p)
+
+
+def executable_text(p: Proposal) -> str:
+    """Every executable element, flagged ones marked: what the engine would run."""
+    items = p.diff.executable if p.diff is not None else []
+    if not items:
+        return "executable content: none"
+    flagged = sum(1 for i in items if i.flagged)
+    lines = [f"executable content: {len(items)} element(s), {flagged} outside the allow-list"
+             + (" (approving needs --ack-executable)" if flagged else "")]
+    for item in items:
+        mark = "!" if item.flagged else " "
+        lang = f" [{item.language}]" if item.language else ""
+        lines.append(f"{mark} {item.kind}{lang} on {item.element or '-'} ({item.where})"
+                     + ("" if item.new else " (in base)") + ":")
+        lines += [f"      {line}" for line in item.content.splitlines()[:40] or [""]]
+    return "\n".join(lines)
 
 
 def _elements(xml: str) -> list[str]:

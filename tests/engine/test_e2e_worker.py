@@ -42,7 +42,7 @@ def test_success_is_completed_and_routed(engine_client, run_worker, unique) -> N
         result = var(engine_client, pid, "tdeResult")
         assert result["status"] == "succeeded" and result["stop_reason"] == "completed"
         assert result["correlation_id"] == f"corr-{unique}-{i}"
-        assert result["idempotency_key"].startswith(pid + ":")
+        assert result["idempotency_key"].startswith("tde:")  # its activity instance; the instance owns it
         assert result["trace"] and result["usage"]["iterations"] == 1
         assert var(engine_client, pid, "tdeStatus") == "succeeded"
     wait_for(lambda: worker.metrics.value("das_worker_tasks_completed_total", topic=topic) == 3, 10, what="das_worker_tasks_completed_total == 3")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from engine_facts import FakeFacts
 
 from das.camunda.client import ExternalTask
 from das.contracts import Policy, TdeResult
@@ -69,7 +70,8 @@ def test_spec_gets_correlation_and_idempotency_defaults() -> None:
     t = task(taskSpec={"task_type": "summarize", "prompt": "p"}, correlationId="c-1")
     spec = parse_task_spec(t, correlation_of(t))
     assert spec.correlation_id == "c-1"
-    assert spec.idempotency_key == default_idempotency_key(t) == "pi1:tde:ai1"
+    # the activity instance: the namespace (who owns the key) comes from the engine, not the key
+    assert spec.idempotency_key == default_idempotency_key(t) == "tde:ai1"
     own = task(taskSpec={"task_type": "s", "prompt": "p", "idempotency_key": "mine", "correlation_id": "x"})
     spec = parse_task_spec(own, correlation_of(own))
     assert (spec.idempotency_key, spec.correlation_id) == ("mine", "x")
@@ -117,7 +119,7 @@ def test_a_drafted_step_builds_its_spec_from_the_registry_and_mapped_variables()
     spec = parse_task_spec(t, correlation_of(t))
     assert (spec.task_type, spec.inputs, spec.correlation_id) == ("classify", {"text": "charged twice",
                                                                               "labels": ["billing", "other"]}, "c-9")
-    assert spec.idempotency_key == "pi1:s1:ai1" and spec.prompt
+    assert spec.idempotency_key == "s1:ai1" and spec.prompt
     from das.engine.step_spec import mapped_outputs
 
     done = TdeResult(status="succeeded", stop_reason="completed", outputs={"label": "billing", "reason": "r"})
@@ -189,9 +191,13 @@ def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fa
     from das.contracts import TaskSpec
     from das.engine.handlers import HandlerContext, handle_compensate
     from das.llm.testmodel import register_script
+    from das.store.keys import scoped_key
     from das.tools import registry
     from das.tools.base import Tool
 
+    facts = FakeFacts()
+    facts.instances["pi1"] = {"id": "pi1", "rootProcessInstanceId": "pi1", "superProcessInstanceId": None}
+    namespace = facts.scope("pi1").namespace  # the worker runs the loop under the task's namespace
     box = {**registry.TOOLS, "pay": Tool("pay", "pays", {"type": "object"}, lambda ctx, args: {"paid": True},
                                          side_effecting=True)}
     ops = tmp_path / "ops.yaml"
@@ -199,7 +205,7 @@ def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fa
     model = register_script("pay-then-loop", [{"tool_calls": [{"name": "pay", "arguments": {"n": 1}}]},
                                               {"text": "thinking"}])
     res = run_tde(TaskSpec(task_type="payer", prompt="pay", idempotency_key="comp-1"), model=model,
-                  policy_file=str(ops), tools=box)
+                  policy_file=str(ops), tools=box, namespace=namespace)
     assert (res.status, res.stop_reason) == ("compensate_required", "max_iterations")
     out = outcome_for_result(task(), res, Policy())
     assert out.kind == "complete" and out.variables["tdeStatus"] == "compensate_required"
@@ -209,15 +215,17 @@ def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fa
         t.variables.update(tdeResult=res.model_dump(mode="json"), taskType="payer")
         return t
 
-    loud = handle_compensate(comp_task(), HandlerContext())
-    assert loud.kind == "failure" and loud.retries == 0 and "comp-1:" in loud.message and "by hand" in loud.message
+    loud = handle_compensate(comp_task(), HandlerContext(facts=facts))
+    assert loud.kind == "failure" and loud.retries == 0 and "by hand" in loud.message
+    assert f"{scoped_key(namespace, 'comp-1')}:" in loud.message
     undone = []
     refund = Tool("refund_for_tests", "refunds", {"type": "object"},
                   lambda ctx, args: undone.append(args["effects"]) or {"ok": True})
     (das_home / "tde").mkdir(parents=True, exist_ok=True)
     (das_home / "tde" / "payer.yaml").write_text(yaml.safe_dump({
         "task_type": "payer", "executor": {"kind": "probabilistic", "compensate": "refund_for_tests"}}))
-    done = handle_compensate(comp_task(), HandlerContext(adapters={**adapters(), "refund_for_tests": refund}))
+    done = handle_compensate(comp_task(), HandlerContext(adapters={**adapters(), "refund_for_tests": refund},
+                                                         facts=facts))
     assert done.kind == "complete" and done.variables["tdeStatus"] == "compensated"
     assert undone and undone[0][0]["tool"] == "pay"
 

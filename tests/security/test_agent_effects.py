@@ -10,8 +10,15 @@ import yaml
 from agent_helpers import FINISH, Listener, http_step, spec
 
 from das.agents.tde_loop import run_tde
+from das.identity import os_principal
 from das.llm.testmodel import register_script
 from das.store import open_store
+from das.store.keys import principal_namespace, scoped_key
+
+
+def mine(key: str) -> str:
+    """The scoped key a run by this OS account stores its effects under."""
+    return scoped_key(principal_namespace(os_principal().name), key)
 
 
 def _ops(tmp_path, url: str, timeout_s: float = 2.0) -> str:
@@ -32,7 +39,7 @@ def test_agent_reruns_a_post_whose_response_timed_out(tmp_path, das_home):
         first = run_tde(spec("never_declared_anywhere", key="pay-1"), model=model, policy_file=ops)
         assert first.stop_reason == "error" and "outcome is unknown" in (first.message or "")
         assert "das effects resolve" in first.message and len(slow.requests) == 1 and first.retryable is False
-        assert slow.requests[0][2].get("Idempotency-Key", "").startswith("pay-1:")
+        assert slow.requests[0][2].get("Idempotency-Key", "").startswith(mine("pay-1") + ":")
         again = run_tde(spec("never_declared_anywhere", key="pay-1"), model=model, policy_file=ops)
         assert again.stop_reason == "error" and "not repeated" in (again.message or "")
         assert len(slow.requests) == 1
@@ -75,7 +82,7 @@ def test_agent_worker_killed_mid_post_leaves_a_claim_that_blocks_a_repeat(tmp_pa
         from das.tools.base import call_key
 
         args = {"url": listener.url, "method": "POST", "json": {"n": 1}}
-        open_store().claim_effect(call_key("kill-1", "http_request", args), "http_request")
+        open_store().claim_effect(call_key(mine("kill-1"), "http_request", args), "http_request")
         model = register_script("post-after-kill", [{"tool_calls": [{"name": "http_request", "arguments": args}]},
                                                     FINISH])
         result = run_tde(spec("never_declared_anywhere", key="kill-1"), model=model, policy_file=_ops(tmp_path,
