@@ -18,13 +18,16 @@ The mapping follows DESIGN.md, "Engine contract":
   ... unless the result is not ``retryable`` (a permanent provider error such as a bad key, or a
   side effect of unknown outcome): then 0 retries, an incident at once
 * a transient failure under ``retry_at: process`` -> complete with tdeStatus ``retry`` (the
-                                                 template loops)
+                                                 template loops; ``tdeRetryKey`` makes the next
+                                                 pass continue the same idempotency key)
 * a stop after a side effect happened (status compensate_required)
                                               -> complete with tdeStatus, so the template compensates
 * a drafted step whose mapped inputs fail the registry input schema
                                               -> BPMN error ``DAS_INVALID_INPUT``
 * a task spec that cannot be run (InvalidInput) -> handleFailure with 0 retries: an incident at
                                                  once, since retrying the same input cannot help
+
+Every key is used under the namespace the engine gives the task (``das/engine/keys.py``).
 """
 
 from __future__ import annotations
