@@ -21,8 +21,6 @@ limit and the value seen. The loop turns it into a stop_reason.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -213,21 +211,6 @@ def check_model_allowed(policy: Policy, model: str, is_local: bool) -> None:
             f"data_class {policy.data_class} allows only local models; {model} is an external provider",
             rule="data_class",
         )
-
-
-def redactor(policy: Policy, is_local: bool) -> Callable[[str], str] | None:
-    """A function that masks configured patterns, or None when no redaction applies."""
-    rules = data_class_rules()
-    if is_local or not rules.get(policy.data_class, {}).get("redact"):
-        return None
-    patterns = [(name, re.compile(rx)) for name, rx in (rules.get("redaction_patterns") or {}).items()]
-
-    def redact(text: str) -> str:
-        for name, rx in patterns:
-            text = rx.sub(f"[REDACTED:{name}]", text)
-        return text
-
-    return redact
 
 
 @dataclass

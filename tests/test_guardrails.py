@@ -2,7 +2,8 @@ import pytest
 
 from das.contracts import Policy, TaskSpec, Usage
 from das.errors import GuardrailStop, InvalidInput, PolicyDenied
-from das.guardrails import Limits, check_model_allowed, redactor, resolve_policy
+from das.guardrails import Limits, check_model_allowed, resolve_policy
+from das.llm.redaction import redaction_for
 
 
 def spec(**kw):
@@ -73,10 +74,13 @@ def test_pii_refuses_external_models_but_allows_local():
 
 def test_redaction_applies_only_to_external_providers_of_sensitive_classes():
     confidential = Policy(data_class="confidential")
-    redact = redactor(confidential, is_local=False)
-    assert redact("mail jane.doe@example.com now") == "mail [REDACTED:email] now"
-    assert redactor(confidential, is_local=True) is None
-    assert redactor(Policy(data_class="public"), is_local=False) is None
+    redaction = redaction_for(confidential, is_local=False)
+    assert redaction is not None
+    masked = redaction.text("mail jane.doe@example.com now")
+    assert masked == f"mail [REDACTED:email:1:{redaction.nonce}] now"
+    assert redaction.restore_text(masked) == "mail jane.doe@example.com now"
+    assert redaction_for(confidential, is_local=True) is None
+    assert redaction_for(Policy(data_class="public"), is_local=False) is None
 
 
 def test_task_type_and_registry_cannot_lift_the_operator_ceiling(tmp_path):
