@@ -12,6 +12,12 @@ What needs no acknowledgement (``flagged`` false): plain JUEL — variables, lit
 operator lists in ``guardrails/executable.yaml`` (Java classes, delegate expressions and
 connector ids by exact value, other expressions by full-match regex, scripts by the sha256
 of their body). Everything else is flagged: a reviewer must acknowledge it to approve.
+
+Read as the engine reads it: an element's text is all of its text (an XML comment or
+processing instruction does not end it; such a split is itself flagged), a Java class may sit
+in any ``camunda:*Class`` attribute or a form validator's ``config``, and any ``${...}`` in a
+``camunda:``/``activiti:``/``flowable:`` value DAS does not know as a data field is flagged even
+when it looks plain (a bare ``${bean}`` may be resolved and invoked as a delegate there).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from lxml import etree
@@ -30,17 +36,31 @@ from das.bpmn import model as m
 from das.config import resource_dir
 from das.contracts import ExecutableItem
 
-_CAMUNDA = (m.CAMUNDA_NS, m.ACTIVITI_NS)
+FLOWABLE_NS = "http://flowable.org/bpmn"
+_CAMUNDA = (m.CAMUNDA_NS, m.ACTIVITI_NS, FLOWABLE_NS)
 _B = m.BPMN_NS
 # BPMN elements whose text the engine evaluates (documentation and annotations are never run)
 _EVALUATED_TEXT = {"conditionExpression": "condition", "condition": "condition", "completionCondition": "expression",
                    "loopCardinality": "expression", "timeDate": "expression", "timeDuration": "expression",
-                   "timeCycle": "expression"}
+                   "timeCycle": "expression", "formalExpression": "expression"}
 # ... of which the engine runs as a script when a non-JUEL ``language`` is given
 _SCRIPTABLE = frozenset({"conditionExpression", "condition", "completionCondition"})
+# BPMN elements whose text and attributes are never evaluated
+_B_INERT = frozenset({"documentation", "text"})
 # Camunda elements whose text and attributes are never evaluated
 _LITERAL = frozenset({"string", "connectorId", "property", "properties"})
+# Camunda elements whose text is an expression used as data (plain JUEL there needs no acknowledgement)
+_DATA_TEXT = frozenset({"inputParameter", "outputParameter", "value", "entry", "expression", "failedJobRetryTimeCycle"})
+# camunda:* attributes of BPMN elements, and attributes of Camunda elements, whose expression is data
+_DATA_ATTRS = frozenset({
+    "assignee", "candidateUsers", "candidateGroups", "dueDate", "followUpDate", "priority", "formKey", "formRef",
+    "formRefVersion", "collection", "taskPriority", "jobPriority", "historyTimeToLive", "calledElementVersion",
+    "calledElementVersionTag", "calledElementTenantId", "caseRef", "caseVersion", "caseTenantId", "decisionRef",
+    "decisionRefVersion", "decisionRefVersionTag", "decisionRefTenantId", "errorMessage", "topic",
+    "candidateStarterUsers", "candidateStarterGroups", "sourceExpression", "businessKey", "defaultValue"})
 _ATTR_KIND = {"class": "class", "delegateExpression": "delegate_expression", "expression": "expression"}
+_UNKNOWN = " (not a field DAS knows as data)"
+_SPLIT = " (text split by an XML comment or processing instruction)"
 _EXPR = re.compile(r"[$#]\{")
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _GET_VARIABLE = re.compile(r"\bexecution\s*\.\s*getVariable\s*\(\s*(?:'[A-Za-z_][\w.-]*'|\"[A-Za-z_][\w.-]*\")\s*\)")
@@ -146,10 +166,14 @@ def is_plain(expression: str) -> bool:
     return not re.search(r"[\])]\s*\(|[\w$\])']\s*\.\s*[A-Za-z_$]|[\[\]{};]|->|(?<![=!<>])=(?!=)", inner)
 
 
-def _allowed(item: ExecutableItem, allow: AllowList) -> bool:
+def _allowed(item: ExecutableItem, allow: AllowList, strict: bool = False) -> bool:
+    """``strict``: content in a place DAS does not know (or split by comments) is allowed only by
+    the operator's ``expressions`` list (or, for a script, its digest)."""
     content = item.content
+    if strict and item.kind != "script":
+        return any(p.fullmatch(content) for p in allow.expressions)
     if item.kind == "script":
-        return script_digest(content) in allow.scripts_sha256
+        return not strict and script_digest(content) in allow.scripts_sha256
     if item.kind == "class":
         return content in allow.classes
     if item.kind == "connector":
@@ -165,8 +189,9 @@ def _allowed(item: ExecutableItem, allow: AllowList) -> bool:
 
 
 def _owner(el: etree._Element) -> str | None:
+    """The BPMN element it belongs to (a form field's or a Camunda element's own id is not one)."""
     node: etree._Element | None = el
-    while node is not None and node.get("id") is None:
+    while node is not None and (node.get("id") is None or _ns_local(node.tag)[0] in _CAMUNDA):
         node = node.getparent()
     return node.get("id") if node is not None else None
 
@@ -195,6 +220,36 @@ def _context(el: etree._Element) -> str:
     return " / ".join(reversed(parts))
 
 
+def _full_text(el: etree._Element) -> tuple[str, bool]:
+    """All the text the engine reads from ``el`` (a comment or processing instruction does not
+    end it) and whether anything but text sits inside (the source then hides part of it)."""
+    return "".join(el.itertext()).strip(), len(el) > 0
+
+
+def _own_text(el: etree._Element) -> tuple[str, bool]:
+    """``el``'s own text, before and between its child elements, and whether a comment or
+    processing instruction splits it."""
+    parts, split = [el.text or ""], False
+    for child in el:
+        split = split or not isinstance(child.tag, str)
+        parts.append(child.tail or "")
+    return "".join(parts).strip(), split
+
+
+def _attr_kind(name: str) -> str | None:
+    """``class``/``*Class`` name Java classes, ``delegateExpression``/``*DelegateExpression`` beans."""
+    if name == "class" or name.endswith("Class"):
+        return "class"
+    if name == "delegateExpression" or name.endswith("DelegateExpression"):
+        return "delegate_expression"
+    return "expression" if name == "expression" else None
+
+
+class _Add(Protocol):
+    def __call__(self, el: etree._Element, kind: str, where: str, content: str, language: str | None = None,
+                 strict: bool = False) -> None: ...
+
+
 def executable_content(defs: m.Definitions, allow: AllowList | None = None) -> list[ExecutableItem]:
     """Every executable element of the file, in document order, each marked ``flagged`` unless
     it is plain or allow-listed."""
@@ -205,66 +260,93 @@ def executable_content(defs: m.Definitions, allow: AllowList | None = None) -> l
     root = tree.getroot() if hasattr(tree, "getroot") else tree
     items: list[ExecutableItem] = []
 
-    def add(el: etree._Element, kind: str, where: str, content: str, language: str | None = None) -> None:
+    def add(el: etree._Element, kind: str, where: str, content: str, language: str | None = None,
+            strict: bool = False) -> None:
         item = ExecutableItem(element=_owner(el), kind=kind, where=where, language=language,
                               content=content)
-        item.flagged = not _allowed(item, allow)
+        item.flagged = not _allowed(item, allow, strict)
         items.append(item)
 
     for el in root.iter():
         if not isinstance(el.tag, str):
             continue
         ns, local = _ns_local(el.tag)
-        text = (el.text or "").strip()
-        if ns == _B and local == "script":  # a script task's body
-            parent = el.getparent()
-            lang = parent.get("scriptFormat") if parent is not None else None
-            add(el, "script", "scriptTask script", text, lang)
-        elif ns == _B and local == "scriptTask" and el.get(f"{{{m.CAMUNDA_NS}}}resource"):
-            add(el, "script", "scriptTask camunda:resource", "resource: " + el.get(f"{{{m.CAMUNDA_NS}}}resource", ""),
-                el.get("scriptFormat"))
-        elif ns in _CAMUNDA and local == "script":
-            resource = el.get("resource")
-            add(el, "script", _context(el), text or f"resource: {resource or ''}", el.get("scriptFormat"))
-        elif ns in _CAMUNDA and local == "connectorId" and text:
-            add(el, "connector", "connector", text)
-        elif ns == _B and local in _EVALUATED_TEXT and (text or el.get(f"{{{m.CAMUNDA_NS}}}resource")):
-            lang = el.get("language")
-            kind = _EVALUATED_TEXT[local]
-            if el.get(f"{{{m.CAMUNDA_NS}}}resource"):
-                add(el, "script", local + " camunda:resource", "resource: " + el.get(f"{{{m.CAMUNDA_NS}}}resource", ""),
-                    lang)
-            elif lang and "juel" not in lang.lower() and local in _SCRIPTABLE:
-                add(el, "script", local, text, lang)
-            elif _EXPR.search(text):
-                add(el, kind, local, text, lang)
-        elif ns in _CAMUNDA and local not in _LITERAL and text and _EXPR.search(text) and not len(el):
-            add(el, "expression", _context(el), text)
-        if ns in _CAMUNDA and local in _LITERAL:
-            continue
-        for key, value in el.attrib.items():
-            where = _attribute_site(ns, local, el, key)
-            if not value or where is None:
-                continue
-            a_local = _ns_local(key)[1]
-            if a_local in _ATTR_KIND:
-                add(el, _ATTR_KIND[a_local], where, value)
-            elif _EXPR.search(value):
-                add(el, "expression", where, value)
+        if ns == _B and local not in _B_INERT:
+            _bpmn_element(el, local, add)
+        elif ns in _CAMUNDA:
+            _camunda_element(el, local, add)
     return items
 
 
-def _attribute_site(ns: str, local: str, el: etree._Element, key: str) -> str | None:
-    """How an attribute the engine may evaluate is shown (None: never evaluated)."""
-    a_ns, a_local = _ns_local(key)
-    if ns == _B:
-        if a_ns in _CAMUNDA and a_local != "resource":
-            return f"{local} camunda:{a_local}"
-        return f"{local} {a_local}" if a_ns == "" and a_local == "calledElement" else None
-    if ns in _CAMUNDA and a_ns == "" and a_local not in ("name", "id", "event", "scriptFormat", "resource",
-                                                         "stringValue", "target", "variables", "local"):
-        return f"{_context(el)} {a_local}"
-    return None
+def _bpmn_element(el: etree._Element, local: str, add: _Add) -> None:
+    resource = el.get(f"{{{m.CAMUNDA_NS}}}resource")
+    text, split = _full_text(el) if local == "script" or local in _EVALUATED_TEXT else ("", False)
+    mark = _SPLIT if split else ""
+    if local == "script":  # a script task's body
+        parent = el.getparent()
+        lang = parent.get("scriptFormat") if parent is not None else None
+        add(el, "script", "scriptTask script" + mark, text, lang, strict=split)
+    elif local == "scriptTask" and resource:
+        add(el, "script", "scriptTask camunda:resource", "resource: " + resource, el.get("scriptFormat"))
+    elif local in _EVALUATED_TEXT and (text or resource):
+        lang = el.get("language")
+        if resource:
+            add(el, "script", local + " camunda:resource", "resource: " + resource, lang)
+        elif lang and "juel" not in lang.lower() and local in _SCRIPTABLE:
+            add(el, "script", local + mark, text, lang, strict=split)
+        elif _EXPR.search(text):
+            add(el, _EVALUATED_TEXT[local], local + mark, text, lang, strict=split)
+    elif local not in _EVALUATED_TEXT:
+        own, split = _own_text(el)
+        if _EXPR.search(own):  # text DAS does not know the engine to read: shown, and flagged
+            add(el, "expression", local + _UNKNOWN + (_SPLIT if split else ""), own, strict=True)
+    for key, value in el.attrib.items():
+        a_ns, a_local = _ns_local(key)
+        if not value or (a_ns in _CAMUNDA and a_local == "resource"):
+            continue
+        if a_ns in _CAMUNDA:
+            where = f"{local} camunda:{a_local}"
+            kind = _attr_kind(a_local)
+            if kind:
+                add(el, kind, where, value)
+            elif _EXPR.search(value):
+                known = a_local in _DATA_ATTRS
+                add(el, "expression", where + ("" if known else _UNKNOWN), value, strict=not known)
+        elif a_ns == "" and _EXPR.search(value):  # calledElement, a message's or a user task's name ...
+            add(el, "expression", f"{local} {a_local}", value)
+
+
+def _camunda_element(el: etree._Element, local: str, add: _Add) -> None:
+    context = _context(el)
+    if local == "script":
+        text, split = _full_text(el)
+        add(el, "script", context + (_SPLIT if split else ""), text or f"resource: {el.get('resource') or ''}",
+            el.get("scriptFormat"), strict=split)
+    elif local == "connectorId":
+        text, split = _full_text(el)
+        if text:
+            add(el, "connector", "connector" + (_SPLIT if split else ""), text, strict=split)
+    elif local not in _LITERAL:
+        own, split = _own_text(el)
+        if _EXPR.search(own):
+            known = local in _DATA_TEXT
+            add(el, "expression", context + ("" if known else _UNKNOWN) + (_SPLIT if split else ""), own,
+                strict=split or not known)
+    if local in _LITERAL:
+        return
+    for key, value in el.attrib.items():
+        a_ns, a_local = _ns_local(key)
+        if not value or a_ns != "" or a_local in ("resource", "scriptFormat"):
+            continue
+        where = f"{context} {a_local}"
+        kind = _attr_kind(a_local)
+        if local == "constraint" and a_local == "config" and el.get("name") == "validator":
+            add(el, "delegate_expression" if _EXPR.search(value) else "class", where, value.strip())
+        elif kind:
+            add(el, kind, where, value)
+        elif _EXPR.search(value):
+            known = a_local in _DATA_ATTRS
+            add(el, "expression", where + ("" if known else _UNKNOWN), value, strict=not known)
 
 
 def mark_new(items: list[ExecutableItem], base: list[ExecutableItem]) -> list[ExecutableItem]:

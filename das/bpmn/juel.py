@@ -337,8 +337,8 @@ def _arith(op: str, a: object, b: object) -> object:
         return x / y
     if _float_like(a) or _float_like(b):
         x, y = to_double(a), to_double(b)
-        if op == "%":
-            return math.nan if y == 0 else math.fmod(x, y)
+        if op == "%":  # Java's %: NaN for an infinite or NaN dividend, a NaN or zero divisor
+            return math.nan if y == 0 or math.isnan(y) or not math.isfinite(x) else math.fmod(x, y)
         return x + y if op == "+" else x - y if op == "-" else x * y
     i, j = to_long(a), to_long(b)
     big = not (LONG_MIN <= i <= LONG_MAX and LONG_MIN <= j <= LONG_MAX)

@@ -33,6 +33,9 @@ MAX_ERRORS = 50  # errors collected per validation (the loop reports the first f
 _VALIDATORS: dict[str, Any] = {}
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("das_schema_deadline", default=None)
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # values there are data, not schemas
+# keywords whose value maps names (any name, "enum" included) to subschemas
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
+                          "dependencies"})
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a refused pattern is our SchemaError, not a line on stderr
 
@@ -41,18 +44,35 @@ class SchemaTimeout(Exception):
     """Validation did not finish within its deadline."""
 
 
+# RE2's refusal -> what is not supported, and what to write instead
+_UNSUPPORTED = (
+    ("invalid repetition size", "repeat counts above 1000 (in total, nested repeats multiplied) are not supported; "
+     "bound the length with minLength/maxLength instead, e.g. \"pattern\": \"^[A-Za-z0-9+/]*={0,2}$\" with "
+     "\"maxLength\": 4096 rather than {4,4096}, or drop \"^.{0,5000}$\" for \"maxLength\": 5000"),
+    ("invalid perl operator", "lookahead and lookbehind ((?=...), (?!...), (?<=...), (?<!...)) are not supported; "
+     "express the condition with allOf/not and a second pattern"),
+    ("invalid escape sequence", "backreferences (\\1, \\k<name>) and the escapes \\u{...} and \\cX are not "
+     "supported; write the character itself or \\x{HHHH}"),
+    ("missing ]", "the ECMA classes [] and [^] are not supported; write [\\s\\S] for any character"),
+    ("bad repetition operator", "a repeat of a repeat (a**, possessive a*+) is not supported; use one quantifier"),
+    ("pattern too large", "the compiled pattern is too large; use smaller repeat counts or minLength/maxLength"),
+)
+
+
 @lru_cache(maxsize=1024)
 def linear_regex(pattern: str) -> Any:
-    """``pattern`` compiled by RE2; ``SchemaError`` if it needs a backtracking engine."""
-    # ECMA-262's \\uXXXX is RE2's \\x{XXXX}
+    """``pattern`` compiled by RE2; ``SchemaError`` (saying what is not supported and what to
+    write instead) if it needs a backtracking engine or exceeds RE2's bounds."""
+    # ECMA-262's \uXXXX is RE2's \x{XXXX}
     translated = re.sub(r"(?<!\\)((?:\\\\)*)\\u([0-9A-Fa-f]{4})", r"\1\\x{\2}", pattern)
     try:
         return re2.compile(translated, options=_OPTIONS)
     except re2.error as exc:
         why = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        hint = next((h for key, h in _UNSUPPORTED if key in why), "this construct is not in RE2's syntax")
         raise jsonschema.SchemaError(
-            f"pattern {pattern[:100]!r} is not allowed: it must run in linear time (RE2 syntax: no backreferences "
-            f"or lookaround, bounded size): {why}") from None
+            f"pattern {pattern[:100]!r} is not allowed: task schemas are matched in linear time by RE2, "
+            f"so that no pattern can hang validation; RE2 says {why!r}: {hint}") from None
 
 
 def _local_refs_only(node: Any, depth: int = 0) -> None:
@@ -72,14 +92,18 @@ def _local_refs_only(node: Any, depth: int = 0) -> None:
             _local_refs_only(value, depth + 1)
 
 
-def _check_patterns(node: Any, seen: set[str], depth: int = 0) -> None:
+def _check_patterns(node: Any, seen: set[str], depth: int = 0, schema: bool = True) -> None:
     """Compile every ``pattern`` and ``patternProperties`` key with RE2; note the keywords that
-    the RE2 keywords below do not cover."""
+    the RE2 keywords below do not cover. ``schema`` false: ``node`` maps names to subschemas
+    (``properties`` …), so a property named ``enum`` or ``pattern`` is a subschema like any other."""
     if depth > 64:
         return
-    if isinstance(node, dict):
+    if isinstance(node, dict) and not schema:
+        for value in node.values():
+            _check_patterns(value, seen, depth + 1)
+    elif isinstance(node, dict):
         for key, value in node.items():
-            if key in _DATA_KEYWORDS:
+            if key in _DATA_KEYWORDS:  # data (an enum's values may hold a "pattern" key)
                 continue
             if key == "pattern" and isinstance(value, str):
                 linear_regex(value)
@@ -89,7 +113,7 @@ def _check_patterns(node: Any, seen: set[str], depth: int = 0) -> None:
                     linear_regex(pattern)
             if key == "unevaluatedProperties":
                 seen.add(key)
-            _check_patterns(value, seen, depth + 1)
+            _check_patterns(value, seen, depth + 1, key not in _SCHEMA_MAPS)
     elif isinstance(node, list):
         for value in node:
             _check_patterns(value, seen, depth + 1)

@@ -72,3 +72,19 @@ def test_one_evaluation_is_cheap_whatever_the_expression() -> None:
 def test_listener_expression_counts_from_null() -> None:
     var, body = juel.set_variable("${execution.setVariable('n', execution.getVariable('n') + 1)}")
     assert var == "n" and juel.evaluate(body, {}) == 1 and juel.evaluate(body, {"n": 4}) == 5
+
+
+@pytest.mark.parametrize("expr,data", [
+    ("${(1e308 * 10) % 2}", {}),  # an infinite dividend
+    ("${x % 2}", {"x": float("-inf")}),
+    ("${x % 2.5}", {"x": float("nan")}),
+    ("${2.5 % x}", {"x": float("nan")}),  # a NaN divisor
+    ("${2.5 % 0}", {}),
+])
+def test_floating_remainder_of_infinity_or_nan_is_nan_as_in_java(expr: str, data: dict[str, object]) -> None:
+    """Java's ``%`` gives NaN here; Python's math.fmod raises a bare ValueError ("math domain
+    error") that no caller expects."""
+    result = juel.evaluate(juel.to_body(expr), data)
+    assert isinstance(result, float) and result != result
+    assert juel.evaluate(juel.to_body("${(1e308 * 10) % 2 > 0}"), {}) is False
+    assert juel.evaluate(juel.to_body("${2.5 % (1e308 * 10)}"), {}) == 2.5  # a finite dividend is kept

@@ -210,3 +210,101 @@ def test_call_target_of_a_compiled_file(tmp_path) -> None:
 def test_call_to_a_process_of_the_same_file_is_known_without_a_list() -> None:
     call = '<bpmn:callActivity id="ca" calledElement="peo_x"/>'
     assert "camunda.call-target" not in found(doc(chain(call)))
+
+
+# -- executable content read as the engine reads it (das/bpmn/executable.py) -----------------
+def _items(body: str, pid: str = "plain", allow: object = None) -> list:
+    from das.bpmn.executable import AllowList, executable_content
+    from das.bpmn.parse import parse
+
+    return executable_content(parse(doc(chain(body), pid=pid).encode()), allow if allow is not None else AllowList())
+
+
+def test_shipped_processes_and_compiled_drafts_need_no_acknowledgement() -> None:
+    """The stricter reading must not cry wolf: nothing DAS ships or compiles is flagged."""
+    import json
+    from pathlib import Path
+
+    from das.bpmn.compile import compile_to_xml
+    from das.bpmn.executable import executable_content
+    from das.bpmn.parse import parse
+
+    repo = Path(__file__).resolve().parents[2]
+    sources = [p.read_bytes() for p in sorted((repo / "processes").glob("*.bpmn"))]
+    drafts = [json.loads(p.read_text()) for p in [repo / "tests" / "bpmn" / "authoring_all_features.json",
+                                                 *sorted((repo / "processes" / "src").glob("*.json"))]]
+    sources += [compile_to_xml(d).encode() for d in drafts]
+    assert len(sources) >= 9
+    for source in sources:
+        items = executable_content(parse(source))
+        assert [i for i in items if i.flagged] == []
+
+
+@pytest.mark.parametrize("body,shown", [
+    ("${ok}<!---->${bean.x()}", "${ok}${bean.x()}"),  # once listed as the plain ${ok}
+    ("<!-- reviewed -->${approvals.grantAll(execution)}", "${approvals.grantAll(execution)}"),  # once missed
+    ("${ok<!-- a comment hides nothing here, but the split is still flagged -->}", "${ok}"),
+    ("${ok<?pi x?>}", "${ok}"),
+])
+def test_condition_text_is_read_whole_and_a_split_is_flagged(body: str, shown: str) -> None:
+    flow = f'<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{body}</bpmn:conditionExpression>'
+    gateway = chain('<bpmn:exclusiveGateway id="g" default="c2"/>', flows=(
+        f'<bpmn:sequenceFlow id="fx" sourceRef="g" targetRef="e">{flow}</bpmn:sequenceFlow>'))
+    from das.bpmn.executable import AllowList, executable_content
+    from das.bpmn.parse import parse
+
+    items = executable_content(parse(doc(gateway, pid="plain").encode()), AllowList())
+    assert [(i.element, i.content, i.flagged) for i in items] == [("fx", shown, True)]
+    assert "comment" in items[0].where
+    # the operator's allow-list is the only way to accept it without an acknowledgement
+    import re
+    allowed = executable_content(parse(doc(gateway, pid="plain").encode()),
+                                 AllowList(expressions=(re.compile(re.escape(shown)),)))
+    assert [i.flagged for i in allowed] == [False]
+
+
+def test_input_parameter_with_a_comment_child_is_read_whole() -> None:
+    task = ('<bpmn:userTask id="u"><bpmn:extensionElements><camunda:inputOutput><camunda:inputParameter name="x">'
+            '${bean.run(execution)}<!-- --></camunda:inputParameter></camunda:inputOutput></bpmn:extensionElements>'
+            '</bpmn:userTask>')
+    assert [(i.element, i.content, i.flagged) for i in _items(task)] == [("u", "${bean.run(execution)}", True)]
+
+
+def test_java_classes_in_every_attribute_that_names_one() -> None:
+    found_ = _items(
+        '<bpmn:callActivity id="ca" calledElement="plain" camunda:variableMappingClass="com.x.Map"/>'
+        '<bpmn:callActivity id="cb" calledElement="plain" camunda:variableMappingDelegateExpression="${mapper}"/>'
+        '<bpmn:userTask id="u" camunda:formHandlerClass="com.x.Form"><bpmn:extensionElements><camunda:formData>'
+        '<camunda:formField id="f" type="string"><camunda:validation>'
+        '<camunda:constraint name="validator" config="com.x.V"/><camunda:constraint name="validator" config="${v}"/>'
+        '<camunda:constraint name="maxlength" config="5"/></camunda:validation></camunda:formField></camunda:formData>'
+        '</bpmn:extensionElements></bpmn:userTask>')
+    assert [(i.element, i.kind, i.content, i.flagged) for i in found_] == [
+        ("ca", "class", "com.x.Map", True), ("cb", "delegate_expression", "${mapper}", True),
+        ("u", "class", "com.x.Form", True), ("u", "class", "com.x.V", True), ("u", "delegate_expression", "${v}", True)]
+
+
+def test_unknown_camunda_values_are_flagged_even_when_plain_known_data_fields_are_not() -> None:
+    found_ = _items('<bpmn:userTask id="u" camunda:assignee="${owner}" camunda:futureHook="${hook}" '
+                    'name="Review ${bean.title()}"><bpmn:documentation>${bean.ignored()}</bpmn:documentation>'
+                    '<bpmn:extensionElements><flowable:taskListener xmlns:flowable="http://flowable.org/bpmn" '
+                    'event="create" class="com.x.L"/><camunda:unknownThing>${plain}</camunda:unknownThing>'
+                    '<camunda:inputOutput><camunda:inputParameter name="p">${plain}</camunda:inputParameter>'
+                    '</camunda:inputOutput></bpmn:extensionElements></bpmn:userTask>')
+    got = {(i.content, i.flagged) for i in found_}
+    assert got == {("${owner}", False), ("${hook}", True), ("Review ${bean.title()}", True), ("com.x.L", True),
+                   ("${plain}", True), ("${plain}", False)}
+    assert "${bean.ignored()}" not in {i.content for i in found_}  # documentation never runs
+
+
+def test_message_and_signal_names_and_performers_are_listed() -> None:
+    from das.bpmn.executable import AllowList, executable_content
+    from das.bpmn.parse import parse
+
+    text = doc(chain('<bpmn:userTask id="u"><bpmn:humanPerformer><bpmn:resourceAssignmentExpression>'
+                     '<bpmn:formalExpression>${users.pick(execution)}</bpmn:formalExpression>'
+                     '</bpmn:resourceAssignmentExpression></bpmn:humanPerformer></bpmn:userTask>'), pid="plain")
+    text = text.replace("<bpmn:process", '<bpmn:message id="M" name="${m.x()}"/><bpmn:signal id="S" name="${s}"/>'
+                        "<bpmn:process")
+    got = [(i.element, i.content, i.flagged) for i in executable_content(parse(text.encode()), AllowList())]
+    assert got == [("M", "${m.x()}", True), ("S", "${s}", False), ("u", "${users.pick(execution)}", True)]

@@ -59,3 +59,34 @@ def test_validation_stops_at_its_deadline() -> None:
 def test_only_local_references() -> None:
     with pytest.raises(jsonschema.SchemaError, match="only local references"):
         validator_for({"$ref": "http://169.254.169.254/latest"})
+
+
+@pytest.mark.parametrize("name", ["enum", "const", "default", "examples", "pattern", "patternProperties"])
+def test_a_property_named_like_a_keyword_is_still_checked(name: str) -> None:
+    """``properties`` maps names to subschemas: a property named ``enum`` is not data."""
+    for where in ("properties", "$defs", "patternProperties", "dependentSchemas"):
+        schema = {"type": "object", where: {name: {"type": "string", "pattern": r"^(a)\1$"}}}
+        with pytest.raises(jsonschema.SchemaError, match="linear time"):
+            validator_for(schema)
+
+
+def test_a_property_named_pattern_properties_is_a_subschema_not_a_regex_map() -> None:
+    # "(?=x)" is an (unknown, ignored) keyword of the property's subschema, not a regex to compile
+    schema = {"type": "object", "properties": {"patternProperties": {"type": "object", "(?=x)": {}}}}
+    assert messages(schema, {"patternProperties": {"y": 1}}) == []
+
+
+@pytest.mark.parametrize("pattern,says", [
+    (r"^.{0,5000}$", "maxLength"),  # RE2 repeats stop at 1000: say what to write instead
+    (r"^[A-Za-z0-9+/]{4,4096}={0,2}$", "maxLength"),
+    (r"^(?=a)", "lookahead"),
+    (r"^(a)\1$", "backreferences"),
+    (r"^[^]*$", r"[\s\S]"),
+    (r"^\cJ$", r"\x{HHHH}"),
+])
+def test_every_refusal_says_why_and_what_to_write_instead(pattern: str, says: str) -> None:
+    from das.llm.schema_check import linear_regex
+
+    with pytest.raises(jsonschema.SchemaError) as info:
+        linear_regex(pattern)
+    assert "linear time" in info.value.message and says in info.value.message
