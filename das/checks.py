@@ -15,9 +15,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_PLACEHOLDER = re.compile(
-    r"^\s*(|\.{2,}|…|-+|_+|\?+|n/?a|none|null|todo|tbd|xxx+|string|text|value|example|placeholder|lorem ipsum.*"
-    r"|<[^<>]{0,40}>|\[[^\[\]]{0,40}\]|\{[^{}]{0,40}\}|(step|item|output|answer)\s*\d*)\s*$", re.I)
+# The one placeholder rule (the loop's checks and the evals' scorer both use it).
+# A whole value that is only a template marker or a filler word ("step 1", "<name>", "n/a").
+_PLACEHOLDER_WHOLE = re.compile(
+    r"^\s*(|\.{2,}|…|-+|_+|\?+|n/?a|none|null|todo|tbd|x+|string|text|value|example|sample|description"
+    r"|placeholder|foo|bar|baz|lorem ipsum.*|<[^<>]{0,40}>|\[[^\[\]]{0,40}\]|\{[^{}]{0,40}\}"
+    r"|(step|item|output|answer|action|task|point)\s*#?\s*\d*)\s*[.:)]?\s*$", re.I)
+# A marker anywhere in the value: an ellipsis, a <slot>, xxx, TODO/TBD/FIXME, lorem ipsum.
+_PLACEHOLDER_ANYWHERE = re.compile(r"\.\.\.|…|<[A-Za-z_][^<>]{0,60}>|x{3,}|\b(todo|tbd|lorem|ipsum|fixme)\b", re.I)
+# What is never an answer, even where "none" or "n/a" may be a label (the built-in check).
 _SURE_PLACEHOLDER = re.compile(r"^\s*(\.{2,}|…|todo|tbd|string|lorem ipsum.*|<[^<>]{0,40}>)\s*$", re.I)
 _JSON_DEBRIS = re.compile(r"[\[{]\s*[\"{\[]|[\"']\s*:\s*[\[{]|\b(finish|outputs|arguments)\s*[.:]\s*[\[{\"]")
 
@@ -65,11 +71,17 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def is_placeholder(text: str, *, strict: bool = True) -> bool:
+def is_placeholder(text: object, *, strict: bool = True) -> bool:
     """Text no reader would accept as an answer: template markers, JSON debris; ``strict`` also
-    empty, "n/a", "none", "step 1" (the built-in check is not strict: "none" may be a label)."""
-    pattern = _PLACEHOLDER if strict else _SURE_PLACEHOLDER
-    return bool(pattern.match(text)) or bool(_JSON_DEBRIS.search(text))
+    empty or None, "n/a", "none", "step 1", an ellipsis or TODO anywhere (the built-in check is
+    not strict: "none" may be a label). Non-text values (numbers, booleans) are never placeholders."""
+    if not isinstance(text, str):
+        return strict and text is None
+    if _JSON_DEBRIS.search(text):
+        return True
+    if not strict:
+        return bool(_SURE_PLACEHOLDER.match(text))
+    return bool(_PLACEHOLDER_WHOLE.match(text) or _PLACEHOLDER_ANYWHERE.search(text))
 
 
 def _words(text: str) -> set[str]:

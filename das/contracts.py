@@ -1,4 +1,4 @@
-"""The shapes every part of DAS shares (see DESIGN.md, "Contracts").
+"""The shapes every part of DAS shares (docs/ARCHITECTURE.md, `das/contracts.py`).
 
 JSON arriving from outside (files, engine variables, model output) is parsed with
 ``parse_external`` so a rejection names the field that was wrong.

@@ -85,16 +85,6 @@ class ModelRetry(Exception):
         self.message = message
 
 
-class InvalidModelOutput(DasError):
-    """The model kept producing output that fails validation after bounded repair."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, errors: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.errors = errors or []
-
-
 class OutcomeUnknown(Exception):
     """A side-effecting call was sent but its outcome is unknown (timeout or reset after the
     request left). Never retried automatically: the loop stops and an operator resolves it

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings
+from needs import CORPUS, NO_CORPUS, NO_POSTGRES, missing, required
 
 # CI explores the same examples every run (reproducible landings); locally they vary.
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from pg_server import PgServer
 
 REPO = Path(__file__).resolve().parent.parent
-CORPORA = REPO.parent / "shared" / "corpora"
 
 
 @pytest.fixture(autouse=True)
@@ -42,8 +42,8 @@ def pg_server() -> Iterator[PgServer | None]:
     from pg_server import PgServer, bindir
 
     if bindir() is None:
-        if os.environ.get("DAS_REQUIRE_POSTGRES") == "1":
-            pytest.fail("DAS_REQUIRE_POSTGRES=1 but no PostgreSQL server binaries (scripts/install.sh installs them)")
+        if required("DAS_REQUIRE_POSTGRES"):
+            pytest.fail(f"DAS_REQUIRE_POSTGRES=1 but {NO_POSTGRES}")
         yield None
         return
     server = PgServer()
@@ -60,7 +60,7 @@ def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "store.db")
     server = request.getfixturevalue("pg_server")
     if server is None:
-        pytest.skip("PostgreSQL is not installed here (CI requires it: DAS_REQUIRE_POSTGRES=1)")
+        missing("DAS_REQUIRE_POSTGRES", NO_POSTGRES)
     return str(server.new_database())
 
 
@@ -81,11 +81,9 @@ def _server_parts_missing() -> str | None:
 def model_server() -> Iterator[ModelServer]:
     """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 serving SmolLM2 as ``smollm2``
     (a failure instead of a skip when DAS_REQUIRE_MODEL_SERVER=1, as in CI)."""
-    missing = _server_parts_missing()
-    if missing:
-        if os.environ.get("DAS_REQUIRE_MODEL_SERVER") == "1":
-            pytest.fail(f"DAS_REQUIRE_MODEL_SERVER=1 but {missing}")
-        pytest.skip(missing)
+    absent = _server_parts_missing()
+    if absent:
+        missing("DAS_REQUIRE_MODEL_SERVER", absent)
     from model_server import ModelServer
 
     from das.llm.localmodel import gguf_path
@@ -100,6 +98,15 @@ def model_server() -> Iterator[ModelServer]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """In CI the MIWG corpus must be there: its tests would otherwise skip silently."""
-    if os.environ.get("DAS_REQUIRE_CORPUS") == "1" and not any((CORPORA / "bpmn-miwg-reference").glob("*.bpmn")):
-        raise pytest.UsageError(f"DAS_REQUIRE_CORPUS=1 but no MIWG files under {CORPORA / 'bpmn-miwg-reference'}")
+    """In CI the MIWG corpus must be there: its tests would otherwise skip."""
+    config.addinivalue_line("markers", "needs(present, switch, what): a part the test needs (tests/needs.py)")
+    if required("DAS_REQUIRE_CORPUS") and not any(CORPUS.glob("*.bpmn")):
+        raise pytest.UsageError(f"DAS_REQUIRE_CORPUS=1 but {NO_CORPUS}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@needs(...)``: skip naming the missing part, or fail under its DAS_REQUIRE_* switch."""
+    for mark in item.iter_markers("needs"):
+        if not mark.kwargs["present"]:
+            missing(mark.kwargs["switch"], mark.kwargs["what"])

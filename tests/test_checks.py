@@ -91,3 +91,30 @@ def test_a_spec_with_a_malformed_check_is_invalid_input():
 
 def test_placeholder_detection_is_strict_only_when_asked():
     assert is_placeholder("N/A") and not is_placeholder("N/A", strict=False)
+
+
+# The one placeholder rule (the loop's checks and the evals' scorer): a table of values.
+SURE_PLACEHOLDERS = ["...", "…", "TODO", "tbd", "string", "Lorem ipsum dolor", "<step>", "<describe the step>",
+                     'finish.outputs:[{"', '{"steps": ["', "outputs: {", '"a": [1]']
+STRICT_ONLY_PLACEHOLDERS = ["", "   ", "N/A", "none", "null", "---", "___", "???", "x", "xxx", "value", "text",
+                            "example", "sample", "description", "placeholder", "foo", "step 1", "Step 2:", "item",
+                            "answer 3", "task #4", "[name]", "{value}", "Check the invoice...", "todo: write step",
+                            "Pay later (TBD)", "Fix the FIXME", "see XXXX", None]
+REAL_VALUES = ["Check the invoice", "Step 1: match the invoice to the PO", "Pay via SEPA transfer",
+               "Confirm amount < 1000 EUR", "Approve in the ERP system", "Log the ticket ID", "billing",
+               "The supplier invoice is late", "Stepwise approval", "Notes: a [draft] until signed", 0, 3.5, True]
+
+
+@pytest.mark.parametrize("text", SURE_PLACEHOLDERS)
+def test_sure_placeholders_are_flagged_strict_or_not(text):
+    assert is_placeholder(text) and is_placeholder(text, strict=False)
+
+
+@pytest.mark.parametrize("text", STRICT_ONLY_PLACEHOLDERS)
+def test_strict_placeholders_are_flagged_only_when_strict(text):
+    assert is_placeholder(text) and not is_placeholder(text, strict=False)
+
+
+@pytest.mark.parametrize("text", REAL_VALUES)
+def test_real_values_are_never_placeholders(text):
+    assert not is_placeholder(text) and not is_placeholder(text, strict=False)

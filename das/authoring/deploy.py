@@ -17,14 +17,12 @@ from pathlib import Path
 from lxml import etree
 
 from das.authoring.queue import ApprovalRefused, Queue
+from das.bpmn.ns import BPMN_NS, CAMUNDA_NS
 from das.camunda.client import EngineClient
 from das.config import das_home
 from das.contracts import Proposal
 from das.errors import InvalidInput, UpstreamError
 from das.names import task_type_problem
-
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""What the compiler's two halves share: namespaces, the graph it builds, its result.
+"""What the compiler's two halves share: the graph it builds, its result.
 
 ``compile.py`` turns the authoring form into this graph; ``compile_xml.py`` renders it with
 a diagram. Both import this module, never each other's privates, so there is no import cycle.
@@ -12,17 +12,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lxml import etree
 
+from das.bpmn.ns import WRITE_NSMAP
+
 if TYPE_CHECKING:
     from das.bpmn.authoring import Process  # typing only
 
-NS = {
-    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
-    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
-    "dc": "http://www.omg.org/spec/DD/20100524/DC",
-    "di": "http://www.omg.org/spec/DD/20100524/DI",
-    "camunda": "http://camunda.org/schema/1.0/bpmn",
-    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
-}
 KIND = {"startEvent": "event", "endEvent": "event", "intermediateCatchEvent": "event",
         "intermediateThrowEvent": "event", "boundaryEvent": "event", "exclusiveGateway": "gateway",
         "inclusiveGateway": "gateway", "parallelGateway": "gateway"}
@@ -30,7 +24,7 @@ KIND = {"startEvent": "event", "endEvent": "event", "intermediateCatchEvent": "e
 
 def q(tag: str) -> str:
     prefix, local = tag.split(":")
-    return f"{{{NS[prefix]}}}{local}"
+    return f"{{{WRITE_NSMAP[prefix]}}}{local}"
 
 
 @dataclass

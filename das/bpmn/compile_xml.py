@@ -11,8 +11,9 @@ from __future__ import annotations
 from lxml import etree
 
 from das.bpmn import layout as L
-from das.bpmn.compile_graph import KIND, NS, CompileResult, Graph, q
+from das.bpmn.compile_graph import KIND, CompileResult, Graph, q
 from das.bpmn.compile_graph import slug as _slug
+from das.bpmn.ns import COMPILE_TARGET_NS, WRITE_NSMAP
 
 ORIGIN_X, ORIGIN_Y = 160.0, 80.0
 LANE_PAD = 30.0
@@ -28,9 +29,9 @@ def render(c: Graph, frag: L.Frag) -> CompileResult:
     if lanes:
         pool, lane_boxes = _apply_lanes(c, lanes, pos, via)
 
-    root = etree.Element(q("bpmn:definitions"), nsmap={k: v for k, v in NS.items()})
+    root = etree.Element(q("bpmn:definitions"), nsmap=dict(WRITE_NSMAP))
     root.set("id", f"Definitions_{c.pid}")
-    root.set("targetNamespace", "http://procos.io/das/bpmn")
+    root.set("targetNamespace", COMPILE_TARGET_NS)
     root.set("exporter", "das")
     root.set("exporterVersion", "0.1")
     for code, eid in c.errors.items():

@@ -20,10 +20,12 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from das.bpmn import model as m
-from das.bpmn.parse import is_bpmn, key_to_qname, local, parse_tree
+from das.bpmn import ns
+from das.bpmn.ns import local
+from das.bpmn.parse import is_bpmn, key_to_qname, parse_tree
 from das.errors import InvalidInput
 
-_B = m.BPMN_NS
+_B = ns.BPMN_NS
 _ID = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$"
 _SIZES = {"event": (36, 36), "gateway": (50, 50), "task": (100, 80), "subprocess": (350, 200)}
 _FLOW_ELEMENT_TAGS = m.FLOW_NODE_TYPES | m.DATA_TYPES | {"sequenceFlow", "dataObject"}
@@ -164,23 +166,17 @@ def apply_edits(defs: m.Definitions, ops: list[Any]) -> m.Definitions:
     return parse_tree(tree, defs.source)
 
 
-def apply_edit(defs: m.Definitions, op: Any) -> m.Definitions:
-    return apply_edits(defs, [op])
-
-
 def new_definitions(process_id: str = "Process_1", name: str | None = None, executable: bool = True,
                     history_ttl: str = "P30D") -> m.Definitions:
     """An empty Camunda 7 process with a diagram plane, ready for edit ops."""
-    nsmap = {"bpmn": _B, "bpmndi": m.BPMNDI_NS, "dc": m.DC_NS, "di": m.DI_NS, "camunda": m.CAMUNDA_NS,
-             "xsi": m.XSI_NS}
-    root = etree.Element(f"{{{_B}}}definitions", nsmap=nsmap,
-                         id=f"Definitions_{process_id}", targetNamespace="http://bpmn.io/schema/bpmn")
+    root = etree.Element(f"{{{_B}}}definitions", nsmap=dict(ns.WRITE_NSMAP),
+                         id=f"Definitions_{process_id}", targetNamespace=ns.EDITS_TARGET_NS)
     proc = etree.SubElement(root, f"{{{_B}}}process", id=process_id, isExecutable=str(executable).lower())
     if name:
         proc.set("name", name)
-    proc.set(f"{{{m.CAMUNDA_NS}}}historyTimeToLive", history_ttl)
-    diagram = etree.SubElement(root, f"{{{m.BPMNDI_NS}}}BPMNDiagram", id=f"BPMNDiagram_{process_id}")
-    etree.SubElement(diagram, f"{{{m.BPMNDI_NS}}}BPMNPlane", id=f"BPMNPlane_{process_id}", bpmnElement=process_id)
+    proc.set(f"{{{ns.CAMUNDA_NS}}}historyTimeToLive", history_ttl)
+    diagram = etree.SubElement(root, f"{{{ns.BPMNDI_NS}}}BPMNDiagram", id=f"BPMNDiagram_{process_id}")
+    etree.SubElement(diagram, f"{{{ns.BPMNDI_NS}}}BPMNPlane", id=f"BPMNPlane_{process_id}", bpmnElement=process_id)
     return parse_tree(root.getroottree(), None)
 
 
@@ -193,7 +189,7 @@ class _Editor:
             if el.get("id"):
                 self.index.setdefault(el.get("id", ""), el)
         self.di: dict[str, etree._Element] = {}
-        for el in self.root.iter(f"{{{m.BPMNDI_NS}}}BPMNShape", f"{{{m.BPMNDI_NS}}}BPMNEdge"):
+        for el in self.root.iter(f"{{{ns.BPMNDI_NS}}}BPMNShape", f"{{{ns.BPMNDI_NS}}}BPMNEdge"):
             if el.get("bpmnElement"):
                 self.di.setdefault(el.get("bpmnElement", ""), el)
         self.new_ns = False
@@ -264,7 +260,7 @@ class _Editor:
         return cur
 
     def plane_for(self, proc_id: str) -> etree._Element | None:
-        planes = list(self.root.iter(f"{{{m.BPMNDI_NS}}}BPMNPlane"))
+        planes = list(self.root.iter(f"{{{ns.BPMNDI_NS}}}BPMNPlane"))
         participants = {p.get("id") for p in self.root.iter(f"{{{_B}}}participant") if p.get("processRef") == proc_id}
         collabs = {c.get("id") for c in self.root.iter(f"{{{_B}}}collaboration")
                    if any(p.get("id") in participants for p in c)}
@@ -282,19 +278,19 @@ class _Editor:
         size = _SIZES["event" if kind in m.EVENT_TYPES else "gateway" if kind in m.GATEWAY_TYPES
                       else "subprocess" if kind in m.SUBPROCESS_TYPES else "task"]
         right = 100.0
-        for b in plane.iter(f"{{{m.DC_NS}}}Bounds"):
+        for b in plane.iter(f"{{{ns.DC_NS}}}Bounds"):
             right = max(right, float(b.get("x", 0)) + float(b.get("width", 0)))
         x, y = right + 50, 120.0 - size[1] / 2  # centres on one line, so edges stay straight
         if host is not None and host.get("id") in self.di:
-            hb = self.di[host.get("id", "")].find(f"{{{m.DC_NS}}}Bounds")
+            hb = self.di[host.get("id", "")].find(f"{{{ns.DC_NS}}}Bounds")
             if hb is not None:
                 x = float(hb.get("x", 0)) + float(hb.get("width", 0)) - size[0] - 10
                 y = float(hb.get("y", 0)) + float(hb.get("height", 0)) - size[1] / 2
-        shape = etree.SubElement(plane, f"{{{m.BPMNDI_NS}}}BPMNShape", id=f"{el.get('id')}_di",
+        shape = etree.SubElement(plane, f"{{{ns.BPMNDI_NS}}}BPMNShape", id=f"{el.get('id')}_di",
                                  bpmnElement=el.get("id", ""))
         if kind in m.SUBPROCESS_TYPES:
             shape.set("isExpanded", "true")
-        etree.SubElement(shape, f"{{{m.DC_NS}}}Bounds", x=f"{x:g}", y=f"{y:g}", width=str(size[0]), height=str(size[1]))
+        etree.SubElement(shape, f"{{{ns.DC_NS}}}Bounds", x=f"{x:g}", y=f"{y:g}", width=str(size[0]), height=str(size[1]))
         self.di[el.get("id", "")] = shape
 
     def add_edge(self, flow: etree._Element) -> None:
@@ -302,10 +298,10 @@ class _Editor:
         if src is None or tgt is None:
             return
         plane = src.getparent()
-        sb, tb = src.find(f"{{{m.DC_NS}}}Bounds"), tgt.find(f"{{{m.DC_NS}}}Bounds")
+        sb, tb = src.find(f"{{{ns.DC_NS}}}Bounds"), tgt.find(f"{{{ns.DC_NS}}}Bounds")
         if plane is None or sb is None or tb is None:
             return
-        edge = etree.SubElement(plane, f"{{{m.BPMNDI_NS}}}BPMNEdge", id=f"{flow.get('id')}_di",
+        edge = etree.SubElement(plane, f"{{{ns.BPMNDI_NS}}}BPMNEdge", id=f"{flow.get('id')}_di",
                                 bpmnElement=flow.get("id", ""))
 
         def f(b: etree._Element, k: str) -> float:
@@ -313,7 +309,7 @@ class _Editor:
         points = [(f(sb, "x") + f(sb, "width"), f(sb, "y") + f(sb, "height") / 2),
                   (f(tb, "x"), f(tb, "y") + f(tb, "height") / 2)]
         for px, py in points:
-            etree.SubElement(edge, f"{{{m.DI_NS}}}waypoint", x=f"{px:g}", y=f"{py:g}")
+            etree.SubElement(edge, f"{{{ns.DI_NS}}}waypoint", x=f"{px:g}", y=f"{py:g}")
         self.di[flow.get("id", "")] = edge
 
     def drop_di(self, ident: str) -> None:
@@ -366,7 +362,7 @@ class _Editor:
                 ed.set(ref_attr, op.event_ref)
             if op.timer:
                 t = etree.SubElement(ed, f"{{{_B}}}{op.timer.kind}")
-                t.set(f"{{{m.XSI_NS}}}type", self._formal_type(el, scope))
+                t.set(f"{{{ns.XSI_NS}}}type", self._formal_type(el, scope))
                 t.text = op.timer.value
         self.insert_flow_element(scope, el)
         self.index[op.id] = el
@@ -454,7 +450,7 @@ class _Editor:
             if op.retry_time_cycle is not None:
                 cyc = self._camunda_child(ext, "failedJobRetryTimeCycle")
                 cyc.text = op.retry_time_cycle
-            self.new_ns = self.new_ns or m.CAMUNDA_NS not in self.root.nsmap.values()
+            self.new_ns = self.new_ns or ns.CAMUNDA_NS not in self.root.nsmap.values()
 
     def _ext(self, el: etree._Element) -> etree._Element:
         for c in el:
@@ -467,9 +463,9 @@ class _Editor:
 
     def _camunda_child(self, ext: etree._Element, name: str) -> etree._Element:
         for c in ext:
-            if c.tag in (f"{{{m.CAMUNDA_NS}}}{name}", f"{{{m.ACTIVITI_NS}}}{name}"):
+            if c.tag in (f"{{{ns.CAMUNDA_NS}}}{name}", f"{{{ns.ACTIVITI_NS}}}{name}"):
                 return c
-        return etree.SubElement(ext, f"{{{m.CAMUNDA_NS}}}{name}")
+        return etree.SubElement(ext, f"{{{ns.CAMUNDA_NS}}}{name}")
 
     def _named_child(self, parent: etree._Element, tag: str, name: str, value: str | None, as_attr: bool) -> None:
         ns = etree.QName(parent).namespace
@@ -495,7 +491,7 @@ class _Editor:
                 flow.remove(c)
         if condition:
             ce = etree.SubElement(flow, f"{{{_B}}}conditionExpression")
-            ce.set(f"{{{m.XSI_NS}}}type", self._formal_type(flow, self.scope_of(flow)))
+            ce.set(f"{{{ns.XSI_NS}}}type", self._formal_type(flow, self.scope_of(flow)))
             ce.text = condition
 
     def move_element(self, op: MoveElement) -> None:
@@ -578,7 +574,7 @@ class _Editor:
 
     def finish(self) -> None:
         if self.new_ns:  # hoist new namespace declarations (camunda:, ...) to the root, keep all others
-            etree.cleanup_namespaces(self.tree, top_nsmap={p: ns for p, ns in m.PREFIX_NS.items()
+            etree.cleanup_namespaces(self.tree, top_nsmap={p: ns for p, ns in ns.PREFIX_NS.items()
                                                            if p not in self.root.nsmap},
                                      keep_ns_prefixes=[p for p in self.root.nsmap if p])
 

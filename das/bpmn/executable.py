@@ -33,12 +33,12 @@ import yaml
 from lxml import etree
 
 from das.bpmn import model as m
+from das.bpmn.ns import ACTIVITI_NS, BPMN_NS, CAMUNDA_NS, FLOWABLE_NS
 from das.config import resource_dir
 from das.contracts import ExecutableItem
 
-FLOWABLE_NS = "http://flowable.org/bpmn"
-_CAMUNDA = (m.CAMUNDA_NS, m.ACTIVITI_NS, FLOWABLE_NS)
-_B = m.BPMN_NS
+_CAMUNDA = (CAMUNDA_NS, ACTIVITI_NS, FLOWABLE_NS)
+_B = BPMN_NS
 # BPMN elements whose text the engine evaluates (documentation and annotations are never run)
 _EVALUATED_TEXT = {"conditionExpression": "condition", "condition": "condition", "completionCondition": "expression",
                    "loopCardinality": "expression", "timeDate": "expression", "timeDuration": "expression",
@@ -279,7 +279,7 @@ def executable_content(defs: m.Definitions, allow: AllowList | None = None) -> l
 
 
 def _bpmn_element(el: etree._Element, local: str, add: _Add) -> None:
-    resource = el.get(f"{{{m.CAMUNDA_NS}}}resource")
+    resource = el.get(f"{{{CAMUNDA_NS}}}resource")
     text, split = _full_text(el) if local == "script" or local in _EVALUATED_TEXT else ("", False)
     mark = _SPLIT if split else ""
     if local == "script":  # a script task's body

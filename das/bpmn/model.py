@@ -7,47 +7,14 @@ re-read the model, and writing serialises the tree, so whatever the model does n
 
 Attribute keys: plain BPMN attributes keep their local name (``isExecutable``); attributes
 in a namespace get a canonical prefix when the namespace is well known (``camunda:topic``;
-the legacy ``http://activiti.org/bpmn`` namespace, which Camunda 7 still reads, also maps to
-``camunda:``) and Clark notation otherwise (``{http://vendor}attr``).
+the legacy Activiti namespace, which Camunda 7 still reads, also maps to ``camunda:``; see
+:mod:`das.bpmn.ns`) and Clark notation otherwise (``{http://vendor}attr``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-BPMNDI_NS = "http://www.omg.org/spec/BPMN/20100524/DI"
-DC_NS = "http://www.omg.org/spec/DD/20100524/DC"
-DI_NS = "http://www.omg.org/spec/DD/20100524/DI"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-ACTIVITI_NS = "http://activiti.org/bpmn"
-ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
-DAS_NS = "https://procos.dev/schema/das/1.0"
-
-# namespace URI -> canonical prefix used in model attribute keys
-KNOWN_PREFIXES: dict[str, str] = {
-    CAMUNDA_NS: "camunda",
-    ACTIVITI_NS: "camunda",
-    ZEEBE_NS: "zeebe",
-    XSI_NS: "xsi",
-    DAS_NS: "das",
-    "http://camunda.org/schema/modeler/1.0": "modeler",
-    "http://flowable.org/bpmn": "flowable",
-    "http://www.omg.org/spec/BPMN/non-normative/color/1.0": "color",
-    "http://bpmn.io/schema/bpmn/biocolor/1.0": "bioc",
-}
-PREFIX_NS: dict[str, str] = {
-    "camunda": CAMUNDA_NS,
-    "zeebe": ZEEBE_NS,
-    "xsi": XSI_NS,
-    "das": DAS_NS,
-    "modeler": "http://camunda.org/schema/modeler/1.0",
-    "flowable": "http://flowable.org/bpmn",
-    "color": "http://www.omg.org/spec/BPMN/non-normative/color/1.0",
-    "bioc": "http://bpmn.io/schema/bpmn/biocolor/1.0",
-}
 
 EVENT_TYPES = frozenset({
     "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
@@ -306,9 +273,6 @@ class Definitions:
         for c in self.collaborations.values():
             ids |= {p.id for p in c.participants} | {m.id for m in c.message_flows}
         return ids
-
-    def roots_of(self, type_: str) -> dict[str, RootDef]:
-        return {k: r for k, r in self.roots.items() if r.type == type_}
 
     def children(self, scope: str) -> list[FlowNode]:
         """The nodes directly inside a process or sub-process."""

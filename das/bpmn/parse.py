@@ -10,9 +10,21 @@ from __future__ import annotations
 from lxml import etree
 
 from das.bpmn import model as m
+from das.bpmn.ns import (
+    ACTIVITI_NS,
+    BPMN_NS,
+    BPMNDI_NS,
+    CAMUNDA_NS,
+    DC_NS,
+    DI_NS,
+    KNOWN_PREFIXES,
+    PREFIX_NS,
+    ZEEBE_NS,
+    local,
+)
 from das.bpmn.safexml import DEFAULT_MAX_BYTES, Source, load_bpmn, source_label
 
-_B = m.BPMN_NS
+_B = BPMN_NS
 _EVENT_DEF_TAGS = {f"{k}EventDefinition": k for k in m.EVENT_DEFINITION_KINDS}
 _REF_ATTR = {
     "message": "messageRef",
@@ -21,34 +33,27 @@ _REF_ATTR = {
     "escalation": "escalationRef",
     "compensate": "activityRef",
 }
-_CAMUNDA_NSS = (m.CAMUNDA_NS, m.ACTIVITI_NS)
+_CAMUNDA_NSS = (CAMUNDA_NS, ACTIVITI_NS)
 
 
 def attr_key(qname: str) -> str:
     """Canonical model key for an lxml attribute name (see the model docstring)."""
     if not qname.startswith("{"):
         return qname
-    ns, local = qname[1:].split("}", 1)
-    prefix = m.KNOWN_PREFIXES.get(ns)
-    return f"{prefix}:{local}" if prefix else qname
+    uri, name = qname[1:].split("}", 1)
+    prefix = KNOWN_PREFIXES.get(uri)
+    return f"{prefix}:{name}" if prefix else qname
 
 
 def key_to_qname(key: str) -> str:
     """Inverse of :func:`attr_key`: ``camunda:topic`` -> ``{ns}topic``; plain keys unchanged."""
     if key.startswith("{") or ":" not in key:
         return key
-    prefix, local = key.split(":", 1)
-    ns = m.PREFIX_NS.get(prefix)
-    if ns is None:
-        raise KeyError(f"unknown attribute prefix {prefix!r}; use Clark notation {{namespace}}{local}")
-    return f"{{{ns}}}{local}"
-
-
-def local(el: etree._Element) -> str:
-    tag = el.tag
-    if not isinstance(tag, str):
-        return ""
-    return tag.split("}", 1)[1] if tag.startswith("{") else tag
+    prefix, name = key.split(":", 1)
+    uri = PREFIX_NS.get(prefix)
+    if uri is None:
+        raise KeyError(f"unknown attribute prefix {prefix!r}; use Clark notation {{namespace}}{name}")
+    return f"{{{uri}}}{name}"
 
 
 def is_bpmn(el: etree._Element, name: str | None = None) -> bool:
@@ -151,7 +156,7 @@ class _Reader:
         d.id = root.get("id")
         d.target_namespace = root.get("targetNamespace")
         d.attrs = _attrs(root, ("id",))
-        for el in root.iter(f"{{{_B}}}*", f"{{{m.BPMNDI_NS}}}*", f"{{{m.DI_NS}}}*", f"{{{m.DC_NS}}}*"):
+        for el in root.iter(f"{{{_B}}}*", f"{{{BPMNDI_NS}}}*", f"{{{DI_NS}}}*", f"{{{DC_NS}}}*"):
             # vendor extension content may reuse ids (an ADONIS link to a process, say): not counted
             ident = el.get("id")
             if ident is not None and el is not root:
@@ -164,7 +169,7 @@ class _Reader:
                 continue
             name = local(el)
             if not is_bpmn(el):
-                if el.tag == f"{{{m.BPMNDI_NS}}}BPMNDiagram":
+                if el.tag == f"{{{BPMNDI_NS}}}BPMNDiagram":
                     self.read_di(el)
                 continue
             if name == "process":
@@ -191,7 +196,7 @@ class _Reader:
 
     def read_di(self, diagram: etree._Element) -> None:
         self.defs.has_diagram = True
-        for el in diagram.iter(f"{{{m.BPMNDI_NS}}}BPMNShape", f"{{{m.BPMNDI_NS}}}BPMNEdge"):
+        for el in diagram.iter(f"{{{BPMNDI_NS}}}BPMNShape", f"{{{BPMNDI_NS}}}BPMNEdge"):
             ref = el.get("bpmnElement")
             if not ref:
                 continue
@@ -308,7 +313,7 @@ class _Reader:
 def detect_dialect(root: etree._Element) -> str:
     """``camunda8`` if any Zeebe extension is used, else ``camunda7`` if any Camunda/Activiti
     extension is used below the root (a declared namespace alone does not count), else ``bpmn``."""
-    z, c = "{" + m.ZEEBE_NS + "}", tuple("{" + ns + "}" for ns in _CAMUNDA_NSS)
+    z, c = "{" + ZEEBE_NS + "}", tuple("{" + ns + "}" for ns in _CAMUNDA_NSS)
     camunda = False
     for el in root.iter():
         tag = el.tag

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from das.bpmn import model as m
 from das.bpmn.exprcheck import check_juel, check_timer
+from das.bpmn.ns import JUEL_LANGUAGE
 from das.bpmn.rules import Report, Severity, is_procos, procos_kind
 from das.bpmn.rules_camunda_ext import check_extension_sites
 from das.names import task_type_problem
@@ -51,7 +52,7 @@ def _condition_language(f: m.SequenceFlow, defs: m.Definitions) -> str | None:
 
 
 def _is_juel(lang: str | None) -> bool:
-    return lang in (None, "", "juel", "http://www.omg.org/spec/BPMN/20100524/MODEL/JUEL") or "juel" in (lang or "").lower()
+    return lang in (None, "", "juel", JUEL_LANGUAGE) or "juel" in (lang or "").lower()
 
 
 def _has_ext(n: m.FlowNode, tag: str) -> bool:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from lxml import etree
 
+from das.bpmn.ns import BPMN_NS
 from das.errors import InvalidInput
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-BPMN_MODEL_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 Source = str | bytes | os.PathLike[str]
 
@@ -165,11 +165,11 @@ def load_bpmn(source: Source, max_bytes: int = DEFAULT_MAX_BYTES, name: str | No
     root = tree.getroot()
     label = name or source_label(source)
     qn = etree.QName(root)
-    if qn.localname != "definitions" or qn.namespace != BPMN_MODEL_NS:
+    if qn.localname != "definitions" or qn.namespace != BPMN_NS:
         found = f"{{{qn.namespace}}}{qn.localname}" if qn.namespace else qn.localname
         raise BpmnParseError(
             f"{label}: not BPMN 2.0: the root element is {found}, expected definitions in "
-            f"namespace {BPMN_MODEL_NS}",
+            f"namespace {BPMN_NS}",
             "xml.not-bpmn",
             label,
         )

@@ -15,7 +15,8 @@ from typing import Protocol
 
 from lxml import etree
 
-M = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+from das.bpmn.ns import BPMN_NS, local
+
 GATEWAYS = {"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway"}
 SUBPROCESSES = {"subProcess", "transaction", "adHocSubProcess"}
 NODES = GATEWAYS | SUBPROCESSES | {
@@ -32,16 +33,17 @@ class Notes(Protocol):
 
 
 def _m(tag: str) -> str:
-    return f"{{{M}}}{tag}"
+    return f"{{{BPMN_NS}}}{tag}"
 
 
-def _local(el: etree._Element) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) and el.tag.startswith("{" + M + "}") else ""
+def _bpmn_local(el: etree._Element) -> str:
+    """Local name of a BPMN element; "" for anything else (extensions, comments)."""
+    return local(el) if isinstance(el.tag, str) and el.tag.startswith("{" + BPMN_NS + "}") else ""
 
 
 def make_explicit(notes: Notes, main: etree._Element) -> None:
     """Rewrite ``main`` (the simulation copy) in place; see the module docstring."""
-    scopes = [main] + [el for el in main.iter() if _local(el) in SUBPROCESSES]
+    scopes = [main] + [el for el in main.iter() if _bpmn_local(el) in SUBPROCESSES]
     for scope in scopes:
         if scope.get("triggeredByEvent") != "true":
             _one_start(notes, scope)
@@ -54,7 +56,7 @@ def make_explicit(notes: Notes, main: etree._Element) -> None:
 def _an_end(notes: Notes, scope: etree._Element) -> None:
     """A scope without an end event ends where its flows end: each sink gets one."""
     nodes = _children(scope)
-    if any(_local(n) == "endEvent" for n in nodes):
+    if any(_bpmn_local(n) == "endEvent" for n in nodes):
         return
     sources = {f.get("sourceRef") for f in _flows(scope)}
     sinks = [n.get("id", "") for n in nodes if n.get("id") not in sources and n.get("triggeredByEvent") != "true"
@@ -68,11 +70,11 @@ def _an_end(notes: Notes, scope: etree._Element) -> None:
 
 
 def _children(scope: etree._Element) -> list[etree._Element]:
-    return [c for c in scope if _local(c) in NODES]
+    return [c for c in scope if _bpmn_local(c) in NODES]
 
 
 def _flows(scope: etree._Element) -> list[etree._Element]:
-    return [c for c in scope if _local(c) == "sequenceFlow"]
+    return [c for c in scope if _bpmn_local(c) == "sequenceFlow"]
 
 
 def _add(notes: Notes, scope: etree._Element, tag: str, ident: str, at: int | None = None, **attrs: str
@@ -93,7 +95,7 @@ def _flow(notes: Notes, scope: etree._Element, ident: str, source: str, target: 
 def _first_position(scope: etree._Element) -> int:
     """After documentation / extensionElements, where flow elements may start."""
     for i, c in enumerate(scope):
-        if _local(c) not in ("documentation", "extensionElements", "ioSpecification", "laneSet"):
+        if _bpmn_local(c) not in ("documentation", "extensionElements", "ioSpecification", "laneSet"):
             return i
     return len(scope)
 
@@ -101,16 +103,16 @@ def _first_position(scope: etree._Element) -> int:
 def _one_start(notes: Notes, scope: etree._Element) -> None:
     sid = scope.get("id", "scope")
     nodes = _children(scope)
-    starts = [n for n in nodes if _local(n) == "startEvent"]
+    starts = [n for n in nodes if _bpmn_local(n) == "startEvent"]
     if len(starts) == 1:
         return
-    if len(starts) > 1 and _local(scope) not in SUBPROCESSES:
+    if len(starts) > 1 and _bpmn_local(scope) not in SUBPROCESSES:
         return  # a process may have several (message, timer ...) start events; SpiffWorkflow picks
     if starts:
         # several start events in a sub-process all fire: each becomes a pass-through node
         for s in starts:
             for d in list(s):
-                if _local(d).endswith("EventDefinition"):
+                if _bpmn_local(d).endswith("EventDefinition"):
                     s.remove(d)
             s.tag = _m("intermediateThrowEvent")
         targets = [s.get("id", "") for s in starts]
@@ -118,7 +120,7 @@ def _one_start(notes: Notes, scope: etree._Element) -> None:
     else:
         targeted = {f.get("targetRef") for f in _flows(scope)}
         targets = [n.get("id", "") for n in nodes
-                   if _local(n) != "boundaryEvent" and n.get("id") not in targeted
+                   if _bpmn_local(n) != "boundaryEvent" and n.get("id") not in targeted
                    and n.get("triggeredByEvent") != "true" and n.get("isForCompensation") != "true"]
         construct = "no start event (every element without an incoming flow starts)"
     start_id = f"{PREFIX}start_{sid}"
@@ -146,7 +148,7 @@ def _explicit_splits(notes: Notes, scope: etree._Element) -> None:
     flows = _flows(scope)
     for node in _children(scope):
         nid = node.get("id")
-        if not nid or _local(node) in GATEWAYS:
+        if not nid or _bpmn_local(node) in GATEWAYS:
             continue
         outs = [f for f in flows if f.get("sourceRef") == nid]
         if len(outs) < 2:
@@ -164,7 +166,7 @@ def _explicit_splits(notes: Notes, scope: etree._Element) -> None:
                 ce = f.find(_m("conditionExpression"))
                 ce = etree.SubElement(f, _m("conditionExpression")) if ce is None else ce
                 ce.text = "${true}"  # an unconditioned flow out of an activity is always taken
-        for ref in [c for c in node if _local(c) == "outgoing"]:
+        for ref in [c for c in node if _bpmn_local(c) == "outgoing"]:
             node.remove(ref)
         notes.note(f"{len(outs)} outgoing flows from one element (implicit "
                    f"{'inclusive' if conditional else 'parallel'} split)", nid)

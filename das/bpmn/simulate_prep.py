@@ -15,11 +15,10 @@ from typing import Any
 from lxml import etree
 
 from das.bpmn import juel
+from das.bpmn.ns import BPMN_NS, CAMUNDA_NS, local
 from das.bpmn.safexml import load_xml
 from das.bpmn.simulate_implicit import make_explicit
 
-M = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-C = "http://camunda.org/schema/1.0/bpmn"
 TASKLIKE = {"serviceTask", "sendTask", "scriptTask", "businessRuleTask", "userTask", "receiveTask", "task",
             "callActivity", "manualTask"}
 NOT_FLOW_NODES = {"sequenceFlow", "association", "textAnnotation", "dataObject", "dataObjectReference",
@@ -32,14 +31,11 @@ SUBPROCESSES = {"subProcess", "transaction", "adHocSubProcess"}
 BOUNDARY_TIMER = '"P36500D"'  # JUEL string literals: the script engine evaluates timer values
 IMMEDIATE_TIMER = '"PT0S"'
 MAX_CARDINALITY = 100  # multi-instance instances per activity in simulation
+_BPMN_LANGUAGE = BPMN_NS.lower()  # expressionLanguage naming BPMN itself means JUEL to Camunda
 
 
 def m(tag: str) -> str:
-    return f"{{{M}}}{tag}"
-
-
-def local(el: etree._Element) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+    return f"{{{BPMN_NS}}}{tag}"
 
 
 @dataclass
@@ -184,7 +180,7 @@ def _conditional_event(prep: Prepared, el: etree._Element, ced: etree._Element, 
         cond = etree.SubElement(ced, m("condition"))
     text = (cond.text or "").strip()
     lang = cond.get("language")
-    if text and not (lang and lang.lower() not in ("juel", "http://www.omg.org/spec/bpmn/20100524/model")):
+    if text and not (lang and lang.lower() not in ("juel", _BPMN_LANGUAGE)):
         try:
             cond.text = juel.to_body(text)
             for var, vals in juel.literals(text).items():
@@ -285,10 +281,10 @@ def _tasklike(prep: Prepared, el: etree._Element) -> None:
     if el.get("name"):
         keys.append(el.get("name", ""))
     for attr in ("topic", "calledElement"):
-        val = el.get(f"{{{C}}}{attr}") or el.get(attr)
+        val = el.get(f"{{{CAMUNDA_NS}}}{attr}") or el.get(attr)
         if val:
             keys.append(val)
-    params = {p.get("name"): (p.text or "").strip() for p in el.iter(f"{{{C}}}inputParameter")}
+    params = {p.get("name"): (p.text or "").strip() for p in el.iter(f"{{{CAMUNDA_NS}}}inputParameter")}
     if params.get("taskType"):
         keys.append(params["taskType"])
     if params.get("taskType") and ("tdeInputs" in params or "tdeOutputs" in params):  # a drafted step's contract
@@ -315,19 +311,19 @@ def _multi_instance(prep: Prepared, el: etree._Element) -> None:
     mi = el.find(m("multiInstanceLoopCharacteristics"))
     if mi is None:
         return
-    coll = mi.get(f"{{{C}}}collection")
+    coll = mi.get(f"{{{CAMUNDA_NS}}}collection")
     if coll and coll.startswith("${"):
         coll = coll[2:-1].strip()
-        mi.set(f"{{{C}}}collection", coll)
-    if mi.get(f"{{{C}}}elementVariable"):  # instance-local in Camunda: keep it out of the way
-        mi.set(f"{{{C}}}elementVariable", f"das_item_{eid}")
+        mi.set(f"{{{CAMUNDA_NS}}}collection", coll)
+    if mi.get(f"{{{CAMUNDA_NS}}}elementVariable"):  # instance-local in Camunda: keep it out of the way
+        mi.set(f"{{{CAMUNDA_NS}}}elementVariable", f"das_item_{eid}")
     if coll and coll.isidentifier():
         prep.collections.add(coll)
     elif mi.find(m("loopCardinality")) is None:
         for child in list(mi):
             mi.remove(child)
         if coll:
-            del mi.attrib[f"{{{C}}}collection"]
+            del mi.attrib[f"{{{CAMUNDA_NS}}}collection"]
         card = etree.SubElement(mi, m("loopCardinality"))
         card.text = "2"
         prep.note("multi-instance without a camunda:collection (run twice)", eid)
@@ -359,7 +355,7 @@ def _condition(prep: Prepared, el: etree._Element) -> None:
         prep.note("empty condition expression (treated as none)", fid)
         return
     try:
-        if lang and lang.lower() not in ("juel", "http://www.omg.org/spec/bpmn/20100524/model"):
+        if lang and lang.lower() not in ("juel", _BPMN_LANGUAGE):
             raise juel.JuelUnsupported(lang)
         el.text = juel.to_body(text)
         for var, vals in juel.literals(text).items():
@@ -374,7 +370,7 @@ def _condition(prep: Prepared, el: etree._Element) -> None:
 
 def _listeners(prep: Prepared, el: etree._Element, tag: str) -> None:
     eid = el.get("id")
-    for lis in el.findall(f"{{{M}}}extensionElements/{{{C}}}executionListener"):
+    for lis in el.findall(f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}executionListener"):
         event = lis.get("event", "take" if tag == "sequenceFlow" else "start")
         expr = lis.get("expression")
         try:

@@ -60,14 +60,23 @@ def build_engine(force: bool = False) -> Path:
     return jar
 
 
-def java_executable() -> str:
+def find_java() -> str | None:
+    """The java to start the engine with (DAS_ENGINE_JAVA, $JAVA_HOME/bin/java, then PATH), or None.
+
+    The one lookup: the kernel's environment check and the engine start must agree on it.
+    """
     explicit = os.environ.get("DAS_ENGINE_JAVA")
     if explicit:
         return explicit
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").is_file():
         return str(Path(home) / "bin" / "java")
-    found = shutil.which("java")
+    return shutil.which("java")
+
+
+def java_executable() -> str:
+    """:func:`find_java`, or a UsageError saying what to install."""
+    found = find_java()
     if not found:
         raise UsageError("no java found: install a JDK 17+ or set DAS_ENGINE_JAVA")
     return found

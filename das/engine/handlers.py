@@ -1,6 +1,6 @@
 """Topic handlers: turn one locked external task into one engine answer (an ``Outcome``).
 
-The mapping follows DESIGN.md, "Engine contract":
+The mapping (docs/engine.md, "The worker"):
 
 * succeeded                                   -> complete with ``tdeResult`` (Json) + flat
                                                  ``tdeStatus`` (String) for JUEL gateways, and
@@ -483,10 +483,6 @@ class HandlerRegistry(Mapping[str, TopicHandler]):
     def with_handler(self, topic: str, handle: Handler, variables: list[str] | None = None) -> HandlerRegistry:
         """A copy in which ``topic`` is served by ``handle`` (added or replaced)."""
         return HandlerRegistry({**self._handlers, topic: TopicHandler(handle, variables)})
-
-    def only(self, *topics: str) -> HandlerRegistry:
-        """A copy serving just ``topics`` (each must be known)."""
-        return HandlerRegistry({topic: self._handlers[topic] for topic in topics})
 
 
 def builtin_handlers() -> HandlerRegistry:

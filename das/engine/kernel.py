@@ -30,6 +30,7 @@ from das.camunda.client import EngineClient
 from das.camunda.engine_process import (
     EngineProcess,
     engine_project_dir,
+    find_java,
     pid_alive,
     stop_pid,
     wait_until_ready,
@@ -67,7 +68,7 @@ def validate_environment(url: str, need_start: bool) -> list[str]:
     if need_start:
         if parsed.hostname not in LOCAL_HOSTS:
             problems.append(f"no engine answers at {url} and the kernel only starts engines on this host")
-        if not (os.environ.get("DAS_ENGINE_JAVA") or shutil.which("java") or os.environ.get("JAVA_HOME")):
+        if find_java() is None:
             problems.append("no java found (a JDK 17+ is needed to run the engine; or set DAS_ENGINE_JAVA)")
         jar = os.environ.get("DAS_ENGINE_JAR") or engine_project_dir() / "target" / "das-engine.jar"
         if not Path(jar).is_file() and shutil.which("mvn") is None:

@@ -21,7 +21,8 @@ each with a dot ``path`` into the outputs (``a.b``, ``items.0``) and exactly one
                     not match ``three``)
 ``contains_all``    the string (array: all its items joined) contains every substring
 ``no_placeholder``  no string in the value is empty or placeholder text (``...``, TODO,
-                    lorem, a bare "step 1", ``<...>``, ``xxx``, "string", ...)
+                    lorem, a bare "step 1", ``<...>``, ``xxx``, "string", ...): the
+                    loop's own strict rule, ``das.checks.is_placeholder``
 ==================  ===================================================================
 
 Eval task types are declared nowhere, so ``run_tde`` gives them the narrow ``"*"`` policy of
@@ -43,6 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from das.agents.tde_loop import run_tde
+from das.checks import is_placeholder
 from das.config import default_model, resource_dir
 from das.contracts import Policy, TaskSpec, describe_validation_error
 from das.errors import InvalidInput
@@ -57,12 +59,6 @@ KIND_PREFIXES: dict[str, Kind] = {"eval_classify_": "classification", "eval_extr
 # what every eval case runs under, before its own policy: the model only needs `finish`
 EVAL_POLICY: dict[str, Any] = {"allowed_tools": ["finish"], "max_iterations": 3}
 NUMBER_EPSILON = 1e-9
-
-_PLACEHOLDER_ANYWHERE = re.compile(r"\.\.\.|…|<[A-Za-z_][^<>]{0,60}>|x{3,}|\b(todo|tbd|lorem|ipsum|fixme)\b", re.I)
-_PLACEHOLDER_WHOLE = re.compile(
-    r"(?:(?:step|item|action|task|point)\s*#?\s*\d*|string|text|value|placeholder|example|sample|"
-    r"description|foo|bar|baz|null|none|n/?a|x+|-+|\?+)\s*[.:)]?", re.I)
-
 
 class Check(BaseModel):
     """One check on the outputs: a dot path and exactly one kind (see the module docstring)."""
@@ -292,17 +288,6 @@ def _items(value: Any) -> list[Any]:
 
 def _words(text: str) -> list[str]:
     return [w for w in text.split() if re.search(r"\w", w)]
-
-
-def is_placeholder(text: Any) -> bool:
-    """Whether a leaf value is empty or placeholder text rather than an answer."""
-    if text is None:
-        return True
-    if not isinstance(text, str):
-        return False
-    stripped = text.strip()
-    return not stripped or bool(_PLACEHOLDER_ANYWHERE.search(stripped)) \
-        or bool(_PLACEHOLDER_WHOLE.fullmatch(stripped))
 
 
 def _short(value: Any) -> str:

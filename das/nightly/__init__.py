@@ -1,1 +1,1 @@
-"""Nightly improvement: mine engine history, file refactor proposals (DESIGN.md capability 4)."""
+"""Nightly improvement: mine engine history, file refactor proposals (see docs/ARCHITECTURE.md)."""

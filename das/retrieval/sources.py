@@ -13,15 +13,14 @@ from typing import Any
 
 from lxml import etree
 
+from das.bpmn.ns import BPMN_NS, CAMUNDA_NS, local
 from das.bpmn.safexml import BpmnParseError, load_bpmn
 from das.config import resource_dir
 from das.errors import InvalidInput
 from das.registry import load_registry
 from das.retrieval.index import Doc, Index, IndexReport
 
-BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-CAMUNDA = "http://camunda.org/schema/1.0/bpmn"
-_NS = {"bpmn": BPMN, "camunda": CAMUNDA}
+_NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}
 _TASKS = {
     "task", "userTask", "serviceTask", "sendTask", "receiveTask", "scriptTask",
     "businessRuleTask", "manualTask", "callActivity", "subProcess", "transaction",
@@ -38,10 +37,6 @@ def words(identifier: str) -> str:
 
 def _join(items: list[str]) -> str:
     return "; ".join(dict.fromkeys(i for i in items if i))
-
-
-def _local(el: etree._Element) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
 
 
 def _doc_text(el: etree._Element) -> str:
@@ -71,7 +66,7 @@ def process_texts(tree: etree._ElementTree) -> list[tuple[str, str, dict[str, An
         called: list[str] = []
         docs = [_doc_text(proc)]
         for el in proc.iter():
-            kind = _local(el)
+            kind = local(el)
             label = el.get("name") or ""
             if kind in _TASKS:
                 tasks.append(label or words(el.get("id") or ""))
@@ -87,7 +82,7 @@ def process_texts(tree: etree._ElementTree) -> list[tuple[str, str, dict[str, An
                 events.append(f"error {errors.get(el.get('errorRef'), '')}".strip())
             elif kind == "timerEventDefinition":
                 events.append("timer " + " ".join(" ".join(el.itertext()).split()))
-            topic = el.get(f"{{{CAMUNDA}}}topic")
+            topic = el.get(f"{{{CAMUNDA_NS}}}topic")
             if topic:
                 topics.append(topic)
             if kind == "callActivity" and el.get("calledElement"):
@@ -106,7 +101,7 @@ def process_texts(tree: etree._ElementTree) -> list[tuple[str, str, dict[str, An
         meta = {
             "key": pid,
             "name": name,
-            "version_tag": proc.get(f"{{{CAMUNDA}}}versionTag"),
+            "version_tag": proc.get(f"{{{CAMUNDA_NS}}}versionTag"),
             "executable": proc.get("isExecutable") == "true",
             "tasks": len(tasks),
             "topics": _join(topics),

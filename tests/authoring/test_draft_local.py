@@ -1,9 +1,9 @@
 """The must-show draft: the embedded local model, no network, files a proposal whose BPMN
 passes validate and simulate (after repair if needed). Real inference, nothing scripted."""
 
-import os
 
 import pytest
+from needs import NO_LLAMA_CPP, needs_module
 
 from das.authoring.drafter import draft_proposal
 from das.authoring.queue import Queue
@@ -15,8 +15,7 @@ pytestmark = pytest.mark.local_model
 
 
 def test_embedded_model_drafts_a_valid_simulated_proposal(monkeypatch):
-    if not os.environ.get("DAS_REQUIRE_LOCAL_MODEL"):
-        pytest.importorskip("llama_cpp")
+    needs_module("llama_cpp", "DAS_REQUIRE_LOCAL_MODEL", NO_LLAMA_CPP)
     monkeypatch.delenv("DAS_MODEL", raising=False)
     proposal = draft_proposal("Invoice approval: check the invoice, a manager approves it, then pay it",
                               key="invoice_approval", author=Principal("alice", "author", "token"))

@@ -5,12 +5,12 @@ Covers processes/*.bpmn, the all-features fixture and every eval reference model
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from needs import missing
 
 from das.bpmn.compile import compile_to_xml
 
@@ -23,9 +23,8 @@ def node_tools() -> str:
     node = shutil.which("node")
     ready = node and (REPO / "tools" / "node" / "node_modules" / "bpmn-moddle").is_dir()
     if not ready:
-        if os.environ.get("DAS_REQUIRE_NODE_TOOLS") == "1":
-            pytest.fail("node or tools/node/node_modules missing (scripts/install.sh runs npm ci there)")
-        pytest.skip("node tools not installed: npm ci --prefix tools/node")
+        missing("DAS_REQUIRE_NODE_TOOLS", "node or tools/node/node_modules is missing "
+                "(scripts/install.sh runs npm ci --prefix tools/node)")
     return node
 
 

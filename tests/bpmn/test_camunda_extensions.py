@@ -7,7 +7,6 @@ place the Camunda moddle descriptor allows, plus vendor extensions where nobody 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from needs import missing
 
 from das.bpmn.parse import parse
 from das.bpmn.rules_camunda_ext import ALLOWED_IN
@@ -30,9 +30,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def generated() -> list[gen.Generated]:
     if not gen.CAMUNDA_JSON.is_file() or not gen.BPMN_JSON.is_file():
-        if os.environ.get("DAS_REQUIRE_NODE_TOOLS") == "1":
-            pytest.fail("tools/node/node_modules missing the moddle descriptors (scripts/install.sh runs npm ci)")
-        pytest.skip("node tools not installed: npm ci --prefix tools/node")
+        missing("DAS_REQUIRE_NODE_TOOLS", "tools/node/node_modules lacks the moddle descriptors "
+                "(scripts/install.sh runs npm ci --prefix tools/node)")
     docs = gen.generate()
     assert len(docs) > 100  # every placement of 12 Camunda elements, plus the vendor ones
     return docs

@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from das.bpmn import layout as L
 from das.bpmn.authoring import authoring_json_schema, parse_authoring
 from das.bpmn.compile import compile_process, compile_to_xml
-from das.bpmn.compile_graph import NS
+from das.bpmn.ns import WRITE_NSMAP as NS
+from das.bpmn.ns import local as _local
 from das.bpmn.validate import validate
 
 HERE = Path(__file__).parent
@@ -27,10 +28,6 @@ FLOW_NODE_TAGS = {"startEvent", "endEvent", "serviceTask", "userTask", "callActi
 
 def _tree(xml: str) -> etree._Element:
     return etree.fromstring(xml.encode())
-
-
-def _local(el: etree._Element) -> str:
-    return etree.QName(el).localname
 
 
 def diagram_geometry(root: etree._Element) -> tuple[dict, dict, dict, dict]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from lxml import etree
+from needs import CORPUS, NO_CORPUS, needs
 
 from das.bpmn.edits import (
     DuplicateId,
@@ -22,8 +22,6 @@ from das.bpmn.edits import (
 from das.bpmn.parse import parse
 from das.bpmn.validate import validate_model
 from das.bpmn.write import to_bytes
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "bpmn-miwg-reference"
 
 BUILD = [
     {"op": "add_element", "id": "start", "type": "startEvent"},
@@ -150,7 +148,7 @@ def test_json_form_and_schema() -> None:
     jsonschema.validate({"ops": BUILD}, schema)
 
 
-@pytest.mark.skipif(not (CORPUS / "C.1.0.bpmn").is_file(), reason=f"MIWG corpus not found at {CORPUS}")
+@needs((CORPUS / "C.1.0.bpmn").is_file(), "DAS_REQUIRE_CORPUS", f"{NO_CORPUS}: C.1.0.bpmn")
 def test_edit_on_vendor_file_keeps_everything_else() -> None:
     src = CORPUS / "C.1.0.bpmn"
     d = parse(src)

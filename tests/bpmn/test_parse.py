@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from needs import CORPUS, needs_corpus
 
 from das.bpmn.parse import parse
 from das.bpmn.write import to_bytes, write
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "bpmn-miwg-reference"
 MIWG = sorted(CORPUS.glob("*.bpmn")) if CORPUS.is_dir() else []
-needs_corpus = pytest.mark.skipif(not MIWG, reason=f"MIWG corpus not found at {CORPUS}")
 
 CAMUNDA = b"""<?xml version="1.0" encoding="UTF-8"?>
 <!-- a comment before the root survives -->

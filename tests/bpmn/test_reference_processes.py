@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from das.bpmn.compile_graph import NS
+from das.bpmn.ns import WRITE_NSMAP as NS
 from das.bpmn.simulate import simulate_file
 from das.bpmn.validate import validate_files
 

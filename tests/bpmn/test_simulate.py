@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
+from needs import CORPUS as MIWG
+from needs import needs_corpus
 
 from das.bpmn.compile import compile_to_xml
 from das.bpmn.simulate import simulate_file, simulate_xml
 
 HERE = Path(__file__).parent
-MIWG = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "bpmn-miwg-reference"
 ALL = json.loads((HERE / "authoring_all_features.json").read_text())
 KEYS = {"runs", "completed", "stuck", "coverage", "unreached", "ends", "unsupported"}
 
@@ -129,7 +130,7 @@ def test_hostile_or_broken_input_is_a_finding(text: str) -> None:
     assert res["unsupported"] and res["unsupported"][0]["construct"] == "unparseable"
 
 
-@pytest.mark.skipif(not MIWG.is_dir(), reason="MIWG corpus not present")
+@needs_corpus
 @pytest.mark.parametrize("path", sorted(MIWG.glob("*.bpmn")) if MIWG.is_dir() else [], ids=lambda p: p.name)
 def test_miwg_simulates_or_names_unsupported(path: Path) -> None:
     t = time.monotonic()
@@ -328,7 +329,7 @@ def test_implicit_bpmn_semantics_are_simulated(name: str) -> None:
     assert sum(res["ends"].values()) == 5 * ends, res["ends"]  # top-level end events reached
 
 
-@pytest.mark.skipif(not MIWG.is_dir(), reason="MIWG corpus not present")
+@needs_corpus
 def test_same_seed_same_report_even_with_coin_decided_conditions() -> None:
     path = MIWG / "C.3.0.bpmn"  # its conditions are not JUEL: a coin decides them
     first, second = simulate_file(path, runs=10, seed=3), simulate_file(path, runs=10, seed=3)

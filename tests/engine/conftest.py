@@ -22,7 +22,7 @@ from das.camunda.engine_process import EngineProcess
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineHandle]:
     """The session's engine: free port, temp H2 file database, temp DAS_HOME."""
     if os.environ.get("DAS_SKIP_ENGINE_TESTS") == "1":
-        pytest.skip("DAS_SKIP_ENGINE_TESTS=1")
+        pytest.skip("the engine tests are switched off by DAS_SKIP_ENGINE_TESTS=1 (CI never sets it)")
     home = tmp_path_factory.mktemp("das-home")
     proc = start_engine_process(home)
     handle = EngineHandle(proc.url, proc, home, proc.startup_s or 0.0)

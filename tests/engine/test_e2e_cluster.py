@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import deploy_tde_min, start_engine_process, wait_for
+from needs import NO_POSTGRES, missing
 
 from das.camunda.client import EngineClient
 from das.store.db import Store
@@ -51,7 +52,7 @@ class Serve:
 
 def test_two_engines_three_workers_one_postgres_survive_sigkills(pg_server, tmp_path: Path, unique: str) -> None:
     if pg_server is None:
-        pytest.skip("PostgreSQL is not installed here (CI requires it: DAS_REQUIRE_POSTGRES=1)")
+        missing("DAS_REQUIRE_POSTGRES", NO_POSTGRES)
     hits: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()
 

@@ -13,6 +13,7 @@ import sys
 import jsonschema
 import pytest
 from engine_helpers import wait_for
+from needs import NO_LLAMA_CPP, needs_module
 
 pytestmark = [pytest.mark.engine, pytest.mark.local_model]
 
@@ -22,8 +23,7 @@ SCHEMA = {"type": "object", "properties": {"category": {"enum": ["billing", "tec
 
 
 def test_peo_example_completes_with_the_embedded_model(engine, engine_client, unique, tmp_path):
-    if not os.environ.get("DAS_REQUIRE_LOCAL_MODEL"):  # in CI the model is required, never skipped
-        pytest.importorskip("llama_cpp")
+    needs_module("llama_cpp", "DAS_REQUIRE_LOCAL_MODEL", NO_LLAMA_CPP)  # in CI: required, never skipped
     env = {**os.environ, "DAS_HOME": str(tmp_path), "DAS_ENGINE_URL": engine.url}
     env.pop("DAS_MODEL", None)  # the embedded default
     up = subprocess.run([sys.executable, "-m", "das", "kernel", "up", "--detach", "--format", "json"], env=env,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import wait_for
 from live_api import LiveApi
+from needs import NO_LLAMA_CPP, needs_module
 
 pytestmark = pytest.mark.engine
 
@@ -36,8 +37,8 @@ def user_task(client, pid: str) -> dict | None:
 def test_drafted_step_runs_served_by_das(engine, engine_client, run_worker, unique, das_home: Path, tmp_path: Path,
                                          model: str):
     """With the scripted model and with the embedded one (real inference, no network)."""
-    if model.startswith("local/") and not os.environ.get("DAS_REQUIRE_LOCAL_MODEL"):
-        pytest.importorskip("llama_cpp")
+    if model.startswith("local/"):
+        needs_module("llama_cpp", "DAS_REQUIRE_LOCAL_MODEL", NO_LLAMA_CPP)
     key = f"triage_{unique}"
     env = {**os.environ, "DAS_HOME": str(das_home), "DAS_ENGINE_URL": engine.url}
     src = tmp_path / "triage.json"

@@ -1,4 +1,4 @@
-"""Outcome mapping of the worker, without an engine (DESIGN.md, "Engine contract")."""
+"""Outcome mapping of the worker, without an engine (docs/engine.md, "The worker")."""
 
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ from das.evals.tde import (
     TdeCase,
     case_spec,
     cases_root,
-    is_placeholder,
     load_cases,
     run_case,
     run_tde_eval,
@@ -170,17 +169,11 @@ def test_every_check_kind_is_covered_by_the_scorer_tests() -> None:
     assert covered == {"equals", "one_of", "count", "each_min_words", "mentions_any", "contains_all", "no_placeholder"}
 
 
-@pytest.mark.parametrize("text", ["", "   ", "...", "Check the invoice...", "TODO", "todo: write step", "Lorem ipsum",
-                                  "step 1", "Step 2:", "item", "<step>", "<describe the step>", "xxx", "x", "string",
-                                  "N/A", "TBD", "…", "---"])
-def test_placeholders_are_recognised(text: str) -> None:
-    assert is_placeholder(text)
-
-
-@pytest.mark.parametrize("text", ["Check the invoice", "Step 1: match the invoice to the PO", "Pay via SEPA transfer",
-                                  "Confirm amount < 1000 EUR", "Approve in the ERP system", "Log the ticket ID"])
-def test_real_steps_are_not_placeholders(text: str) -> None:
-    assert not is_placeholder(text)
+@pytest.mark.parametrize("junk", ['finish.outputs:[{"', "Check the invoice...", "n/a", None])
+def test_the_scorer_uses_the_loops_placeholder_rule(junk: Any) -> None:
+    """Placeholder text is judged by das.checks.is_placeholder (tests/test_checks.py holds its table)."""
+    result = score_check({"steps": ["Verify the amount", junk]}, Check(path="steps", no_placeholder=True))
+    assert not result.passed and "placeholder" in result.detail
 
 
 def test_a_missing_path_fails_with_a_reason() -> None:

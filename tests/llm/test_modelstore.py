@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from needs import missing
 
 from das.errors import InvalidInput, UsageError
 from das.llm import modelstore
 from das.llm.modelstore import LocalModel
-
-REQUIRE = os.environ.get("DAS_REQUIRE_LOCAL_MODEL") == "1"
 
 
 def _fake_parts(root: Path, name: str, chunks: list[bytes]) -> tuple[str, ...]:
@@ -129,8 +128,6 @@ def test_the_default_model_is_installed_and_verified():
 
     name = DEFAULT_MODEL.split("/", 1)[1]
     if modelstore.joined_path(name) is None:
-        if REQUIRE:
-            pytest.fail(f"DAS_REQUIRE_LOCAL_MODEL=1 but {DEFAULT_MODEL} is not installed (scripts/install.sh)")
-        pytest.skip(f"{DEFAULT_MODEL} not installed")
+        missing("DAS_REQUIRE_LOCAL_MODEL", f"{DEFAULT_MODEL} is not installed (scripts/install.sh installs it)")
     path = modelstore.verify(name, force=True)
     assert path.stat().st_size == modelstore.CATALOG[name].size

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from needs import NO_LLAMA_CPP, needs_module
 
 from das.agents.tde_loop import run_tde
 from das.agents.team import select_task
@@ -31,7 +32,7 @@ HELLO = TaskSpec.model_validate(json.loads((REPO / "examples" / "hello_spec.json
 @pytest.fixture(params=["in-process", "server"])
 def model(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "in-process":
-        pytest.importorskip("llama_cpp")
+        needs_module("llama_cpp", "DAS_REQUIRE_LOCAL_MODEL", NO_LLAMA_CPP)
         return "local/smollm2"
     server = request.getfixturevalue("model_server")
     monkeypatch.setenv("OPENAI_API_BASE", server.base)

@@ -169,10 +169,7 @@ def test_adapter_effects_are_kept_per_instance(das_home):
     sent = []
     entries = deterministic_entries()
     topic = next((t for t, e in entries.items() if e.executor.adapter == "http"), None)
-    if topic is None:
-        import pytest
-
-        pytest.skip("no deterministic http entry in the registry")
+    assert topic is not None, "processes/tde/http_fetch.yaml (the registry's deterministic http entry) is missing"
     entry = entries[topic]
     fake_http = Tool("http", "sends", {"type": "object"}, lambda ctx, args: sent.append(ctx.idempotency_key) or {},
                      side_effecting=True)

