@@ -45,8 +45,12 @@ def time_ours(files: list[Path], repeats: int) -> dict[str, dict[str, Any]]:
             times.append((time.perf_counter() - t0) * 1000)
         assert report is not None
         c = report.counts()
-        out[str(f)] = {"ms": statistics.median(times), "valid": report.valid, "errors": c["error"],
-                       "warnings": c["warning"]}
+        out[str(f)] = {
+            "ms": statistics.median(times),
+            "valid": report.valid,
+            "errors": c["error"],
+            "warnings": c["warning"],
+        }
     return out
 
 
@@ -58,8 +62,14 @@ def time_bpmnlint(files: list[Path], repeats: int) -> tuple[dict[str, dict[str, 
         return {}, "bpmnlint not installed: run `npm install --prefix bench`"
     env = {**os.environ, "BPMNLINT_REPEAT": str(repeats)}
     t0 = time.perf_counter()
-    proc = subprocess.run([node, str(HERE / "bpmnlint_runner.mjs"), str(HERE / ".bpmnlintrc"), *map(str, files)],
-                          capture_output=True, text=True, env=env, timeout=600, check=False)
+    proc = subprocess.run(
+        [node, str(HERE / "bpmnlint_runner.mjs"), str(HERE / ".bpmnlintrc"), *map(str, files)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {}, f"bpmnlint runner failed: {proc.stderr.strip().splitlines()[-1:]}"
@@ -82,8 +92,12 @@ def time_simulate(files: list[Path], runs: int) -> tuple[dict[str, dict[str, Any
         t0 = time.perf_counter()
         try:
             res = fn(f, runs=runs, seed=0)
-            row = {"completed": res.get("completed"), "stuck": len(res.get("stuck", [])),
-                   "coverage": res.get("coverage"), "unsupported": len(res.get("unsupported", []))}
+            row = {
+                "completed": res.get("completed"),
+                "stuck": len(res.get("stuck", [])),
+                "coverage": res.get("coverage"),
+                "unsupported": len(res.get("unsupported", [])),
+            }
         except Exception as exc:  # the bench reports, it does not stop
             row = {"error": f"{type(exc).__name__}: {exc}"[:120]}
         row["ms"] = (time.perf_counter() - t0) * 1000
@@ -107,8 +121,17 @@ def main() -> None:
     sim, sim_err = time_simulate(files, args.runs) if args.runs > 0 else ({}, "skipped (--runs 0)")
 
     if args.json:
-        print(json.dumps({"ours": ours, "bpmnlint": lint, "simulate": sim,
-                          "notes": {"bpmnlint": lint_err, "simulate": sim_err}}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "ours": ours,
+                    "bpmnlint": lint,
+                    "simulate": sim,
+                    "notes": {"bpmnlint": lint_err, "simulate": sim_err},
+                },
+                indent=2,
+            )
+        )
         return
 
     head = f"{'file':<12}{'ours ms':>9}{'lint ms':>9}{'ratio':>7}  {'ours e/w':>8}{'lint n':>7}"
@@ -123,10 +146,14 @@ def main() -> None:
         if ratio:
             ratios.append(ratio)
         s = sim.get(str(f))
-        sim_cell = ("error" if "error" in s else f"{s['completed']}/{s['stuck']}/{s['unsupported']}") if s else "-"
-        print(f"{f.name:<12}{o['ms']:>9.2f}{(lt['ms'] if lt else float('nan')):>9.2f}"
-              f"{(ratio or float('nan')):>7.2f}  {o['errors']:>3}/{o['warnings']:<4}{(lt['findings'] if lt else 0):>7}"
-              f"{(s['ms'] if s else float('nan')):>10.1f}  {sim_cell:<20}")
+        sim_cell = (
+            ("error" if "error" in s else f"{s['completed']}/{s['stuck']}/{s['unsupported']}") if s else "-"
+        )
+        print(
+            f"{f.name:<12}{o['ms']:>9.2f}{(lt['ms'] if lt else float('nan')):>9.2f}"
+            f"{(ratio or float('nan')):>7.2f}  {o['errors']:>3}/{o['warnings']:<4}{(lt['findings'] if lt else 0):>7}"
+            f"{(s['ms'] if s else float('nan')):>10.1f}  {sim_cell:<20}"
+        )
     total_ours = sum(ours[str(f)]["ms"] for f in files)
     print("-" * len(head))
     print(f"files: {len(files)}; ours total {total_ours:.1f} ms (median of {args.repeats} per file)")
@@ -134,15 +161,19 @@ def main() -> None:
         total_lint = sum(lint[str(f)]["ms"] for f in files if str(f) in lint)
         geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         faster = sum(r > 1 for r in ratios)
-        print(f"bpmnlint total {total_lint:.1f} ms; ratio bpmnlint/ours: total {total_lint / total_ours:.2f}x, "
-              f"geometric mean {geo:.2f}x, min {min(ratios):.2f}x; ours faster on {faster}/{len(ratios)} files")
+        print(
+            f"bpmnlint total {total_lint:.1f} ms; ratio bpmnlint/ours: total {total_lint / total_ours:.2f}x, "
+            f"geometric mean {geo:.2f}x, min {min(ratios):.2f}x; ours faster on {faster}/{len(ratios)} files"
+        )
         print(f"bpmnlint process wall time incl. Node start-up: {lint['_wall_s']['ms'] / 1000:.2f} s")
     else:
         print(f"bpmnlint: {lint_err}")
     if sim:
         done = sum(1 for s in sim.values() if "error" not in s)
-        print(f"simulate: {args.runs} runs per file, {done}/{len(files)} files without error, "
-              f"total {sum(s['ms'] for s in sim.values()) / 1000:.1f} s")
+        print(
+            f"simulate: {args.runs} runs per file, {done}/{len(files)} files without error, "
+            f"total {sum(s['ms'] for s in sim.values()) / 1000:.1f} s"
+        )
     else:
         print(f"simulate: {sim_err}")
 

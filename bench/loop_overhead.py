@@ -56,7 +56,9 @@ def main() -> None:
     print(f"DAS loop iteration      : {das_s * 1000:8.3f} ms / iteration")
     print(f"ratio DAS / bare        : {das_s / bare_s:8.2f}x")
     overhead = (das_s - bare_s) * 1000
-    print(f"overhead                : {overhead:8.3f} ms / iteration (goal < 2 ms): {'OK' if overhead < 2 else 'OVER'}")
+    print(
+        f"overhead                : {overhead:8.3f} ms / iteration (goal < 2 ms): {'OK' if overhead < 2 else 'OVER'}"
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,11 @@ BPMN = """<?xml version="1.0" encoding="UTF-8"?>
   </bpmn:process>
 </bpmn:definitions>"""
 
-SPEC = {"task_type": "summarize", "prompt": "Summarise the text.",
-        "inputs": {"text": "DAS runs guarded LLM loops as external tasks of BPMN processes."}}
+SPEC = {
+    "task_type": "summarize",
+    "prompt": "Summarise the text.",
+    "inputs": {"text": "DAS runs guarded LLM loops as external tasks of BPMN processes."},
+}
 
 
 def free_port() -> int:
@@ -54,8 +57,9 @@ def free_port() -> int:
 
 
 def finished(client, key: str) -> int:
-    return client.request("GET", "/history/process-instance/count",
-                          params={"processDefinitionKey": key, "finished": True})["count"]
+    return client.request(
+        "GET", "/history/process-instance/count", params={"processDefinitionKey": key, "finished": True}
+    )["count"]
 
 
 def prepare(client, key: str, topic: str, n: int) -> None:
@@ -74,23 +78,32 @@ def wait_done(client, key: str, n: int, timeout_s: float) -> float:
     return time.monotonic()
 
 
-def run_baseline(url: str, client, key: str, topic: str, n: int, max_tasks: int,
-                 payload: dict | None = None) -> float:
+def run_baseline(
+    url: str, client, key: str, topic: str, n: int, max_tasks: int, payload: dict | None = None
+) -> float:
     from camunda.external_task.external_task_worker import ExternalTaskWorker
 
     logging.getLogger("camunda").setLevel(logging.WARNING)
-    config = {"maxTasks": max_tasks, "lockDuration": 30000, "asyncResponseTimeout": 2000,
-              "sleepSeconds": 1, "isDebug": False}
+    config = {
+        "maxTasks": max_tasks,
+        "lockDuration": 30000,
+        "asyncResponseTimeout": 2000,
+        "sleepSeconds": 1,
+        "isDebug": False,
+    }
     worker = ExternalTaskWorker(worker_id="pypi-baseline", base_url=url, config=config)
     started = time.monotonic()
     # typed values ({"value", "type"}) pass through the client's Variables.format unchanged
-    threading.Thread(target=worker.subscribe, args=([topic], lambda task: task.complete(dict(payload or {}))),
-                     daemon=True).start()  # subscribe() never returns; the thread dies with us
+    threading.Thread(
+        target=worker.subscribe, args=([topic], lambda task: task.complete(dict(payload or {}))), daemon=True
+    ).start()  # subscribe() never returns; the thread dies with us
     end = wait_done(client, key, n, 1800)
     return n / (end - started)
 
 
-def run_raw(url: str, client, key: str, topic: str, n: int, threads: int, max_tasks: int, payload: dict) -> float:
+def run_raw(
+    url: str, client, key: str, topic: str, n: int, threads: int, max_tasks: int, payload: dict
+) -> float:
     """The engine's own limit: fetchAndLock (long polling) and complete over kept-alive HTTP."""
     import httpx
 
@@ -99,12 +112,20 @@ def run_raw(url: str, client, key: str, topic: str, n: int, threads: int, max_ta
     def loop(i: int) -> None:
         with httpx.Client(base_url=url, timeout=30) as http:
             while not stop.is_set():
-                tasks = http.post("/external-task/fetchAndLock", json={
-                    "workerId": f"raw-{i}", "maxTasks": max_tasks, "asyncResponseTimeout": 2000,
-                    "topics": [{"topicName": topic, "lockDuration": 30000}]}).json()
+                tasks = http.post(
+                    "/external-task/fetchAndLock",
+                    json={
+                        "workerId": f"raw-{i}",
+                        "maxTasks": max_tasks,
+                        "asyncResponseTimeout": 2000,
+                        "topics": [{"topicName": topic, "lockDuration": 30000}],
+                    },
+                ).json()
                 for task in tasks:
-                    http.post(f"/external-task/{task['id']}/complete",
-                              json={"workerId": f"raw-{i}", "variables": payload}).raise_for_status()
+                    http.post(
+                        f"/external-task/{task['id']}/complete",
+                        json={"workerId": f"raw-{i}", "variables": payload},
+                    ).raise_for_status()
 
     started = time.monotonic()
     pool = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(threads)]
@@ -115,8 +136,16 @@ def run_raw(url: str, client, key: str, topic: str, n: int, threads: int, max_ta
     return n / (end - started)
 
 
-def run_das(client_factory, key: str, topic: str, n: int, workers: int, max_tasks: int, handler=None,
-            capture: dict | None = None):
+def run_das(
+    client_factory,
+    key: str,
+    topic: str,
+    n: int,
+    workers: int,
+    max_tasks: int,
+    handler=None,
+    capture: dict | None = None,
+):
     from das.camunda.variables import to_variables
     from das.engine.handlers import TOPIC_TDE, builtin_handlers
     from das.engine.worker import Worker, WorkerConfig
@@ -134,8 +163,14 @@ def run_das(client_factory, key: str, topic: str, n: int, workers: int, max_task
     handlers = builtin_handlers()
     if handler is not None:
         handlers = handlers.with_handler("noop", handler, ["taskSpec"])
-    config = WorkerConfig(topics=[f"{topic}={'noop' if handler else TOPIC_TDE}"], workers=workers,
-                          model="test/auto", poll_ms=2000, max_tasks_per_fetch=max_tasks, grace_s=5)
+    config = WorkerConfig(
+        topics=[f"{topic}={'noop' if handler else TOPIC_TDE}"],
+        workers=workers,
+        model="test/auto",
+        poll_ms=2000,
+        max_tasks_per_fetch=max_tasks,
+        grace_s=5,
+    )
     worker = Worker(client, config, handlers=handlers)
     thread = threading.Thread(target=worker.run, kwargs={"install_signals": False}, daemon=True)
     started = time.monotonic()
@@ -159,8 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=8, help="DAS handler threads")
     parser.add_argument("--max-tasks", type=int, default=10, help="maxTasks per fetch, both workers")
     parser.add_argument("--engine-url", default=None, help="use a running engine instead of starting one")
-    parser.add_argument("--java-opts", choices=["fast-start", "default"], default="default",
-                        help="JVM options of the started engine (engine_process presets)")
+    parser.add_argument(
+        "--java-opts",
+        choices=["fast-start", "default"],
+        default="default",
+        help="JVM options of the started engine (engine_process presets)",
+    )
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; best of each side counts")
     parser.add_argument("--noop", action="store_true", help="also time the DAS worker with a no-op handler")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
@@ -190,18 +229,29 @@ def main(argv: list[str] | None = None) -> int:
 
         def das_round(tag: str, n: int, handler=None) -> float:
             prepare(client, f"das_{tag}_{run}", f"das-{tag}-{run}", n)
-            rate, _ = run_das(factory, f"das_{tag}_{run}", f"das-{tag}-{run}", n, args.workers,
-                              args.max_tasks, handler, capture=payload)
+            rate, _ = run_das(
+                factory,
+                f"das_{tag}_{run}",
+                f"das-{tag}-{run}",
+                n,
+                args.workers,
+                args.max_tasks,
+                handler,
+                capture=payload,
+            )
             return rate
 
         def base_round(tag: str, n: int) -> float:
             prepare(client, f"base_{tag}_{run}", f"base-{tag}-{run}", n)
-            return run_baseline(url, client, f"base_{tag}_{run}", f"base-{tag}-{run}", n, args.max_tasks, payload)
+            return run_baseline(
+                url, client, f"base_{tag}_{run}", f"base-{tag}-{run}", n, args.max_tasks, payload
+            )
 
         def raw_round(tag: str, n: int) -> float:
             prepare(client, f"raw_{tag}_{run}", f"raw-{tag}-{run}", n)
-            return run_raw(url, client, f"raw_{tag}_{run}", f"raw-{tag}-{run}", n, args.workers, args.max_tasks,
-                           payload)
+            return run_raw(
+                url, client, f"raw_{tag}_{run}", f"raw-{tag}-{run}", n, args.workers, args.max_tasks, payload
+            )
 
         # warm-up: JIT in the engine, imports and litellm in DAS; DAS's round captures the payload
         das_round("warm", 100)
@@ -213,19 +263,27 @@ def main(argv: list[str] | None = None) -> int:
             raw_rates.append(raw_round(f"r{r}", args.tasks))
             base_rates.append(base_round(f"r{r}", args.tasks))
             das_rates.append(das_round(f"r{r}", args.tasks))
-            print(f"round {r + 1}: raw {raw_rates[-1]:.1f}/s, pypi {base_rates[-1]:.1f}/s, DAS {das_rates[-1]:.1f}/s",
-                  file=sys.stderr)
+            print(
+                f"round {r + 1}: raw {raw_rates[-1]:.1f}/s, pypi {base_rates[-1]:.1f}/s, DAS {das_rates[-1]:.1f}/s",
+                file=sys.stderr,
+            )
         if args.noop:
             noop_rates.append(das_round("noop", args.tasks, _noop))
         base_rate, das_rate, raw_rate = max(base_rates), max(das_rates), max(raw_rates)
         result = {
-            "tasks": args.tasks, "rounds": args.rounds, "das_workers": args.workers,
-            "max_tasks": args.max_tasks, "payload_bytes": len(json.dumps(payload)),
+            "tasks": args.tasks,
+            "rounds": args.rounds,
+            "das_workers": args.workers,
+            "max_tasks": args.max_tasks,
+            "payload_bytes": len(json.dumps(payload)),
             "raw_tasks_per_s": round(raw_rate, 1),
-            "baseline_tasks_per_s": round(base_rate, 1), "das_tasks_per_s": round(das_rate, 1),
-            "ratio": round(das_rate / base_rate, 2), "ratio_vs_raw": round(das_rate / raw_rate, 2),
+            "baseline_tasks_per_s": round(base_rate, 1),
+            "das_tasks_per_s": round(das_rate, 1),
+            "ratio": round(das_rate / base_rate, 2),
+            "ratio_vs_raw": round(das_rate / raw_rate, 2),
             "all_raw": [round(x, 1) for x in raw_rates],
-            "all_baseline": [round(x, 1) for x in base_rates], "all_das": [round(x, 1) for x in das_rates],
+            "all_baseline": [round(x, 1) for x in base_rates],
+            "all_das": [round(x, 1) for x in das_rates],
             "das_noop_handler_tasks_per_s": round(noop_rates[0], 1) if noop_rates else None,
             "engine_startup_s": round(engine.startup_s, 1) if engine and engine.startup_s else None,
         }
@@ -236,11 +294,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"every contender completes with the same {result['payload_bytes']}-byte tdeResult payload")
             print(f"raw httpx fetchAndLock/complete loop: {result['raw_tasks_per_s']} tasks/s")
             print(f"pypi camunda-external-task-client-python3: {result['baseline_tasks_per_s']} tasks/s")
-            print(f"DAS worker ({args.workers} handlers, TDE loop with test model, guardrails, trace, "
-                  f"idempotency store): {result['das_tasks_per_s']} tasks/s")
+            print(
+                f"DAS worker ({args.workers} handlers, TDE loop with test model, guardrails, trace, "
+                f"idempotency store): {result['das_tasks_per_s']} tasks/s"
+            )
             if noop_rates:
                 print(f"DAS worker with a no-op handler: {result['das_noop_handler_tasks_per_s']} tasks/s")
-            print(f"ratio DAS/pypi: {result['ratio']}x (goal >= 1.0), DAS/raw: {result['ratio_vs_raw']}x (goal >= 0.9)")
+            print(
+                f"ratio DAS/pypi: {result['ratio']}x (goal >= 1.0), DAS/raw: {result['ratio_vs_raw']}x (goal >= 0.9)"
+            )
     finally:
         client.close()
         if engine:

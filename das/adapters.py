@@ -45,8 +45,10 @@ def adapter_for(entry: TaskType, available: Mapping[str, Tool] | None = None) ->
     name = entry.executor.adapter or entry.task_type
     tool = known.get(name)
     if tool is None:
-        raise UsageError(f"task type {entry.task_type} needs adapter {name!r}, which is not installed "
-                         f"(installed: {', '.join(sorted(known)) or 'none'})")
+        raise UsageError(
+            f"task type {entry.task_type} needs adapter {name!r}, which is not installed "
+            f"(installed: {', '.join(sorted(known)) or 'none'})"
+        )
     return tool
 
 

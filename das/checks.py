@@ -20,9 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field
 _PLACEHOLDER_WHOLE = re.compile(
     r"^\s*(|\.{2,}|…|-+|_+|\?+|n/?a|none|null|todo|tbd|x+|string|text|value|example|sample|description"
     r"|placeholder|foo|bar|baz|lorem ipsum.*|<[^<>]{0,40}>|\[[^\[\]]{0,40}\]|\{[^{}]{0,40}\}"
-    r"|(step|item|output|answer|action|task|point)\s*#?\s*\d*)\s*[.:)]?\s*$", re.I)
+    r"|(step|item|output|answer|action|task|point)\s*#?\s*\d*)\s*[.:)]?\s*$",
+    re.I,
+)
 # A marker anywhere in the value: an ellipsis, a <slot>, xxx, TODO/TBD/FIXME, lorem ipsum.
-_PLACEHOLDER_ANYWHERE = re.compile(r"\.\.\.|…|<[A-Za-z_][^<>]{0,60}>|x{3,}|\b(todo|tbd|lorem|ipsum|fixme)\b", re.I)
+_PLACEHOLDER_ANYWHERE = re.compile(
+    r"\.\.\.|…|<[A-Za-z_][^<>]{0,60}>|x{3,}|\b(todo|tbd|lorem|ipsum|fixme)\b", re.I
+)
 # What is never an answer, even where "none" or "n/a" may be a label (the built-in check).
 _SURE_PLACEHOLDER = re.compile(r"^\s*(\.{2,}|…|todo|tbd|string|lorem ipsum.*|<[^<>]{0,40}>)\s*$", re.I)
 _JSON_DEBRIS = re.compile(r"[\[{]\s*[\"{\[]|[\"']\s*:\s*[\[{]|\b(finish|outputs|arguments)\s*[.:]\s*[\[{\"]")
@@ -34,7 +38,9 @@ class OutputCheck(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_*]+(\.[A-Za-z0-9_*]+)*$")
     rule: Literal["non_empty", "from_enum", "mentions_input", "no_placeholder", "min_items", "min_words"]
-    values: list[str | int | float | bool] = Field(default_factory=list, description="from_enum: allowed values")
+    values: list[str | int | float | bool] = Field(
+        default_factory=list, description="from_enum: allowed values"
+    )
     input: str | None = Field(None, description="mentions_input: the input field whose words must appear")
     n: int = Field(1, ge=0, le=1000, description="min_items / min_words")
 
@@ -94,7 +100,9 @@ def check_one(check: OutputCheck, outputs: dict[str, Any], inputs: dict[str, Any
         where = f"outputs.{check.path}"
         if value is _Missing:
             return f"{where} is missing"
-        if check.rule == "non_empty" and (value in ("", None, [], {}) or (isinstance(value, str) and not value.strip())):
+        if check.rule == "non_empty" and (
+            value in ("", None, [], {}) or (isinstance(value, str) and not value.strip())
+        ):
             return f"{where} is empty"
         if check.rule == "from_enum" and value not in check.values:
             return f"{where} must be one of {check.values}, not {value!r}"

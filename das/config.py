@@ -66,7 +66,9 @@ def protected_paths() -> list[Path]:
     for var in ("DAS_MODELS_FILE", "DAS_TEST_SCRIPTS", "DAS_MODEL_DIR"):
         if os.environ.get(var):
             out.append(Path(os.environ[var]).expanduser())
-    out.append(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "das" / "models")
+    out.append(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "das" / "models"
+    )
     store = os.environ.get("DAS_STORE_URL", "").strip()
     if store.startswith("sqlite:///"):
         db = Path(store.removeprefix("sqlite://"))

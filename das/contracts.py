@@ -76,15 +76,22 @@ class Policy(_Strict):
     data_class: DataClass = "internal"
     max_output_tokens: int = Field(512, ge=16, le=32000, description="per model call")
     retry_at: Literal["engine", "process"] = Field(
-        "engine", description="a transient failure: engine = handleFailure with retries (then an incident); "
-                              "process = complete with tdeStatus 'retry' so the process loops (the TDE template does)")
-    allowed_methods: list[HttpMethod] = Field(default_factory=lambda: list[HttpMethod](["GET"]),
-                                              description="HTTP methods http_request may use")
+        "engine",
+        description="a transient failure: engine = handleFailure with retries (then an incident); "
+        "process = complete with tdeStatus 'retry' so the process loops (the TDE template does)",
+    )
+    allowed_methods: list[HttpMethod] = Field(
+        default_factory=lambda: list[HttpMethod](["GET"]), description="HTTP methods http_request may use"
+    )
     allowed_endpoints: list[str] = Field(
-        default_factory=list, description="operator only: exact endpoint prefixes (scheme://host:port/path) that "
-                                          "may be reached even on loopback/private addresses")
+        default_factory=list,
+        description="operator only: exact endpoint prefixes (scheme://host:port/path) that "
+        "may be reached even on loopback/private addresses",
+    )
     model_prices: dict[str, ModelPrice] = Field(
-        default_factory=dict, description="operator only: USD per million tokens for models litellm cannot price")
+        default_factory=dict,
+        description="operator only: USD per million tokens for models litellm cannot price",
+    )
 
 
 # An idempotency key is data: it names a task within its owner's namespace (das/store/keys.py),
@@ -107,19 +114,26 @@ class TaskSpec(_Strict):
     policy: dict[str, Any] = Field(default_factory=dict, description="may only tighten")
     correlation_id: str | None = Field(None, max_length=200)
     idempotency_key: str | None = Field(
-        None, json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
+        None,
+        json_schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},
         description="at most 200 of A-Z a-z 0-9 _ . : - (a letter or digit first); data, never a path: "
-                    "DAS stores results, effects and workspaces under a digest of the key and its owner")
-    checks: list[dict[str, Any]] = Field(default_factory=list, max_length=20,
-                                         description="extra output checks (das.checks.OutputCheck); "
-                                                     "they add to the registry entry's, never replace them")
+        "DAS stores results, effects and workspaces under a digest of the key and its owner",
+    )
+    checks: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="extra output checks (das.checks.OutputCheck); "
+        "they add to the registry entry's, never replace them",
+    )
 
     @field_validator("idempotency_key", mode="after")
     @classmethod
     def _key_is_a_name(cls, value: str | None) -> str | None:
         if value is not None and not IDEMPOTENCY_KEY.fullmatch(value):
-            raise ValueError("must be 1-200 characters of letters, digits and _ . : - starting with a letter or "
-                             f"digit (it names a task, never a path); got {value[:60]!r}")
+            raise ValueError(
+                "must be 1-200 characters of letters, digits and _ . : - starting with a letter or "
+                f"digit (it names a task, never a path); got {value[:60]!r}"
+            )
         return value
 
     @field_validator("prompt", mode="after")
@@ -176,8 +190,11 @@ class TdeResult(BaseModel):
     message: str | None = None
     model: str | None = None
     needs_review: bool = Field(False, description="the policy's human_gate: a person must check the outputs")
-    retryable: bool = Field(True, description="for stop_reason error: whether running it again can help "
-                                              "(false: a permanent provider error or a side effect of unknown outcome)")
+    retryable: bool = Field(
+        True,
+        description="for stop_reason error: whether running it again can help "
+        "(false: a permanent provider error or a side effect of unknown outcome)",
+    )
     correlation_id: str | None = None
     idempotency_key: str | None = None
 
@@ -189,13 +206,20 @@ class Vote(BaseModel):
     rationale: str = ""
     persona: str | None = Field(default=None, description="the perspective this member was asked to take")
     model: str | None = Field(default=None, description="the model that answered")
-    temperature: float | None = Field(default=None, description="sampling temperature sent (0 = greedy); "
-                                                                "None = not sent, the provider's default")
+    temperature: float | None = Field(
+        default=None,
+        description="sampling temperature sent (0 = greedy); None = not sent, the provider's default",
+    )
     seed: int | None = Field(default=None, description="sampling seed sent; None = not sent")
-    call: str | None = Field(default=None, description="identity of the call: a hash of (model, persona, "
-                                                       "temperature, seed, prompt); one call is one vote")
-    merged: list[str] = Field(default_factory=list, description="configured members that would have made this "
-                                                                "identical call; they share this one vote")
+    call: str | None = Field(
+        default=None,
+        description="identity of the call: a hash of (model, persona, "
+        "temperature, seed, prompt); one call is one vote",
+    )
+    merged: list[str] = Field(
+        default_factory=list,
+        description="configured members that would have made this identical call; they share this one vote",
+    )
 
 
 class Decision(BaseModel):
@@ -208,8 +232,12 @@ class Decision(BaseModel):
     dissent: list[str] = Field(default_factory=list)
     stop_reason: StopReason = "completed"
     usage: Usage = Field(default_factory=Usage)
-    configured_members: int = Field(0, ge=0, description="team size as configured; more than the votes when "
-                                                         "identical members were merged (see Vote.merged)")
+    configured_members: int = Field(
+        0,
+        ge=0,
+        description="team size as configured; more than the votes when "
+        "identical members were merged (see Vote.merged)",
+    )
 
 
 class HistoryEntry(BaseModel):
@@ -219,12 +247,17 @@ class HistoryEntry(BaseModel):
     comment: str | None = None
     artifact_sha256: str | None = Field(default=None, description="the artifact this entry concerns")
     proof: str | None = Field(default=None, description="how the actor was proven: token, session, proxy, os")
-    principal_id: str | None = Field(default=None, description="the actor's user record, never reused (None: "
-                                                               "recorded before principal ids existed)")
-    credential: str | None = Field(default=None, description="the credential used: token:<id>, session:<token id>, "
-                                                             "proxy:<header>, os-uid:<uid>")
-    acknowledged: str | None = Field(default=None, description="approve: the executable content the reviewer "
-                                                               "acknowledged")
+    principal_id: str | None = Field(
+        default=None,
+        description="the actor's user record, never reused (None: recorded before principal ids existed)",
+    )
+    credential: str | None = Field(
+        default=None,
+        description="the credential used: token:<id>, session:<token id>, proxy:<header>, os-uid:<uid>",
+    )
+    acknowledged: str | None = Field(
+        default=None, description="approve: the executable content the reviewer acknowledged"
+    )
 
 
 # ---- the reports a proposal carries (also what `--format json` prints and `das schema` shows) ----
@@ -248,7 +281,9 @@ class ValidationReport(_Strict):
     findings: list[ValidationFinding] = Field(default_factory=list)
 
     def add(self, rule: str, severity: Severity, element: str | None, message: str) -> None:
-        self.findings.append(ValidationFinding(rule=rule, severity=severity, element=element, message=message))
+        self.findings.append(
+            ValidationFinding(rule=rule, severity=severity, element=element, message=message)
+        )
         if severity == "error":
             self.valid = False
 
@@ -262,7 +297,9 @@ class ValidationReport(_Strict):
     def missing(cls, file: str = "") -> ValidationReport:
         """What a proposal filed without a report holds: an error finding, so it is never approvable."""
         report = cls(file=file)
-        report.add("not-validated", "error", None, "no validation report was recorded; rebase or file it again")
+        report.add(
+            "not-validated", "error", None, "no validation report was recorded; rebase or file it again"
+        )
         return report
 
 
@@ -279,7 +316,9 @@ class Unsupported(_Strict):
 
     ``what`` is ``construct`` in JSON (pydantic's ``BaseModel.construct`` takes the name in Python)."""
 
-    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
     what: str = Field(alias="construct")
     element: str | None = None
@@ -305,10 +344,14 @@ class SimulationReport(_Strict):
     ends: dict[str, int] = Field(default_factory=dict, description="end event id -> runs that ended there")
     unsupported: list[Unsupported] = Field(default_factory=list)
     input_problems: list[InputProblem] = Field(default_factory=list)
-    traces: list[list[str]] | None = Field(None, description="per run, the activities finished in order "
-                                                             "(only when asked for)")
-    findings: list[ValidationFinding] = Field(default_factory=list, description="why the file could not be "
-                                              "simulated (missing, not BPMN, an internal error); empty otherwise")
+    traces: list[list[str]] | None = Field(
+        None, description="per run, the activities finished in order (only when asked for)"
+    )
+    findings: list[ValidationFinding] = Field(
+        default_factory=list,
+        description="why the file could not be "
+        "simulated (missing, not BPMN, an internal error); empty otherwise",
+    )
 
     @property
     def passed(self) -> bool:
@@ -366,7 +409,9 @@ class ExecutableItem(_Strict):
     where: str = Field(description="what carries it, e.g. 'executionListener (start) camunda:class'")
     language: str | None = Field(None, description="script language (scriptFormat / condition language)")
     content: str = Field(description="the script body, class name, expression or connector id, in full")
-    flagged: bool = Field(False, description="outside the executable allow-list: approving needs an acknowledgement")
+    flagged: bool = Field(
+        False, description="outside the executable allow-list: approving needs an acknowledgement"
+    )
     new: bool = Field(True, description="not in the base version (always true for a new process)")
 
 
@@ -402,7 +447,9 @@ class Evidence(_Strict):
     prompt: str | None = Field(None, description="chat: the request drafted from")
     file: str | None = Field(None, description="file: the BPMN file proposed")
     kind: FindingKind | None = Field(None, description="nightly: the pattern mined")
-    fingerprint: str | None = Field(None, description="nightly: key:activity:refactor, one open proposal each")
+    fingerprint: str | None = Field(
+        None, description="nightly: key:activity:refactor, one open proposal each"
+    )
     process_key: str | None = None
     activity_id: str | None = None
     activity_name: str | None = None
@@ -410,8 +457,9 @@ class Evidence(_Strict):
     refactor: Refactor | None = None
     actionable: bool | None = None
     note: str | None = None
-    details: dict[str, Any] | None = Field(None, description="nightly: the finding's measurements (counts, window, "
-                                                             "examples, durations)")
+    details: dict[str, Any] | None = Field(
+        None, description="nightly: the finding's measurements (counts, window, examples, durations)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -482,8 +530,11 @@ class Proposal(BaseModel):
     value_measure: ValueMeasure = Field(default_factory=ValueMeasure)
     edit_ops: list[dict[str, Any]] = Field(default_factory=list, description="for changes: the atomic edits")
     draft_trace: list[dict[str, Any]] = Field(default_factory=list, description="every drafting attempt")
-    origin: Literal["chat", "nightly", "file"] = Field("chat", description="chat: drafted from a prompt; nightly: "
-                                                          "mined from history; file: BPMN a person wrote (das propose)")
+    origin: Literal["chat", "nightly", "file"] = Field(
+        "chat",
+        description="chat: drafted from a prompt; nightly: "
+        "mined from history; file: BPMN a person wrote (das propose)",
+    )
     author: str = "das"
     status: Literal["proposed", "approved", "rejected", "deployed", "deploy_failed"] = "proposed"
     history: list[HistoryEntry] = Field(default_factory=list)
@@ -530,8 +581,10 @@ class NightlyFinding(_Strict):
     activity_type: str | None = None
     actionable: bool = True
     note: str = ""
-    evidence: dict[str, Any] = Field(default_factory=dict, description="the measurements (counts, examples, "
-                                                                      "percentiles); raw durations left out")
+    evidence: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the measurements (counts, examples, percentiles); raw durations left out",
+    )
     result: NightlyFileResult | None = None
 
 
@@ -583,7 +636,9 @@ def parse_external(model: type[M], data: str | bytes | dict[str, Any], source: s
         try:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise InvalidInput(f"invalid {source}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
+            raise InvalidInput(
+                f"invalid {source}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            ) from exc
     if not isinstance(data, dict):
         raise InvalidInput(f"invalid {source}: expected a JSON object, got {type(data).__name__}")
     try:

@@ -82,8 +82,13 @@ SPEC_FORBIDDEN = ("retry_at",)  # decided by policy: a spec choosing it would pi
 READ_ONLY_TOOLS = ("finish", "json_query", "read_file")
 
 
-def tighten(base: Policy, overrides: dict[str, Any], source: str, clamp: bool = False,
-            sources: dict[str, str] | None = None) -> Policy:
+def tighten(
+    base: Policy,
+    overrides: dict[str, Any],
+    source: str,
+    clamp: bool = False,
+    sources: dict[str, str] | None = None,
+) -> Policy:
     """Apply overrides that may only make the policy stricter.
 
     Loosening is refused (``PolicyDenied``), or with ``clamp`` silently kept at the base's
@@ -97,7 +102,9 @@ def tighten(base: Policy, overrides: dict[str, Any], source: str, clamp: bool = 
         looser: str | None = None
         if key in OPERATOR_ONLY:
             if value:
-                raise PolicyDenied(f"{source} may not set {key}; only the operator's policy file can", rule=key)
+                raise PolicyDenied(
+                    f"{source} may not set {key}; only the operator's policy file can", rule=key
+                )
             continue
         try:  # each value is checked against its field's type before any comparison
             value = Policy.model_validate({**merged, key: value}).model_dump()[key]
@@ -139,9 +146,13 @@ def _validate(data: dict[str, Any], source: str) -> Policy:
         raise InvalidInput(describe_validation_error(exc, source)) from exc
 
 
-def resolve_policy(spec: TaskSpec, policy_file: str | Path | None = None,
-                   registry_policy: dict[str, Any] | None = None, root: Path | None = None,
-                   sources: dict[str, str] | None = None) -> Policy:
+def resolve_policy(
+    spec: TaskSpec,
+    policy_file: str | Path | None = None,
+    registry_policy: dict[str, Any] | None = None,
+    root: Path | None = None,
+    sources: dict[str, str] | None = None,
+) -> Policy:
     """default -> operator file -> registry -> task type -> spec; after the operator, tighten only."""
     default, per_type = _defaults(str(root or resource_dir("guardrails")))
     if sources is not None:
@@ -151,7 +162,9 @@ def resolve_policy(spec: TaskSpec, policy_file: str | Path | None = None,
         # a task type declared nowhere gets the narrow default; the operator's file may widen it
         merged.update(per_type["*"])
         if sources is not None:
-            sources.update({k: "guardrails/task_types.yaml (* = undeclared task types)" for k in per_type["*"]})
+            sources.update(
+                {k: "guardrails/task_types.yaml (* = undeclared task types)" for k in per_type["*"]}
+            )
     if policy_file:
         operator = _check_keys(_read_yaml(Path(policy_file)), str(policy_file))
         merged.update(operator)
@@ -159,29 +172,50 @@ def resolve_policy(spec: TaskSpec, policy_file: str | Path | None = None,
             sources.update({k: f"operator file {policy_file}" for k in operator})
     policy = _validate(merged, "the default and operator policy")
     if registry_policy:
-        policy = tighten(policy, registry_policy, f"TDE registry ({spec.task_type})", clamp=True, sources=sources)
+        policy = tighten(
+            policy, registry_policy, f"TDE registry ({spec.task_type})", clamp=True, sources=sources
+        )
     if spec.task_type in per_type:
-        policy = tighten(policy, per_type[spec.task_type], f"guardrails/task_types.yaml ({spec.task_type})",
-                         clamp=True, sources=sources)
+        policy = tighten(
+            policy,
+            per_type[spec.task_type],
+            f"guardrails/task_types.yaml ({spec.task_type})",
+            clamp=True,
+            sources=sources,
+        )
 
-    policy = _default_deny_tools(policy, spec.task_type, registry_policy, per_type.get(spec.task_type), sources)
+    policy = _default_deny_tools(
+        policy, spec.task_type, registry_policy, per_type.get(spec.task_type), sources
+    )
     if spec.policy:
         forbidden = [k for k in SPEC_FORBIDDEN if k in spec.policy]
         if forbidden:
-            raise PolicyDenied(f"the task spec's policy may not set {', '.join(forbidden)}: it is decided by the "
-                               "operator's policy file, the TDE registry or guardrails/task_types.yaml",
-                               rule=forbidden[0])
+            raise PolicyDenied(
+                f"the task spec's policy may not set {', '.join(forbidden)}: it is decided by the "
+                "operator's policy file, the TDE registry or guardrails/task_types.yaml",
+                rule=forbidden[0],
+            )
         policy = tighten(policy, spec.policy, "the task spec's policy", sources=sources)
     return policy
 
 
-def _default_deny_tools(policy: Policy, task_type: str, registry_policy: dict[str, Any] | None,
-                        type_policy: dict[str, Any] | None, sources: dict[str, str] | None) -> Policy:
+def _default_deny_tools(
+    policy: Policy,
+    task_type: str,
+    registry_policy: dict[str, Any] | None,
+    type_policy: dict[str, Any] | None,
+    sources: dict[str, str] | None,
+) -> Policy:
     """A declared task type gets exactly the tools its entries name; one naming none gets
     ``READ_ONLY_TOOLS`` (within the ceiling). Undeclared types keep the ``*``/operator tools."""
-    layers = [(name, layer) for name, layer in ((f"TDE registry ({task_type})", registry_policy),
-                                                (f"guardrails/task_types.yaml ({task_type})", type_policy))
-              if layer is not None]
+    layers = [
+        (name, layer)
+        for name, layer in (
+            (f"TDE registry ({task_type})", registry_policy),
+            (f"guardrails/task_types.yaml ({task_type})", type_policy),
+        )
+        if layer is not None
+    ]
     naming = [name for name, layer in layers if "allowed_tools" in layer]
     if not layers:
         return policy  # declared nowhere: the "*" entry or the operator's file said
@@ -192,8 +226,10 @@ def _default_deny_tools(policy: Policy, task_type: str, registry_policy: dict[st
     tools = [t for t in READ_ONLY_TOOLS if t in policy.allowed_tools]
     if sources is not None:
         where = " and ".join(name for name, _ in layers)
-        sources["allowed_tools"] = f"default-deny: {where} name{'s' if len(layers) == 1 else ''} no tools, " \
-                                   "so finish + read-only tools"
+        sources["allowed_tools"] = (
+            f"default-deny: {where} name{'s' if len(layers) == 1 else ''} no tools, "
+            "so finish + read-only tools"
+        )
     return policy.model_copy(update={"allowed_tools": tools})
 
 
@@ -244,7 +280,8 @@ class Limits:
     def check_tool_allowed(self, name: str) -> None:
         if name != "finish" and name not in self.policy.allowed_tools:
             raise PolicyDenied(
-                f"tool {name!r} is not in allowed_tools ({', '.join(self.policy.allowed_tools)})", rule="allowed_tools"
+                f"tool {name!r} is not in allowed_tools ({', '.join(self.policy.allowed_tools)})",
+                rule="allowed_tools",
             )
 
     def remaining_tokens(self) -> int:

@@ -77,8 +77,10 @@ class Principal:
 
     def require(self, action: Literal["draft", "review", "admin"]) -> None:
         if not self.can(action):
-            raise Forbidden(f"{self.name} has role {self.role}; {action} needs "
-                            + ("reviewer or admin" if action == "review" else "admin"))
+            raise Forbidden(
+                f"{self.name} has role {self.role}; {action} needs "
+                + ("reviewer or admin" if action == "review" else "admin")
+            )
 
 
 def os_principal() -> Principal:
@@ -90,11 +92,15 @@ def os_principal() -> Principal:
     try:
         raw = pwd.getpwuid(os.geteuid()).pw_name
     except KeyError as exc:
-        raise UsageError(f"uid {os.geteuid()} has no account name; the local CLI cannot tell who you are") from exc
+        raise UsageError(
+            f"uid {os.geteuid()} has no account name; the local CLI cannot tell who you are"
+        ) from exc
     name = identity(raw)
     if not _USER_NAME.fullmatch(name) or name in RESERVED_NAMES:
-        raise UsageError(f"the OS account {raw!r} cannot act in DAS (reserved or not a usable name); "
-                         "use the API with a personal token")
+        raise UsageError(
+            f"the OS account {raw!r} cannot act in DAS (reserved or not a usable name); "
+            "use the API with a personal token"
+        )
     return Principal(name, "admin", "os", f"os:{name}", f"os-uid:{os.geteuid()}")
 
 
@@ -129,8 +135,15 @@ def _verify(secret: str, stored: str) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        got = hashlib.scrypt(secret.encode(), salt=base64.urlsafe_b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=32, maxmem=64 * 1024 * 1024)
+        got = hashlib.scrypt(
+            secret.encode(),
+            salt=base64.urlsafe_b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=32,
+            maxmem=64 * 1024 * 1024,
+        )
     except ValueError:
         return False
     return hmac.compare_digest(got, base64.urlsafe_b64decode(digest))
@@ -149,7 +162,9 @@ _USER_COLUMNS = "name, role, created_at, revoked_at, principal_id"
 
 
 def _user(row: Any) -> User:
-    return User(row["name"], cast(Role, row["role"]), row["created_at"], row["revoked_at"], row["principal_id"] or "")
+    return User(
+        row["name"], cast(Role, row["role"]), row["created_at"], row["revoked_at"], row["principal_id"] or ""
+    )
 
 
 class Users:
@@ -169,17 +184,22 @@ class Users:
         with self.store.transaction() as db:
             row = db.execute("SELECT revoked_at FROM users WHERE name = ?", (canonical,)).fetchone()
             if row is not None and row["revoked_at"] is None:
-                raise UsageError(f"user {canonical} exists; revoke them first (`das user revoke {canonical}`) "
-                                 "to issue a new token")
+                raise UsageError(
+                    f"user {canonical} exists; revoke them first (`das user revoke {canonical}`) "
+                    "to issue a new token"
+                )
             db.execute("DELETE FROM users WHERE name = ?", (canonical,))
-            db.execute("INSERT INTO users (name, role, token_id, token_hash, principal_id) VALUES (?, ?, ?, ?, ?)",
-                       (canonical, role, token_id, _hash(secret), new_principal_id()))
+            db.execute(
+                "INSERT INTO users (name, role, token_id, token_hash, principal_id) VALUES (?, ?, ?, ?, ?)",
+                (canonical, role, token_id, _hash(secret), new_principal_id()),
+            )
         self.store.audit(os_principal().name, "user.add", canonical, {"role": role})
         return self.get(canonical), f"das_{token_id}_{secret}"
 
     def get(self, name: str) -> User:
-        row = self.store.db.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?",
-                                    (identity(name),)).fetchone()
+        row = self.store.db.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (identity(name),)
+        ).fetchone()
         if row is None:
             raise UsageError(f"no user {name!r}; see `das user list`")
         return _user(row)
@@ -193,9 +213,14 @@ class Users:
         (one transaction; each proposal's history says so)."""
         user = self.get(name)
         with self.store.transaction() as db:
-            changed = db.execute("UPDATE users SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), token_hash = ''"
-                                 " WHERE name = ? AND revoked_at IS NULL", (user.name,)).rowcount
-            voided = void_approvals(db, user.principal_id, user.name, "the user was revoked") if changed else []
+            changed = db.execute(
+                "UPDATE users SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), token_hash = ''"
+                " WHERE name = ? AND revoked_at IS NULL",
+                (user.name,),
+            ).rowcount
+            voided = (
+                void_approvals(db, user.principal_id, user.name, "the user was revoked") if changed else []
+            )
         self.store.audit(os_principal().name, "user.revoke", user.name, {"voided_approvals": voided})
         return self.get(user.name)
 
@@ -204,8 +229,11 @@ class Users:
         match = _TOKEN.fullmatch(token or "")
         if not match:
             raise NotAuthenticated("invalid token")
-        row = self.store.db.execute("SELECT name, role, token_hash, principal_id FROM users"
-                                    " WHERE token_id = ? AND revoked_at IS NULL", (match.group(1),)).fetchone()
+        row = self.store.db.execute(
+            "SELECT name, role, token_hash, principal_id FROM users"
+            " WHERE token_id = ? AND revoked_at IS NULL",
+            (match.group(1),),
+        ).fetchone()
         if row is None:
             raise NotAuthenticated("invalid or revoked token")
         fingerprint = hashlib.sha256(token.encode()).hexdigest()
@@ -218,8 +246,13 @@ class Users:
                 if len(self._verified) > 10_000:
                     self._verified.clear()
                 self._verified[fingerprint] = (row["name"], row["token_hash"])
-        return Principal(row["name"], cast(Role, row["role"]), proof, row["principal_id"] or "",
-                         f"{proof}:{match.group(1)}")
+        return Principal(
+            row["name"],
+            cast(Role, row["role"]),
+            proof,
+            row["principal_id"] or "",
+            f"{proof}:{match.group(1)}",
+        )
 
     @staticmethod
     def token_id(token: str) -> str:
@@ -239,11 +272,23 @@ class Users:
             args += (token_id,)
         row = self.store.db.execute(sql, args).fetchone()
         if row is None:
-            raise NotAuthenticated(f"{identity(name)!r} is not an active DAS user; an admin adds them with "
-                                   "`das user add`")
+            raise NotAuthenticated(
+                f"{identity(name)!r} is not an active DAS user; an admin adds them with `das user add`"
+            )
         credential = credential or (f"{proof}:{token_id}" if token_id else proof)
         return Principal(row["name"], cast(Role, row["role"]), proof, row["principal_id"] or "", credential)
 
 
-__all__ = ["Forbidden", "NotAuthenticated", "Principal", "Role", "ROLES", "User", "Users", "check_user_name",
-           "new_principal_id", "os_principal", "system_principal"]
+__all__ = [
+    "Forbidden",
+    "NotAuthenticated",
+    "Principal",
+    "Role",
+    "ROLES",
+    "User",
+    "Users",
+    "check_user_name",
+    "new_principal_id",
+    "os_principal",
+    "system_principal",
+]

@@ -31,5 +31,7 @@ def is_task_type(name: str) -> bool:
 def task_type_problem(name: str) -> str | None:
     if is_task_type(name):
         return None
-    return (f"task type {name[:80]!r} is not an identifier: a lower-case letter, then up to 63 lower-case "
-            "letters, digits, '_', '.', '-' (no '..', no '/')")
+    return (
+        f"task type {name[:80]!r} is not an identifier: a lower-case letter, then up to 63 lower-case "
+        "letters, digits, '_', '.', '-' (no '..', no '/')"
+    )

@@ -34,17 +34,25 @@ class TaskType(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task_type: str = Field(min_length=1, pattern=TASK_TYPE_PATTERN)
     description: str = ""
-    prompt: str = Field("", description="the goal given to the model when a drafted step runs this type "
-                                        "(default: the description)")
+    prompt: str = Field(
+        "",
+        description="the goal given to the model when a drafted step runs this type "
+        "(default: the description)",
+    )
     executor: Executor
     input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     output_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
     policy: dict[str, Any] = Field(default_factory=dict)
     output_choices: dict[str, str] = Field(
-        default_factory=dict, description="output field -> input field whose list of values the output must be one "
-                                          "of (e.g. classify: label -> labels); enforced in the output schema")
-    checks: list[OutputCheck] = Field(default_factory=list, description="assertions beyond the schema: "
-                                      "non_empty, from_enum, mentions_input, no_placeholder, min_items, min_words")
+        default_factory=dict,
+        description="output field -> input field whose list of values the output must be one "
+        "of (e.g. classify: label -> labels); enforced in the output schema",
+    )
+    checks: list[OutputCheck] = Field(
+        default_factory=list,
+        description="assertions beyond the schema: "
+        "non_empty, from_enum, mentions_input, no_placeholder, min_items, min_words",
+    )
     source: str = ""
 
 
@@ -75,7 +83,9 @@ def _load(files: tuple[tuple[str, int], ...]) -> dict[str, TaskType]:
         except (yaml.YAMLError, jsonschema.SchemaError) as exc:
             raise InvalidInput(f"invalid TDE registry entry {path.name}: {str(exc).splitlines()[0]}") from exc
         if entry.task_type in types:
-            raise InvalidInput(f"task type {entry.task_type!r} declared twice ({types[entry.task_type].source}, {path.name})")
+            raise InvalidInput(
+                f"task type {entry.task_type!r} declared twice ({types[entry.task_type].source}, {path.name})"
+            )
         types[entry.task_type] = entry
     return types
 

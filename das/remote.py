@@ -60,10 +60,13 @@ def remote_settings() -> tuple[str, str] | None:
 class ApiClient:
     def __init__(self, url: str, token: str, timeout: float = 600.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {token}"}
+        )
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              params: dict[str, str] | None = None) -> Any:
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
+    ) -> Any:
         try:
             response = self._http.request(method, path, json=body, params=params)
         except httpx.HTTPError as exc:
@@ -100,7 +103,12 @@ class ApiClient:
         return dict(self._call("POST", "/api/drafts", body))
 
     def propose(self, bpmn: str, key: str | None, base: str | None, name: str) -> dict[str, Any]:
-        body = {"bpmn": bpmn, "name": name, **({"key": key} if key else {}), **({"base": base} if base else {})}
+        body = {
+            "bpmn": bpmn,
+            "name": name,
+            **({"key": key} if key else {}),
+            **({"base": base} if base else {}),
+        }
         return dict(self._call("POST", "/api/proposals", body))
 
     def act(self, proposal_id: str, action: str, comment: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -21,9 +21,17 @@ _cache: tuple[int, list[str]] = (-1, [])
 def spellings(value: str) -> set[str]:
     """The forms in which ``value`` may appear in a JSON trace or a log line."""
     raw = value.encode()
-    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], quote(value, safe=""),
-             quote_plus(value, safe=""), quote(value), base64.b64encode(raw).decode(),
-             base64.urlsafe_b64encode(raw).decode(), base64.b64encode(raw).decode().rstrip("=")}
+    forms = {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+        quote(value),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
+    }
     forms |= {raw.hex(), raw.hex().upper()}
     for k in (1, 2):  # inside a longer base64 blob (e.g. Basic "user:SECRET") at each alignment
         for encode in (base64.b64encode, base64.urlsafe_b64encode):

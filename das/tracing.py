@@ -65,11 +65,22 @@ def configure_from_env() -> bool:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "das")}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "das")})
+    )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     _trace.set_tracer_provider(provider)
     return True
 
 
-__all__ = ["ACTIVITY", "CORRELATION", "IDEMPOTENCY_KEY", "PROCESS_INSTANCE", "TASK_TYPE", "TOPIC",
-           "configure_from_env", "set_attributes", "span"]
+__all__ = [
+    "ACTIVITY",
+    "CORRELATION",
+    "IDEMPOTENCY_KEY",
+    "PROCESS_INSTANCE",
+    "TASK_TYPE",
+    "TOPIC",
+    "configure_from_env",
+    "set_attributes",
+    "span",
+]

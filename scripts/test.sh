@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m ruff check das tests bench
+python3 -m ruff format --check das tests bench   # one formatter: `ruff format das tests bench` fixes it
 lint-imports                      # the layer contracts in pyproject.toml (docs/ARCHITECTURE.md)
 python3 -m mypy                   # all of das/; the modules that hold DAS's promises strictly
 python3 -m pytest -q "$@"

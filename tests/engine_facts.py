@@ -35,8 +35,9 @@ class FakeFacts(EngineFacts):
         if not caller:
             return pid, None
         call_ai = f"{call_activity}:{new_id()}"
-        self.calls.setdefault(caller, []).append({"id": call_ai, "activityId": call_activity,
-                                                  "calledProcessInstanceId": pid})
+        self.calls.setdefault(caller, []).append(
+            {"id": call_ai, "activityId": call_activity, "calledProcessInstanceId": pid}
+        )
         return pid, call_ai
 
     def _instance_row(self, pid: str) -> dict[str, Any]:
@@ -49,20 +50,47 @@ class FakeFacts(EngineFacts):
         return list(self.calls.get(pid, []))
 
     def _activity_instance_row(self, activity_instance_id: str) -> dict[str, Any]:
-        return {"id": activity_instance_id, "parentActivityInstanceId": self.parents.get(activity_instance_id)}
+        return {
+            "id": activity_instance_id,
+            "parentActivityInstanceId": self.parents.get(activity_instance_id),
+        }
 
 
-def external_task(pid: str, activity_id: str = "probabilistic_tde", *, topic: str = "das-tde-probabilistic",
-                  activity_instance_id: str | None = None, parent: str | None = None, facts: FakeFacts | None = None,
-                  definition: str = "tde_task_template:1:x", **variables: Any) -> ExternalTask:
+def external_task(
+    pid: str,
+    activity_id: str = "probabilistic_tde",
+    *,
+    topic: str = "das-tde-probabilistic",
+    activity_instance_id: str | None = None,
+    parent: str | None = None,
+    facts: FakeFacts | None = None,
+    definition: str = "tde_task_template:1:x",
+    **variables: Any,
+) -> ExternalTask:
     """An ExternalTask built the way the engine client builds it (from fetchAndLock's JSON)."""
     ai = activity_instance_id or f"{activity_id}:{new_id()}"
     if facts is not None:
         facts.parents[ai] = parent or pid
-    return ExternalTask.from_json({
-        "id": new_id(), "topicName": topic, "workerId": "w", "retries": None, "processInstanceId": pid,
-        "activityId": activity_id, "activityInstanceId": ai, "executionId": new_id(),
-        "processDefinitionId": definition, "businessKey": None, "priority": 0,
-        "variables": {k: {"type": "Json", "value": json.dumps(v)} if isinstance(v, dict | list)
-                      else {"type": "Null", "value": None} if v is None
-                      else {"type": "String", "value": v} for k, v in variables.items()}})
+    return ExternalTask.from_json(
+        {
+            "id": new_id(),
+            "topicName": topic,
+            "workerId": "w",
+            "retries": None,
+            "processInstanceId": pid,
+            "activityId": activity_id,
+            "activityInstanceId": ai,
+            "executionId": new_id(),
+            "processDefinitionId": definition,
+            "businessKey": None,
+            "priority": 0,
+            "variables": {
+                k: {"type": "Json", "value": json.dumps(v)}
+                if isinstance(v, dict | list)
+                else {"type": "Null", "value": None}
+                if v is None
+                else {"type": "String", "value": v}
+                for k, v in variables.items()
+            },
+        }
+    )

@@ -22,8 +22,13 @@ class LiveApi:
         self.home = home
         self.env = {k: v for k, v in os.environ.items() if k != "DAS_ENGINE_URL"}  # local registry by default
         self.env.update({"DAS_HOME": str(home), "DAS_MODEL": "test/auto", **(env or {})})
-        self.proc = subprocess.Popen([sys.executable, "-m", "das", "api", "serve", "--port", "0", *args],
-                                     env=self.env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "das", "api", "serve", "--port", "0", *args],
+            env=self.env,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
         assert self.proc.stderr is not None
         deadline = time.monotonic() + 60
         port = None
@@ -60,8 +65,15 @@ class LiveApi:
         from das.bpmn.compile import compile_to_xml
 
         xml = compile_to_xml({"key": key, "name": key, "steps": [{"type": "user", "name": "Review"}]})
-        fields: dict[str, object] = {"id": new_proposal_id(), "key": key, "version": "1.0.0", "artifact": xml,
-                                     "author": author, "validation": {"file": f"{key}.bpmn", "valid": True}, **extra}
+        fields: dict[str, object] = {
+            "id": new_proposal_id(),
+            "key": key,
+            "version": "1.0.0",
+            "artifact": xml,
+            "author": author,
+            "validation": {"file": f"{key}.bpmn", "valid": True},
+            **extra,
+        }
         return self.queue.file(Proposal.model_validate(fields))
 
     def client(self, token: str | None = None) -> httpx.Client:

@@ -23,15 +23,34 @@ def free_port() -> int:
 
 
 class ModelServer:
-    def __init__(self, model_path: Path, alias: str = "smollm2", n_ctx: int = 4096, log: Path | None = None) -> None:
+    def __init__(
+        self, model_path: Path, alias: str = "smollm2", n_ctx: int = 4096, log: Path | None = None
+    ) -> None:
         self.alias = alias
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/v1"
         self._log = open(log or os.devnull, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", alias,
-             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", "2"],
-            stdout=self._log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model_path),
+                "--model_alias",
+                alias,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--n_ctx",
+                str(n_ctx),
+                "--n_threads",
+                "2",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

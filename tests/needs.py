@@ -19,13 +19,23 @@ REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpora" / "bpmn-miwg-reference"
 
 # .ci/run's switches: each one turns the skips for its part into failures
-SWITCHES = frozenset({"DAS_REQUIRE_LOCAL_MODEL", "DAS_REQUIRE_NODE_TOOLS", "DAS_REQUIRE_CORPUS",
-                      "DAS_REQUIRE_BROWSER", "DAS_REQUIRE_POSTGRES", "DAS_REQUIRE_MODEL_SERVER"})
+SWITCHES = frozenset(
+    {
+        "DAS_REQUIRE_LOCAL_MODEL",
+        "DAS_REQUIRE_NODE_TOOLS",
+        "DAS_REQUIRE_CORPUS",
+        "DAS_REQUIRE_BROWSER",
+        "DAS_REQUIRE_POSTGRES",
+        "DAS_REQUIRE_MODEL_SERVER",
+    }
+)
 
 NO_POSTGRES = "PostgreSQL's server binaries are not installed here (scripts/install.sh installs them)"
 NO_LLAMA_CPP = "llama-cpp-python is not installed (scripts/install.sh installs it)"
-NO_CORPUS = (f"the MIWG corpus is not at {CORPUS} (a shared test corpus next to the project, "
-             "not installable by scripts/install.sh)")
+NO_CORPUS = (
+    f"the MIWG corpus is not at {CORPUS} (a shared test corpus next to the project, "
+    "not installable by scripts/install.sh)"
+)
 
 
 def required(switch: str) -> bool:

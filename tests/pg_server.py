@@ -34,7 +34,9 @@ class PgServer:
     def __init__(self) -> None:
         bins = bindir()
         if bins is None:
-            raise RuntimeError("PostgreSQL server binaries not found (scripts/install.sh installs Debian's postgresql)")
+            raise RuntimeError(
+                "PostgreSQL server binaries not found (scripts/install.sh installs Debian's postgresql)"
+            )
         self.bins = bins
         self.base = Path(tempfile.mkdtemp(prefix="das-pg-"))
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -43,13 +45,19 @@ class PgServer:
         self.data = self.base / "data"
         self.port = _free_port()
         self._run("initdb", "-D", str(self.data), "-U", "das", "--auth=trust", "-E", "UTF8", "--no-locale")
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.base / "server.log"), "-w", "start")
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.base / "server.log"), "-w", "start"
+        )
         self.url = f"postgresql://das@127.0.0.1:{self.port}/postgres"
 
     def _run(self, tool: str, *args: str) -> None:
-        out = subprocess.run([*self.as_user, str(self.bins / tool), *args], capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [*self.as_user, str(self.bins / tool), *args], capture_output=True, text=True, timeout=120
+        )
         if out.returncode != 0:
             raise RuntimeError(f"{tool} failed: {out.stderr.strip() or out.stdout.strip()}")
 

@@ -14,8 +14,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_no_import_cycle_among_das_modules() -> None:
     graph = grimp.build_graph("das", include_external_packages=False)  # function-local imports count too
-    cycles = sorted({tuple(sorted((m, imp))) for m in graph.modules for imp in graph.find_modules_directly_imported_by(m)
-                     if m != imp and graph.chain_exists(importer=imp, imported=m)})
+    cycles = sorted(
+        {
+            tuple(sorted((m, imp)))
+            for m in graph.modules
+            for imp in graph.find_modules_directly_imported_by(m)
+            if m != imp and graph.chain_exists(importer=imp, imported=m)
+        }
+    )
     assert len(graph.modules) > 100
     assert cycles == [], cycles
 
@@ -43,4 +49,6 @@ def test_every_function_local_import_says_why() -> None:
                 if "#" not in line and not before.startswith("#"):
                     unexplained.append(f"{path.relative_to(REPO)}:{i + 1}")
     assert unexplained == [], unexplained
-    assert count <= 15, count  # 174 before the layers were written down, 80 before das/commands hoisted its own
+    assert count <= 15, (
+        count
+    )  # 174 before the layers were written down, 80 before das/commands hoisted its own

@@ -4,13 +4,21 @@ import json
 import subprocess
 import sys
 
-SPEC = {"task_type": "greet", "prompt": "Say hello",
-        "output_schema": {"type": "object", "properties": {"greeting": {"type": "string"}}, "required": ["greeting"]}}
+SPEC = {
+    "task_type": "greet",
+    "prompt": "Say hello",
+    "output_schema": {
+        "type": "object",
+        "properties": {"greeting": {"type": "string"}},
+        "required": ["greeting"],
+    },
+}
 
 
 def das(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "das", *args], input=stdin, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "das", *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_version_and_help():
@@ -34,14 +42,33 @@ def test_tde_list_json():
 
 
 def test_tde_run_success_json_and_exit_codes():
-    ok = das("tde", "run", "--spec", "-", "--model", "test/auto", "--format", "json", "--quiet",
-             stdin=json.dumps(SPEC))
+    ok = das(
+        "tde",
+        "run",
+        "--spec",
+        "-",
+        "--model",
+        "test/auto",
+        "--format",
+        "json",
+        "--quiet",
+        stdin=json.dumps(SPEC),
+    )
     assert ok.returncode == 0, ok.stderr
     result = json.loads(ok.stdout)
     assert result["status"] == "succeeded" and result["outputs"] == {"greeting": "x"}
     assert ok.stderr == ""  # --quiet
-    loop = das("tde", "run", "--spec", "-", "--model", "test/loop", "--format", "json",
-               stdin=json.dumps({**SPEC, "policy": {"max_iterations": 2}}))
+    loop = das(
+        "tde",
+        "run",
+        "--spec",
+        "-",
+        "--model",
+        "test/loop",
+        "--format",
+        "json",
+        stdin=json.dumps({**SPEC, "policy": {"max_iterations": 2}}),
+    )
     assert loop.returncode == 3 and json.loads(loop.stdout)["stop_reason"] == "max_iterations"
 
 

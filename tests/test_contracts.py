@@ -21,8 +21,15 @@ def test_tderesult_has_the_documented_keys():
 def test_usage_keys():
     from das.contracts import Usage
 
-    assert set(Usage.model_fields) == {"iterations", "model_calls", "tool_calls", "input_tokens",
-                                       "output_tokens", "cost_usd", "wall_s"}
+    assert set(Usage.model_fields) == {
+        "iterations",
+        "model_calls",
+        "tool_calls",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "wall_s",
+    }
 
 
 def test_probabilistic_spec_needs_a_prompt_and_error_names_the_field():
@@ -77,16 +84,32 @@ def test_proposal_schema_references_the_report_models():
     props, defs = schema["properties"], schema["$defs"]
 
     def refs(prop):
-        found = [prop.get("$ref"), prop.get("items", {}).get("$ref")] + [a.get("$ref") for a in prop.get("anyOf", [])]
+        found = [prop.get("$ref"), prop.get("items", {}).get("$ref")] + [
+            a.get("$ref") for a in prop.get("anyOf", [])
+        ]
         return {r.rsplit("/", 1)[-1] for r in found if r}
 
     assert refs(props["validation"]) == {"ValidationReport"}
-    assert refs(props["simulation"]) == {"SimulationReport"} and {"type": "null"} in props["simulation"]["anyOf"]
+    assert (
+        refs(props["simulation"]) == {"SimulationReport"} and {"type": "null"} in props["simulation"]["anyOf"]
+    )
     assert refs(props["diff"]) == {"ProposalDiff"} and {"type": "null"} in props["diff"]["anyOf"]
     assert refs(props["evidence"]) == {"Evidence"}
     assert refs(props["value_measure"]) == {"ValueMeasure"}
-    for name in ("ValidationReport", "ValidationFinding", "SimulationReport", "StuckRun", "Unsupported",
-                 "InputProblem", "ProposalDiff", "DiffEntry", "FieldChange", "Evidence", "ValueMeasure", "TimeWindow"):
+    for name in (
+        "ValidationReport",
+        "ValidationFinding",
+        "SimulationReport",
+        "StuckRun",
+        "Unsupported",
+        "InputProblem",
+        "ProposalDiff",
+        "DiffEntry",
+        "FieldChange",
+        "Evidence",
+        "ValueMeasure",
+        "TimeWindow",
+    ):
         assert defs[name]["additionalProperties"] is False, name  # no open object where a report goes
     for key in ("validation", "simulation", "diff", "evidence", "value_measure"):
         assert props[key].get("additionalProperties") is not True, key
@@ -94,19 +117,50 @@ def test_proposal_schema_references_the_report_models():
 
 
 OLD_PROPOSAL = {  # the body_json a version before typed reports wrote
-    "id": "p-0123456789", "kind": "process", "key": "invoice", "base_version": None, "version": "1.0.0",
-    "artifact": "<definitions/>", "tde_wrappers": [],
-    "validation": {"file": "invoice.bpmn", "valid": True,
-                   "findings": [{"rule": "diagram.missing", "severity": "warning", "element": "t1", "message": "m"}]},
-    "simulation": {}, "diff": {"text": "new process invoice (no base version)", "added": "all"},
-    "rationale": "", "evidence": [{"kind": "incidents", "process_key": "invoice", "activity_id": "charge",
-                                   "refactor": "add_error_boundary", "evidence": {"incidents": 3, "open": 1},
-                                   "activity_name": "Charge", "activity_type": "serviceTask", "actionable": True,
-                                   "note": "", "fingerprint": "invoice:charge:add_error_boundary"}],
-    "value_measure": {"refactor": "add_error_boundary", "metric": "incidents_avoided", "estimate": 3,
-                      "incidents_in_window": 3, "instances_affected": 2,
-                      "window": {"first": "2026-01-01T00:00:00.000+0000", "last": None}, "how": "count"},
-    "edit_ops": [], "draft_trace": [], "origin": "nightly", "author": "das", "status": "proposed", "history": [],
+    "id": "p-0123456789",
+    "kind": "process",
+    "key": "invoice",
+    "base_version": None,
+    "version": "1.0.0",
+    "artifact": "<definitions/>",
+    "tde_wrappers": [],
+    "validation": {
+        "file": "invoice.bpmn",
+        "valid": True,
+        "findings": [{"rule": "diagram.missing", "severity": "warning", "element": "t1", "message": "m"}],
+    },
+    "simulation": {},
+    "diff": {"text": "new process invoice (no base version)", "added": "all"},
+    "rationale": "",
+    "evidence": [
+        {
+            "kind": "incidents",
+            "process_key": "invoice",
+            "activity_id": "charge",
+            "refactor": "add_error_boundary",
+            "evidence": {"incidents": 3, "open": 1},
+            "activity_name": "Charge",
+            "activity_type": "serviceTask",
+            "actionable": True,
+            "note": "",
+            "fingerprint": "invoice:charge:add_error_boundary",
+        }
+    ],
+    "value_measure": {
+        "refactor": "add_error_boundary",
+        "metric": "incidents_avoided",
+        "estimate": 3,
+        "incidents_in_window": 3,
+        "instances_affected": 2,
+        "window": {"first": "2026-01-01T00:00:00.000+0000", "last": None},
+        "how": "count",
+    },
+    "edit_ops": [],
+    "draft_trace": [],
+    "origin": "nightly",
+    "author": "das",
+    "status": "proposed",
+    "history": [],
 }
 
 
@@ -121,11 +175,29 @@ def test_an_old_shaped_proposal_still_loads():
     assert ev.details == {"incidents": 3, "open": 1} and ev.fingerprint == "invoice:charge:add_error_boundary"
     assert p.value_measure.estimate == 3 and p.value_measure.window and p.value_measure.window.last is None
     assert Proposal.model_validate_json(p.model_dump_json()) == p  # and what it writes now loads again
-    chat = Proposal.model_validate({**OLD_PROPOSAL, "diff": {}, "evidence": [{"prompt": "Invoice approval"}],
-                                    "value_measure": {"repair_attempts": 1, "model": "test/auto", "iterations": 0,
-                                                      "model_calls": 2, "tool_calls": 0, "input_tokens": 10,
-                                                      "output_tokens": 20, "cost_usd": 0.0, "wall_s": 0.0}})
-    assert chat.diff is None and chat.evidence[0].prompt == "Invoice approval" and chat.value_measure.model_calls == 2
+    chat = Proposal.model_validate(
+        {
+            **OLD_PROPOSAL,
+            "diff": {},
+            "evidence": [{"prompt": "Invoice approval"}],
+            "value_measure": {
+                "repair_attempts": 1,
+                "model": "test/auto",
+                "iterations": 0,
+                "model_calls": 2,
+                "tool_calls": 0,
+                "input_tokens": 10,
+                "output_tokens": 20,
+                "cost_usd": 0.0,
+                "wall_s": 0.0,
+            },
+        }
+    )
+    assert (
+        chat.diff is None
+        and chat.evidence[0].prompt == "Invoice approval"
+        and chat.value_measure.model_calls == 2
+    )
 
 
 def test_a_proposal_without_a_report_is_never_valid():
@@ -140,7 +212,10 @@ def test_a_proposal_without_a_report_is_never_valid():
 def test_report_shapes_refuse_unknown_keys():
     from das.contracts import Evidence, SimulationReport, ValueMeasure
 
-    for model, data in ((Evidence, {"prompt": "p", "surprise": 1}), (ValueMeasure, {"estimat": 3}),
-                        (SimulationReport, {"file": "f", "deadlocks": []})):
+    for model, data in (
+        (Evidence, {"prompt": "p", "surprise": 1}),
+        (ValueMeasure, {"estimat": 3}),
+        (SimulationReport, {"file": "f", "deadlocks": []}),
+    ):
         with pytest.raises(InvalidInput, match="Extra inputs are not permitted"):
             parse_external(model, data, model.__name__)

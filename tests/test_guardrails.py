@@ -86,8 +86,11 @@ def test_redaction_applies_only_to_external_providers_of_sensitive_classes():
 def test_task_type_and_registry_cannot_lift_the_operator_ceiling(tmp_path):
     f = tmp_path / "ops.yaml"
     f.write_text("max_iterations: 2\nallowed_tools: [finish]\n")
-    merged = resolve_policy(spec(task_type="summarize"), policy_file=f,
-                            registry_policy={"max_iterations": 50, "allowed_tools": ["finish", "write_file"]})
+    merged = resolve_policy(
+        spec(task_type="summarize"),
+        policy_file=f,
+        registry_policy={"max_iterations": 50, "allowed_tools": ["finish", "write_file"]},
+    )
     assert merged.max_iterations == 2 and merged.allowed_tools == ["finish"]
 
 

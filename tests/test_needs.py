@@ -17,7 +17,9 @@ ALLOWED = {TESTS / "needs.py": 1, TESTS / "engine" / "conftest.py": 1}
 def test_every_skip_goes_through_needs_py() -> None:
     counts = {p: len(SKIP_CALL.findall(p.read_text(encoding="utf-8"))) for p in TESTS.rglob("*.py")}
     stray = {str(p.relative_to(TESTS)): n for p, n in counts.items() if n and n != ALLOWED.get(p)}
-    assert stray == {}, "skip through tests/needs.py (missing / needs / needs_module) so CI can require the part"
+    assert stray == {}, (
+        "skip through tests/needs.py (missing / needs / needs_module) so CI can require the part"
+    )
 
 
 def test_missing_skips_naming_the_part_and_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:

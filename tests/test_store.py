@@ -110,8 +110,12 @@ def test_approval_history_is_append_only_in_the_database(store_location: str) ->
 
 def test_queue_lists_in_filing_order_on_both_backends(store_location: str) -> None:
     queue = Queue(Store(store_location))
-    ids = [queue.file(Proposal(id=new_proposal_id(), key=f"k{i}", version="1.0.0", artifact="<x/>",
-                               author="alice")).id for i in range(5)]
+    ids = [
+        queue.file(
+            Proposal(id=new_proposal_id(), key=f"k{i}", version="1.0.0", artifact="<x/>", author="alice")
+        ).id
+        for i in range(5)
+    ]
     assert [r["id"] for r in queue.list()] == ids
     assert [r["id"] for r in queue.list("proposed")] == ids
 
@@ -119,11 +123,24 @@ def test_queue_lists_in_filing_order_on_both_backends(store_location: str) -> No
 def test_a_proposal_stored_before_the_reports_were_typed_still_loads(store_location: str) -> None:
     queue = Queue(Store(store_location))
     p = queue.file(Proposal(id=new_proposal_id(), key="k", version="1.0.0", artifact="<x/>", author="alice"))
-    old = {"id": p.id, "kind": "process", "key": "k", "version": "1.0.0", "artifact": "<x/>", "author": "alice",
-           "origin": "file", "tde_wrappers": [], "rationale": "", "edit_ops": [], "draft_trace": [],
-           "validation": {"file": "k.bpmn", "valid": True, "findings": []}, "simulation": {},
-           "diff": {"text": "new process k (no base version)", "added": "all"}, "evidence": [{"file": "k.bpmn"}],
-           "value_measure": {}}
+    old = {
+        "id": p.id,
+        "kind": "process",
+        "key": "k",
+        "version": "1.0.0",
+        "artifact": "<x/>",
+        "author": "alice",
+        "origin": "file",
+        "tde_wrappers": [],
+        "rationale": "",
+        "edit_ops": [],
+        "draft_trace": [],
+        "validation": {"file": "k.bpmn", "valid": True, "findings": []},
+        "simulation": {},
+        "diff": {"text": "new process k (no base version)", "added": "all"},
+        "evidence": [{"file": "k.bpmn"}],
+        "value_measure": {},
+    }
     with queue.store.transaction() as db:
         db.execute("UPDATE proposals SET body_json = ? WHERE id = ?", (json.dumps(old), p.id))
     loaded = queue.get(p.id)

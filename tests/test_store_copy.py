@@ -34,16 +34,23 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 
 
 def test_copy_sqlite_to_postgres_keeps_every_row_and_refuses_a_second_copy(
-        tmp_path: Path, pg_server: object, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, pg_server: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     if pg_server is None:
         missing("DAS_REQUIRE_POSTGRES", NO_POSTGRES)
     src, pid = _filled(tmp_path / "old.db")
     url = pg_server.new_database()  # type: ignore[attr-defined]
-    code, out, err = _run(capsys, "store", "copy", "--from", str(tmp_path / "old.db"), "--to", url, "--format", "json")
+    code, out, err = _run(
+        capsys, "store", "copy", "--from", str(tmp_path / "old.db"), "--to", url, "--format", "json"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["rows"]["proposals"] == 1 and report["rows"]["proposal_history"] == 1
-    assert report["rows"]["users"] == 1 and report["rows"]["results"] == 1 and report["rows"]["tool_effects"] == 1
+    assert (
+        report["rows"]["users"] == 1
+        and report["rows"]["results"] == 1
+        and report["rows"]["tool_effects"] == 1
+    )
     dst = Store(url)
     assert Queue(dst).get(pid).model_dump() == Queue(src).get(pid).model_dump()
     assert dst.get_result("task-1") == {"label": "a"}
@@ -51,22 +58,29 @@ def test_copy_sqlite_to_postgres_keeps_every_row_and_refuses_a_second_copy(
     assert [u.name for u in Users(dst).list()] == ["bob"]
     # ids continue after the copied ones: a new history row does not collide with a copied one
     with dst.transaction() as db:
-        db.execute("INSERT INTO proposal_history (proposal_id, actor, action) VALUES (?, 'op', 'note')", (pid,))
+        db.execute(
+            "INSERT INTO proposal_history (proposal_id, actor, action) VALUES (?, 'op', 'note')", (pid,)
+        )
     assert len(Queue(dst).get(pid).history) == 2
     code, _out, err = _run(capsys, "store", "copy", "--from", str(tmp_path / "old.db"), "--to", url)
     assert code == 4 and "not empty" in err and "Traceback" not in err
 
 
-def test_migrate_reports_the_store_and_its_migrations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_migrate_reports_the_store_and_its_migrations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _err = _run(capsys, "store", "migrate", "--url", str(tmp_path / "s.db"), "--format", "json")
     data = json.loads(out)
-    assert code == 0 and data["backend"] == "sqlite" and data["migrations"][0] == "m001_idempotency_and_traces"
+    assert (
+        code == 0 and data["backend"] == "sqlite" and data["migrations"][0] == "m001_idempotency_and_traces"
+    )
     code, out, _err = _run(capsys, "store", "migrate", "--url", str(tmp_path / "s.db"), "--format", "json")
     assert json.loads(out)["applied_now"] == []
 
 
-def test_a_store_url_that_is_neither_backend_is_a_usage_error(monkeypatch: pytest.MonkeyPatch,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_store_url_that_is_neither_backend_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("DAS_STORE_URL", "mysql://u:pw@h/db")
     code, _out, err = _run(capsys, "store", "migrate")
     assert code == 2 and "postgresql://" in err and "pw" not in err

@@ -57,8 +57,12 @@ def test_bad_candidates_are_clear_errors():
 
 
 def test_single_member_mode():
-    decision = aggregate([{"task_type": "a"}], [Vote(member="m", choice=0, confidence=0.9, rationale="r")],
-                         Usage(), "completed")
+    decision = aggregate(
+        [{"task_type": "a"}],
+        [Vote(member="m", choice=0, confidence=0.9, rationale="r")],
+        Usage(),
+        "completed",
+    )
     assert decision.mode == "single" and decision.chosen_index == 0
 
 
@@ -147,8 +151,10 @@ def test_members_can_use_different_models(calls):
 def test_team_sets_each_members_model_persona_temperature_and_seed(calls):
     a = register_script("vote-team-a", [answer(2)])
     b = register_script("vote-team-b", [answer(2)])
-    team = [{"model": a, "persona": "auditor: every step leaves evidence"},
-            {"model": b, "persona": "auditor: every step leaves evidence", "temperature": 0.5, "seed": 42}]
+    team = [
+        {"model": a, "persona": "auditor: every step leaves evidence"},
+        {"model": b, "persona": "auditor: every step leaves evidence", "temperature": 0.5, "seed": 42},
+    ]
     decision = select_task(CANDIDATES, team=team)
     assert [(c["model"], c["temperature"], c["seed"]) for c in calls] == [(a, 0.0, None), (b, 0.5, 42)]
     assert all("auditor: every step leaves evidence" in c["prompt"] for c in calls)
@@ -192,9 +198,17 @@ def test_a_provider_without_a_seed_gets_the_call_without_one():
 def test_decision_json_only_gains_fields():
     from das.contracts import Decision
 
-    old = {"chosen_index": 0, "chosen": {"task_type": "a"}, "mode": "single", "rationale": "r", "confidence": 0.9,
-           "votes": [{"member": "m", "choice": 0, "confidence": 0.9, "rationale": "r"}], "dissent": [],
-           "stop_reason": "completed", "usage": {}}
+    old = {
+        "chosen_index": 0,
+        "chosen": {"task_type": "a"},
+        "mode": "single",
+        "rationale": "r",
+        "confidence": 0.9,
+        "votes": [{"member": "m", "choice": 0, "confidence": 0.9, "rationale": "r"}],
+        "dissent": [],
+        "stop_reason": "completed",
+        "usage": {},
+    }
     decision = Decision.model_validate(old)  # a Decision stored before this change still loads
     dumped = decision.model_dump(mode="json")
     assert set(old) <= set(dumped) and set(old["votes"][0]) <= set(dumped["votes"][0])

@@ -32,7 +32,9 @@ def test_write_and_read_inside_the_workspace(ctx):
 def test_traversal_and_absolute_paths_are_refused(ctx, tmp_path, path):
     before = outside_files(tmp_path, ctx.workspace)
     with pytest.raises(ModelRetry):
-        WRITE_FILE.run(ctx, {"path": path, "content": "x"}) if path else WRITE_FILE.run(ctx, {"path": "", "content": "x"})
+        WRITE_FILE.run(ctx, {"path": path, "content": "x"}) if path else WRITE_FILE.run(
+            ctx, {"path": "", "content": "x"}
+        )
     assert outside_files(tmp_path, ctx.workspace) == before
 
 

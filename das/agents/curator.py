@@ -38,10 +38,19 @@ class CuratorNote(BaseModel):
 
 
 def note_schema() -> dict[str, Any]:
-    return {"type": "object", "additionalProperties": False, "required": ["rationale", "risks"],
-            "properties": {"rationale": {"type": "string", "minLength": 20, "maxLength": 1500},
-                           "risks": {"type": "array", "maxItems": 5,
-                                     "items": {"type": "string", "minLength": 3, "maxLength": 300}}}}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["rationale", "risks"],
+        "properties": {
+            "rationale": {"type": "string", "minLength": 20, "maxLength": 1500},
+            "risks": {
+                "type": "array",
+                "maxItems": 5,
+                "items": {"type": "string", "minLength": 3, "maxLength": 300},
+            },
+        },
+    }
 
 
 @dataclass
@@ -66,35 +75,66 @@ def _parse(text: str | None, activity_id: str, activity_name: str | None) -> Cur
     return note
 
 
-def explain(model: str, *, key: str, version: str, finding: dict[str, Any], ops: list[dict[str, Any]],
-            value: dict[str, Any], summary: str, max_repairs: int = MAX_REPAIRS) -> CuratorResult:
+def explain(
+    model: str,
+    *,
+    key: str,
+    version: str,
+    finding: dict[str, Any],
+    ops: list[dict[str, Any]],
+    value: dict[str, Any],
+    summary: str,
+    max_repairs: int = MAX_REPAIRS,
+) -> CuratorResult:
     """Ask ``model`` for a rationale of one prepared refactor; ``note`` is None when unusable."""
     activity_id = str(finding.get("activity_id"))
     activity_name = finding.get("activity_name")
     evidence = {k: v for k, v in (finding.get("evidence") or {}).items() if k != "durations_ms"}
-    user = render("curator_rationale", key=key, version=version,
-                  activity=f"{activity_id} ({activity_name})" if activity_name else activity_id,
-                  activity_id=activity_id, kind=str(finding.get("kind")), summary=summary,
-                  evidence=json.dumps(evidence, default=str)[:3000], refactor=str(finding.get("refactor")),
-                  ops=json.dumps(ops, indent=1)[:3000], value=json.dumps(value, default=str)[:1500])
-    messages: list[dict[str, Any]] = [{"role": "system", "content": render("curator_system")},
-                                      {"role": "user", "content": user}]
+    user = render(
+        "curator_rationale",
+        key=key,
+        version=version,
+        activity=f"{activity_id} ({activity_name})" if activity_name else activity_id,
+        activity_id=activity_id,
+        kind=str(finding.get("kind")),
+        summary=summary,
+        evidence=json.dumps(evidence, default=str)[:3000],
+        refactor=str(finding.get("refactor")),
+        ops=json.dumps(ops, indent=1)[:3000],
+        value=json.dumps(value, default=str)[:1500],
+    )
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": render("curator_system")},
+        {"role": "user", "content": user},
+    ]
     result = CuratorResult(note=None)
     for attempt in range(max_repairs + 1):
         started = time.perf_counter()
         try:
-            reply = gateway.complete(model, messages, policy=service_policy(CURATOR_TASK_TYPE),
-                                     response_schema=note_schema(), max_tokens=MAX_TOKENS, timeout_s=TIMEOUT_S)
+            reply = gateway.complete(
+                model,
+                messages,
+                policy=service_policy(CURATOR_TASK_TYPE),
+                response_schema=note_schema(),
+                max_tokens=MAX_TOKENS,
+                timeout_s=TIMEOUT_S,
+            )
         except DasError as exc:  # provider down, denied: the deterministic rationale stands
-            result.trace.append({"attempt": attempt, "ok": False, "error": f"{type(exc).__name__}: {exc.message}"})
+            result.trace.append(
+                {"attempt": attempt, "ok": False, "error": f"{type(exc).__name__}: {exc.message}"}
+            )
             return result
         result.usage.model_calls += 1
         result.usage.input_tokens += reply.input_tokens
         result.usage.output_tokens += reply.output_tokens
         result.usage.cost_usd += reply.cost_usd
-        entry: dict[str, Any] = {"attempt": attempt, "model": model, "input_tokens": reply.input_tokens,
-                                 "output_tokens": reply.output_tokens,
-                                 "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        entry: dict[str, Any] = {
+            "attempt": attempt,
+            "model": model,
+            "input_tokens": reply.input_tokens,
+            "output_tokens": reply.output_tokens,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
         try:
             result.note = _parse(reply.text, activity_id, activity_name)
             result.trace.append({**entry, "ok": True})
@@ -102,6 +142,9 @@ def explain(model: str, *, key: str, version: str, finding: dict[str, Any], ops:
         except ValueError as exc:
             problem = str(exc)[:300]
             result.trace.append({**entry, "ok": False, "problem": problem})
-            messages = [*messages, {"role": "assistant", "content": reply.text or ""},
-                        {"role": "user", "content": render("curator_repair", problem=problem)}]
+            messages = [
+                *messages,
+                {"role": "assistant", "content": reply.text or ""},
+                {"role": "user", "content": render("curator_repair", problem=problem)},
+            ]
     return result

@@ -32,8 +32,9 @@ def live_call_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name == "das-model-call" and t.is_alive())
 
 
-def call_with_deadline(fn: Callable[[], T], seconds: float, grace_s: float = 0.0,
-                       on_late: Callable[[T], None] | None = None) -> T:
+def call_with_deadline(
+    fn: Callable[[], T], seconds: float, grace_s: float = 0.0, on_late: Callable[[T], None] | None = None
+) -> T:
     """Run ``fn`` with a deadline of ``seconds`` (see the module doc for what happens after)."""
     if seconds <= 0:
         raise DeadlineExceeded()
@@ -61,7 +62,9 @@ def call_with_deadline(fn: Callable[[], T], seconds: float, grace_s: float = 0.0
                     pass
 
     # the caller's context (its trace span, say) goes with the call into its thread
-    threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True, name="das-model-call").start()
+    threading.Thread(
+        target=contextvars.copy_context().run, args=(run,), daemon=True, name="das-model-call"
+    ).start()
     if not done.wait(seconds):
         finished = done.wait(grace_s) if grace_s > 0 else False
         with lock:

@@ -66,10 +66,19 @@ def _call_key(name: str, arguments: dict[str, Any]) -> str:
 class TdeLoop:
     """One run of the loop. Build with ``run_tde``; kept as a class so state stays explicit."""
 
-    def __init__(self, spec: TaskSpec, policy: Policy, model: str, output_schema: dict[str, Any],
-                 store: Store | None, workspace: Path, heartbeat: Callable[[], None] | None,
-                 checks: list[OutputCheck] | None = None, toolbox: Mapping[str, Tool] = TOOLS,
-                 scoped: str | None = None) -> None:
+    def __init__(
+        self,
+        spec: TaskSpec,
+        policy: Policy,
+        model: str,
+        output_schema: dict[str, Any],
+        store: Store | None,
+        workspace: Path,
+        heartbeat: Callable[[], None] | None,
+        checks: list[OutputCheck] | None = None,
+        toolbox: Mapping[str, Tool] = TOOLS,
+        scoped: str | None = None,
+    ) -> None:
         self.spec, self.policy, self.model = spec, policy, model
         self.scoped = scoped  # the store key of this task: its namespace + idempotency key, digested
         self.output_schema = output_schema
@@ -94,36 +103,63 @@ class TdeLoop:
         return {"type": "object", "properties": {"outputs": self.output_schema}, "required": ["outputs"]}
 
     def _tool_schemas(self) -> list[dict[str, Any]]:
-        finish = {"type": "function", "function": {
-            "name": "finish", "description": "Return the final outputs; ends the task.",
-            "parameters": self._finish_schema()}}
+        finish = {
+            "type": "function",
+            "function": {
+                "name": "finish",
+                "description": "Return the final outputs; ends the task.",
+                "parameters": self._finish_schema(),
+            },
+        }
         return [t.openai_schema() for t in self.tools.values()] + [finish]
 
     def _action_schema(self) -> dict[str, Any]:
         """JSON fallback for models without native tool calling: one action per reply."""
-        options = [{"type": "object", "properties": {
-            "thought": {"type": "string", "maxLength": 200},
-            "tool": {"const": "finish"}, "arguments": self._finish_schema()},
-            "required": ["thought", "tool", "arguments"]}]
+        options = [
+            {
+                "type": "object",
+                "properties": {
+                    "thought": {"type": "string", "maxLength": 200},
+                    "tool": {"const": "finish"},
+                    "arguments": self._finish_schema(),
+                },
+                "required": ["thought", "tool", "arguments"],
+            }
+        ]
         for tool in self.tools.values():
-            options.append({"type": "object", "properties": {
-                "thought": {"type": "string", "maxLength": 200},
-                "tool": {"const": tool.name}, "arguments": tool.parameters},
-                "required": ["thought", "tool", "arguments"]})
+            options.append(
+                {
+                    "type": "object",
+                    "properties": {
+                        "thought": {"type": "string", "maxLength": 200},
+                        "tool": {"const": tool.name},
+                        "arguments": tool.parameters,
+                    },
+                    "required": ["thought", "tool", "arguments"],
+                }
+            )
         return options[0] if len(options) == 1 else {"anyOf": options}
 
     def _initial_messages(self) -> list[dict[str, Any]]:
         system = render("tde_system")
         if not self.native and not self.tools:  # only finish: show the shape of the answer
-            system += "\n" + render("tde_json_finish", skeleton=json.dumps(skeleton(self.output_schema),
-                                                                            ensure_ascii=False))
+            system += "\n" + render(
+                "tde_json_finish", skeleton=json.dumps(skeleton(self.output_schema), ensure_ascii=False)
+            )
         elif not self.native:
             lines = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
-            system += "\n" + render("tde_json_actions", tools=lines, skeleton=json.dumps(
-                skeleton(self.output_schema), ensure_ascii=False))
-        user = render("tde_task", task_type=self.spec.task_type, prompt=self.spec.prompt or "",
-                      inputs=json.dumps(self.spec.inputs, default=str, ensure_ascii=False)[:20000],
-                      output_schema=json.dumps(self.output_schema))
+            system += "\n" + render(
+                "tde_json_actions",
+                tools=lines,
+                skeleton=json.dumps(skeleton(self.output_schema), ensure_ascii=False),
+            )
+        user = render(
+            "tde_task",
+            task_type=self.spec.task_type,
+            prompt=self.spec.prompt or "",
+            inputs=json.dumps(self.spec.inputs, default=str, ensure_ascii=False)[:20000],
+            output_schema=json.dumps(self.output_schema),
+        )
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def _observe(self, content: str, tool_call_id: str | None = None) -> None:
@@ -134,14 +170,27 @@ class TdeLoop:
 
     # -- run ----------------------------------------------------------------------------------
     def run(self) -> TdeResult:
-        with tracing.span(f"das.tde {self.spec.task_type}", **{
-                tracing.TASK_TYPE: self.spec.task_type, tracing.IDEMPOTENCY_KEY: self.spec.idempotency_key,
-                tracing.CORRELATION: self.spec.correlation_id, "gen_ai.request.model": self.model}) as current:
+        with tracing.span(
+            f"das.tde {self.spec.task_type}",
+            **{
+                tracing.TASK_TYPE: self.spec.task_type,
+                tracing.IDEMPOTENCY_KEY: self.spec.idempotency_key,
+                tracing.CORRELATION: self.spec.correlation_id,
+                "gen_ai.request.model": self.model,
+            },
+        ) as current:
             result = self._run()
-            tracing.set_attributes(current, **{
-                "das.status": result.status, "das.stop_reason": result.stop_reason,
-                "das.iterations": result.usage.iterations, "gen_ai.usage.input_tokens": result.usage.input_tokens,
-                "gen_ai.usage.output_tokens": result.usage.output_tokens, "das.cost_usd": result.usage.cost_usd})
+            tracing.set_attributes(
+                current,
+                **{
+                    "das.status": result.status,
+                    "das.stop_reason": result.stop_reason,
+                    "das.iterations": result.usage.iterations,
+                    "gen_ai.usage.input_tokens": result.usage.input_tokens,
+                    "gen_ai.usage.output_tokens": result.usage.output_tokens,
+                    "das.cost_usd": result.usage.cost_usd,
+                },
+            )
             return result
 
     def _run(self) -> TdeResult:
@@ -167,18 +216,35 @@ class TdeLoop:
             stop_reason, message, status = "error", exc.message, "failed"
             retryable = isinstance(exc, TransientUpstreamError)
         self.usage.wall_s = round(time.monotonic() - started, 4)
-        if status == "failed" and stop_reason != "error" and self.store and self.scoped \
-                and self.store.done_effects(self.scoped):
+        if (
+            status == "failed"
+            and stop_reason != "error"
+            and self.store
+            and self.scoped
+            and self.store.done_effects(self.scoped)
+        ):
             # it stopped after a side effect happened: the process must undo it, not just fail
             status = "compensate_required"
             message = f"{message} (side effects happened before the stop: compensation required)"
         if stop_reason != "completed":
-            self.trace.append(TraceStep(iteration=self.usage.iterations, phase="stop", evaluation=stop_reason,
-                                        error=message))
-        return TdeResult(status=status, outputs=self.outputs or {}, trace=self.trace, usage=self.usage,
-                         stop_reason=stop_reason, message=message, model=self.model,
-                         needs_review=self.policy.human_gate, retryable=retryable,
-                         correlation_id=self.spec.correlation_id, idempotency_key=self.spec.idempotency_key)
+            self.trace.append(
+                TraceStep(
+                    iteration=self.usage.iterations, phase="stop", evaluation=stop_reason, error=message
+                )
+            )
+        return TdeResult(
+            status=status,
+            outputs=self.outputs or {},
+            trace=self.trace,
+            usage=self.usage,
+            stop_reason=stop_reason,
+            message=message,
+            model=self.model,
+            needs_review=self.policy.human_gate,
+            retryable=retryable,
+            correlation_id=self.spec.correlation_id,
+            idempotency_key=self.spec.idempotency_key,
+        )
 
     def _iteration(self, n: int, started: float) -> None:
         remaining_s = self.policy.timeout_s - (time.monotonic() - started)
@@ -187,11 +253,20 @@ class TdeLoop:
         schema = None if self.native else self._action_schema()
         try:
             reply = call_with_deadline(
-                lambda: gateway.complete(self.model, self.messages, policy=self.policy, tools=tools,
-                                         response_schema=schema, schema_in_prompt=bool(self.tools),
-                                         max_tokens=max_out, timeout_s=max(remaining_s, 0.1),
-                                         retries=0 if remaining_s < 5 else 2),
-                remaining_s, grace_s=LATE_GRACE_S, on_late=self._record_late,
+                lambda: gateway.complete(
+                    self.model,
+                    self.messages,
+                    policy=self.policy,
+                    tools=tools,
+                    response_schema=schema,
+                    schema_in_prompt=bool(self.tools),
+                    max_tokens=max_out,
+                    timeout_s=max(remaining_s, 0.1),
+                    retries=0 if remaining_s < 5 else 2,
+                ),
+                remaining_s,
+                grace_s=LATE_GRACE_S,
+                on_late=self._record_late,
             )
         except gateway.ToolsRefused as exc:
             if not self.native:
@@ -201,15 +276,30 @@ class TdeLoop:
         except DeadlineExceeded as exc:
             if exc.late_value is not None:  # finished just late: its tokens and cost still count
                 self._count(exc.late_value)
-                self.trace.append(TraceStep(iteration=n, phase="analyse", evaluation="reply arrived after the deadline",
-                                            input_tokens=exc.late_value.input_tokens,
-                                            output_tokens=exc.late_value.output_tokens))
-            raise GuardrailStop("timeout", round(time.monotonic() - started, 3), self.policy.timeout_s) from None
+                self.trace.append(
+                    TraceStep(
+                        iteration=n,
+                        phase="analyse",
+                        evaluation="reply arrived after the deadline",
+                        input_tokens=exc.late_value.input_tokens,
+                        output_tokens=exc.late_value.output_tokens,
+                    )
+                )
+            raise GuardrailStop(
+                "timeout", round(time.monotonic() - started, 3), self.policy.timeout_s
+            ) from None
         self._count(reply)
         self.messages.append(reply.raw_message)
-        self.trace.append(TraceStep(
-            iteration=n, phase="analyse", thought=(reply.text or "")[:500] or None,
-            input_tokens=reply.input_tokens, output_tokens=reply.output_tokens, latency_ms=round(reply.latency_ms, 2)))
+        self.trace.append(
+            TraceStep(
+                iteration=n,
+                phase="analyse",
+                thought=(reply.text or "")[:500] or None,
+                input_tokens=reply.input_tokens,
+                output_tokens=reply.output_tokens,
+                latency_ms=round(reply.latency_ms, 2),
+            )
+        )
         self.limits.check_tokens()
         self.limits.check_cost()
         calls = [(c.name, c.arguments, c.error, c.id) for c in reply.tool_calls]
@@ -229,8 +319,14 @@ class TdeLoop:
         self.native = False
         done = [m for m in self.messages[2:] if m.get("role") != "tool" and not m.get("tool_calls")]
         self.messages = self._initial_messages() + done
-        self.trace.append(TraceStep(iteration=n, phase="repair", error=reason[:500],
-                                    evaluation="native tool calls refused: switched to JSON actions"))
+        self.trace.append(
+            TraceStep(
+                iteration=n,
+                phase="repair",
+                error=reason[:500],
+                evaluation="native tool calls refused: switched to JSON actions",
+            )
+        )
 
     def _count(self, reply: Any) -> None:
         self.usage.model_calls += 1
@@ -242,14 +338,25 @@ class TdeLoop:
         """A call abandoned at the deadline finished later: record its usage, never drop it."""
         self._count(reply)
         if self.store is not None:
-            self.store.audit("das", "late_usage", self.scoped or self.spec.correlation_id,
-                             {"model": self.model, "input_tokens": reply.input_tokens,
-                              "output_tokens": reply.output_tokens, "cost_usd": reply.cost_usd,
-                              "task_type": self.spec.task_type, "correlation_id": self.spec.correlation_id})
+            self.store.audit(
+                "das",
+                "late_usage",
+                self.scoped or self.spec.correlation_id,
+                {
+                    "model": self.model,
+                    "input_tokens": reply.input_tokens,
+                    "output_tokens": reply.output_tokens,
+                    "cost_usd": reply.cost_usd,
+                    "task_type": self.spec.task_type,
+                    "correlation_id": self.spec.correlation_id,
+                },
+            )
 
     def _parse_text_action(self, n: int, text: str | None) -> tuple[str, Any, str | None, str | None] | None:
         """JSON fallback: read {"tool", "arguments"} from text; prose from a native model is a thought."""
-        stripped = (text or "").strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
+        stripped = (
+            (text or "").strip().removeprefix("```json").removeprefix("```").removesuffix("```").strip()
+        )
         if self.native and not stripped.startswith("{"):
             self._evaluate(n, "no tool call; asked the model to act or finish")
             self._observe("Call a tool, or call finish with the outputs when you are done.")
@@ -263,15 +370,28 @@ class TdeLoop:
             return None
         args = data.get("arguments")
         tool = str(data["tool"])
-        if tool != "finish" and tool not in self.toolbox and tool not in self.tools and isinstance(args, dict) \
-                and "outputs" in args:
+        if (
+            tool != "finish"
+            and tool not in self.toolbox
+            and tool not in self.tools
+            and isinstance(args, dict)
+            and "outputs" in args
+        ):
             tool = "finish"  # no such tool, but an answer: read it as finish (always allowed, still checked)
-        return tool, args if isinstance(args, dict) else None, \
-            None if isinstance(args, dict) else "arguments must be a JSON object", None
+        return (
+            tool,
+            args if isinstance(args, dict) else None,
+            None if isinstance(args, dict) else "arguments must be a JSON object",
+            None,
+        )
 
-    def _act(self, n: int, name: str, arguments: dict[str, Any] | None, error: str | None, call_id: str | None) -> None:
+    def _act(
+        self, n: int, name: str, arguments: dict[str, Any] | None, error: str | None, call_id: str | None
+    ) -> None:
         if error is not None or arguments is None:
-            self.trace.append(TraceStep(iteration=n, phase="act", tool=name, error=error or "missing arguments"))
+            self.trace.append(
+                TraceStep(iteration=n, phase="act", tool=name, error=error or "missing arguments")
+            )
             self._invalid(n, f"tool call {name} rejected: {error or 'missing arguments'}", call_id)
             return
         if name == "finish":
@@ -279,9 +399,10 @@ class TdeLoop:
             return
         try:
             if name not in self.tools and name not in self.toolbox:  # invented: say what exists, not "policy"
-                raise ModelRetry(f"there is no tool {name!r}; available: {', '.join([*self.tools, 'finish'])}. "
-                                 + ("Read the inputs yourself and call finish with the outputs."
-                                    if not self.tools else ""))
+                raise ModelRetry(
+                    f"there is no tool {name!r}; available: {', '.join([*self.tools, 'finish'])}. "
+                    + ("Read the inputs yourself and call finish with the outputs." if not self.tools else "")
+                )
             self.limits.check_tool_allowed(name)
             if name not in self.tools:
                 raise ModelRetry(f"unknown tool {name!r}; available: {', '.join([*self.tools, 'finish'])}")
@@ -289,26 +410,46 @@ class TdeLoop:
             self.usage.tool_calls += 1
             seen = self._seen_calls.get(call_key := _call_key(name, arguments))
             if seen is not None and not self.tools[name].side_effecting:
-                raise ModelRetry(f"you already called {name} with exactly these arguments; the result is the same: "
-                                 f"{seen[:2000]}\nDo not call it again: use the result, or call finish with the "
-                                 "outputs now.")
-            self.ctx.http_timeout_s = max(0.5, min(HTTP_TIMEOUT_S, self.policy.timeout_s - (time.monotonic() - self.started)))
+                raise ModelRetry(
+                    f"you already called {name} with exactly these arguments; the result is the same: "
+                    f"{seen[:2000]}\nDo not call it again: use the result, or call finish with the "
+                    "outputs now."
+                )
+            self.ctx.http_timeout_s = max(
+                0.5, min(HTTP_TIMEOUT_S, self.policy.timeout_s - (time.monotonic() - self.started))
+            )
             t0 = time.perf_counter()
             result = self._run_tool(self.tools[name], arguments)
         except PolicyDenied as exc:
-            self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments,
-                                        error=f"refused by policy rule {exc.rule}: {exc.message}"))
+            self.trace.append(
+                TraceStep(
+                    iteration=n,
+                    phase="act",
+                    tool=name,
+                    arguments=arguments,
+                    error=f"refused by policy rule {exc.rule}: {exc.message}",
+                )
+            )
             self._observe(f"Refused by policy: {exc.message}", call_id)
             return
         except ModelRetry as exc:
-            self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments, error=exc.message))
+            self.trace.append(
+                TraceStep(iteration=n, phase="act", tool=name, arguments=arguments, error=exc.message)
+            )
             self._invalid(n, exc.message, call_id, count=False)
             return
         except (GuardrailStop, _Stop):
             raise
         except Exception as exc:  # a failing tool is reported to the model, not a crash
-            self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments,
-                                        error=f"tool failed: {type(exc).__name__}: {exc}"))
+            self.trace.append(
+                TraceStep(
+                    iteration=n,
+                    phase="act",
+                    tool=name,
+                    arguments=arguments,
+                    error=f"tool failed: {type(exc).__name__}: {exc}",
+                )
+            )
             self._observe(f"Tool {name} failed: {type(exc).__name__}: {exc}", call_id)
             return
         self.invalid_in_a_row = 0
@@ -317,15 +458,25 @@ class TdeLoop:
             self._seen_calls.clear()  # the world changed: an earlier read may read differently now
         else:
             self._seen_calls[call_key] = text
-        self.trace.append(TraceStep(iteration=n, phase="act", tool=name, arguments=arguments,
-                                    result_digest=digest(result), latency_ms=round((time.perf_counter() - t0) * 1000, 2)))
+        self.trace.append(
+            TraceStep(
+                iteration=n,
+                phase="act",
+                tool=name,
+                arguments=arguments,
+                result_digest=digest(result),
+                latency_ms=round((time.perf_counter() - t0) * 1000, 2),
+            )
+        )
         self._observe(text[:8000], call_id)
 
     def _run_tool(self, tool: Tool, arguments: dict[str, Any]) -> Any:
         """Side-effecting calls run at most once per idempotency key (das/tools/effects.py)."""
         try:
-            with tracing.span(f"execute_tool {tool.name}", **{"gen_ai.operation.name": "execute_tool",
-                                                              "gen_ai.tool.name": tool.name}):
+            with tracing.span(
+                f"execute_tool {tool.name}",
+                **{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool.name},
+            ):
                 return run_once(self.store, tool, self.ctx, arguments)
         except EffectBlocked as exc:
             raise _Stop("error", exc.message, retryable=False) from exc
@@ -333,23 +484,35 @@ class TdeLoop:
     def _finish(self, n: int, arguments: dict[str, Any], call_id: str | None) -> None:
         outputs = arguments.get("outputs")
         try:
-            errors = validate_within(self.validator, outputs,
-                                     self.policy.timeout_s - (time.monotonic() - self.started))
+            errors = validate_within(
+                self.validator, outputs, self.policy.timeout_s - (time.monotonic() - self.started)
+            )
         except SchemaTimeout:
-            raise GuardrailStop("timeout", round(time.monotonic() - self.started, 3), self.policy.timeout_s) from None
-        except (RecursionError, jsonschema.exceptions._RefResolutionError) as exc:  # the spec's schema, not the model
-            raise _Stop("error", f"the output schema cannot be evaluated: {type(exc).__name__}", retryable=False) from None
+            raise GuardrailStop(
+                "timeout", round(time.monotonic() - self.started, 3), self.policy.timeout_s
+            ) from None
+        except (
+            RecursionError,
+            jsonschema.exceptions._RefResolutionError,
+        ) as exc:  # the spec's schema, not the model
+            raise _Stop(
+                "error", f"the output schema cannot be evaluated: {type(exc).__name__}", retryable=False
+            ) from None
         if not isinstance(outputs, dict):
             errors_text = "finish.outputs must be a JSON object"
         elif errors:
             errors_text = "; ".join(
-                f"{'/'.join(str(p) for p in e.absolute_path) or '(outputs)'}: {e.message}" for e in errors[:5])
+                f"{'/'.join(str(p) for p in e.absolute_path) or '(outputs)'}: {e.message}" for e in errors[:5]
+            )
         else:
             failed = failed_checks(self.checks, outputs, self.spec.inputs)
             if not failed:
                 self.outputs = outputs
-                self._evaluate(n, "finished; outputs valid against the output schema"
-                               + (f" and {len(self.checks)} check(s)" if self.checks else ""))
+                self._evaluate(
+                    n,
+                    "finished; outputs valid against the output schema"
+                    + (f" and {len(self.checks)} check(s)" if self.checks else ""),
+                )
                 return
             self._invalid(n, "outputs fail checks: " + "; ".join(failed[:5]), call_id)
             return
@@ -364,7 +527,9 @@ class TdeLoop:
             self.invalid_in_a_row += 1
         self.trace.append(TraceStep(iteration=n, phase="repair" if count else "evaluate", evaluation=problem))
         if self.invalid_in_a_row >= MAX_REPAIRS:
-            raise _Stop("invalid_output", f"invalid output {self.invalid_in_a_row} times in a row; last: {problem}")
+            raise _Stop(
+                "invalid_output", f"invalid output {self.invalid_in_a_row} times in a row; last: {problem}"
+            )
         self._observe(f"Error: {problem}. Fix it and try again.", call_id)
 
 
@@ -380,7 +545,9 @@ def _output_schema(spec: TaskSpec) -> tuple[dict[str, Any], dict[str, Any] | Non
         try:
             validator_for(spec.output_schema)
         except jsonschema.SchemaError as exc:
-            raise InvalidInput(f"invalid taskSpec: output_schema is not a valid JSON Schema: {exc.message}") from exc
+            raise InvalidInput(
+                f"invalid taskSpec: output_schema is not a valid JSON Schema: {exc.message}"
+            ) from exc
         return spec.output_schema, entry.policy if entry else None
     if entry:
         return _with_choices(entry.output_schema, entry.output_choices, spec.inputs), entry.policy
@@ -428,10 +595,17 @@ def _with_choices(schema: dict[str, Any], choices: dict[str, str], inputs: dict[
     return out
 
 
-def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None = None,
-            heartbeat: Callable[[], None] | None = None, store: Store | None = None,
-            workspace: Path | None = None, tools: Mapping[str, Tool] | None = None,
-            namespace: str | None = None) -> TdeResult:
+def run_tde(
+    spec: TaskSpec,
+    *,
+    model: str | None = None,
+    policy_file: str | None = None,
+    heartbeat: Callable[[], None] | None = None,
+    store: Store | None = None,
+    workspace: Path | None = None,
+    tools: Mapping[str, Tool] | None = None,
+    namespace: str | None = None,
+) -> TdeResult:
     """Run one probabilistic task under its merged policy and return its result.
 
     ``namespace``: who owns the spec's idempotency key, proven by the caller (the engine
@@ -456,22 +630,48 @@ def run_tde(spec: TaskSpec, *, model: str | None = None, policy_file: str | None
             return TdeResult.model_validate(stored)
     output_schema, registry_policy = _output_schema(spec)
     policy = resolve_policy(spec, policy_file, registry_policy)
-    ws = workspace or workspace_dir(scoped or scoped_key(namespace, as_key(spec.correlation_id or uuid.uuid4().hex)))
+    ws = workspace or workspace_dir(
+        scoped or scoped_key(namespace, as_key(spec.correlation_id or uuid.uuid4().hex))
+    )
     try:
         gateway.check_call_allowed(policy, model)  # data class and price, before any call
     except PolicyDenied as exc:
-        result = TdeResult(status="failed", stop_reason="policy_denied", message=exc.message, model=model,
-                           usage=Usage(), correlation_id=spec.correlation_id, idempotency_key=spec.idempotency_key,
-                           trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)])
+        result = TdeResult(
+            status="failed",
+            stop_reason="policy_denied",
+            message=exc.message,
+            model=model,
+            usage=Usage(),
+            correlation_id=spec.correlation_id,
+            idempotency_key=spec.idempotency_key,
+            trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)],
+        )
     else:
         gateway.warm()  # import litellm before the clock starts: start-up is not the task's time
-        result = TdeLoop(spec, policy, model, output_schema, store, ws, heartbeat, _checks(spec),
-                         TOOLS if tools is None else tools, scoped).run()
+        result = TdeLoop(
+            spec,
+            policy,
+            model,
+            output_schema,
+            store,
+            ws,
+            heartbeat,
+            _checks(spec),
+            TOOLS if tools is None else tools,
+            scoped,
+        ).run()
     dumped = result.model_dump_json()
     scrubbed = scrub(dumped)
     clean = json.loads(scrubbed)
-    stored = store.save_run(scoped, spec.task_type, spec.correlation_id, result.status,
-                            result.stop_reason, clean, keep_result=result.stop_reason != "error")
+    stored = store.save_run(
+        scoped,
+        spec.task_type,
+        spec.correlation_id,
+        result.status,
+        result.stop_reason,
+        clean,
+        keep_result=result.stop_reason != "error",
+    )
     if stored is clean and scrubbed == dumped:
         return result  # nothing was masked and no earlier result won: no need to re-validate
     return TdeResult.model_validate(stored)

@@ -91,14 +91,21 @@ def plan_team(members: int = 3, models: list[str] | None = None, *, seed: int = 
 def _member(spec: Member | dict[str, Any], i: int, seed: int = 0) -> Member:
     """Validate one member's configuration (a Member or a dict with the same keys)."""
     if isinstance(spec, Member):
-        spec = {"model": spec.model, "persona": spec.persona, "temperature": spec.temperature, "seed": spec.seed}
+        spec = {
+            "model": spec.model,
+            "persona": spec.persona,
+            "temperature": spec.temperature,
+            "seed": spec.seed,
+        }
     if not isinstance(spec, dict):
         raise InvalidInput(f"team[{i}] must be an object with model, persona, temperature, seed")
     unknown = sorted(set(spec) - {"model", "persona", "temperature", "seed"})
     if unknown:
         raise InvalidInput(f"team[{i}]: unknown keys {unknown}; allowed: model, persona, temperature, seed")
     model = spec.get("model") or default_model()
-    persona = " ".join(str(spec.get("persona") or PERSONAS[i % len(PERSONAS)]).split())  # whitespace is no new persona
+    persona = " ".join(
+        str(spec.get("persona") or PERSONAS[i % len(PERSONAS)]).split()
+    )  # whitespace is no new persona
     temperature = spec.get("temperature", TEMPERATURES[i % len(TEMPERATURES)])
     member_seed = spec.get("seed", None if i == 0 else seed + i)
     if not isinstance(model, str) or not model.strip():
@@ -107,8 +114,9 @@ def _member(spec: Member | dict[str, Any], i: int, seed: int = 0) -> Member:
         raise InvalidInput(f"team[{i}].persona must be 1..{MAX_PERSONA_CHARS} characters")
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
         raise InvalidInput(f"team[{i}].temperature must be a number in 0..2, got {temperature!r}")
-    if member_seed is not None and (isinstance(member_seed, bool) or not isinstance(member_seed, int)
-                                    or not 0 <= member_seed < 2**31):
+    if member_seed is not None and (
+        isinstance(member_seed, bool) or not isinstance(member_seed, int) or not 0 <= member_seed < 2**31
+    ):
         raise InvalidInput(f"team[{i}].seed must be an integer in 0..2^31-1 or null, got {member_seed!r}")
     temperature = round(float(temperature), 2) + 0.0  # 0.3 and 0.3000001 are the same call; -0.0 is 0.0
     if temperature == 0:
@@ -142,8 +150,12 @@ def _sampling(model: str, temperature: float | None, seed: int | None) -> tuple[
 
 def _call_key(member: Member, messages: list[dict[str, Any]]) -> str:
     """The identity of a member's call: identical keys are one call and one vote."""
-    raw = json.dumps([member.model, member.persona, member.temperature, member.seed, messages],
-                     sort_keys=True, ensure_ascii=False, default=str)
+    raw = json.dumps(
+        [member.model, member.persona, member.temperature, member.seed, messages],
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -163,11 +175,16 @@ def _describe(candidates: list[dict[str, Any]]) -> str:
 
 
 def _schema(n: int) -> dict[str, Any]:
-    return {"type": "object", "properties": {
-        "choice": {"enum": [*range(n), -1]},
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-        "rationale": {"type": "string", "minLength": 3, "maxLength": 200}},
-        "required": ["choice", "confidence", "rationale"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            "choice": {"enum": [*range(n), -1]},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "rationale": {"type": "string", "minLength": 3, "maxLength": 200},
+        },
+        "required": ["choice", "confidence", "rationale"],
+        "additionalProperties": False,
+    }
 
 
 def validate_candidates(candidates: Any) -> list[dict[str, Any]]:
@@ -185,50 +202,95 @@ def validate_candidates(candidates: Any) -> list[dict[str, Any]]:
             try:
                 TaskSpec.model_validate({**c, "prompt": c.get("prompt") or "(selection candidate)"})
             except ValidationError as exc:
-                raise InvalidInput(f"candidates[{i}] is not a valid task spec: {exc.errors()[0]['msg']}") from exc
+                raise InvalidInput(
+                    f"candidates[{i}] is not a valid task spec: {exc.errors()[0]['msg']}"
+                ) from exc
         out.append(c)
     return out
 
 
-def _ask(member: str, model: str, messages: list[dict[str, Any]], n: int, limits: Limits, deadline: float,
-         temperature: float | None = None, seed: int | None = None) -> tuple[Vote, Usage]:
+def _ask(
+    member: str,
+    model: str,
+    messages: list[dict[str, Any]],
+    n: int,
+    limits: Limits,
+    deadline: float,
+    temperature: float | None = None,
+    seed: int | None = None,
+) -> tuple[Vote, Usage]:
     usage = Usage()
     for attempt in range(2):  # one repair
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise GuardrailStop("timeout", round(limits.policy.timeout_s - remaining, 2), limits.policy.timeout_s)
-        reply = gateway.complete(model, messages, policy=limits.policy, response_schema=_schema(n), max_tokens=200,
-                                 timeout_s=remaining, temperature=temperature, seed=seed)
+            raise GuardrailStop(
+                "timeout", round(limits.policy.timeout_s - remaining, 2), limits.policy.timeout_s
+            )
+        reply = gateway.complete(
+            model,
+            messages,
+            policy=limits.policy,
+            response_schema=_schema(n),
+            max_tokens=200,
+            timeout_s=remaining,
+            temperature=temperature,
+            seed=seed,
+        )
         usage.model_calls += 1
         usage.input_tokens += reply.input_tokens
         usage.output_tokens += reply.output_tokens
         usage.cost_usd += reply.cost_usd
-        limits.usage.add(Usage(model_calls=1, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
-                               cost_usd=reply.cost_usd))
+        limits.usage.add(
+            Usage(
+                model_calls=1,
+                input_tokens=reply.input_tokens,
+                output_tokens=reply.output_tokens,
+                cost_usd=reply.cost_usd,
+            )
+        )
         limits.check_tokens()
         limits.check_cost()
         try:
             answer = _MemberAnswer.model_validate_json(reply.text or "")
             if answer.choice != -1 and not 0 <= answer.choice < n:
                 raise ValueError(f"choice {answer.choice} is not one of the offered indices 0..{n - 1} or -1")
-            return Vote(member=member, choice=None if answer.choice == -1 else answer.choice,
-                        confidence=answer.confidence, rationale=answer.rationale), usage
+            return Vote(
+                member=member,
+                choice=None if answer.choice == -1 else answer.choice,
+                confidence=answer.confidence,
+                rationale=answer.rationale,
+            ), usage
         except (ValidationError, ValueError) as exc:
             problem = str(exc).splitlines()[0][:200]
-            messages = [*messages, {"role": "assistant", "content": reply.text or ""},
-                        {"role": "user", "content": f"Invalid answer: {problem}. Answer with the JSON object only."}]
+            messages = [
+                *messages,
+                {"role": "assistant", "content": reply.text or ""},
+                {"role": "user", "content": f"Invalid answer: {problem}. Answer with the JSON object only."},
+            ]
             if attempt == 1:
-                return Vote(member=member, choice=None, confidence=0.0,
-                            rationale=f"abstained: invalid answer twice ({problem})"), usage
+                return Vote(
+                    member=member,
+                    choice=None,
+                    confidence=0.0,
+                    rationale=f"abstained: invalid answer twice ({problem})",
+                ), usage
     raise AssertionError("unreachable")
 
 
 SELECT_TASK_TYPE = "peo_select"  # its policy: guardrails/default.yaml < task_types.yaml entry < operator file
 
 
-def select_task(candidates: list[Any] | Any, context: dict[str, Any] | None = None, *, models: list[str] | None = None,
-                members: int = 3, policy: Policy | None = None, policy_file: str | None = None,
-                team: list[Member | dict[str, Any]] | None = None, seed: int = 0) -> Decision:
+def select_task(
+    candidates: list[Any] | Any,
+    context: dict[str, Any] | None = None,
+    *,
+    models: list[str] | None = None,
+    members: int = 3,
+    policy: Policy | None = None,
+    policy_file: str | None = None,
+    team: list[Member | dict[str, Any]] | None = None,
+    seed: int = 0,
+) -> Decision:
     """Let ``members`` LLM members vote on the candidates; return one explainable Decision.
 
     ``models`` is the per-member model list (cycled); ``team`` sets each member's model,
@@ -246,11 +308,12 @@ def select_task(candidates: list[Any] | Any, context: dict[str, Any] | None = No
     else:
         seats = plan_team(members, models, seed=seed)
     if policy is None:
-
         policy = resolve_policy(TaskSpec(task_type=SELECT_TASK_TYPE, mode="deterministic"), policy_file)
     context_json = json.dumps(context or {}, default=str)[:4000]
     described = _describe(offered)
-    calls: dict[str, tuple[str, Member, list[dict[str, Any]], list[str]]] = {}  # key -> (label, member, msgs, merged)
+    calls: dict[
+        str, tuple[str, Member, list[dict[str, Any]], list[str]]
+    ] = {}  # key -> (label, member, msgs, merged)
     for i, seat in enumerate(seats):
         temperature, member_seed = _sampling(seat.model, seat.temperature, seat.seed)
         sent = Member(seat.model, seat.persona, temperature, member_seed)  # key what is really sent
@@ -270,11 +333,28 @@ def select_task(candidates: list[Any] | Any, context: dict[str, Any] | None = No
     try:
         for key, (label, seat, messages, merged) in calls.items():
             gateway.check_call_allowed(policy, seat.model)
-            vote, _ = _ask(label, seat.model, messages, len(offered), limits, deadline,
-                           temperature=seat.temperature, seed=seat.seed)
-            votes.append(vote.model_copy(update={"persona": seat.persona, "model": seat.model,
-                                                 "temperature": seat.temperature, "seed": seat.seed,
-                                                 "call": key, "merged": merged}))
+            vote, _ = _ask(
+                label,
+                seat.model,
+                messages,
+                len(offered),
+                limits,
+                deadline,
+                temperature=seat.temperature,
+                seed=seat.seed,
+            )
+            votes.append(
+                vote.model_copy(
+                    update={
+                        "persona": seat.persona,
+                        "model": seat.model,
+                        "temperature": seat.temperature,
+                        "seed": seat.seed,
+                        "call": key,
+                        "merged": merged,
+                    }
+                )
+            )
     except GuardrailStop as stop:
         stop_reason = stop.limit
     except PolicyDenied:
@@ -283,7 +363,9 @@ def select_task(candidates: list[Any] | Any, context: dict[str, Any] | None = No
         stop_reason = "error"
     limits.usage.wall_s = round(time.monotonic() - started, 3)
     decision = aggregate(offered, votes, limits.usage, stop_reason, configured_members=len(seats))
-    return Decision.model_validate_json(scrub(decision.model_dump_json()))  # secrets never leave in a rationale
+    return Decision.model_validate_json(
+        scrub(decision.model_dump_json())
+    )  # secrets never leave in a rationale
 
 
 def _one_vote_per_call(votes: list[Vote]) -> list[Vote]:
@@ -301,8 +383,14 @@ def _one_vote_per_call(votes: list[Vote]) -> list[Vote]:
     return out
 
 
-def aggregate(offered: list[dict[str, Any]], votes: list[Vote], usage: Usage, stop_reason: str, *,
-              configured_members: int | None = None) -> Decision:
+def aggregate(
+    offered: list[dict[str, Any]],
+    votes: list[Vote],
+    usage: Usage,
+    stop_reason: str,
+    *,
+    configured_members: int | None = None,
+) -> Decision:
     """A strict majority of the distinct votes wins; anything else escalates to a human."""
     votes = _one_vote_per_call(votes)
     if configured_members is None:
@@ -315,17 +403,38 @@ def aggregate(offered: list[dict[str, Any]], votes: list[Vote], usage: Usage, st
     best = max(tally.items(), key=lambda kv: (len(kv[1]), sum(v.confidence for v in kv[1])), default=None)
     if stop_reason == "completed" and best and len(best[1]) * 2 > total:
         index, backers = best
-        dissent = [f"{v.member}: {'escalate' if v.choice is None else v.choice} — {v.rationale}"
-                   for v in votes if v.choice != index]
+        dissent = [
+            f"{v.member}: {'escalate' if v.choice is None else v.choice} — {v.rationale}"
+            for v in votes
+            if v.choice != index
+        ]
         mode = "unanimous" if len(backers) == total else "majority"
         if total == 1:
             mode = "single"
         confidence = round(sum(v.confidence for v in backers) / total, 3)
         rationale = "; ".join(v.rationale for v in backers)[:1000]
-        return Decision(chosen_index=index, chosen=offered[index], mode=mode, rationale=rationale,
-                        confidence=confidence, votes=votes, dissent=dissent, stop_reason=stop_reason, usage=usage,
-                        configured_members=configured_members)
+        return Decision(
+            chosen_index=index,
+            chosen=offered[index],
+            mode=mode,
+            rationale=rationale,
+            confidence=confidence,
+            votes=votes,
+            dissent=dissent,
+            stop_reason=stop_reason,
+            usage=usage,
+            configured_members=configured_members,
+        )
     reason = "no strict majority" if stop_reason == "completed" else f"stopped early ({stop_reason})"
-    return Decision(chosen_index=None, chosen=None, mode="escalated", rationale=f"escalated to a human: {reason}",
-                    confidence=0.0, votes=votes, dissent=[f"{v.member}: {v.choice} — {v.rationale}" for v in votes],
-                    stop_reason=stop_reason, usage=usage, configured_members=configured_members)
+    return Decision(
+        chosen_index=None,
+        chosen=None,
+        mode="escalated",
+        rationale=f"escalated to a human: {reason}",
+        confidence=0.0,
+        votes=votes,
+        dissent=[f"{v.member}: {v.choice} — {v.rationale}" for v in votes],
+        stop_reason=stop_reason,
+        usage=usage,
+        configured_members=configured_members,
+    )

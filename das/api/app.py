@@ -40,7 +40,9 @@ from das.views import proposal_page as proposal_view
 
 log = logging.getLogger("das.api")
 IDENTITY_FIELDS = {"reviewer", "author", "actor", "user", "approver"}
-ProposalId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,40}$", description="Proposal id, e.g. p-0123456789")]
+ProposalId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9-]{1,40}$", description="Proposal id, e.g. p-0123456789")
+]
 Status = Literal["proposed", "approved", "rejected", "deployed", "deploy_failed"]
 
 
@@ -92,10 +94,15 @@ class _Strict(BaseModel):
 
 
 class DraftIn(_Strict):
-    prompt: str = Field(min_length=1, max_length=4000, description="What the process (or the change) should do.")
+    prompt: str = Field(
+        min_length=1, max_length=4000, description="What the process (or the change) should do."
+    )
     key: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Key of a new process.")
-    base: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}(@\d{1,4}\.\d{1,4}\.\d{1,4})?$",
-                             description="KEY or KEY@VERSION to change (edits, not a rewrite).")
+    base: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}(@\d{1,4}\.\d{1,4}\.\d{1,4})?$",
+        description="KEY or KEY@VERSION to change (edits, not a rewrite).",
+    )
 
 
 class ProposeIn(_Strict):
@@ -107,9 +114,12 @@ class ProposeIn(_Strict):
 
 class ApproveIn(_Strict):
     comment: str | None = Field(None, max_length=2000)
-    ack_executable: bool = Field(False, description="I read the proposal's flagged executable content (scripts, "
-                                                    "classes, expressions, connectors) and accept it; required "
-                                                    "when it has any")
+    ack_executable: bool = Field(
+        False,
+        description="I read the proposal's flagged executable content (scripts, "
+        "classes, expressions, connectors) and accept it; required "
+        "when it has any",
+    )
 
 
 class EmptyIn(_Strict):
@@ -121,11 +131,20 @@ class RejectIn(_Strict):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text} for code, text in (
-        (400, "bad request"), (401, "not authenticated"), (403, "role or CSRF check refused"), (404, "not found"),
-        (409, "the approval rules refuse it"), (413, "body too large"), (415, "API writes must be JSON"),
-        (421, "host not served"), (429, "every simulation slot is busy: retry shortly"),
-        (502, "upstream failure"))}
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (400, "bad request"),
+        (401, "not authenticated"),
+        (403, "role or CSRF check refused"),
+        (404, "not found"),
+        (409, "the approval rules refuse it"),
+        (413, "body too large"),
+        (415, "API writes must be JSON"),
+        (421, "host not served"),
+        (429, "every simulation slot is busy: retry shortly"),
+        (502, "upstream failure"),
+    )
+}
 
 
 def status_for(exc: DasError) -> int:
@@ -158,12 +177,24 @@ def trusted_proxies_from_env() -> list[str]:
     return values
 
 
-def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthSettings | None = None,
-               users: Users | None = None, trusted_proxies: list[str] | None = None) -> Any:
+def create_app(
+    allowed_hosts: list[str],
+    *,
+    max_body: int = 256_000,
+    auth: AuthSettings | None = None,
+    users: Users | None = None,
+    trusted_proxies: list[str] | None = None,
+) -> Any:
     """The ASGI app: FastAPI routes wrapped in the host/body ``Guard``. ``trusted_proxies``
     (default ``DAS_TRUSTED_PROXIES``): the peers whose ``X-Forwarded-Proto`` counts."""
-    app = FastAPI(title="ProcOS DAS API", version=__version__, description=__doc__, responses=ERRORS,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="ProcOS DAS API",
+        version=__version__,
+        description=__doc__,
+        responses=ERRORS,
+        docs_url=None,
+        redoc_url=None,
+    )
     sessions = Sessions()
     authn = Authenticator(users or Users(), auth or AuthSettings(), sessions)
     app.state.authn = authn
@@ -175,22 +206,48 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         if not request.url.path.startswith("/api/") and request.url.path not in ("/openapi.json",):
             if status == 401 and request.method == "GET":
                 return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-            return HTMLResponse(pages.refused(exc.message, "/"), status_code=status, headers={"Content-Security-Policy": pages.CSP})
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {"Retry-After": "5"} if status == 429 else None
+            return HTMLResponse(
+                pages.refused(exc.message, "/"),
+                status_code=status,
+                headers={"Content-Security-Policy": pages.CSP},
+            )
+        headers = (
+            {"WWW-Authenticate": "Bearer"}
+            if status == 401
+            else {"Retry-After": "5"}
+            if status == 429
+            else None
+        )
         return JSONResponse({"error": exc.message}, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
-        named = sorted({str(e["loc"][-1]) for e in errors if e.get("type") == "extra_forbidden" and e.get("loc")
-                        and str(e["loc"][-1]) in IDENTITY_FIELDS})
+        named = sorted(
+            {
+                str(e["loc"][-1])
+                for e in errors
+                if e.get("type") == "extra_forbidden"
+                and e.get("loc")
+                and str(e["loc"][-1]) in IDENTITY_FIELDS
+            }
+        )
         if named:
-            return JSONResponse({"error": f"the acting user is the one your credentials prove; remove "
-                                          f"{', '.join(named)} from the body"}, status_code=400)
+            return JSONResponse(
+                {
+                    "error": f"the acting user is the one your credentials prove; remove "
+                    f"{', '.join(named)} from the body"
+                },
+                status_code=400,
+            )
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors[:5]]
-        detail = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
-                  for e in errors[:20]]  # never echo the input: it may be bytes, huge or hostile
-        return JSONResponse({"error": "invalid request: " + "; ".join(parts), "detail": detail}, status_code=422)
+        detail = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
+            for e in errors[:20]
+        ]  # never echo the input: it may be bytes, huge or hostile
+        return JSONResponse(
+            {"error": "invalid request: " + "; ".join(parts), "detail": detail}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -199,7 +256,9 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
+        return JSONResponse(
+            {"error": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500
+        )
 
     # -- JSON API -------------------------------------------------------------------------
     @app.get("/api/me", response_model=Me, tags=["identity"])
@@ -232,16 +291,18 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
 
         queue = Queue()
         with bounded.slot(wait_s=0):  # all simulation slots busy: 429 now, never a queue of stalled requests
-            proposal = propose_xml(body.bpmn.encode(), author=who, key=body.key, base=body.base, queue=queue,
-                                   name=body.name)
+            proposal = propose_xml(
+                body.bpmn.encode(), author=who, key=body.key, base=body.base, queue=queue, name=body.name
+            )
         return _status(queue, proposal)
 
     @app.post("/api/proposals/{proposal_id}/approve", response_model=StatusOut, tags=["review"])
     def post_approve(proposal_id: ProposalId, who: Caller, body: ApproveIn | None = Body(None)) -> StatusOut:
         """Approve as the caller (reviewer or admin); when approvals suffice, the kernel deploys.
         A proposal with flagged executable content needs ``ack_executable: true``."""
-        return _status(*approve(proposal_id, who, body.comment if body else None,
-                                bool(body and body.ack_executable)))
+        return _status(
+            *approve(proposal_id, who, body.comment if body else None, bool(body and body.ack_executable))
+        )
 
     @app.post("/api/proposals/{proposal_id}/reject", response_model=StatusOut, tags=["review"])
     def post_reject(proposal_id: ProposalId, body: RejectIn, who: Caller) -> StatusOut:
@@ -273,8 +334,12 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         """The sign-in form (user name and personal token)."""
         return page(pages.login(next_url=_local(next)))
 
-    @app.post("/login", response_class=HTMLResponse, tags=["pages"], openapi_extra=_form(["username", "token"],
-                                                                                        ["next"]))
+    @app.post(
+        "/login",
+        response_class=HTMLResponse,
+        tags=["pages"],
+        openapi_extra=_form(["username", "token"], ["next"]),
+    )
     async def login_post(request: Request) -> Response:
         """Check the token; on success set the session cookie and go to ``next``."""
         form = await _form_body(request)
@@ -290,8 +355,15 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
             return page(pages.login("Unknown user or wrong token.", _local(form.get("next", "/"))), 401)
         sid, _ = sessions.open(who.name, authn.users.token_id(token))
         response = RedirectResponse(_local(form.get("next", "/")), status_code=303)
-        response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict", path="/",
-                            secure=request.url.scheme == "https", max_age=8 * 3600)
+        response.set_cookie(
+            SESSION_COOKIE,
+            sid,
+            httponly=True,
+            samesite="strict",
+            path="/",
+            secure=request.url.scheme == "https",
+            max_age=8 * 3600,
+        )
         return response
 
     @app.post("/logout", tags=["pages"], openapi_extra=_form(["csrf"], []))
@@ -305,14 +377,28 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         return response
 
     @app.get("/", response_class=HTMLResponse, tags=["pages"])
-    def queue_page(request: Request, status: Status | Literal[""] | None = Query(None),
-                   key: str | None = Query(None, max_length=64), author: str | None = Query(None, max_length=64),
-                   origin: Literal["chat", "nightly", "file", ""] | None = Query(None)) -> Response:
+    def queue_page(
+        request: Request,
+        status: Status | Literal[""] | None = Query(None),
+        key: str | None = Query(None, max_length=64),
+        author: str | None = Query(None, max_length=64),
+        origin: Literal["chat", "nightly", "file", ""] | None = Query(None),
+    ) -> Response:
         """The approval queue, newest first, with filters and each proposal's badges."""
         who = authn.principal(request)
-        filters = {"status": status or None, "key": key or None, "author": author or None, "origin": origin or None}
-        rows = proposal_view.queue_rows(Queue(), status=filters["status"], key=filters["key"],
-                                        author=filters["author"], origin=filters["origin"])
+        filters = {
+            "status": status or None,
+            "key": key or None,
+            "author": author or None,
+            "origin": origin or None,
+        }
+        rows = proposal_view.queue_rows(
+            Queue(),
+            status=filters["status"],
+            key=filters["key"],
+            author=filters["author"],
+            origin=filters["origin"],
+        )
         return page(pages.queue(rows, who, authn.csrf_for(request, who), filters))
 
     @app.get("/proposals/{proposal_id}", response_class=HTMLResponse, tags=["pages"])
@@ -328,9 +414,14 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         authn.principal(request)
         p = Queue().get(proposal_id)
         ext = "bpmn" if p.kind == "process" else "json"
-        return Response(p.artifact, media_type="application/xml" if ext == "bpmn" else "application/json",
-                        headers={"Content-Disposition": attachment(f"{p.key}-{p.version}.{ext}"),
-                                 "X-Content-Type-Options": "nosniff"})
+        return Response(
+            p.artifact,
+            media_type="application/xml" if ext == "bpmn" else "application/json",
+            headers={
+                "Content-Disposition": attachment(f"{p.key}-{p.version}.{ext}"),
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     @app.get("/proposals/{proposal_id}/diff.json", tags=["pages"])
     def proposal_diff(proposal_id: ProposalId, request: Request) -> Response:
@@ -338,13 +429,20 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         authn.principal(request)
         p = Queue().get(proposal_id)
         body = p.diff.model_dump(mode="json") if p.diff is not None else None
-        return JSONResponse(body, headers={"Content-Disposition": attachment(f"{p.key}-{p.version}.diff.json")})
+        return JSONResponse(
+            body, headers={"Content-Disposition": attachment(f"{p.key}-{p.version}.diff.json")}
+        )
 
     app.mount("/static", StaticFiles(directory=str(FsPath(__file__).parent / "static")), name="static")
 
-    @app.post("/proposals/{proposal_id}/{action}", tags=["pages"],
-              openapi_extra=_form(["csrf"], ["comment", "ack_executable"]))
-    async def proposal_form(proposal_id: ProposalId, action: Literal["approve", "reject"], request: Request) -> Response:
+    @app.post(
+        "/proposals/{proposal_id}/{action}",
+        tags=["pages"],
+        openapi_extra=_form(["csrf"], ["comment", "ack_executable"]),
+    )
+    async def proposal_form(
+        proposal_id: ProposalId, action: Literal["approve", "reject"], request: Request
+    ) -> Response:
         """The page's approve/reject forms: same rules as the API, plus the session's CSRF token."""
         form = await _form_body(request)
         request.state.form_csrf = form.get("csrf", "")
@@ -352,16 +450,23 @@ def create_app(allowed_hosts: list[str], *, max_body: int = 256_000, auth: AuthS
         from starlette.concurrency import run_in_threadpool
 
         if action == "approve":
-            await run_in_threadpool(approve, proposal_id, who, form.get("comment") or None,
-                                    form.get("ack_executable") == "yes")
+            await run_in_threadpool(
+                approve, proposal_id, who, form.get("comment") or None, form.get("ack_executable") == "yes"
+            )
         else:
             await run_in_threadpool(lambda: Queue().reject(proposal_id, who, form.get("comment", "")))
         return RedirectResponse(f"/proposals/{proposal_id}", status_code=303)
 
     settings = auth or AuthSettings()
     identity_headers = [h for h in (settings.proxy_header, settings.proxy_secret_header) if h]
-    return Guard(app, allowed_hosts, max_body, single_headers=identity_headers, session_cookie=SESSION_COOKIE,
-                 trusted_proxies=trusted_proxies_from_env() if trusted_proxies is None else trusted_proxies)
+    return Guard(
+        app,
+        allowed_hosts,
+        max_body,
+        single_headers=identity_headers,
+        session_cookie=SESSION_COOKIE,
+        trusted_proxies=trusted_proxies_from_env() if trusted_proxies is None else trusted_proxies,
+    )
 
 
 def attachment(filename: str) -> str:
@@ -371,8 +476,9 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def approve(proposal_id: str, who: Principal, comment: str | None,
-            ack_executable: bool = False) -> tuple[Queue, Proposal]:
+def approve(
+    proposal_id: str, who: Principal, comment: str | None, ack_executable: bool = False
+) -> tuple[Queue, Proposal]:
     """Approve (the API and the page's form), then deploy when approvals suffice."""
     queue = Queue()
     proposal = queue.approve(proposal_id, who, comment, ack_executable)
@@ -382,8 +488,14 @@ def approve(proposal_id: str, who: Principal, comment: str | None,
 
 
 def _status(queue: Queue, proposal: Proposal) -> StatusOut:
-    return StatusOut(proposal_id=proposal.id, key=proposal.key, version=proposal.version, status=proposal.status,
-                     approvals=queue.approvals(proposal), approvals_needed=queue.approvals_needed(proposal))
+    return StatusOut(
+        proposal_id=proposal.id,
+        key=proposal.key,
+        version=proposal.version,
+        status=proposal.status,
+        approvals=queue.approvals(proposal),
+        approvals_needed=queue.approvals_needed(proposal),
+    )
 
 
 def _canon(name: str) -> str:
@@ -409,8 +521,16 @@ async def _form_body(request: Request) -> dict[str, str]:
 
 def _form(required: list[str], optional: list[str]) -> dict[str, Any]:
     props = {name: {"type": "string", "maxLength": 2000} for name in required + optional}
-    return {"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
-        "schema": {"type": "object", "properties": props, "required": required}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {"type": "object", "properties": props, "required": required}
+                }
+            },
+        }
+    }
 
 
 __all__ = ["attachment", "create_app", "status_for", "trusted_proxies_from_env"]

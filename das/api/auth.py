@@ -97,7 +97,9 @@ class Authenticator:
         expected = self.csrf_for(request, who)
         sent = request.headers.get("x-csrf-token") or getattr(request.state, "form_csrf", "") or ""
         if not expected or not hmac.compare_digest(str(sent).encode(), expected.encode()):
-            raise CsrfMismatch("the form is stale or was not sent by this page (CSRF token mismatch); reload it")
+            raise CsrfMismatch(
+                "the form is stale or was not sent by this page (CSRF token mismatch); reload it"
+            )
 
     def principal(self, request: Request) -> Principal:
         """The proven caller, or ``NotAuthenticated``."""
@@ -106,9 +108,15 @@ class Authenticator:
             proxied = request.headers.get(s.proxy_header)
             secret = request.headers.get(s.proxy_secret_header)
             if proxied is not None or secret is not None:
-                if not (proxied and secret and s.proxy_secret
-                        and hmac.compare_digest(secret.encode(), s.proxy_secret.encode())):
-                    raise NotAuthenticated(f"{s.proxy_header} is honoured only together with the proxy's shared secret")
+                if not (
+                    proxied
+                    and secret
+                    and s.proxy_secret
+                    and hmac.compare_digest(secret.encode(), s.proxy_secret.encode())
+                ):
+                    raise NotAuthenticated(
+                        f"{s.proxy_header} is honoured only together with the proxy's shared secret"
+                    )
                 who = self.users.active(proxied, "proxy", credential=f"proxy:{s.proxy_header}")
                 self._check_csrf(request, who)
                 return who
@@ -124,7 +132,9 @@ class Authenticator:
                 who = self.users.active(session.user, "session", session.token_id)
             except NotAuthenticated:
                 self.sessions.close(request.cookies.get(SESSION_COOKIE))
-                raise NotAuthenticated("your session ended (token revoked or replaced); sign in again") from None
+                raise NotAuthenticated(
+                    "your session ended (token revoked or replaced); sign in again"
+                ) from None
             self._check_csrf(request, who)
             return who
         raise NotAuthenticated("authentication required: 'Authorization: Bearer <token>' or log in at /login")

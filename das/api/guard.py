@@ -66,9 +66,16 @@ def proxy_networks(values: Iterable[str]) -> list[Network]:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, allowed_hosts: list[str], max_body: int, *,
-                 single_headers: Iterable[str] = (), trusted_proxies: Iterable[str] = (),
-                 session_cookie: str = "das_session") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed_hosts: list[str],
+        max_body: int,
+        *,
+        single_headers: Iterable[str] = (),
+        trusted_proxies: Iterable[str] = (),
+        session_cookie: str = "das_session",
+    ) -> None:
         self.app = app
         self.allowed = {host_name(h) for h in allowed_hosts}
         self.max_body = max_body
@@ -123,10 +130,17 @@ class Guard:
                 return
             scope = dict(scope, scheme=proto)
         if host not in self.allowed:
-            await _error(send, 421, f"host {host[:100]!r} is not served here; allowed: {', '.join(sorted(self.allowed))}")
+            await _error(
+                send,
+                421,
+                f"host {host[:100]!r} is not served here; allowed: {', '.join(sorted(self.allowed))}",
+            )
             return
-        if scope.get("method") not in ("GET", "HEAD", "OPTIONS") and str(scope.get("path", "")).startswith("/api/") \
-                and not headers.get("content-type", "").lower().startswith("application/json"):
+        if (
+            scope.get("method") not in ("GET", "HEAD", "OPTIONS")
+            and str(scope.get("path", "")).startswith("/api/")
+            and not headers.get("content-type", "").lower().startswith("application/json")
+        ):
             await _error(send, 415, "API writes must be sent as application/json")
             return
         declared = headers.get("content-length")
@@ -160,10 +174,16 @@ class Guard:
             if message["type"] == "http.response.start":
                 # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" on
                 # the page's own form posts, and the sign-in's origin check must see the origin
-                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                         (b"referrer-policy", b"same-origin"), (b"cache-control", b"no-store")]
+                extra = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"cache-control", b"no-store"),
+                ]
                 present = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [h for h in extra if h[0] not in present]
+                message["headers"] = list(message.get("headers", [])) + [
+                    h for h in extra if h[0] not in present
+                ]
             await send(message)
 
         await self.app(scope, replay, secure_headers)
@@ -171,7 +191,15 @@ class Guard:
 
 async def _error(send: Send, status: int, message: str) -> None:
     data = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-                            (b"x-content-type-options", b"nosniff")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})

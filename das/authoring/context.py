@@ -15,7 +15,9 @@ _VERSION_TAG = re.compile(r"versionTag=\"([0-9]+\.[0-9]+\.[0-9]+)\"")
 
 
 def task_type_lines() -> str:
-    return "\n".join(f"- {t.task_type}: {t.description} ({t.executor.kind})" for t in load_registry().values())
+    return "\n".join(
+        f"- {t.task_type}: {t.description} ({t.executor.kind})" for t in load_registry().values()
+    )
 
 
 @lru_cache(maxsize=1)
@@ -62,8 +64,12 @@ def similar_context(prompt: str, k: int = 3) -> str:
     except Exception as exc:  # retrieval is advisory; drafting goes on without it
         progress(f"retrieval unavailable: {type(exc).__name__}: {exc}")
         return "(none)"
-    return "\n".join(f"- {h.kind} {h.id} (score {h.score:.2f}, {h.embedding}): {h.text_excerpt[:160]}"
-                     for h in hits) or "(none)"
+    return (
+        "\n".join(
+            f"- {h.kind} {h.id} (score {h.score:.2f}, {h.embedding}): {h.text_excerpt[:160]}" for h in hits
+        )
+        or "(none)"
+    )
 
 
 def similar_names(prompt: str, k: int = 2) -> str:

@@ -49,14 +49,21 @@ def deploy_proposal(proposal: Proposal, engine_url: str | None = None) -> Deploy
     """Hand one approved proposal to its target; never raises for an engine failure."""
     check_wrappers(proposal)
     url = engine_configured(engine_url)
-    xml = with_version_tag(proposal.artifact, proposal.version) if proposal.kind == "process" else proposal.artifact
+    xml = (
+        with_version_tag(proposal.artifact, proposal.version)
+        if proposal.kind == "process"
+        else proposal.artifact
+    )
     if url is None:
         folder = das_home() / "registry" / proposal.key
         folder.mkdir(parents=True, exist_ok=True)
         path: Path = folder / f"{proposal.version}.bpmn"
         path.write_text(xml)
-        return DeployOutcome(True, "local-registry",
-                             f"no engine configured (DAS_ENGINE_URL unset): stored in the local registry at {path}")
+        return DeployOutcome(
+            True,
+            "local-registry",
+            f"no engine configured (DAS_ENGINE_URL unset): stored in the local registry at {path}",
+        )
 
     try:
         with EngineClient(url) as client:
@@ -87,8 +94,15 @@ def register_wrappers(proposal: Proposal) -> list[Path]:
         if path.resolve().parent != folder:  # belt and braces: the identifier check already forbids this
             raise InvalidInput(f"TDE wrapper path {path} leaves {folder}")
         tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(yaml.safe_dump({**wrapper, "description": wrapper.get("description", "")
-                                       + f" (approved with {proposal.id})"}, sort_keys=False))
+        tmp.write_text(
+            yaml.safe_dump(
+                {
+                    **wrapper,
+                    "description": wrapper.get("description", "") + f" (approved with {proposal.id})",
+                },
+                sort_keys=False,
+            )
+        )
         tmp.replace(path)
         written.append(path)
     return written
@@ -104,7 +118,9 @@ def deploy_and_record(queue: Queue, proposal_id: str, engine_url: str | None = N
     if outcome.ok and proposal.tde_wrappers:
         names = [p.stem for p in register_wrappers(proposal)]
         outcome.message += f"; TDE wrappers registered: {', '.join(names)}"
-    return queue.record_deploy(proposal_id, outcome.ok, outcome.message, outcome.target, outcome.deployment_id)
+    return queue.record_deploy(
+        proposal_id, outcome.ok, outcome.message, outcome.target, outcome.deployment_id
+    )
 
 
 @dataclass
@@ -130,5 +146,14 @@ def deploy_pending(queue: Queue | None = None, engine_url: str | None = None) ->
     return out
 
 
-__all__ = ["DeployOutcome", "PendingOutcome", "check_wrappers", "deploy_and_record", "deploy_pending",
-           "deploy_proposal", "engine_configured", "register_wrappers", "with_version_tag"]
+__all__ = [
+    "DeployOutcome",
+    "PendingOutcome",
+    "check_wrappers",
+    "deploy_and_record",
+    "deploy_pending",
+    "deploy_proposal",
+    "engine_configured",
+    "register_wrappers",
+    "with_version_tag",
+]

@@ -102,17 +102,25 @@ def _schema_problems(exc: ValidationError) -> list[str]:
 def check_xml(xml: str, key: str, known_task_types: set[str] | dict[str, str] | None = None) -> Candidate:
     """Validate and simulate compiled XML; errors and stuck runs are the problems to fix."""
 
-    report = validate(xml.encode(), known_processes=known_process_keys() | {key}, name=f"{key}.bpmn",
-                      known_task_types=known_task_types)
-    problems = [f"{f.rule} on {f.element or 'process'}: {f.message}" for f in report.findings if f.severity == "error"]
+    report = validate(
+        xml.encode(),
+        known_processes=known_process_keys() | {key},
+        name=f"{key}.bpmn",
+        known_task_types=known_task_types,
+    )
+    problems = [
+        f"{f.rule} on {f.element or 'process'}: {f.message}" for f in report.findings if f.severity == "error"
+    ]
     simulation: SimulationReport | None = None
     if not problems:
         simulation = SimulationReport.model_validate(simulate_xml(xml, runs=SIM_RUNS, seed=0))
         for stuck in simulation.stuck[:5]:
             problems.append(f"simulation run got stuck at {stuck.element}: {stuck.reason}")
         for p in simulation.input_problems[:5]:
-            problems.append(f"step {p.element} needs input {p.field} from variable {p.variable or '(not mapped)'}, "
-                            "but no earlier step sets it on some path; map it from a variable that is always set")
+            problems.append(
+                f"step {p.element} needs input {p.field} from variable {p.variable or '(not mapped)'}, "
+                "but no earlier step sets it on some path; map it from a variable that is always set"
+            )
         if simulation.completed == 0 and not simulation.stuck:
             problems.append("no simulated run reached an end event")
     return Candidate(xml=xml, problems=problems, validation=report, simulation=simulation)
@@ -155,7 +163,9 @@ def _summarise(base_xml: str, key: str) -> str:
     defs = parse(base_xml.encode(), name=f"{key}.bpmn")
     lines = []
     for node in defs.nodes.values():
-        extra = {k: v for k, v in node.attrs.items() if "topic" in k or "calledElement" in k or k == "camunda:type"}
+        extra = {
+            k: v for k, v in node.attrs.items() if "topic" in k or "calledElement" in k or k == "camunda:type"
+        }
         where = f" in {node.parent}" if node.parent and node.parent != node.process else ""
         attached = f" attached_to={node.attached_to}" if node.attached_to else ""
         lines.append(f"- {node.type} id={node.id} name={node.name!r}{where}{attached} {extra or ''}".rstrip())
@@ -165,17 +175,31 @@ def _summarise(base_xml: str, key: str) -> str:
     return "\n".join(lines[:200])
 
 
-def _loop(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], check, max_repairs: int,
-          usage: Usage, schema_in_prompt: bool = True, bare_key: str | None = None
-          ) -> tuple[Candidate, list[dict[str, Any]]]:
+def _loop(
+    model: str,
+    messages: list[dict[str, Any]],
+    schema: dict[str, Any],
+    check,
+    max_repairs: int,
+    usage: Usage,
+    schema_in_prompt: bool = True,
+    bare_key: str | None = None,
+) -> tuple[Candidate, list[dict[str, Any]]]:
     policy = service_policy(AUTHOR_TASK_TYPE)
     attempts: list[dict[str, Any]] = []
     last: list[str] = []
     for attempt in range(max_repairs + 1):
         started = time.perf_counter()
         max_tokens = 700 if gateway.is_local(model) else 3000
-        reply = gateway.complete(model, messages, policy=policy, response_schema=schema, max_tokens=max_tokens,
-                                 timeout_s=300, schema_in_prompt=schema_in_prompt)
+        reply = gateway.complete(
+            model,
+            messages,
+            policy=policy,
+            response_schema=schema,
+            max_tokens=max_tokens,
+            timeout_s=300,
+            schema_in_prompt=schema_in_prompt,
+        )
         usage.model_calls += 1
         usage.input_tokens += reply.input_tokens
         usage.output_tokens += reply.output_tokens
@@ -184,17 +208,31 @@ def _loop(model: str, messages: list[dict[str, Any]], schema: dict[str, Any], ch
             cand = check(_json_from(reply.text, bare_key))
         except ValueError as exc:
             cand = Candidate(problems=[str(exc)])
-        attempts.append({"attempt": attempt, "ok": cand.ok, "problems": cand.problems,
-                         "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens,
-                         "latency_ms": round((time.perf_counter() - started) * 1000, 1)})
+        attempts.append(
+            {
+                "attempt": attempt,
+                "ok": cand.ok,
+                "problems": cand.problems,
+                "input_tokens": reply.input_tokens,
+                "output_tokens": reply.output_tokens,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        )
         progress(f"draft attempt {attempt}: {'ok' if cand.ok else f'{len(cand.problems)} problem(s)'}")
         if cand.ok:
             return cand, attempts
         last = cand.problems
-        messages = [*messages, {"role": "assistant", "content": reply.text or ""},
-                    {"role": "user", "content": render("author_repair", problems="\n".join(f"- {p}" for p in last))}]
-    raise DraftFailed(f"the draft did not converge after {max_repairs} repair attempt(s); nothing was filed. "
-                      f"Last findings: {'; '.join(last[:5])}", last, attempts)
+        messages = [
+            *messages,
+            {"role": "assistant", "content": reply.text or ""},
+            {"role": "user", "content": render("author_repair", problems="\n".join(f"- {p}" for p in last))},
+        ]
+    raise DraftFailed(
+        f"the draft did not converge after {max_repairs} repair attempt(s); nothing was filed. "
+        f"Last findings: {'; '.join(last[:5])}",
+        last,
+        attempts,
+    )
 
 
 def _derive_key(prompt: str) -> str:
@@ -203,8 +241,14 @@ def _derive_key(prompt: str) -> str:
     return key if key[0].isalpha() else f"p_{key}"
 
 
-def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
-                   usage: Usage | None = None, labels: list[str] | None = None) -> tuple[Candidate, list[dict[str, Any]]]:
+def draft_document(
+    prompt: str,
+    key: str,
+    model: str,
+    max_repairs: int = 3,
+    usage: Usage | None = None,
+    labels: list[str] | None = None,
+) -> tuple[Candidate, list[dict[str, Any]]]:
     """Draft and check a new process without filing it (evals use this directly).
 
     ``labels``: task names the user requires verbatim (also read from the prompt: "use these
@@ -218,8 +262,10 @@ def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
     form = gateway.settle_capabilities(model, service_policy(AUTHOR_TASK_TYPE)).authoring_form
     if form == "outline":  # a small model without a grammar: it outlines, DAS builds the form
         label_line = render("author_labels", labels="; ".join(labels)) if labels else ""
-        messages = [{"role": "system", "content": render("author_outline_system")},
-                    {"role": "user", "content": render("author_outline", prompt=prompt, labels=label_line)}]
+        messages = [
+            {"role": "system", "content": render("author_outline_system")},
+            {"role": "user", "content": render("author_outline", prompt=prompt, labels=label_line)},
+        ]
 
         def check_outline(data: Any) -> Candidate:
             try:
@@ -230,15 +276,28 @@ def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
             cand.problems = label_problems + cand.problems
             return cand
 
-        return _loop(model, messages, outline.OUTLINE_SCHEMA, check_outline, max_repairs, usage,
-                     schema_in_prompt=False, bare_key="task")
+        return _loop(
+            model,
+            messages,
+            outline.OUTLINE_SCHEMA,
+            check_outline,
+            max_repairs,
+            usage,
+            schema_in_prompt=False,
+            bare_key="task",
+        )
     if form == "compact":  # tiny model under a grammar: compact schema, a worked example
         schema = compact_authoring_schema()
         user = render("author_new_compact", prompt=prompt, key=key, similar=similar_names(prompt))
     else:
         schema = authoring_json_schema()
-        user = render("author_new", prompt=prompt, key=key, task_types=task_type_lines(),
-                      similar=similar_context(prompt))
+        user = render(
+            "author_new",
+            prompt=prompt,
+            key=key,
+            task_types=task_type_lines(),
+            similar=similar_context(prompt),
+        )
         if labels:
             user += "\n" + render("author_labels", labels="; ".join(labels))
     messages = [{"role": "system", "content": render("author_system")}, {"role": "user", "content": user}]
@@ -248,16 +307,26 @@ def draft_document(prompt: str, key: str, model: str, max_repairs: int = 3,
         if labels and cand.payload:
             missing = outline.missing_labels(cand.payload, labels)
             if missing:
-                cand.problems.insert(0, "use every given task name verbatim as a task; missing: "
-                                     + "; ".join(f'"{m}"' for m in missing))
+                cand.problems.insert(
+                    0,
+                    "use every given task name verbatim as a task; missing: "
+                    + "; ".join(f'"{m}"' for m in missing),
+                )
         return cand
 
     return _loop(model, messages, schema, check_doc, max_repairs, usage)
 
 
-def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = None,
-                   author: Principal | None = None, model: str | None = None, max_repairs: int = 3,
-                   queue: Queue | None = None) -> Proposal:
+def draft_proposal(
+    prompt: str,
+    *,
+    key: str | None = None,
+    base: str | None = None,
+    author: Principal | None = None,
+    model: str | None = None,
+    max_repairs: int = 3,
+    queue: Queue | None = None,
+) -> Proposal:
     """Draft, check, repair and file one proposal. Raises ``DraftFailed`` if repair fails.
 
     ``author`` is a proven principal (default: the OS account running this process); they
@@ -274,17 +343,27 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
     usage = Usage()
     system = render("author_system")
     if base:
-
         key, base_version = versions.split_ref(base)
         base_version = base_version or queue.current_version(key)
         base_xml = queue.artifact_of(key, base_version) if base_version else None
         if base_version is None or base_xml is None:
-            raise UsageError(f"no process {key}@{base_version or '?'} is known; see `das queue list` or processes/")
-        user = render("author_edit", prompt=prompt, key=key, version=base_version, summary=_summarise(base_xml, key))
-        cand, attempts = _loop(model, [{"role": "system", "content": system}, {"role": "user", "content": user}],
-                               edit_script_schema(), lambda d: _check_edit(d, base_xml, key), max_repairs, usage)
-        proposal_diff = for_proposal(diff(parse(base_xml.encode(), name="base"),
-                                          parse((cand.xml or "").encode(), name="new")))
+            raise UsageError(
+                f"no process {key}@{base_version or '?'} is known; see `das queue list` or processes/"
+            )
+        user = render(
+            "author_edit", prompt=prompt, key=key, version=base_version, summary=_summarise(base_xml, key)
+        )
+        cand, attempts = _loop(
+            model,
+            [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            edit_script_schema(),
+            lambda d: _check_edit(d, base_xml, key),
+            max_repairs,
+            usage,
+        )
+        proposal_diff = for_proposal(
+            diff(parse(base_xml.encode(), name="base"), parse((cand.xml or "").encode(), name="new"))
+        )
         edit_ops, version = cand.payload, versions.minor_bump(base_version)
     else:
         key = key or _derive_key(prompt)
@@ -292,15 +371,31 @@ def draft_proposal(prompt: str, *, key: str | None = None, base: str | None = No
         cand, attempts = draft_document(prompt, key, model, max_repairs, usage)
         edit_ops = []
         version = versions.minor_bump(base_version) if base_version else "1.0.0"
-        proposal_diff = _full_diff(queue.artifact_of(key, base_version) or "", cand.xml or "") if base_version \
+        proposal_diff = (
+            _full_diff(queue.artifact_of(key, base_version) or "", cand.xml or "")
+            if base_version
             else new_process_diff(key)
+        )
     wrappers = draft_wrappers(cand.xml) if cand.xml else []
     proposal = Proposal(
-        id=new_proposal_id(), kind="process", key=key, base_version=base_version, version=version,
-        artifact=cand.xml or "", tde_wrappers=wrappers, validation=cand.validation, simulation=cand.simulation,
-        diff=proposal_diff, rationale=f"Drafted from the request: {prompt}", edit_ops=edit_ops, draft_trace=attempts,
+        id=new_proposal_id(),
+        kind="process",
+        key=key,
+        base_version=base_version,
+        version=version,
+        artifact=cand.xml or "",
+        tde_wrappers=wrappers,
+        validation=cand.validation,
+        simulation=cand.simulation,
+        diff=proposal_diff,
+        rationale=f"Drafted from the request: {prompt}",
+        edit_ops=edit_ops,
+        draft_trace=attempts,
         value_measure=ValueMeasure(repair_attempts=len(attempts) - 1, model=model, **usage.model_dump()),
-        evidence=[Evidence(prompt=prompt)], origin="chat", author=author.name)
+        evidence=[Evidence(prompt=prompt)],
+        origin="chat",
+        author=author.name,
+    )
     return queue.file(proposal, author.proof, author)
 
 
@@ -321,19 +416,33 @@ def rebase_proposal(queue: Queue, proposal_id: str, actor: Principal) -> Proposa
     if proposal.base_version == current:
         return proposal
     if not proposal.edit_ops:
-        raise UsageError(f"proposal {proposal_id} has no edit operations to re-apply; draft it again on "
-                         f"{proposal.key}@{current}")
+        raise UsageError(
+            f"proposal {proposal_id} has no edit operations to re-apply; draft it again on "
+            f"{proposal.key}@{current}"
+        )
     base_xml = queue.artifact_of(proposal.key, current) if current else None
     if current is None or base_xml is None:
         raise UsageError(f"the current version of {proposal.key} is unknown")
     cand = _check_edit({"ops": proposal.edit_ops}, base_xml, proposal.key)
     if not cand.ok:
-        raise DraftFailed(f"the edits do not apply cleanly on {proposal.key}@{current}: {'; '.join(cand.problems[:5])}",
-                          cand.problems, [])
-    return queue.replace_artifact(proposal_id, actor, {
-        "base_version": current, "version": versions.minor_bump(current), "artifact": cand.xml,
-        "validation": cand.validation, "simulation": cand.simulation,
-        "diff": _full_diff(base_xml, cand.xml or "")}, f"rebased onto {proposal.key}@{current} and re-validated")
+        raise DraftFailed(
+            f"the edits do not apply cleanly on {proposal.key}@{current}: {'; '.join(cand.problems[:5])}",
+            cand.problems,
+            [],
+        )
+    return queue.replace_artifact(
+        proposal_id,
+        actor,
+        {
+            "base_version": current,
+            "version": versions.minor_bump(current),
+            "artifact": cand.xml,
+            "validation": cand.validation,
+            "simulation": cand.simulation,
+            "diff": _full_diff(base_xml, cand.xml or ""),
+        },
+        f"rebased onto {proposal.key}@{current} and re-validated",
+    )
 
 
 __all__ = ["DraftFailed", "check_xml", "draft_proposal", "new_process_diff", "rebase_proposal", "Path"]

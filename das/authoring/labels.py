@@ -11,18 +11,46 @@ import re
 
 JACCARD_MIN = 0.5
 ACTIVITY_FAMILY = {
-    "task": "task", "serviceTask": "task", "userTask": "task", "sendTask": "task", "receiveTask": "task",
-    "scriptTask": "task", "businessRuleTask": "task", "manualTask": "task",
-    "callActivity": "call", "subProcess": "subprocess", "transaction": "subprocess",
+    "task": "task",
+    "serviceTask": "task",
+    "userTask": "task",
+    "sendTask": "task",
+    "receiveTask": "task",
+    "scriptTask": "task",
+    "businessRuleTask": "task",
+    "manualTask": "task",
+    "callActivity": "call",
+    "subProcess": "subprocess",
+    "transaction": "subprocess",
 }
-STOPWORDS = {"a", "an", "the", "of", "to", "and", "or", "for", "on", "in", "by", "with", "from", "via", "is", "it"}
+STOPWORDS = {
+    "a",
+    "an",
+    "the",
+    "of",
+    "to",
+    "and",
+    "or",
+    "for",
+    "on",
+    "in",
+    "by",
+    "with",
+    "from",
+    "via",
+    "is",
+    "it",
+}
 
 
 def tokens(name: str | None) -> frozenset[str]:
     """Lower-case alphanumeric words, stopwords dropped, a plural ``s`` stripped (len > 3)."""
     words = re.findall(r"[a-z0-9]+", (name or "").lower())
-    return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
-                     for w in words if w not in STOPWORDS)
+    return frozenset(
+        w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+        for w in words
+        if w not in STOPWORDS
+    )
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:

@@ -22,36 +22,98 @@ from das.authoring.labels import jaccard, tokens
 from das.bpmn.authoring import MAX_BRANCHES, MAX_STEPS
 
 MAX_DEPTH = 3
-_TASK = {"type": "object", "properties": {
-    "task": {"type": "string", "minLength": 3, "maxLength": 80},
-    "by": {"type": "string", "maxLength": 60},  # person | ai | system; anything else is a role
-    "role": {"type": "string", "maxLength": 60}},
-    "required": ["task"]}
+_TASK = {
+    "type": "object",
+    "properties": {
+        "task": {"type": "string", "minLength": 3, "maxLength": 80},
+        "by": {"type": "string", "maxLength": 60},  # person | ai | system; anything else is a role
+        "role": {"type": "string", "maxLength": 60},
+    },
+    "required": ["task"],
+}
 _STEPS = {"type": "array", "items": {"$ref": "#/$defs/step"}, "maxItems": MAX_STEPS}
 OUTLINE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"name": {"type": "string", "minLength": 3, "maxLength": 80},
-                   "steps": {**_STEPS, "minItems": 1}},
+    "properties": {
+        "name": {"type": "string", "minLength": 3, "maxLength": 80},
+        "steps": {**_STEPS, "minItems": 1},
+    },
     "required": ["name", "steps"],
-    "$defs": {"step": {"anyOf": [
-        _TASK,
-        {"type": "object", "properties": {"if": {"type": "string", "minLength": 1, "maxLength": 120},
-                                          "then": _STEPS, "else": _STEPS}, "required": ["if", "then"]},
-        {"type": "object", "properties": {"parallel": {"type": "array", "minItems": 2, "maxItems": MAX_BRANCHES,
-                                                       "items": _STEPS}}, "required": ["parallel"]},
-        {"type": "object", "properties": {"repeat": _STEPS, "while": {"type": "string", "maxLength": 120}},
-         "required": ["repeat", "while"]},
-        {"type": "object", "properties": {"wait": {"type": "string", "minLength": 2, "maxLength": 80}},
-         "required": ["wait"]},
-    ]}},
+    "$defs": {
+        "step": {
+            "anyOf": [
+                _TASK,
+                {
+                    "type": "object",
+                    "properties": {
+                        "if": {"type": "string", "minLength": 1, "maxLength": 120},
+                        "then": _STEPS,
+                        "else": _STEPS,
+                    },
+                    "required": ["if", "then"],
+                },
+                {
+                    "type": "object",
+                    "properties": {
+                        "parallel": {
+                            "type": "array",
+                            "minItems": 2,
+                            "maxItems": MAX_BRANCHES,
+                            "items": _STEPS,
+                        }
+                    },
+                    "required": ["parallel"],
+                },
+                {
+                    "type": "object",
+                    "properties": {"repeat": _STEPS, "while": {"type": "string", "maxLength": 120}},
+                    "required": ["repeat", "while"],
+                },
+                {
+                    "type": "object",
+                    "properties": {"wait": {"type": "string", "minLength": 2, "maxLength": 80}},
+                    "required": ["wait"],
+                },
+            ]
+        }
+    },
 }
 
-_STOP = {"a", "an", "the", "is", "are", "was", "be", "been", "of", "to", "for", "if", "it", "its", "has", "have",
-         "by", "on", "in", "at", "and", "or", "not", "no"}
+_STOP = {
+    "a",
+    "an",
+    "the",
+    "is",
+    "are",
+    "was",
+    "be",
+    "been",
+    "of",
+    "to",
+    "for",
+    "if",
+    "it",
+    "its",
+    "has",
+    "have",
+    "by",
+    "on",
+    "in",
+    "at",
+    "and",
+    "or",
+    "not",
+    "no",
+}
 _NEGATIVE = re.compile(r"\b(not|no|rejected|declined|denied|fails?|failed|invalid|missing|negative)\b", re.I)
-_OPS = [(r">=|≥|\bat least\b", ">="), (r"<=|≤|\bat most\b", "<="), (r"!=|≠|\bis not\b|\bisn't\b", "!="),
-        (r">|\b(?:is )?(?:above|over|more than|greater than|exceeds?|higher than)\b", ">"),
-        (r"<|\b(?:is )?(?:below|under|less than|lower than)\b", "<"), (r"==|=|\bequals?\b|\bis\b", "==")]
+_OPS = [
+    (r">=|≥|\bat least\b", ">="),
+    (r"<=|≤|\bat most\b", "<="),
+    (r"!=|≠|\bis not\b|\bisn't\b", "!="),
+    (r">|\b(?:is )?(?:above|over|more than|greater than|exceeds?|higher than)\b", ">"),
+    (r"<|\b(?:is )?(?:below|under|less than|lower than)\b", "<"),
+    (r"==|=|\bequals?\b|\bis\b", "=="),
+]
 _DURATION = re.compile(r"^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+S)?)?$")
 _TIME_WORDS = re.compile(r"(\d+)\s*(minute|min|hour|h|day|d|week|business day|working day)s?\b", re.I)
 
@@ -123,15 +185,29 @@ def _duration(text: str) -> str | None:
 
 
 _AI = {"ai", "llm", "model", "assistant", "bot", "agent ai"}
-_SYSTEM = {"system", "it", "it system", "service", "software", "application", "app", "automation", "erp", "crm"}
+_SYSTEM = {
+    "system",
+    "it",
+    "it system",
+    "service",
+    "software",
+    "application",
+    "app",
+    "automation",
+    "erp",
+    "crm",
+}
 _PERSON = {"person", "human", "user", "people", "staff", "employee"}
 
 
 def _who(by: Any, role: Any) -> tuple[str, str | None]:
     """Normalise ``by``: a small model often writes the role there ("finance manager")."""
     kind = str(by or "").strip().lower()
-    role_text = clean_label(role) if isinstance(role, str) and role.strip() and role.strip().lower() not in (
-        _AI | _SYSTEM | _PERSON) else None
+    role_text = (
+        clean_label(role)
+        if isinstance(role, str) and role.strip() and role.strip().lower() not in (_AI | _SYSTEM | _PERSON)
+        else None
+    )
     if kind in _AI:
         return "ai", None
     if kind in _SYSTEM or not kind:
@@ -160,7 +236,12 @@ class _Converter:
             if role:
                 out["candidate_groups"] = [slug(role, 40)]
         elif by == "ai":
-            out = {"type": "tde", "name": name, "task_type": self._unique(slug(name, 60, "_")), "mode": "probabilistic"}
+            out = {
+                "type": "tde",
+                "name": name,
+                "task_type": self._unique(slug(name, 60, "_")),
+                "mode": "probabilistic",
+            }
         else:
             out = {"type": "external", "name": name, "topic": self._unique(slug(name, 60, "-"))}
         if top and role and by == "person":
@@ -188,8 +269,14 @@ class _Converter:
                 cond, then, other = _negate(cond), other, []
             if not then:
                 return []
-            return [{"type": "choice", "name": clean_label(str(item["if"]))[:60] + "?",
-                     "branches": [{"condition": cond, "steps": then}], "default": {"steps": other}}]
+            return [
+                {
+                    "type": "choice",
+                    "name": clean_label(str(item["if"]))[:60] + "?",
+                    "branches": [{"condition": cond, "steps": then}],
+                    "default": {"steps": other},
+                }
+            ]
         if "parallel" in item:
             branches = [self.steps(b, depth + 1) for b in item["parallel"] if isinstance(b, list)]
             branches = [b for b in branches if b][:MAX_BRANCHES]
@@ -203,22 +290,40 @@ class _Converter:
             if not nested_ok:
                 return body
             cond = parse_condition(str(item.get("while") or "repeat needed"))
-            return [{"type": "loop", "name": clean_label(str(item.get("while") or "Repeat"))[:60],
-                     "condition": cond, "max_iterations": 3, "steps": body}]
+            return [
+                {
+                    "type": "loop",
+                    "name": clean_label(str(item.get("while") or "Repeat"))[:60],
+                    "condition": cond,
+                    "max_iterations": 3,
+                    "steps": body,
+                }
+            ]
         if "wait" in item:
             what = str(item["wait"])
             duration = _duration(what)
             on = {"timer": duration} if duration else {"message": camel(what)}
-            return [{"type": "wait", "name": clean_label(f"Wait for {what}" if not what.lower().startswith("wait")
-                                                         else what), "on": on}]
+            return [
+                {
+                    "type": "wait",
+                    "name": clean_label(f"Wait for {what}" if not what.lower().startswith("wait") else what),
+                    "on": on,
+                }
+            ]
         return []
 
 
 def snap_labels(names: list[str], labels: list[str]) -> dict[str, str]:
     """Map written task names to the user's labels (best token overlap, one-to-one, >= 0.5)."""
 
-    pairs = sorted(((jaccard(tokens(n), tokens(lab)), i, j) for i, n in enumerate(names) for j, lab in enumerate(labels)),
-                   key=lambda p: (-p[0], p[1], p[2]))
+    pairs = sorted(
+        (
+            (jaccard(tokens(n), tokens(lab)), i, j)
+            for i, n in enumerate(names)
+            for j, lab in enumerate(labels)
+        ),
+        key=lambda p: (-p[0], p[1], p[2]),
+    )
     used_n: set[int] = set()
     used_l: set[int] = set()
     mapping: dict[str, str] = {}
@@ -270,14 +375,36 @@ def to_authoring(outline: Any, key: str, labels: list[str] | None = None) -> tup
         present = {s["name"] for s in _walk(steps)}
         missing = [lab for lab in labels if lab not in present]
         if missing:
-            problems.append("use every given task name verbatim as a task; missing: "
-                            + "; ".join(f'"{m}"' for m in missing))
+            problems.append(
+                "use every given task name verbatim as a task; missing: "
+                + "; ".join(f'"{m}"' for m in missing)
+            )
     doc = {"key": key, "name": clean_label(str(outline.get("name") or key.replace("_", " "))), "steps": steps}
     return doc, problems
 
 
-_PERSON_VERBS = ("approve", "review", "decide", "sign", "interview", "inspect", "confirm", "authorise", "authorize")
-_AI_VERBS = ("classify", "extract", "analyse", "analyze", "summarise", "summarize", "draft", "assess", "categorise")
+_PERSON_VERBS = (
+    "approve",
+    "review",
+    "decide",
+    "sign",
+    "interview",
+    "inspect",
+    "confirm",
+    "authorise",
+    "authorize",
+)
+_AI_VERBS = (
+    "classify",
+    "extract",
+    "analyse",
+    "analyze",
+    "summarise",
+    "summarize",
+    "draft",
+    "assess",
+    "categorise",
+)
 
 
 def _insert_missing(steps: list[dict[str, Any]], labels: list[str], conv: _Converter) -> None:
@@ -287,7 +414,9 @@ def _insert_missing(steps: list[dict[str, Any]], labels: list[str], conv: _Conve
         if any(s.get("name") == label for s in _walk(steps)):
             continue
         first = label.split()[0].lower() if label.split() else ""
-        by = "person" if first.startswith(_PERSON_VERBS) else "ai" if first.startswith(_AI_VERBS) else "system"
+        by = (
+            "person" if first.startswith(_PERSON_VERBS) else "ai" if first.startswith(_AI_VERBS) else "system"
+        )
         task = conv.task({"task": label, "by": by}, top=False)
         task["name"] = label
         placed = False
@@ -323,7 +452,9 @@ def missing_labels(doc: dict[str, Any], labels: list[str]) -> list[str]:
 
 _LABEL_LIST = re.compile(
     r"(?:use|with|using)\s+(?:these|the following|exactly these)\s+(?:task|activity|step)\s+(?:names|labels)"
-    r"\s*(?:verbatim)?\s*:\s*(.+)$", re.I | re.S)
+    r"\s*(?:verbatim)?\s*:\s*(.+)$",
+    re.I | re.S,
+)
 
 
 def labels_in_prompt(prompt: str) -> list[str]:

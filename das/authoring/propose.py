@@ -20,8 +20,15 @@ from das.identity import Principal
 from das.registry import load_registry
 
 
-def propose_xml(xml: bytes, *, author: Principal, key: str | None = None, base: str | None = None,
-                queue: Queue | None = None, name: str = "proposal.bpmn") -> Proposal:
+def propose_xml(
+    xml: bytes,
+    *,
+    author: Principal,
+    key: str | None = None,
+    base: str | None = None,
+    queue: Queue | None = None,
+    name: str = "proposal.bpmn",
+) -> Proposal:
     """Check ``xml`` and file it; ``DraftFailed`` (with the findings) when it does not pass."""
     queue = queue or Queue()
     seed_from_processes(queue)
@@ -31,14 +38,20 @@ def propose_xml(xml: bytes, *, author: Principal, key: str | None = None, base: 
         raise InvalidInput(exc.message) from exc
     executable = [p.id for p in defs.processes.values() if p.is_executable]
     if len(executable) != 1:  # one proposal deploys one process: nothing rides along unreviewed
-        raise UsageError(f"{name} must hold exactly one executable process (it has {len(executable)}: "
-                         f"{', '.join(executable) or 'none'}); split it or mark the others non-executable")
+        raise UsageError(
+            f"{name} must hold exactly one executable process (it has {len(executable)}: "
+            f"{', '.join(executable) or 'none'}); split it or mark the others non-executable"
+        )
     if key is not None and key != executable[0]:
         raise UsageError(f"{name}'s executable process is {executable[0]!r}, not {key!r}")
     key = executable[0]
     if "camunda:historyTimeToLive" not in defs.processes[key].attrs:
-        raise DraftFailed(f"{name} is not filed: process {key} has no camunda:historyTimeToLive, so the engine "
-                          "would refuse the deployment; add camunda:historyTimeToLive=\"P30D\"", [], [])
+        raise DraftFailed(
+            f"{name} is not filed: process {key} has no camunda:historyTimeToLive, so the engine "
+            'would refuse the deployment; add camunda:historyTimeToLive="P30D"',
+            [],
+            [],
+        )
     if base:
         base_key, base_version = versions.split_ref(base)
         if base_key != key:
@@ -55,10 +68,20 @@ def propose_xml(xml: bytes, *, author: Principal, key: str | None = None, base: 
         raise DraftFailed(f"{name} is not filed: {'; '.join(cand.problems[:5])}", cand.problems, [])
     diff = _full_diff(base_xml, text) if base_xml else new_process_diff(key)
     proposal = Proposal(
-        id=new_proposal_id(), kind="process", key=key, base_version=base_version,
-        version=versions.minor_bump(base_version) if base_version else "1.0.0", artifact=text,
-        validation=cand.validation, simulation=cand.simulation, diff=diff, origin="file", author=author.name,
-        rationale=f"Written by {author.name} and proposed from {name}", evidence=[Evidence(file=name)])
+        id=new_proposal_id(),
+        kind="process",
+        key=key,
+        base_version=base_version,
+        version=versions.minor_bump(base_version) if base_version else "1.0.0",
+        artifact=text,
+        validation=cand.validation,
+        simulation=cand.simulation,
+        diff=diff,
+        origin="file",
+        author=author.name,
+        rationale=f"Written by {author.name} and proposed from {name}",
+        evidence=[Evidence(file=name)],
+    )
     return queue.file(proposal, author.proof, author)
 
 

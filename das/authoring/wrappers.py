@@ -19,8 +19,10 @@ from das.guardrails import READ_ONLY_TOOLS
 from das.names import is_task_type, task_type_problem
 from das.registry import load_registry
 
-_TASK_TYPE = re.compile(r'(?:name|target)="taskType"[^>]*>([^<]+)<|taskType="([^"]+)"|'
-                        r'<camunda:inputParameter name="taskType">([^<]+)</camunda:inputParameter>')
+_TASK_TYPE = re.compile(
+    r'(?:name|target)="taskType"[^>]*>([^<]+)<|taskType="([^"]+)"|'
+    r'<camunda:inputParameter name="taskType">([^<]+)</camunda:inputParameter>'
+)
 
 
 def task_types_in(xml: str) -> list[str]:
@@ -40,13 +42,19 @@ def wrapper_for(task_type: str, mode: str = "probabilistic") -> dict[str, Any]:
     wrapper = {
         "task_type": task_type,
         "description": f"Drafted wrapper for {task_type}; review the schemas before approving.",
-        "executor": {"kind": "probabilistic"} if mode == "probabilistic" else
-        {"kind": "adapter", "topic": f"das-tde-{task_type}"},
+        "executor": {"kind": "probabilistic"}
+        if mode == "probabilistic"
+        else {"kind": "adapter", "topic": f"das-tde-{task_type}"},
         "input_schema": {"type": "object", "additionalProperties": True},
-        "output_schema": {"type": "object", "properties": {
-            "result": {"type": "string", "minLength": 1, "maxLength": 2000}}, "required": ["result"]},
-        "policy": {"max_iterations": 4,
-                   "allowed_tools": list(READ_ONLY_TOOLS) if mode == "probabilistic" else ["finish"]},
+        "output_schema": {
+            "type": "object",
+            "properties": {"result": {"type": "string", "minLength": 1, "maxLength": 2000}},
+            "required": ["result"],
+        },
+        "policy": {
+            "max_iterations": 4,
+            "allowed_tools": list(READ_ONLY_TOOLS) if mode == "probabilistic" else ["finish"],
+        },
     }
     jsonschema.Draft202012Validator.check_schema(wrapper["input_schema"])
     jsonschema.Draft202012Validator.check_schema(wrapper["output_schema"])

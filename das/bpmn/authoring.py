@@ -25,23 +25,39 @@ MAX_MAPPINGS = 8
 Name = Annotated[str, Field(min_length=1, max_length=80, description="Human-readable label.")]
 Ident = Annotated[
     str,
-    Field(min_length=1, max_length=40, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,39}$",
-          description="Variable or id: a letter, then letters, digits, underscores."),
+    Field(
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,39}$",
+        description="Variable or id: a letter, then letters, digits, underscores.",
+    ),
 ]
 Key = Annotated[
     str,
-    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$",
-          description="Process or task key (an XML NCName)."),
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$",
+        description="Process or task key (an XML NCName).",
+    ),
 ]
 TaskTypeName = Annotated[
     str,
-    Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]{0,63}$",
-          description="Task type in the TDE registry: lower-case letters, digits, '_' and '-'."),
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_-]{0,63}$",
+        description="Task type in the TDE registry: lower-case letters, digits, '_' and '-'.",
+    ),
 ]
 Topic = Annotated[
     str,
-    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-          description="External-task topic."),
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="External-task topic.",
+    ),
 ]
 ErrorCode = Annotated[
     str,
@@ -49,10 +65,13 @@ ErrorCode = Annotated[
 ]
 IsoDuration = Annotated[
     str,
-    Field(min_length=3, max_length=32,
-          pattern=r"^P(\d{1,4}D|(\d{1,4}D)?T(\d{1,4}H|\d{1,4}M|\d{1,4}S|\d{1,4}H\d{1,4}M|\d{1,4}M\d{1,4}S"
-                  r"|\d{1,4}H\d{1,4}S|\d{1,4}H\d{1,4}M\d{1,4}S))$",
-          description="ISO 8601 duration (days, hours, minutes, seconds), e.g. PT30M, P1D."),
+    Field(
+        min_length=3,
+        max_length=32,
+        pattern=r"^P(\d{1,4}D|(\d{1,4}D)?T(\d{1,4}H|\d{1,4}M|\d{1,4}S|\d{1,4}H\d{1,4}M|\d{1,4}M\d{1,4}S"
+        r"|\d{1,4}H\d{1,4}S|\d{1,4}H\d{1,4}M\d{1,4}S))$",
+        description="ISO 8601 duration (days, hours, minutes, seconds), e.g. PT30M, P1D.",
+    ),
 ]
 Literal_ = Annotated[
     str | int | float | bool,
@@ -61,9 +80,13 @@ Literal_ = Annotated[
 _JUEL_CHARS = r"[A-Za-z0-9_ .'=!<>&|()+\-*/,]"
 Juel = Annotated[
     str,
-    Field(min_length=4, max_length=200, pattern=r"^\$\{" + _JUEL_CHARS + r"{1,196}\}$",
-          description="A JUEL expression such as ${execution.getVariable('x') == 'y'}. "
-                      "Prefer execution.getVariable so missing variables do not fail."),
+    Field(
+        min_length=4,
+        max_length=200,
+        pattern=r"^\$\{" + _JUEL_CHARS + r"{1,196}\}$",
+        description="A JUEL expression such as ${execution.getVariable('x') == 'y'}. "
+        "Prefer execution.getVariable so missing variables do not fail.",
+    ),
 ]
 
 _STRICT = ConfigDict(extra="forbid")
@@ -102,9 +125,15 @@ def check_juel(expr: str) -> str:
                 raise ValueError("unbalanced parentheses in JUEL")
     if depth or quote:
         raise ValueError("unbalanced parentheses or quotes in JUEL")
-    if re.search(r"(&&|\|\||==|!=|<=|>=|[<>+\-*/,.])\s*$", body) or re.search(r"^\s*(&&|\|\||==|[<>*/,.])", body):
+    if re.search(r"(&&|\|\||==|!=|<=|>=|[<>+\-*/,.])\s*$", body) or re.search(
+        r"^\s*(&&|\|\||==|[<>*/,.])", body
+    ):
         raise ValueError("JUEL expression starts or ends with an operator")
-    if re.search(r"(?<![=!<>])=(?!=)", body) or "&" in body.replace("&&", "") or "|" in body.replace("||", ""):
+    if (
+        re.search(r"(?<![=!<>])=(?!=)", body)
+        or "&" in body.replace("&&", "")
+        or "|" in body.replace("||", "")
+    ):
         raise ValueError("JUEL uses == for comparison and && / || for logic")
     return expr
 
@@ -146,8 +175,9 @@ class MultiInstance(BaseModel):
 
 
 def _steps_field(level: int) -> Any:
-    return Field(default_factory=list, max_length=MAX_STEPS,
-                 description=f"Steps run in order (nesting level {level}).")
+    return Field(
+        default_factory=list, max_length=MAX_STEPS, description=f"Steps run in order (nesting level {level})."
+    )
 
 
 def _req_steps(level: int) -> Any:
@@ -173,23 +203,33 @@ def _build() -> dict[str, Any]:
     made: dict[str, Any] = {}
     inner_steps: Any = None
     for level in range(MAX_DEPTH, 0, -1):
+
         def mk(model_name: str, doc: str, _lvl: int = level, /, **fields: Any) -> Any:
             model = create_model(f"{model_name}{_lvl}", __config__=_STRICT, __doc__=doc, **fields)
             made[f"{model_name}{_lvl}"] = model
             return model
 
         handler_fields: dict[str, Any] = {
-            "then": (Literal["continue", "end", "fail"], Field(
-                "end", description="continue: rejoin after the step; end: stop at an end event; "
-                                   "fail: end with an error end event.")),
+            "then": (
+                Literal["continue", "end", "fail"],
+                Field(
+                    "end",
+                    description="continue: rejoin after the step; end: stop at an end event; "
+                    "fail: end with an error end event.",
+                ),
+            ),
             "compensate": (bool, Field(False, description="Compensate completed steps first.")),
             "end_error_code": (ErrorCode | None, None),
             "end_id": (Ident | None, None),
         }
         if inner_steps is not None:
             handler_fields["steps"] = (inner_steps, _steps_field(level + 1))
-        err = mk("ErrorHandler", "Catch a BPMN error thrown by the step.",
-                 error_code=(ErrorCode, ...), **handler_fields)
+        err = mk(
+            "ErrorHandler",
+            "Catch a BPMN error thrown by the step.",
+            error_code=(ErrorCode, ...),
+            **handler_fields,
+        )
         tmo = mk("Timeout", "Interrupting timer on the step.", duration=(IsoDuration, ...), **handler_fields)
         activity: dict[str, Any] = {
             "name": (Name, ...),
@@ -198,62 +238,143 @@ def _build() -> dict[str, Any]:
             "timeout": (tmo | None, None),
             "compensation": (Compensation | None, None),
             "multi_instance": (MultiInstance | None, None),
-            "retries": (int, Field(3, ge=0, le=10, description="Engine retries before an incident "
-                                                             "(external tasks and call activities).")),
+            "retries": (
+                int,
+                Field(
+                    3,
+                    ge=0,
+                    le=10,
+                    description="Engine retries before an incident (external tasks and call activities).",
+                ),
+            ),
         }
         plain: dict[str, Any] = {"name": (Name, ...), "id": (Ident | None, None)}
         if level == 1:
-            lane = (Name | None, Field(None, description="Lane (role) of this top-level step; "
-                                                         "lanes are created from the names used."))
+            lane = (
+                Name | None,
+                Field(
+                    None,
+                    description="Lane (role) of this top-level step; lanes are created from the names used.",
+                ),
+            )
             activity["lane"] = lane
             plain["lane"] = lane
         kinds = [
-            mk("TdeStep", "Run a task definition (TDE) deterministically or probabilistically.",
-               type=(Literal["tde"], ...), task_type=(TaskTypeName, ...),
-               mode=(Literal["deterministic", "probabilistic"], "probabilistic"),
-               policy=(Key | None, Field(None, description="Guardrail policy (guardrails/*.yaml); "
-                                                           "probabilistic steps default to 'default'.")),
-               inputs=(list[Mapping], Field(default_factory=list, max_length=MAX_MAPPINGS,
-                                            description="process variable (source) -> input field (target)")),
-               outputs=(list[Mapping], Field(default_factory=list, max_length=MAX_MAPPINGS,
-                                             description="output field (source) -> process variable (target)")),
-               **activity),
-            mk("ExternalStep", "An external task on a topic.", type=(Literal["external"], ...),
-               topic=(Topic, ...),
-               inputs=(list[Param], Field(default_factory=list, max_length=MAX_MAPPINGS)), **activity),
-            mk("UserStep", "A human gate.", type=(Literal["user"], ...),
-               assignee=(Ident | None, None),
-               candidate_groups=(list[Ident], Field(default_factory=list, max_length=4)), **activity),
-            mk("CallStep", "Call another process; correlationId is always passed in.",
-               type=(Literal["call"], ...), process_key=(Key, ...),
-               inputs=(list[Mapping], Field(default_factory=list, max_length=MAX_MAPPINGS)),
-               outputs=(list[Mapping], Field(default_factory=list, max_length=MAX_MAPPINGS)),
-               **activity),
-            mk("WaitStep", "Wait for a message or a timer.", type=(Literal["wait"], ...),
-               on=(WaitMessage | WaitTimer, ...), **plain),
+            mk(
+                "TdeStep",
+                "Run a task definition (TDE) deterministically or probabilistically.",
+                type=(Literal["tde"], ...),
+                task_type=(TaskTypeName, ...),
+                mode=(Literal["deterministic", "probabilistic"], "probabilistic"),
+                policy=(
+                    Key | None,
+                    Field(
+                        None,
+                        description="Guardrail policy (guardrails/*.yaml); "
+                        "probabilistic steps default to 'default'.",
+                    ),
+                ),
+                inputs=(
+                    list[Mapping],
+                    Field(
+                        default_factory=list,
+                        max_length=MAX_MAPPINGS,
+                        description="process variable (source) -> input field (target)",
+                    ),
+                ),
+                outputs=(
+                    list[Mapping],
+                    Field(
+                        default_factory=list,
+                        max_length=MAX_MAPPINGS,
+                        description="output field (source) -> process variable (target)",
+                    ),
+                ),
+                **activity,
+            ),
+            mk(
+                "ExternalStep",
+                "An external task on a topic.",
+                type=(Literal["external"], ...),
+                topic=(Topic, ...),
+                inputs=(list[Param], Field(default_factory=list, max_length=MAX_MAPPINGS)),
+                **activity,
+            ),
+            mk(
+                "UserStep",
+                "A human gate.",
+                type=(Literal["user"], ...),
+                assignee=(Ident | None, None),
+                candidate_groups=(list[Ident], Field(default_factory=list, max_length=4)),
+                **activity,
+            ),
+            mk(
+                "CallStep",
+                "Call another process; correlationId is always passed in.",
+                type=(Literal["call"], ...),
+                process_key=(Key, ...),
+                inputs=(list[Mapping], Field(default_factory=list, max_length=MAX_MAPPINGS)),
+                outputs=(list[Mapping], Field(default_factory=list, max_length=MAX_MAPPINGS)),
+                **activity,
+            ),
+            mk(
+                "WaitStep",
+                "Wait for a message or a timer.",
+                type=(Literal["wait"], ...),
+                on=(WaitMessage | WaitTimer, ...),
+                **plain,
+            ),
         ]
         if inner_steps is not None:
-            branch = mk("Branch", "A conditional branch.", name=(Name | None, None),
-                        condition=(CondOrJuel, ...), steps=(inner_steps, _steps_field(level + 1)))
-            default = mk("DefaultBranch", "Taken when no condition holds.", name=(Name | None, None),
-                         steps=(inner_steps, _steps_field(level + 1)))
-            pbranch = mk("ParallelBranch", "A branch run concurrently.",
-                         steps=(inner_steps, _req_steps(level + 1)))
+            branch = mk(
+                "Branch",
+                "A conditional branch.",
+                name=(Name | None, None),
+                condition=(CondOrJuel, ...),
+                steps=(inner_steps, _steps_field(level + 1)),
+            )
+            default = mk(
+                "DefaultBranch",
+                "Taken when no condition holds.",
+                name=(Name | None, None),
+                steps=(inner_steps, _steps_field(level + 1)),
+            )
+            pbranch = mk(
+                "ParallelBranch", "A branch run concurrently.", steps=(inner_steps, _req_steps(level + 1))
+            )
             kinds += [
-                mk("ChoiceStep", "Exclusive or inclusive choice with a default branch.",
-                   type=(Literal["choice"], ...), kind=(Literal["exclusive", "inclusive"], "exclusive"),
-                   branches=(list[branch], Field(..., min_length=1, max_length=MAX_BRANCHES)),  # type: ignore[valid-type]  # models built at run time
-                   default=(default, Field(default_factory=default)), **plain),
-                mk("ParallelStep", "Branches run concurrently and join.", type=(Literal["parallel"], ...),
-                   branches=(list[pbranch], Field(..., min_length=2, max_length=MAX_BRANCHES)), **plain),  # type: ignore[valid-type]  # models built at run time
-                mk("LoopStep", "Repeat the steps while the condition holds, at most max_iterations.",
-                   type=(Literal["loop"], ...), condition=(CondOrJuel, ...),
-                   max_iterations=(int, Field(3, ge=1, le=100)),
-                   steps=(inner_steps, _req_steps(level + 1)), **plain),
-                mk("SubprocessStep", "An embedded sub-process with its own steps.",
-                   type=(Literal["subprocess"], ...),
-                   steps=(inner_steps, _req_steps(level + 1)),
-                   **activity),
+                mk(
+                    "ChoiceStep",
+                    "Exclusive or inclusive choice with a default branch.",
+                    type=(Literal["choice"], ...),
+                    kind=(Literal["exclusive", "inclusive"], "exclusive"),
+                    branches=(list[branch], Field(..., min_length=1, max_length=MAX_BRANCHES)),  # type: ignore[valid-type]  # models built at run time
+                    default=(default, Field(default_factory=default)),
+                    **plain,
+                ),
+                mk(
+                    "ParallelStep",
+                    "Branches run concurrently and join.",
+                    type=(Literal["parallel"], ...),
+                    branches=(list[pbranch], Field(..., min_length=2, max_length=MAX_BRANCHES)),  # type: ignore[valid-type]  # models built at run time
+                    **plain,
+                ),
+                mk(
+                    "LoopStep",
+                    "Repeat the steps while the condition holds, at most max_iterations.",
+                    type=(Literal["loop"], ...),
+                    condition=(CondOrJuel, ...),
+                    max_iterations=(int, Field(3, ge=1, le=100)),
+                    steps=(inner_steps, _req_steps(level + 1)),
+                    **plain,
+                ),
+                mk(
+                    "SubprocessStep",
+                    "An embedded sub-process with its own steps.",
+                    type=(Literal["subprocess"], ...),
+                    steps=(inner_steps, _req_steps(level + 1)),
+                    **activity,
+                ),
             ]
         union = Annotated[tuple(kinds)[0] if len(kinds) == 1 else _union(kinds), Field(discriminator="type")]  # type: ignore[valid-type]  # models built at run time
         inner_steps = list[union]  # type: ignore[valid-type]  # models built at run time

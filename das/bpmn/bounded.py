@@ -97,7 +97,7 @@ def _limit_memory(extra_mb: int) -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _child(fn: Callable[[], Any], wfd: int, wall_s: float, memory_mb: int) -> None:
@@ -174,7 +174,9 @@ def run_in_child(fn: Callable[[], Any], wall_s: float, memory_mb: int = MEMORY_M
         if sig == signal.SIGALRM:
             raise LimitHit("time", f"it ran past its {wall_s:g} s wall-clock limit and was stopped")
         if sig > 0:
-            raise LimitHit("crash", f"it was ended by signal {signal.Signals(sig).name} (likely its memory limit)")
+            raise LimitHit(
+                "crash", f"it was ended by signal {signal.Signals(sig).name} (likely its memory limit)"
+            )
         raise LimitHit("crash", f"it ended without a report (exit code {os.waitstatus_to_exitcode(status)})")
     if "error" in data:
         raise _rebuilt(data["error"])

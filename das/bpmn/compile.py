@@ -30,6 +30,8 @@ from das.errors import InvalidInput
 TDE_TOPIC = "das-tde-probabilistic"
 _RESERVED_TARGETS = {"taskSpec", "taskType", "correlationId", "retries", "retryBackoff", "mode", "policy"}
 ACTIVITIES = {"tde", "external", "user", "call", "subprocess"}
+
+
 class LayoutError(InvalidInput):
     """The diagram is incomplete or unreadable (an element without a shape, overlaps)."""
 
@@ -38,7 +40,11 @@ def juel(cond: Condition | str) -> str:
     if isinstance(cond, str):
         return cond
     v = cond.value
-    lit = ("true" if v else "false") if isinstance(v, bool) else (repr(v) if not isinstance(v, str) else f"'{v}'")
+    lit = (
+        ("true" if v else "false")
+        if isinstance(v, bool)
+        else (repr(v) if not isinstance(v, str) else f"'{v}'")
+    )
     return f"${{execution.getVariable('{cond.variable}') {cond.op} {lit}}}"
 
 
@@ -67,8 +73,14 @@ class _Compiler:
         self.nodes[nid] = Node(nid, tag, container=container, lane=lane, **kw)
         return nid
 
-    def connect(self, src: str, tgt: str, container: str | None, condition: str | None = None,
-                listeners: list[str] | None = None) -> str:
+    def connect(
+        self,
+        src: str,
+        tgt: str,
+        container: str | None,
+        condition: str | None = None,
+        listeners: list[str] | None = None,
+    ) -> str:
         fid = self.uid(f"f_{src}_{tgt}")
         listeners = list(listeners or [])
         for extra in self.nodes[tgt].extras:
@@ -94,8 +106,9 @@ class _Compiler:
         return L.shape(nid, KIND.get(tag, "task"))
 
     # ---- blocks ----------------------------------------------------------------------
-    def steps(self, steps: list[Any], prefix: str, container: str | None,
-              lane: str | None) -> tuple[L.Frag, str, str] | None:
+    def steps(
+        self, steps: list[Any], prefix: str, container: str | None, lane: str | None
+    ) -> tuple[L.Frag, str, str] | None:
         parts: list[tuple[L.Frag, str, str]] = []
         for i, step in enumerate(steps):
             step_lane = getattr(step, "lane", None) or lane
@@ -114,16 +127,20 @@ class _Compiler:
         if kind in ACTIVITIES:
             return self.activity(step, sid, container, lane)
         if kind == "wait":
-            ev = etree.Element(q("bpmn:messageEventDefinition") if hasattr(step.on, "message")
-                               else q("bpmn:timerEventDefinition"))
+            ev = etree.Element(
+                q("bpmn:messageEventDefinition")
+                if hasattr(step.on, "message")
+                else q("bpmn:timerEventDefinition")
+            )
             if hasattr(step.on, "message"):
                 ev.set("id", f"{sid}_med")
                 ev.set("messageRef", self.message_ref(step.on.message))
             else:
                 ev.set("id", f"{sid}_ted")
                 _duration(ev, step.on.timer)
-            self.nodes[sid] = Node(sid, "intermediateCatchEvent", step.name, container=container,
-                                   lane=lane, children=[ev])
+            self.nodes[sid] = Node(
+                sid, "intermediateCatchEvent", step.name, container=container, lane=lane, children=[ev]
+            )
             return self.shape(sid), sid, sid
         if kind == "choice":
             gw = "exclusiveGateway" if step.kind == "exclusive" else "inclusiveGateway"
@@ -150,8 +167,9 @@ class _Compiler:
             return L.stack(self.shape(split), rows, self.shape(join), row_flows), split, join
         if kind == "parallel":
             split = self.node(f"{sid}_split", "parallelGateway", container, lane, name=step.name)
-            join = self.node(f"{sid}_join", "parallelGateway", container, lane,
-                             attrs={"camunda:asyncBefore": "true"})
+            join = self.node(
+                f"{sid}_join", "parallelGateway", container, lane, attrs={"camunda:asyncBefore": "true"}
+            )
             rows = []
             self.parallel_depth[container] = self.parallel_depth.get(container, 0) + 1
             for i, br in enumerate(step.branches):
@@ -176,9 +194,12 @@ class _Compiler:
         self.connect(body[2], split, container)
         cond = juel(step.condition)[2:-1]
         back = self.connect(
-            split, join, container,
+            split,
+            join,
+            container,
             condition=f"${{({cond}) && execution.getVariable('{counter}') < {step.max_iterations}}}",
-            listeners=[f"${{execution.setVariable('{counter}', execution.getVariable('{counter}') + 1)}}"])
+            listeners=[f"${{execution.setVariable('{counter}', execution.getVariable('{counter}') + 1)}}"],
+        )
         self.nodes[join].extras.append(("entry_counter", counter))
         self.nodes[split].extras.append(("default_next", ""))  # the flow leaving the loop
         frag = L.seq([self.shape(join), body[0], self.shape(split)])
@@ -186,7 +207,9 @@ class _Compiler:
         frag.h += L.GAP_Y
         return frag, join, split
 
-    def activity(self, step: Any, sid: str, container: str | None, lane: str | None) -> tuple[L.Frag, str, str]:
+    def activity(
+        self, step: Any, sid: str, container: str | None, lane: str | None
+    ) -> tuple[L.Frag, str, str]:
         kind = step.type
         n_bound = len(step.on_error) + (step.timeout is not None) + (step.compensation is not None)
         task_w = max(L.SIZES["task"][0], 24 + n_bound * 44)
@@ -195,20 +218,31 @@ class _Compiler:
         if kind in ("tde", "external"):
             node.attrs["camunda:type"] = "external"
             if kind == "tde":
-                node.attrs["camunda:topic"] = (TDE_TOPIC if step.mode == "probabilistic"
-                                               else f"das-tde-{step.task_type}")
+                node.attrs["camunda:topic"] = (
+                    TDE_TOPIC if step.mode == "probabilistic" else f"das-tde-{step.task_type}"
+                )
                 io = [("taskType", step.task_type), ("mode", step.mode)]
                 policy = step.policy or ("default" if step.mode == "probabilistic" else None)
                 if policy:
                     io.append(("policy", policy))
                 # the step's contract with the worker (das/engine/step_spec.py): which process
                 # variables feed which input fields, which output fields go to which variables
-                bad = [m.target for m in step.outputs if m.target.startswith("tde") or m.target in _RESERVED_TARGETS]
+                bad = [
+                    m.target
+                    for m in step.outputs
+                    if m.target.startswith("tde") or m.target in _RESERVED_TARGETS
+                ]
                 if bad:
-                    raise InvalidInput(f"step {step.name!r}: outputs may not write {', '.join(bad)} (set by the worker)")
+                    raise InvalidInput(
+                        f"step {step.name!r}: outputs may not write {', '.join(bad)} (set by the worker)"
+                    )
                 if step.inputs or step.outputs:  # a step without mappings may still be given a taskSpec
-                    io.append(("tdeInputs", json.dumps({m.target: m.source for m in step.inputs}, sort_keys=True)))
-                    io.append(("tdeOutputs", json.dumps({m.source: m.target for m in step.outputs}, sort_keys=True)))
+                    io.append(
+                        ("tdeInputs", json.dumps({m.target: m.source for m in step.inputs}, sort_keys=True))
+                    )
+                    io.append(
+                        ("tdeOutputs", json.dumps({m.source: m.target for m in step.outputs}, sort_keys=True))
+                    )
                 node.extras.append(("io", io + [("retries", str(step.retries))]))
             else:
                 node.attrs["camunda:topic"] = step.topic
@@ -224,8 +258,13 @@ class _Compiler:
             host = L.shape(sid, "task", w=task_w)
         elif kind == "call":
             node.tag = "callActivity"
-            node.attrs.update({"calledElement": step.process_key, "camunda:calledElementBinding": "latest",
-                               "camunda:asyncBefore": "true"})
+            node.attrs.update(
+                {
+                    "calledElement": step.process_key,
+                    "camunda:calledElementBinding": "latest",
+                    "camunda:asyncBefore": "true",
+                }
+            )
             node.extras.append(("in", "correlationId", "correlationId"))
             node.extras += [("in", m.source, m.target) for m in step.inputs if m.target != "correlationId"]
             node.extras += [("out", m.source, m.target) for m in step.outputs]
@@ -252,12 +291,16 @@ class _Compiler:
             node.children.append(mi)
         return self.boundaries(step, sid, host, container, lane)
 
-    def boundaries(self, step: Any, sid: str, host: L.Frag, container: str | None,
-                   lane: str | None) -> tuple[L.Frag, str, str]:
+    def boundaries(
+        self, step: Any, sid: str, host: L.Frag, container: str | None, lane: str | None
+    ) -> tuple[L.Frag, str, str]:
         handlers: list[tuple[Any, str, etree._Element]] = []
         for i, h in enumerate(step.on_error):
-            ev = etree.Element(q("bpmn:errorEventDefinition"), id=f"{sid}_err{i + 1}_ed",
-                               errorRef=self.error_ref(h.error_code))
+            ev = etree.Element(
+                q("bpmn:errorEventDefinition"),
+                id=f"{sid}_err{i + 1}_ed",
+                errorRef=self.error_ref(h.error_code),
+            )
             handlers.append((h, f"{sid}_err{i + 1}", ev))
         if step.timeout:
             ev = etree.Element(q("bpmn:timerEventDefinition"), id=f"{sid}_timeout_ted")
@@ -278,8 +321,14 @@ class _Compiler:
             chain: list[tuple[L.Frag, str, str]] = []
             if h.compensate:
                 cev = etree.Element(q("bpmn:compensateEventDefinition"), id=f"{bid}_ced")
-                tid = self.node(f"{bid}_compensate", "intermediateThrowEvent", container, lane,
-                                name="compensate", children=[cev])
+                tid = self.node(
+                    f"{bid}_compensate",
+                    "intermediateThrowEvent",
+                    container,
+                    lane,
+                    name="compensate",
+                    children=[cev],
+                )
                 chain.append((self.shape(tid), tid, tid))
             sub = self.steps(getattr(h, "steps", []), f"{bid}_", container, lane)
             if sub is not None:
@@ -292,10 +341,19 @@ class _Compiler:
                     end_children.append(etree.Element(q("bpmn:terminateEventDefinition"), id=f"{bid}_end_td"))
                 elif h.then == "fail":
                     code = h.end_error_code or getattr(h, "error_code", None) or "DAS_TIMEOUT"
-                    end_children.append(etree.Element(q("bpmn:errorEventDefinition"), id=f"{bid}_end_ed",
-                                                      errorRef=self.error_ref(code)))
-                eid = self.node(h.end_id or f"{bid}_end", "endEvent", container, lane,
-                                name="failed" if h.then == "fail" else None, children=end_children)
+                    end_children.append(
+                        etree.Element(
+                            q("bpmn:errorEventDefinition"), id=f"{bid}_end_ed", errorRef=self.error_ref(code)
+                        )
+                    )
+                eid = self.node(
+                    h.end_id or f"{bid}_end",
+                    "endEvent",
+                    container,
+                    lane,
+                    name="failed" if h.then == "fail" else None,
+                    children=end_children,
+                )
                 chain.append((self.shape(eid), eid, eid))
             for a, b in zip(chain, chain[1:], strict=False):
                 self.connect(a[2], b[1], container)
@@ -310,10 +368,19 @@ class _Compiler:
             cev = etree.Element(q("bpmn:compensateEventDefinition"), id=f"{sid}_comp_ced")
             bid = self.node(f"{sid}_comp", "boundaryEvent", container, lane, attached_to=sid, children=[cev])
             host.pos[bid] = L.boundary_box(hbox, index)
-            tid = self.node(f"{sid}_compensate", "serviceTask", container, lane, name=step.compensation.name,
-                            attrs={"isForCompensation": "true", "camunda:type": "external",
-                                   "camunda:topic": step.compensation.topic},
-                            extras=[("io", [("retries", "3")])])
+            tid = self.node(
+                f"{sid}_compensate",
+                "serviceTask",
+                container,
+                lane,
+                name=step.compensation.name,
+                attrs={
+                    "isForCompensation": "true",
+                    "camunda:type": "external",
+                    "camunda:topic": step.compensation.topic,
+                },
+                extras=[("io", [("retries", "3")])],
+            )
             rows.append((self.shape(tid), host.pos[bid].cx - hbox.x + L.GAP_X / 2))
             fid = self.uid(f"a_{bid}_{tid}")
             self.flows[fid] = Flow(fid, bid, tid, container, association=True)

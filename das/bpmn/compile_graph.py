@@ -17,9 +17,16 @@ from das.bpmn.ns import WRITE_NSMAP
 if TYPE_CHECKING:
     from das.bpmn.authoring import Process  # typing only
 
-KIND = {"startEvent": "event", "endEvent": "event", "intermediateCatchEvent": "event",
-        "intermediateThrowEvent": "event", "boundaryEvent": "event", "exclusiveGateway": "gateway",
-        "inclusiveGateway": "gateway", "parallelGateway": "gateway"}
+KIND = {
+    "startEvent": "event",
+    "endEvent": "event",
+    "intermediateCatchEvent": "event",
+    "intermediateThrowEvent": "event",
+    "boundaryEvent": "event",
+    "exclusiveGateway": "gateway",
+    "inclusiveGateway": "gateway",
+    "parallelGateway": "gateway",
+}
 
 
 def q(tag: str) -> str:

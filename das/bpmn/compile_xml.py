@@ -41,8 +41,9 @@ def render(c: Graph, frag: L.Frag) -> CompileResult:
     plane_ref = c.pid
     if lanes:
         collab = etree.SubElement(root, q("bpmn:collaboration"), id=f"Collaboration_{c.pid}")
-        etree.SubElement(collab, q("bpmn:participant"), id=f"Participant_{c.pid}", name=c.proc.name,
-                         processRef=c.pid)
+        etree.SubElement(
+            collab, q("bpmn:participant"), id=f"Participant_{c.pid}", name=c.proc.name, processRef=c.pid
+        )
         plane_ref = collab.get("id")
     proc = etree.SubElement(root, q("bpmn:process"), id=c.pid, name=c.proc.name, isExecutable="true")
     proc.set(q("camunda:historyTimeToLive"), str(c.proc.history_time_to_live))
@@ -75,8 +76,14 @@ def render(c: Graph, frag: L.Frag) -> CompileResult:
         if f.source not in pos or f.target not in pos:
             findings.append(f"flow {f.id} has no edge (missing shape)")
             continue
-        pts = L.route(pos[f.source], pos[f.target], kinds[f.source], kinds[f.target], via.get(f.id),
-                      boundary=c.nodes[f.source].tag == "boundaryEvent")
+        pts = L.route(
+            pos[f.source],
+            pos[f.target],
+            kinds[f.source],
+            kinds[f.target],
+            via.get(f.id),
+            boundary=c.nodes[f.source].tag == "boundaryEvent",
+        )
         edges[f.id] = (f.source, f.target, pts)
         edge = etree.SubElement(plane, q("bpmndi:BPMNEdge"), id=f"{f.id}_di", bpmnElement=f.id)
         for x, y in pts:
@@ -97,7 +104,9 @@ def _n(v: float) -> str:
     return str(int(round(v)))
 
 
-def _shape(plane: etree._Element, eid: str, b: L.Box, expanded: bool = False, horizontal: bool = False) -> None:
+def _shape(
+    plane: etree._Element, eid: str, b: L.Box, expanded: bool = False, horizontal: bool = False
+) -> None:
 
     s = etree.SubElement(plane, q("bpmndi:BPMNShape"), id=f"{eid}_di", bpmnElement=eid)
     if expanded:
@@ -164,8 +173,14 @@ def _fill(c: Graph, parent: etree._Element, container: str | None) -> None:
             ce.text = f.condition
     for f in c.flows.values():
         if f.container == container and f.association:
-            etree.SubElement(parent, q("bpmn:association"), id=f.id, associationDirection="One",
-                             sourceRef=f.source, targetRef=f.target)
+            etree.SubElement(
+                parent,
+                q("bpmn:association"),
+                id=f.id,
+                associationDirection="One",
+                sourceRef=f.source,
+                targetRef=f.target,
+            )
 
 
 def _lane_order(c: Graph) -> dict[str, str]:
@@ -183,8 +198,9 @@ def _lane_order(c: Graph) -> dict[str, str]:
     return {name: c.uid(f"Lane_{_slug(name)}") for name in names}
 
 
-def _apply_lanes(c: Graph, lanes: dict[str, str], pos: dict[str, L.Box],
-                 via: dict[str, float]) -> tuple[L.Box, dict[str, L.Box]]:
+def _apply_lanes(
+    c: Graph, lanes: dict[str, str], pos: dict[str, L.Box], via: dict[str, float]
+) -> tuple[L.Box, dict[str, L.Box]]:
     """Move each lane's nodes (with sub-process contents) into its own horizontal band."""
     top_of: dict[str, str] = {}
     for n in c.nodes.values():

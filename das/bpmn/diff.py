@@ -47,26 +47,42 @@ def _node_view(n: m.FlowNode) -> dict[str, Any]:
         "output_parameters": n.output_parameters,
         "properties": n.properties,
         "documentation": n.documentation,
-        **{f"@{k}": v for k, v in n.attrs.items() if k not in (
-            "attachedToRef", "cancelActivity", "default", "calledElement")},
-        "extensions": _ext_summary([e for e in n.extensions if e.tag not in (
-            "camunda:properties", "camunda:inputOutput", "camunda:in", "camunda:out")]),
+        **{
+            f"@{k}": v
+            for k, v in n.attrs.items()
+            if k not in ("attachedToRef", "cancelActivity", "default", "calledElement")
+        },
+        "extensions": _ext_summary(
+            [
+                e
+                for e in n.extensions
+                if e.tag not in ("camunda:properties", "camunda:inputOutput", "camunda:in", "camunda:out")
+            ]
+        ),
     }
 
 
 def _flow_view(f: m.SequenceFlow) -> dict[str, Any]:
     return {
-        "source": f.source, "target": f.target, "name": f.name, "condition": f.condition,
-        "condition_language": f.condition_language, "parent": f.parent,
+        "source": f.source,
+        "target": f.target,
+        "name": f.name,
+        "condition": f.condition,
+        "condition_language": f.condition_language,
+        "parent": f.parent,
         **{f"@{k}": v for k, v in f.attrs.items() if k not in ("sourceRef", "targetRef")},
         "extensions": _ext_summary(f.extensions),
     }
 
 
 def _proc_view(p: m.Process) -> dict[str, Any]:
-    return {"name": p.name, "is_executable": p.is_executable, "properties": p.properties,
-            **{f"@{k}": v for k, v in p.attrs.items() if k != "isExecutable"},
-            "extensions": _ext_summary([e for e in p.extensions if e.tag != "camunda:properties"])}
+    return {
+        "name": p.name,
+        "is_executable": p.is_executable,
+        "properties": p.properties,
+        **{f"@{k}": v for k, v in p.attrs.items() if k != "isExecutable"},
+        "extensions": _ext_summary([e for e in p.extensions if e.tag != "camunda:properties"]),
+    }
 
 
 def _fields(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
@@ -77,23 +93,50 @@ def _fields(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
     return out
 
 
-def _compare(kind: Any, old: dict[str, Any], new: dict[str, Any], view: Any, entries: list[DiffEntry]) -> None:
+def _compare(
+    kind: Any, old: dict[str, Any], new: dict[str, Any], view: Any, entries: list[DiffEntry]
+) -> None:
     for ident in old:
         if ident not in new:
             o = old[ident]
-            entries.append(DiffEntry(kind=kind, change="removed", id=ident, type=getattr(o, "type", None),
-                                     name=getattr(o, "name", None)))
+            entries.append(
+                DiffEntry(
+                    kind=kind,
+                    change="removed",
+                    id=ident,
+                    type=getattr(o, "type", None),
+                    name=getattr(o, "name", None),
+                )
+            )
     for ident, n in new.items():
         if ident not in old:
-            entries.append(DiffEntry(kind=kind, change="added", id=ident, type=getattr(n, "type", None),
-                                     name=getattr(n, "name", None), fields=[
-                                         FieldChange(field=k.lstrip("@"), new=v) for k, v in view(n).items()
-                                         if v not in (None, [], {}, "") and k not in ("type", "name")]))
+            entries.append(
+                DiffEntry(
+                    kind=kind,
+                    change="added",
+                    id=ident,
+                    type=getattr(n, "type", None),
+                    name=getattr(n, "name", None),
+                    fields=[
+                        FieldChange(field=k.lstrip("@"), new=v)
+                        for k, v in view(n).items()
+                        if v not in (None, [], {}, "") and k not in ("type", "name")
+                    ],
+                )
+            )
         else:
             changes = _fields(view(old[ident]), view(n))
             if changes:
-                entries.append(DiffEntry(kind=kind, change="changed", id=ident, type=getattr(n, "type", None),
-                                         name=getattr(n, "name", None), fields=changes))
+                entries.append(
+                    DiffEntry(
+                        kind=kind,
+                        change="changed",
+                        id=ident,
+                        type=getattr(n, "type", None),
+                        name=getattr(n, "name", None),
+                        fields=changes,
+                    )
+                )
 
 
 def diff(old: m.Definitions, new: m.Definitions) -> BpmnDiff:
@@ -102,12 +145,27 @@ def diff(old: m.Definitions, new: m.Definitions) -> BpmnDiff:
     _compare("process", old.processes, new.processes, _proc_view, entries)
     _compare("node", old.nodes, new.nodes, _node_view, entries)
     _compare("flow", old.flows, new.flows, _flow_view, entries)
-    _compare("lane", old.lanes, new.lanes,
-             lambda lane: {"name": lane.name, "parent_lane": lane.parent_lane, "process": lane.process}, entries)
-    _compare("definition", old.roots, new.roots, lambda r: {"type": r.type, "name": r.name, **r.attrs}, entries)
-    _compare("collaboration", old.collaborations, new.collaborations,
-             lambda c: {"name": c.name, "participants": [asdict(p) for p in c.participants],
-                        "message_flows": [asdict(x) for x in c.message_flows]}, entries)
+    _compare(
+        "lane",
+        old.lanes,
+        new.lanes,
+        lambda lane: {"name": lane.name, "parent_lane": lane.parent_lane, "process": lane.process},
+        entries,
+    )
+    _compare(
+        "definition", old.roots, new.roots, lambda r: {"type": r.type, "name": r.name, **r.attrs}, entries
+    )
+    _compare(
+        "collaboration",
+        old.collaborations,
+        new.collaborations,
+        lambda c: {
+            "name": c.name,
+            "participants": [asdict(p) for p in c.participants],
+            "message_flows": [asdict(x) for x in c.message_flows],
+        },
+        entries,
+    )
     di_old = {**old.di_shapes, **old.di_edges}
     di_new = {**new.di_shapes, **new.di_edges}
     changed_di = len(set(di_old) ^ set(di_new))
@@ -121,8 +179,9 @@ def _short(v: Any, limit: int = 80) -> str:
 
 def for_proposal(d: BpmnDiff) -> ProposalDiff:
     """The diff a proposal stores: the entries and their text rendering."""
-    return ProposalDiff(old=d.old, new=d.new, entries=d.entries, diagram_changes=d.diagram_changes,
-                        text=render_text(d))
+    return ProposalDiff(
+        old=d.old, new=d.new, entries=d.entries, diagram_changes=d.diagram_changes, text=render_text(d)
+    )
 
 
 def render_text(d: BpmnDiff) -> str:
@@ -142,6 +201,8 @@ def render_text(d: BpmnDiff) -> str:
             else:
                 lines.append(f"    {f.field}: {_short(f.old)} -> {_short(f.new)}")
     s = d.summary()
-    lines.append(f"{s['added']} added, {s['removed']} removed, {s['changed']} changed"
-                 + (f"; {d.diagram_changes} diagram element(s) added or removed" if d.diagram_changes else ""))
+    lines.append(
+        f"{s['added']} added, {s['removed']} removed, {s['changed']} changed"
+        + (f"; {d.diagram_changes} diagram element(s) added or removed" if d.diagram_changes else "")
+    )
     return "\n".join(lines)

@@ -29,8 +29,14 @@ _B = ns.BPMN_NS
 _ID = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$"
 _SIZES = {"event": (36, 36), "gateway": (50, 50), "task": (100, 80), "subprocess": (350, 200)}
 _FLOW_ELEMENT_TAGS = m.FLOW_NODE_TYPES | m.DATA_TYPES | {"sequenceFlow", "dataObject"}
-_AFTER_FLOW_ELEMENTS = m.ARTIFACT_TYPES | {"resourceRole", "correlationSubscription", "supports", "performer",
-                                           "humanPerformer", "potentialOwner"}
+_AFTER_FLOW_ELEMENTS = m.ARTIFACT_TYPES | {
+    "resourceRole",
+    "correlationSubscription",
+    "supports",
+    "performer",
+    "humanPerformer",
+    "potentialOwner",
+}
 
 
 class EditError(InvalidInput):
@@ -66,16 +72,34 @@ class AddElement(_Op):
     id: str = Field(pattern=_ID)
     type: str = Field(description="BPMN local name, e.g. serviceTask, exclusiveGateway, boundaryEvent")
     name: str | None = Field(default=None, max_length=200)
-    parent: str | None = Field(default=None, description="process or sub-process id; default: the first process")
+    parent: str | None = Field(
+        default=None, description="process or sub-process id; default: the first process"
+    )
     lane: str | None = None
     attached_to: str | None = Field(default=None, description="boundary events: the activity they guard")
     cancel_activity: bool = True
-    event_definition: Literal["message", "timer", "error", "signal", "escalation", "compensate", "conditional",
-                              "link", "terminate", "cancel"] | None = None
-    event_ref: str | None = Field(default=None, description="errorRef / messageRef / signalRef / escalationRef")
+    event_definition: (
+        Literal[
+            "message",
+            "timer",
+            "error",
+            "signal",
+            "escalation",
+            "compensate",
+            "conditional",
+            "link",
+            "terminate",
+            "cancel",
+        ]
+        | None
+    ) = None
+    event_ref: str | None = Field(
+        default=None, description="errorRef / messageRef / signalRef / escalationRef"
+    )
     timer: TimerSpec | None = None
-    attributes: dict[str, str] = Field(default_factory=dict,
-                                       description="e.g. {\"camunda:type\": \"external\", \"camunda:topic\": \"x\"}")
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description='e.g. {"camunda:type": "external", "camunda:topic": "x"}'
+    )
 
 
 class RemoveElement(_Op):
@@ -92,10 +116,16 @@ class UpdateElement(_Op):
     id: str
     name: str | None = Field(default=None, max_length=200)
     attributes: dict[str, str | None] = Field(default_factory=dict)
-    condition: str | None = Field(default=None, description="sequence flows: JUEL ${...}; empty string removes it")
+    condition: str | None = Field(
+        default=None, description="sequence flows: JUEL ${...}; empty string removes it"
+    )
     properties: dict[str, str | None] = Field(default_factory=dict, description="camunda:properties")
-    input_parameters: dict[str, str | None] = Field(default_factory=dict, description="camunda:inputParameter")
-    retry_time_cycle: str | None = Field(default=None, description="camunda:failedJobRetryTimeCycle, e.g. R3/PT1M")
+    input_parameters: dict[str, str | None] = Field(
+        default_factory=dict, description="camunda:inputParameter"
+    )
+    retry_time_cycle: str | None = Field(
+        default=None, description="camunda:failedJobRetryTimeCycle, e.g. R3/PT1M"
+    )
 
 
 class MoveElement(_Op):
@@ -120,7 +150,9 @@ class Connect(_Op):
     default: bool = False
 
 
-EditOp = Annotated[AddElement | RemoveElement | UpdateElement | MoveElement | Connect, Field(discriminator="op")]
+EditOp = Annotated[
+    AddElement | RemoveElement | UpdateElement | MoveElement | Connect, Field(discriminator="op")
+]
 
 
 class EditScript(BaseModel):
@@ -146,7 +178,9 @@ def parse_ops(data: Any) -> list[Any]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
-        raise InvalidEdit(f"invalid edit op at {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+        raise InvalidEdit(
+            f"invalid edit op at {where}: {first['msg']} ({exc.error_count()} problem(s))"
+        ) from None
 
 
 # ---- applying -----------------------------------------------------------------------------
@@ -166,17 +200,24 @@ def apply_edits(defs: m.Definitions, ops: list[Any]) -> m.Definitions:
     return parse_tree(tree, defs.source)
 
 
-def new_definitions(process_id: str = "Process_1", name: str | None = None, executable: bool = True,
-                    history_ttl: str = "P30D") -> m.Definitions:
+def new_definitions(
+    process_id: str = "Process_1", name: str | None = None, executable: bool = True, history_ttl: str = "P30D"
+) -> m.Definitions:
     """An empty Camunda 7 process with a diagram plane, ready for edit ops."""
-    root = etree.Element(f"{{{_B}}}definitions", nsmap=dict(ns.WRITE_NSMAP),
-                         id=f"Definitions_{process_id}", targetNamespace=ns.EDITS_TARGET_NS)
+    root = etree.Element(
+        f"{{{_B}}}definitions",
+        nsmap=dict(ns.WRITE_NSMAP),
+        id=f"Definitions_{process_id}",
+        targetNamespace=ns.EDITS_TARGET_NS,
+    )
     proc = etree.SubElement(root, f"{{{_B}}}process", id=process_id, isExecutable=str(executable).lower())
     if name:
         proc.set("name", name)
     proc.set(f"{{{ns.CAMUNDA_NS}}}historyTimeToLive", history_ttl)
     diagram = etree.SubElement(root, f"{{{ns.BPMNDI_NS}}}BPMNDiagram", id=f"BPMNDiagram_{process_id}")
-    etree.SubElement(diagram, f"{{{ns.BPMNDI_NS}}}BPMNPlane", id=f"BPMNPlane_{process_id}", bpmnElement=process_id)
+    etree.SubElement(
+        diagram, f"{{{ns.BPMNDI_NS}}}BPMNPlane", id=f"BPMNPlane_{process_id}", bpmnElement=process_id
+    )
     return parse_tree(root.getroottree(), None)
 
 
@@ -223,7 +264,9 @@ class _Editor:
 
     def insert_flow_element(self, scope: etree._Element, el: etree._Element) -> None:
         kids = list(scope)
-        last_flow = max((i for i, c in enumerate(kids) if is_bpmn(c) and local(c) in _FLOW_ELEMENT_TAGS), default=-1)
+        last_flow = max(
+            (i for i, c in enumerate(kids) if is_bpmn(c) and local(c) in _FLOW_ELEMENT_TAGS), default=-1
+        )
         if last_flow >= 0:
             scope.insert(last_flow + 1, el)
             return
@@ -261,9 +304,14 @@ class _Editor:
 
     def plane_for(self, proc_id: str) -> etree._Element | None:
         planes = list(self.root.iter(f"{{{ns.BPMNDI_NS}}}BPMNPlane"))
-        participants = {p.get("id") for p in self.root.iter(f"{{{_B}}}participant") if p.get("processRef") == proc_id}
-        collabs = {c.get("id") for c in self.root.iter(f"{{{_B}}}collaboration")
-                   if any(p.get("id") in participants for p in c)}
+        participants = {
+            p.get("id") for p in self.root.iter(f"{{{_B}}}participant") if p.get("processRef") == proc_id
+        }
+        collabs = {
+            c.get("id")
+            for c in self.root.iter(f"{{{_B}}}collaboration")
+            if any(p.get("id") in participants for p in c)
+        }
         for pl in planes:
             if pl.get("bpmnElement") == proc_id or pl.get("bpmnElement") in collabs:
                 return pl
@@ -275,8 +323,15 @@ class _Editor:
         if plane is None:
             return
         kind = local(el)
-        size = _SIZES["event" if kind in m.EVENT_TYPES else "gateway" if kind in m.GATEWAY_TYPES
-                      else "subprocess" if kind in m.SUBPROCESS_TYPES else "task"]
+        size = _SIZES[
+            "event"
+            if kind in m.EVENT_TYPES
+            else "gateway"
+            if kind in m.GATEWAY_TYPES
+            else "subprocess"
+            if kind in m.SUBPROCESS_TYPES
+            else "task"
+        ]
         right = 100.0
         for b in plane.iter(f"{{{ns.DC_NS}}}Bounds"):
             right = max(right, float(b.get("x", 0)) + float(b.get("width", 0)))
@@ -286,11 +341,14 @@ class _Editor:
             if hb is not None:
                 x = float(hb.get("x", 0)) + float(hb.get("width", 0)) - size[0] - 10
                 y = float(hb.get("y", 0)) + float(hb.get("height", 0)) - size[1] / 2
-        shape = etree.SubElement(plane, f"{{{ns.BPMNDI_NS}}}BPMNShape", id=f"{el.get('id')}_di",
-                                 bpmnElement=el.get("id", ""))
+        shape = etree.SubElement(
+            plane, f"{{{ns.BPMNDI_NS}}}BPMNShape", id=f"{el.get('id')}_di", bpmnElement=el.get("id", "")
+        )
         if kind in m.SUBPROCESS_TYPES:
             shape.set("isExpanded", "true")
-        etree.SubElement(shape, f"{{{ns.DC_NS}}}Bounds", x=f"{x:g}", y=f"{y:g}", width=str(size[0]), height=str(size[1]))
+        etree.SubElement(
+            shape, f"{{{ns.DC_NS}}}Bounds", x=f"{x:g}", y=f"{y:g}", width=str(size[0]), height=str(size[1])
+        )
         self.di[el.get("id", "")] = shape
 
     def add_edge(self, flow: etree._Element) -> None:
@@ -301,13 +359,17 @@ class _Editor:
         sb, tb = src.find(f"{{{ns.DC_NS}}}Bounds"), tgt.find(f"{{{ns.DC_NS}}}Bounds")
         if plane is None or sb is None or tb is None:
             return
-        edge = etree.SubElement(plane, f"{{{ns.BPMNDI_NS}}}BPMNEdge", id=f"{flow.get('id')}_di",
-                                bpmnElement=flow.get("id", ""))
+        edge = etree.SubElement(
+            plane, f"{{{ns.BPMNDI_NS}}}BPMNEdge", id=f"{flow.get('id')}_di", bpmnElement=flow.get("id", "")
+        )
 
         def f(b: etree._Element, k: str) -> float:
             return float(b.get(k, 0))
-        points = [(f(sb, "x") + f(sb, "width"), f(sb, "y") + f(sb, "height") / 2),
-                  (f(tb, "x"), f(tb, "y") + f(tb, "height") / 2)]
+
+        points = [
+            (f(sb, "x") + f(sb, "width"), f(sb, "y") + f(sb, "height") / 2),
+            (f(tb, "x"), f(tb, "y") + f(tb, "height") / 2),
+        ]
         for px, py in points:
             etree.SubElement(edge, f"{{{ns.DI_NS}}}waypoint", x=f"{px:g}", y=f"{py:g}")
         self.di[flow.get("id", "")] = edge
@@ -320,7 +382,9 @@ class _Editor:
     # -- ops --
     def add_element(self, op: AddElement) -> None:
         if op.type not in m.FLOW_NODE_TYPES:
-            raise InvalidEdit(f"type {op.type!r} is not a flow node type; use one of: {', '.join(sorted(m.FLOW_NODE_TYPES))}")
+            raise InvalidEdit(
+                f"type {op.type!r} is not a flow node type; use one of: {', '.join(sorted(m.FLOW_NODE_TYPES))}"
+            )
         if op.id in self.index:
             raise DuplicateId(f"id {op.id!r} already exists; choose a new id")
         host = None
@@ -329,7 +393,9 @@ class _Editor:
                 raise InvalidEdit("a boundaryEvent needs attached_to (the activity it guards)")
             host = self.get(op.attached_to, "activity")
             if local(host) not in m.ACTIVITY_TYPES:
-                raise InvalidEdit(f"{op.attached_to!r} is a {local(host)}, not an activity; attach to a task or sub-process")
+                raise InvalidEdit(
+                    f"{op.attached_to!r} is a {local(host)}, not an activity; attach to a task or sub-process"
+                )
             scope = self.scope_of(host)
         elif op.parent:
             scope = self.get(op.parent, "process or sub-process")
@@ -353,12 +419,19 @@ class _Editor:
             kind = op.event_definition or "timer"
             ed = etree.SubElement(el, f"{{{_B}}}{kind}EventDefinition", id=f"{op.id}_ed")
             if op.event_ref:
-                ref_attr = {"message": "messageRef", "error": "errorRef", "signal": "signalRef",
-                            "escalation": "escalationRef", "compensate": "activityRef"}.get(kind)
+                ref_attr = {
+                    "message": "messageRef",
+                    "error": "errorRef",
+                    "signal": "signalRef",
+                    "escalation": "escalationRef",
+                    "compensate": "activityRef",
+                }.get(kind)
                 if ref_attr is None:
                     raise InvalidEdit(f"{kind} event definitions take no event_ref")
                 if op.event_ref not in self.index:
-                    raise UnknownElement(f"event_ref {op.event_ref!r} names no element; add the <{kind}> first")
+                    raise UnknownElement(
+                        f"event_ref {op.event_ref!r} names no element; add the <{kind}> first"
+                    )
                 ed.set(ref_attr, op.event_ref)
             if op.timer:
                 t = etree.SubElement(ed, f"{{{_B}}}{op.timer.kind}")
@@ -380,18 +453,32 @@ class _Editor:
             self._remove_flow(el)
             return
         if not (self.is_node(el) or local(el) in m.DATA_TYPES | m.ARTIFACT_TYPES):
-            raise InvalidEdit(f"{op.id!r} is a {local(el)}; only flow nodes, flows, data objects and artifacts can be removed")
+            raise InvalidEdit(
+                f"{op.id!r} is a {local(el)}; only flow nodes, flows, data objects and artifacts can be removed"
+            )
         doomed = [d for d in el.iter(f"{{{_B}}}*") if d.get("id")]
         doomed_ids = {d.get("id") for d in doomed}
-        for b in [x for x in self.index.values() if is_bpmn(x, "boundaryEvent") and x.get("attachedToRef") in doomed_ids]:
+        for b in [
+            x
+            for x in self.index.values()
+            if is_bpmn(x, "boundaryEvent") and x.get("attachedToRef") in doomed_ids
+        ]:
             doomed_ids.add(b.get("id"))
             doomed.append(b)
-        for f in [x for x in self.index.values() if is_bpmn(x, "sequenceFlow")
-                  and (x.get("sourceRef") in doomed_ids or x.get("targetRef") in doomed_ids)]:
+        for f in [
+            x
+            for x in self.index.values()
+            if is_bpmn(x, "sequenceFlow")
+            and (x.get("sourceRef") in doomed_ids or x.get("targetRef") in doomed_ids)
+        ]:
             if f.get("id") not in doomed_ids:
                 self._remove_flow(f)
-        for a in [x for x in self.index.values() if local(x) in ("association", "dataInputAssociation")
-                  and (x.get("sourceRef") in doomed_ids or x.get("targetRef") in doomed_ids)]:
+        for a in [
+            x
+            for x in self.index.values()
+            if local(x) in ("association", "dataInputAssociation")
+            and (x.get("sourceRef") in doomed_ids or x.get("targetRef") in doomed_ids)
+        ]:
             self._detach(a)
         for ref in self.root.iter(f"{{{_B}}}flowNodeRef"):
             if (ref.text or "").strip() in doomed_ids and ref.getparent() is not None:
@@ -467,7 +554,9 @@ class _Editor:
                 return c
         return etree.SubElement(ext, f"{{{ns.CAMUNDA_NS}}}{name}")
 
-    def _named_child(self, parent: etree._Element, tag: str, name: str, value: str | None, as_attr: bool) -> None:
+    def _named_child(
+        self, parent: etree._Element, tag: str, name: str, value: str | None, as_attr: bool
+    ) -> None:
         ns = etree.QName(parent).namespace
         for c in parent:
             if isinstance(c.tag, str) and local(c) == tag and c.get("name") == name:
@@ -504,16 +593,29 @@ class _Editor:
                 raise InvalidEdit(f"parent {op.parent!r} is a {local(scope)}, not a process or sub-process")
             if scope is el or any(a is el for a in scope.iterancestors()):
                 raise InvalidEdit(f"cannot move {op.id!r} into itself")
-            moving = {op.id} | {x.get("id") for x in self.index.values()
-                                if is_bpmn(x, "boundaryEvent") and x.get("attachedToRef") == op.id}
-            crossing = [f for f in self.index.values() if is_bpmn(f, "sequenceFlow")
-                        and ((f.get("sourceRef") in moving) != (f.get("targetRef") in moving)
-                             or (f.get("sourceRef") in moving and f.getparent() is not scope))]
-            crossing = [f for f in crossing if not (f.get("sourceRef") in moving and f.get("targetRef") in moving)]
+            moving = {op.id} | {
+                x.get("id")
+                for x in self.index.values()
+                if is_bpmn(x, "boundaryEvent") and x.get("attachedToRef") == op.id
+            }
+            crossing = [
+                f
+                for f in self.index.values()
+                if is_bpmn(f, "sequenceFlow")
+                and (
+                    (f.get("sourceRef") in moving) != (f.get("targetRef") in moving)
+                    or (f.get("sourceRef") in moving and f.getparent() is not scope)
+                )
+            ]
+            crossing = [
+                f for f in crossing if not (f.get("sourceRef") in moving and f.get("targetRef") in moving)
+            ]
             if crossing and not op.drop_flows:
                 ids = ", ".join(sorted(f.get("id", "") for f in crossing))
-                raise InvalidEdit(f"moving {op.id!r} would make flows cross a sub-process boundary ({ids}); "
-                                  "remove them first or set drop_flows")
+                raise InvalidEdit(
+                    f"moving {op.id!r} would make flows cross a sub-process boundary ({ids}); "
+                    "remove them first or set drop_flows"
+                )
             for f in crossing:
                 self._remove_flow(f)
             for ident in sorted(i for i in moving if i):
@@ -536,9 +638,15 @@ class _Editor:
         ref = etree.Element(f"{{{_B}}}flowNodeRef")
         ref.text = ident
         kids = list(lane)
-        pos = max((i + 1 for i, c in enumerate(kids) if is_bpmn(c) and local(c) in ("documentation", "extensionElements",
-                                                                                   "partitionElement", "flowNodeRef")),
-                  default=0)
+        pos = max(
+            (
+                i + 1
+                for i, c in enumerate(kids)
+                if is_bpmn(c)
+                and local(c) in ("documentation", "extensionElements", "partitionElement", "flowNodeRef")
+            ),
+            default=0,
+        )
         lane.insert(pos, ref)
 
     def connect(self, op: Connect) -> None:
@@ -547,8 +655,10 @@ class _Editor:
             if not self.is_node(el):
                 raise InvalidEdit(f"{ident!r} is a {local(el)}, not a flow node")
         if self.scope_of(src) is not self.scope_of(tgt):
-            raise InvalidEdit(f"{op.source!r} and {op.target!r} are in different (sub-)processes; "
-                              "sequence flows cannot cross that boundary")
+            raise InvalidEdit(
+                f"{op.source!r} and {op.target!r} are in different (sub-)processes; "
+                "sequence flows cannot cross that boundary"
+            )
         fid = op.id or self._fresh(f"Flow_{op.source}_{op.target}")
         if fid in self.index:
             raise DuplicateId(f"id {fid!r} already exists; choose a new id")
@@ -574,9 +684,11 @@ class _Editor:
 
     def finish(self) -> None:
         if self.new_ns:  # hoist new namespace declarations (camunda:, ...) to the root, keep all others
-            etree.cleanup_namespaces(self.tree, top_nsmap={p: ns for p, ns in ns.PREFIX_NS.items()
-                                                           if p not in self.root.nsmap},
-                                     keep_ns_prefixes=[p for p in self.root.nsmap if p])
+            etree.cleanup_namespaces(
+                self.tree,
+                top_nsmap={p: ns for p, ns in ns.PREFIX_NS.items() if p not in self.root.nsmap},
+                keep_ns_prefixes=[p for p in self.root.nsmap if p],
+            )
 
 
 def bpmn_refs(node: etree._Element, tag: str) -> list[etree._Element]:

@@ -40,9 +40,16 @@ from das.contracts import ExecutableItem
 _CAMUNDA = (CAMUNDA_NS, ACTIVITI_NS, FLOWABLE_NS)
 _B = BPMN_NS
 # BPMN elements whose text the engine evaluates (documentation and annotations are never run)
-_EVALUATED_TEXT = {"conditionExpression": "condition", "condition": "condition", "completionCondition": "expression",
-                   "loopCardinality": "expression", "timeDate": "expression", "timeDuration": "expression",
-                   "timeCycle": "expression", "formalExpression": "expression"}
+_EVALUATED_TEXT = {
+    "conditionExpression": "condition",
+    "condition": "condition",
+    "completionCondition": "expression",
+    "loopCardinality": "expression",
+    "timeDate": "expression",
+    "timeDuration": "expression",
+    "timeCycle": "expression",
+    "formalExpression": "expression",
+}
 # ... of which the engine runs as a script when a non-JUEL ``language`` is given
 _SCRIPTABLE = frozenset({"conditionExpression", "condition", "completionCondition"})
 # BPMN elements whose text and attributes are never evaluated
@@ -50,27 +57,62 @@ _B_INERT = frozenset({"documentation", "text"})
 # Camunda elements whose text and attributes are never evaluated
 _LITERAL = frozenset({"string", "connectorId", "property", "properties"})
 # Camunda elements whose text is an expression used as data (plain JUEL there needs no acknowledgement)
-_DATA_TEXT = frozenset({"inputParameter", "outputParameter", "value", "entry", "expression", "failedJobRetryTimeCycle"})
+_DATA_TEXT = frozenset(
+    {"inputParameter", "outputParameter", "value", "entry", "expression", "failedJobRetryTimeCycle"}
+)
 # camunda:* attributes of BPMN elements, and attributes of Camunda elements, whose expression is data
-_DATA_ATTRS = frozenset({
-    "assignee", "candidateUsers", "candidateGroups", "dueDate", "followUpDate", "priority", "formKey", "formRef",
-    "formRefVersion", "collection", "taskPriority", "jobPriority", "historyTimeToLive", "calledElementVersion",
-    "calledElementVersionTag", "calledElementTenantId", "caseRef", "caseVersion", "caseTenantId", "decisionRef",
-    "decisionRefVersion", "decisionRefVersionTag", "decisionRefTenantId", "errorMessage", "topic",
-    "candidateStarterUsers", "candidateStarterGroups", "sourceExpression", "businessKey", "defaultValue"})
+_DATA_ATTRS = frozenset(
+    {
+        "assignee",
+        "candidateUsers",
+        "candidateGroups",
+        "dueDate",
+        "followUpDate",
+        "priority",
+        "formKey",
+        "formRef",
+        "formRefVersion",
+        "collection",
+        "taskPriority",
+        "jobPriority",
+        "historyTimeToLive",
+        "calledElementVersion",
+        "calledElementVersionTag",
+        "calledElementTenantId",
+        "caseRef",
+        "caseVersion",
+        "caseTenantId",
+        "decisionRef",
+        "decisionRefVersion",
+        "decisionRefVersionTag",
+        "decisionRefTenantId",
+        "errorMessage",
+        "topic",
+        "candidateStarterUsers",
+        "candidateStarterGroups",
+        "sourceExpression",
+        "businessKey",
+        "defaultValue",
+    }
+)
 _ATTR_KIND = {"class": "class", "delegateExpression": "delegate_expression", "expression": "expression"}
 _UNKNOWN = " (not a field DAS knows as data)"
 _SPLIT = " (text split by an XML comment or processing instruction)"
 _EXPR = re.compile(r"[$#]\{")
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
-_GET_VARIABLE = re.compile(r"\bexecution\s*\.\s*getVariable\s*\(\s*(?:'[A-Za-z_][\w.-]*'|\"[A-Za-z_][\w.-]*\")\s*\)")
+_GET_VARIABLE = re.compile(
+    r"\bexecution\s*\.\s*getVariable\s*\(\s*(?:'[A-Za-z_][\w.-]*'|\"[A-Za-z_][\w.-]*\")\s*\)"
+)
 _WORD_CALL = re.compile(r"([A-Za-z_$][\w$]*)\s*\(")
-_OPERATOR_WORDS = frozenset({"and", "or", "not", "eq", "ne", "lt", "gt", "le", "ge", "div", "mod", "empty",
-                             "instanceof"})
+_OPERATOR_WORDS = frozenset(
+    {"and", "or", "not", "eq", "ne", "lt", "gt", "le", "ge", "div", "mod", "empty", "instanceof"}
+)
 # DAS's own compiled patterns (das/bpmn/compile.py): a loop counter set on a flow's take listener
 DAS_PATTERNS = (
-    re.compile(r"\$\{execution\.setVariable\('(das_loop_[A-Za-z0-9_]{1,80})', "
-               r"(?:1|execution\.getVariable\('\1'\) \+ 1)\)\}"),
+    re.compile(
+        r"\$\{execution\.setVariable\('(das_loop_[A-Za-z0-9_]{1,80})', "
+        r"(?:1|execution\.getVariable\('\1'\) \+ 1)\)\}"
+    ),
 )
 
 
@@ -116,8 +158,14 @@ def _load(path: str, stamp: int) -> AllowList:
         patterns = tuple(re.compile(p) for p in strings("expressions"))
     except re.error as exc:
         raise ValueError(f"{path}: an expressions entry is not a regular expression: {exc}") from exc
-    return AllowList(strings("classes"), strings("delegate_expressions"), strings("connectors"), patterns,
-                     frozenset(s.lower() for s in strings("scripts_sha256")), path)
+    return AllowList(
+        strings("classes"),
+        strings("delegate_expressions"),
+        strings("connectors"),
+        patterns,
+        frozenset(s.lower() for s in strings("scripts_sha256")),
+        path,
+    )
 
 
 def script_digest(body: str) -> str:
@@ -148,7 +196,7 @@ def expressions_in(text: str) -> list[str]:
             elif c == "}":
                 depth -= 1
             j += 1
-        out.append(text[match.start():j])
+        out.append(text[match.start() : j])
         i = j
 
 
@@ -246,8 +294,15 @@ def _attr_kind(name: str) -> str | None:
 
 
 class _Add(Protocol):
-    def __call__(self, el: etree._Element, kind: str, where: str, content: str, language: str | None = None,
-                 strict: bool = False) -> None: ...
+    def __call__(
+        self,
+        el: etree._Element,
+        kind: str,
+        where: str,
+        content: str,
+        language: str | None = None,
+        strict: bool = False,
+    ) -> None: ...
 
 
 def executable_content(defs: m.Definitions, allow: AllowList | None = None) -> list[ExecutableItem]:
@@ -260,10 +315,15 @@ def executable_content(defs: m.Definitions, allow: AllowList | None = None) -> l
     root = tree.getroot() if hasattr(tree, "getroot") else tree
     items: list[ExecutableItem] = []
 
-    def add(el: etree._Element, kind: str, where: str, content: str, language: str | None = None,
-            strict: bool = False) -> None:
-        item = ExecutableItem(element=_owner(el), kind=kind, where=where, language=language,
-                              content=content)
+    def add(
+        el: etree._Element,
+        kind: str,
+        where: str,
+        content: str,
+        language: str | None = None,
+        strict: bool = False,
+    ) -> None:
+        item = ExecutableItem(element=_owner(el), kind=kind, where=where, language=language, content=content)
         item.flagged = not _allowed(item, allow, strict)
         items.append(item)
 
@@ -320,8 +380,14 @@ def _camunda_element(el: etree._Element, local: str, add: _Add) -> None:
     context = _context(el)
     if local == "script":
         text, split = _full_text(el)
-        add(el, "script", context + (_SPLIT if split else ""), text or f"resource: {el.get('resource') or ''}",
-            el.get("scriptFormat"), strict=split)
+        add(
+            el,
+            "script",
+            context + (_SPLIT if split else ""),
+            text or f"resource: {el.get('resource') or ''}",
+            el.get("scriptFormat"),
+            strict=split,
+        )
     elif local == "connectorId":
         text, split = _full_text(el)
         if text:
@@ -330,8 +396,13 @@ def _camunda_element(el: etree._Element, local: str, add: _Add) -> None:
         own, split = _own_text(el)
         if _EXPR.search(own):
             known = local in _DATA_TEXT
-            add(el, "expression", context + ("" if known else _UNKNOWN) + (_SPLIT if split else ""), own,
-                strict=split or not known)
+            add(
+                el,
+                "expression",
+                context + ("" if known else _UNKNOWN) + (_SPLIT if split else ""),
+                own,
+                strict=split or not known,
+            )
     if local in _LITERAL:
         return
     for key, value in el.attrib.items():
@@ -365,5 +436,14 @@ def describe(item: ExecutableItem, limit: int = 120) -> str:
     return f"{item.kind.replace('_', ' ')}{lang} {content!r} on {item.element or '-'} ({item.where})"
 
 
-__all__ = ["AllowList", "DAS_PATTERNS", "allow_list", "describe", "executable_content", "expressions_in", "is_plain",
-           "mark_new", "script_digest"]
+__all__ = [
+    "AllowList",
+    "DAS_PATTERNS",
+    "allow_list",
+    "describe",
+    "executable_content",
+    "expressions_in",
+    "is_plain",
+    "mark_new",
+    "script_digest",
+]

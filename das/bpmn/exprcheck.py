@@ -10,12 +10,39 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-_RESERVED = frozenset({
-    "and", "or", "not", "eq", "ne", "lt", "gt", "le", "ge", "true", "false", "null", "empty",
-    "div", "mod", "instanceof",
-})
-_WORD_OPS = {"and": "&&", "or": "||", "not": "!", "eq": "==", "ne": "!=", "lt": "<", "gt": ">",
-             "le": "<=", "ge": ">=", "div": "/", "mod": "%"}
+_RESERVED = frozenset(
+    {
+        "and",
+        "or",
+        "not",
+        "eq",
+        "ne",
+        "lt",
+        "gt",
+        "le",
+        "ge",
+        "true",
+        "false",
+        "null",
+        "empty",
+        "div",
+        "mod",
+        "instanceof",
+    }
+)
+_WORD_OPS = {
+    "and": "&&",
+    "or": "||",
+    "not": "!",
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "gt": ">",
+    "le": "<=",
+    "ge": ">=",
+    "div": "/",
+    "mod": "%",
+}
 _TOKEN = re.compile(
     r"""\s*(?:
     (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
@@ -38,7 +65,9 @@ def _tokens(text: str, start: int) -> tuple[list[tuple[str, str, int]], int]:
     depth = 0
     while True:
         if pos >= len(text) or not text[pos:].strip():
-            raise JuelSyntaxError(f"unterminated expression starting at column {start - 1}: add the closing '}}'")
+            raise JuelSyntaxError(
+                f"unterminated expression starting at column {start - 1}: add the closing '}}'"
+            )
         mt = _TOKEN.match(text, pos)
         if not mt or mt.end() == pos:
             raise JuelSyntaxError(f"unexpected character {text[pos]!r} at column {pos + 1}")
@@ -143,7 +172,7 @@ class _Parser:
             self.expect(")")
         elif kind == "id":
             self.i += 1
-            nxt = self.toks[self.i:self.i + 3]
+            nxt = self.toks[self.i : self.i + 3]
             if len(nxt) == 3 and nxt[0][1] == ":" and nxt[1][0] == "id" and nxt[2][1] == "(":
                 self.i += 2  # namespaced function prefix:name(...); else ':' belongs to a ?:
             if self.peek() and self.peek()[1] == "(":  # type: ignore[index]
@@ -153,7 +182,11 @@ class _Parser:
         while True:  # suffixes: .name, .name(args), [expr]
             if self.accept("."):
                 t2 = self.peek()
-                if not t2 or t2[0] not in ("id", "lit") and not (t2[0] == "op" and t2[1] in _WORD_OPS.values()):
+                if (
+                    not t2
+                    or t2[0] not in ("id", "lit")
+                    and not (t2[0] == "op" and t2[1] in _WORD_OPS.values())
+                ):
                     raise JuelSyntaxError("expected a property name after '.'")
                 self.i += 1
                 if self.peek() and self.peek()[1] == "(":  # type: ignore[index]
@@ -250,19 +283,34 @@ def check_timer(kind: str, value: str) -> str | None:
     if "${" in v or "#{" in v:
         return check_juel(v)
     if kind == "timeDuration":
-        return None if _is_duration(v) else f"{v!r} is not an ISO-8601 duration; write e.g. PT30S, PT5M, P1D or P1DT12H"
+        return (
+            None
+            if _is_duration(v)
+            else f"{v!r} is not an ISO-8601 duration; write e.g. PT30S, PT5M, P1D or P1DT12H"
+        )
     if kind == "timeDate":
         return None if _is_date(v) else f"{v!r} is not an ISO-8601 date-time; write e.g. 2025-01-31T09:00:00Z"
     if kind == "timeCycle":
         if v.upper().startswith("R"):
             parts = v.split("/")
             if not re.fullmatch(r"R\d*", parts[0], re.IGNORECASE) or len(parts) not in (2, 3):
-                return f"{v!r} is not an ISO-8601 repeating interval; write R<count>/<duration>, e.g. R3/PT10M"
+                return (
+                    f"{v!r} is not an ISO-8601 repeating interval; write R<count>/<duration>, e.g. R3/PT10M"
+                )
             rest = parts[1:]
-            ok = (len(rest) == 1 and _is_duration(rest[0])) or (len(rest) == 2 and (
-                (_is_date(rest[0]) and _is_duration(rest[1])) or (_is_duration(rest[0]) and _is_date(rest[1]))
-                or (_is_date(rest[0]) and _is_date(rest[1]))))
-            return None if ok else f"{v!r}: the interval after R is not a valid ISO-8601 duration/date; e.g. R3/PT10M"
+            ok = (len(rest) == 1 and _is_duration(rest[0])) or (
+                len(rest) == 2
+                and (
+                    (_is_date(rest[0]) and _is_duration(rest[1]))
+                    or (_is_duration(rest[0]) and _is_date(rest[1]))
+                    or (_is_date(rest[0]) and _is_date(rest[1]))
+                )
+            )
+            return (
+                None
+                if ok
+                else f"{v!r}: the interval after R is not a valid ISO-8601 duration/date; e.g. R3/PT10M"
+            )
         fields = v.split()
         if len(fields) in (6, 7) and all(_CRON_FIELD.match(f) for f in fields):
             return None

@@ -66,9 +66,13 @@ def internal_error(exc: BaseException, file: str, stage: str) -> Finding:
     text = str(exc).strip().splitlines()
     detail = f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
     progress(f"{file}: internal error during {stage}: {detail} (at {where(exc)})")
-    return Finding(rule=RULE, severity="error", element=element,
-                   message=f"DAS failed during {stage}: {detail} (das/{where(exc)}). This is a bug in DAS, "
-                           "not in your file; the other checks still ran. Please report it with this file.")
+    return Finding(
+        rule=RULE,
+        severity="error",
+        element=element,
+        message=f"DAS failed during {stage}: {detail} (das/{where(exc)}). This is a bug in DAS, "
+        "not in your file; the other checks still ran. Please report it with this file.",
+    )
 
 
 __all__ = ["RULE", "element_of", "internal_error", "where"]

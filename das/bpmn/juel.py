@@ -37,8 +37,19 @@ _TOKEN = re.compile(
     r"(?P<getvar>execution\s*\.\s*getVariable\s*\(\s*(?:'([^']*)'|\"([^\"]*)\")\s*\))|"
     r"(?P<op>&&|\|\||==|!=|<=|>=|<|>|!|\(|\)|\+|-|\*|/|%)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<bad>\S))"
 )
-_WORDS = {"and": "&&", "or": "||", "not": "!", "eq": "==", "ne": "!=", "lt": "<", "gt": ">",
-          "le": "<=", "ge": ">=", "div": "/", "mod": "%"}
+_WORDS = {
+    "and": "&&",
+    "or": "||",
+    "not": "!",
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "gt": ">",
+    "le": "<=",
+    "ge": ">=",
+    "div": "/",
+    "mod": "%",
+}
 _LITERALS: dict[str, object] = {"null": None, "true": True, "false": False}
 _LEVELS = (("||",), ("&&",), ("==", "!="), ("<", ">", "<=", ">="), ("+", "-"), ("*", "/", "%"))
 COIN = "_das_coin()"  # the prepared text of a condition decided by the seeded coin
@@ -75,15 +86,20 @@ def variables(text: str) -> set[str]:
     for m in _TOKEN.finditer(body):
         if m.group("getvar"):
             out.add(m.group(4) or m.group(5) or "")
-        elif m.group("word") and m.group("word") not in _WORDS and m.group("word") not in _LITERALS \
-                and m.group("word") != "empty":
+        elif (
+            m.group("word")
+            and m.group("word") not in _WORDS
+            and m.group("word") not in _LITERALS
+            and m.group("word") != "empty"
+        ):
             out.add(m.group("word"))
     return out
 
 
 _COMPARED = re.compile(
     r"(?:execution\.getVariable\(\s*['\"](\w+)['\"]\s*\)|\b(\w+)\b)\s*(?:==|!=|<=|>=|<|>|\beq\b|\bne\b)\s*"
-    r"('[^']*'|\"[^\"]*\"|\d+(?:\.\d+)?|true|false)")
+    r"('[^']*'|\"[^\"]*\"|\d+(?:\.\d+)?|true|false)"
+)
 
 
 def literals(text: str) -> dict[str, list[object]]:
@@ -100,8 +116,15 @@ def literals(text: str) -> dict[str, list[object]]:
         if name in _WORDS or name in _LITERALS:
             continue
         raw = m.group(3)
-        val: object = (raw[1:-1] if raw[0] in "'\"" else raw == "true" if raw in ("true", "false")
-                       else float(raw) if "." in raw else int(raw))
+        val: object = (
+            raw[1:-1]
+            if raw[0] in "'\""
+            else raw == "true"
+            if raw in ("true", "false")
+            else float(raw)
+            if "." in raw
+            else int(raw)
+        )
         found.setdefault(name, []).append(val)
     return found
 
@@ -126,7 +149,9 @@ def _tokens(body: str, text: str) -> list[tuple[str, Any]]:
         elif m.group("num"):
             raw = m.group("num")
             if len(raw) > MAX_NUMBER_CHARS:
-                raise JuelUnsupported(f"number literal longer than {MAX_NUMBER_CHARS} characters in {_short(text)}")
+                raise JuelUnsupported(
+                    f"number literal longer than {MAX_NUMBER_CHARS} characters in {_short(text)}"
+                )
             is_int = not any(c in raw for c in ".eE")
             out.append(("lit", int(raw) if is_int else float(raw)))
         elif m.group("getvar"):
@@ -135,7 +160,7 @@ def _tokens(body: str, text: str) -> list[tuple[str, Any]]:
             out.append(("op", m.group("op")))
         else:
             word = m.group("word")
-            rest = body[m.end():].lstrip()
+            rest = body[m.end() :].lstrip()
             if word in _WORDS:
                 out.append(("op", _WORDS[word]))
             elif word == "empty":
@@ -235,7 +260,9 @@ def to_body(text: str) -> str:
     return body
 
 
-_SETVAR = re.compile(r"^\s*[$#]\{\s*execution\s*\.\s*setVariable\s*\(\s*['\"](\w+)['\"]\s*,(.*)\)\s*\}\s*$", re.S)
+_SETVAR = re.compile(
+    r"^\s*[$#]\{\s*execution\s*\.\s*setVariable\s*\(\s*['\"](\w+)['\"]\s*,(.*)\)\s*\}\s*$", re.S
+)
 
 
 def set_variable(text: str) -> tuple[str, str]:
@@ -286,7 +313,9 @@ def to_double(v: object) -> float:
         s = v.strip()
         if v == "":
             return 0.0
-        if len(s) <= MAX_EXPRESSION_CHARS and re.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[dDfF]?", s):
+        if len(s) <= MAX_EXPRESSION_CHARS and re.fullmatch(
+            r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[dDfF]?", s
+        ):
             return float(s.rstrip("dDfF"))
         if s in ("NaN", "Infinity", "+Infinity", "-Infinity"):
             return float(s.replace("Infinity", "inf"))
@@ -444,5 +473,14 @@ def evaluate(expression: str, data: dict[str, Any], coin: Any = None) -> object:
     return _eval(_parse(text), data)
 
 
-__all__ = ["COIN", "JuelError", "JuelUnsupported", "evaluate", "literals", "set_variable", "strip_juel",
-           "to_body", "variables"]
+__all__ = [
+    "COIN",
+    "JuelError",
+    "JuelUnsupported",
+    "evaluate",
+    "literals",
+    "set_variable",
+    "strip_juel",
+    "to_body",
+    "variables",
+]

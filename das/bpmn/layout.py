@@ -90,8 +90,7 @@ def seq(frags: list[Frag], gap: float = GAP_X) -> Frag:
     return out
 
 
-def stack(split: Frag, rows: list[Frag], join: Frag, row_flows: list[list[str]],
-          gap: float = GAP_X) -> Frag:
+def stack(split: Frag, rows: list[Frag], join: Frag, row_flows: list[list[str]], gap: float = GAP_X) -> Frag:
     """Split gateway, rows stacked top to bottom, join gateway; main line = first row.
 
     ``row_flows[i]`` are flow ids that should run along row i (direct split->join flows).
@@ -139,8 +138,9 @@ def boundary_box(host: Box, index: int) -> Box:
     return Box(host.x + 12 + index * (w + 8), host.bottom - h / 2, w, h)
 
 
-def route(src: Box, tgt: Box, src_kind: str, tgt_kind: str, via: float | None = None,
-          boundary: bool = False) -> list[tuple[float, float]]:
+def route(
+    src: Box, tgt: Box, src_kind: str, tgt_kind: str, via: float | None = None, boundary: bool = False
+) -> list[tuple[float, float]]:
     """Orthogonal waypoints from a border midpoint of ``src`` to one of ``tgt``."""
     if boundary:  # out of the bottom of a boundary event, then along the target's row
         y = tgt.cy if via is None else via
@@ -172,15 +172,20 @@ def on_border(pt: tuple[float, float], b: Box, tol: float = 1.0) -> bool:
     inside_x = b.x - tol <= x <= b.right + tol
     inside_y = b.y - tol <= y <= b.bottom + tol
     return (inside_x and inside_y) and (
-        abs(x - b.x) <= tol or abs(x - b.right) <= tol or abs(y - b.y) <= tol or abs(y - b.bottom) <= tol)
+        abs(x - b.x) <= tol or abs(x - b.right) <= tol or abs(y - b.y) <= tol or abs(y - b.bottom) <= tol
+    )
 
 
 def overlaps(a: Box, b: Box) -> bool:
     return a.x < b.right and b.x < a.right and a.y < b.bottom and b.y < a.bottom
 
 
-def check_layout(shapes: dict[str, Box], containers: dict[str, str | None], attached: dict[str, str],
-                 edges: dict[str, tuple[str, str, list[tuple[float, float]]]]) -> list[str]:
+def check_layout(
+    shapes: dict[str, Box],
+    containers: dict[str, str | None],
+    attached: dict[str, str],
+    edges: dict[str, tuple[str, str, list[tuple[float, float]]]],
+) -> list[str]:
     """Findings for a finished diagram: overlapping shapes, edges not touching their shapes.
 
     ``containers`` maps element -> its parent sub-process (None at top level); ``attached``
@@ -189,7 +194,7 @@ def check_layout(shapes: dict[str, Box], containers: dict[str, str | None], atta
     findings: list[str] = []
     ids = sorted(shapes)
     for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
+        for b in ids[i + 1 :]:
             if containers.get(a) != containers.get(b):
                 continue
             if attached.get(a) == b or attached.get(b) == a:

@@ -16,32 +16,74 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-EVENT_TYPES = frozenset({
-    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
-    "implicitThrowEvent",
-})
-GATEWAY_TYPES = frozenset({
-    "exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway",
-})
+EVENT_TYPES = frozenset(
+    {
+        "startEvent",
+        "endEvent",
+        "intermediateCatchEvent",
+        "intermediateThrowEvent",
+        "boundaryEvent",
+        "implicitThrowEvent",
+    }
+)
+GATEWAY_TYPES = frozenset(
+    {
+        "exclusiveGateway",
+        "inclusiveGateway",
+        "parallelGateway",
+        "eventBasedGateway",
+        "complexGateway",
+    }
+)
 SUBPROCESS_TYPES = frozenset({"subProcess", "transaction", "adHocSubProcess"})
-TASK_TYPES = frozenset({
-    "task", "serviceTask", "userTask", "manualTask", "scriptTask", "businessRuleTask", "sendTask",
-    "receiveTask",
-})
+TASK_TYPES = frozenset(
+    {
+        "task",
+        "serviceTask",
+        "userTask",
+        "manualTask",
+        "scriptTask",
+        "businessRuleTask",
+        "sendTask",
+        "receiveTask",
+    }
+)
 ACTIVITY_TYPES = TASK_TYPES | SUBPROCESS_TYPES | {"callActivity"}
 FLOW_NODE_TYPES = EVENT_TYPES | GATEWAY_TYPES | ACTIVITY_TYPES
 # flow elements that are not nodes of the control-flow graph
 DATA_TYPES = frozenset({"dataObject", "dataObjectReference", "dataStoreReference"})
 ARTIFACT_TYPES = frozenset({"textAnnotation", "association", "group"})
 # root elements that other elements reference by id
-ROOT_DEF_TYPES = frozenset({
-    "error", "message", "signal", "escalation", "itemDefinition", "dataStore", "interface",
-    "operation", "resource", "category", "eventDefinition", "correlationProperty", "partnerRole",
-    "partnerEntity", "endPoint",
-})
+ROOT_DEF_TYPES = frozenset(
+    {
+        "error",
+        "message",
+        "signal",
+        "escalation",
+        "itemDefinition",
+        "dataStore",
+        "interface",
+        "operation",
+        "resource",
+        "category",
+        "eventDefinition",
+        "correlationProperty",
+        "partnerRole",
+        "partnerEntity",
+        "endPoint",
+    }
+)
 EVENT_DEFINITION_KINDS = (
-    "message", "timer", "error", "signal", "escalation", "compensate", "conditional", "link",
-    "terminate", "cancel",
+    "message",
+    "timer",
+    "error",
+    "signal",
+    "escalation",
+    "compensate",
+    "conditional",
+    "link",
+    "terminate",
+    "cancel",
 )
 
 

@@ -106,11 +106,17 @@ def _read_extensions(el: etree._Element, node: m.FlowNode | m.Process | m.Sequen
             if not isinstance(node, m.FlowNode):
                 continue
             if _is_camunda(c, "in") or _is_camunda(c, "out"):
-                node.io.append(m.IoMapping(
-                    kind=local(c), source=c.get("source"), source_expression=c.get("sourceExpression"),
-                    target=c.get("target"), variables=c.get("variables"), business_key=c.get("businessKey"),
-                    local=c.get("local") == "true",
-                ))
+                node.io.append(
+                    m.IoMapping(
+                        kind=local(c),
+                        source=c.get("source"),
+                        source_expression=c.get("sourceExpression"),
+                        target=c.get("target"),
+                        variables=c.get("variables"),
+                        business_key=c.get("businessKey"),
+                        local=c.get("local") == "true",
+                    )
+                )
             elif _is_camunda(c, "inputOutput"):
                 for p in c:
                     if not isinstance(p.tag, str) or not p.get("name"):
@@ -189,10 +195,13 @@ class _Reader:
             owner = holder
             while owner is not None and owner.get("id") is None:
                 owner = owner.getparent()
-            self.defs.extension_sites.append(m.ExtensionSite(
-                type=local(holder), owner=owner.get("id") if owner is not None else None,
-                extensions=[_ext(c) for c in ee if isinstance(c.tag, str)],
-            ))
+            self.defs.extension_sites.append(
+                m.ExtensionSite(
+                    type=local(holder),
+                    owner=owner.get("id") if owner is not None else None,
+                    extensions=[_ext(c) for c in ee if isinstance(c.tag, str)],
+                )
+            )
 
     def read_di(self, diagram: etree._Element) -> None:
         self.defs.has_diagram = True
@@ -208,15 +217,22 @@ class _Reader:
         for p in bpmn_children(el, "participant"):
             c.participants.append(m.Participant(p.get("id") or "", p.get("name"), p.get("processRef")))
         for mf in bpmn_children(el, "messageFlow"):
-            c.message_flows.append(m.MessageFlow(
-                mf.get("id") or "", mf.get("sourceRef") or "", mf.get("targetRef") or "",
-                mf.get("name"), mf.get("messageRef"),
-            ))
+            c.message_flows.append(
+                m.MessageFlow(
+                    mf.get("id") or "",
+                    mf.get("sourceRef") or "",
+                    mf.get("targetRef") or "",
+                    mf.get("name"),
+                    mf.get("messageRef"),
+                )
+            )
         self.defs.collaborations[c.id] = c
 
     def read_process(self, el: etree._Element) -> None:
         p = m.Process(
-            id=el.get("id") or "", name=el.get("name"), is_executable=el.get("isExecutable") == "true",
+            id=el.get("id") or "",
+            name=el.get("name"),
+            is_executable=el.get("isExecutable") == "true",
             attrs=_attrs(el),
         )
         _read_extensions(el, p)
@@ -251,8 +267,13 @@ class _Reader:
             elif name == "sequenceFlow":
                 cond = bpmn_children(c, "conditionExpression")
                 f = m.SequenceFlow(
-                    id=c.get("id") or "", source=c.get("sourceRef") or "", target=c.get("targetRef") or "",
-                    name=c.get("name"), parent=scope, process=p.id, attrs=_attrs(c, ("id", "name")),
+                    id=c.get("id") or "",
+                    source=c.get("sourceRef") or "",
+                    target=c.get("targetRef") or "",
+                    name=c.get("name"),
+                    parent=scope,
+                    process=p.id,
+                    attrs=_attrs(c, ("id", "name")),
                     condition=_text(cond[0]) if cond else None,
                     condition_language=cond[0].get("language") if cond else None,
                 )
@@ -262,12 +283,19 @@ class _Reader:
             elif name in m.DATA_TYPES or name in m.ARTIFACT_TYPES:
                 if c.get("id"):
                     self.defs.others[c.get("id", "")] = m.OtherElement(
-                        c.get("id", ""), name, scope, c.get("name"), _attrs(c))
+                        c.get("id", ""), name, scope, c.get("name"), _attrs(c)
+                    )
 
     def read_node(self, el: etree._Element, p: m.Process, scope: str) -> m.FlowNode:
         name = local(el)
-        n = m.FlowNode(id=el.get("id") or "", type=name, name=el.get("name"), parent=scope, process=p.id,
-                       attrs=_attrs(el))
+        n = m.FlowNode(
+            id=el.get("id") or "",
+            type=name,
+            name=el.get("name"),
+            parent=scope,
+            process=p.id,
+            attrs=_attrs(el),
+        )
         n.incoming = [(x.text or "").strip() for x in bpmn_children(el, "incoming")]
         n.outgoing = [(x.text or "").strip() for x in bpmn_children(el, "outgoing")]
         n.attached_to = el.get("attachedToRef")

@@ -29,10 +29,20 @@ from das.bpmn.rules_camunda_ext import check_extension_sites
 from das.names import task_type_problem
 
 _JUEL_ATTRS = (
-    "camunda:expression", "camunda:delegateExpression", "camunda:assignee", "camunda:candidateUsers",
-    "camunda:candidateGroups", "camunda:dueDate", "camunda:followUpDate", "camunda:priority",
-    "camunda:taskPriority", "camunda:jobPriority", "camunda:collection", "camunda:calledElementVersion",
-    "camunda:decisionRef", "calledElement",
+    "camunda:expression",
+    "camunda:delegateExpression",
+    "camunda:assignee",
+    "camunda:candidateUsers",
+    "camunda:candidateGroups",
+    "camunda:dueDate",
+    "camunda:followUpDate",
+    "camunda:priority",
+    "camunda:taskPriority",
+    "camunda:jobPriority",
+    "camunda:collection",
+    "camunda:calledElementVersion",
+    "camunda:decisionRef",
+    "calledElement",
 )
 _IMPL_ATTRS = ("camunda:class", "camunda:expression", "camunda:delegateExpression", "camunda:type")
 _NEEDS_IMPL = ("serviceTask", "sendTask", "businessRuleTask")
@@ -58,6 +68,7 @@ def _is_juel(lang: str | None) -> bool:
 def _has_ext(n: m.FlowNode, tag: str) -> bool:
     def walk(exts: list[m.ExtensionElement]) -> bool:
         return any(e.tag == tag or walk(e.children) for e in exts)
+
     return walk(n.extensions)
 
 
@@ -89,6 +100,7 @@ def is_tde_task(n: m.FlowNode) -> bool:
 
 def _owner_severity(defs: m.Definitions) -> Callable[[str | None], Severity]:
     """Error when the owner lives in a process Camunda would deploy, warning otherwise."""
+
     def severity(owner: str | None) -> Severity:
         proc_id = owner if owner in defs.processes else None
         if owner in defs.nodes:
@@ -97,13 +109,18 @@ def _owner_severity(defs: m.Definitions) -> Callable[[str | None], Severity]:
             proc_id = defs.flows[owner].process
         proc = defs.processes.get(proc_id or "")
         return "error" if proc is not None and _in_scope(proc, defs) else "warning"
+
     return severity
 
 
 def check_camunda(defs: m.Definitions, report: Report, known_processes: set[str] | None) -> None:
     if defs.dialect == "camunda8" and any(p.is_executable for p in defs.processes.values()):
-        report.add("camunda.dialect", "info", None,
-                   "Camunda 8 (Zeebe) file: Camunda 7 executability rules were skipped; DAS deploys to Camunda 7 / Operaton")
+        report.add(
+            "camunda.dialect",
+            "info",
+            None,
+            "Camunda 8 (Zeebe) file: Camunda 7 executability rules were skipped; DAS deploys to Camunda 7 / Operaton",
+        )
     if defs.dialect == "camunda7":
         check_extension_sites(defs, report, _owner_severity(defs))
     for proc in defs.processes.values():
@@ -111,12 +128,20 @@ def check_camunda(defs: m.Definitions, report: Report, known_processes: set[str]
         if not _in_scope(proc, defs):
             continue
         if procos and not proc.is_executable:
-            report.add("camunda.executable", "error", proc.id,
-                       f"process {proc.id} is not executable; set isExecutable=\"true\" so the engine deploys it")
+            report.add(
+                "camunda.executable",
+                "error",
+                proc.id,
+                f'process {proc.id} is not executable; set isExecutable="true" so the engine deploys it',
+            )
         if proc.is_executable and "camunda:historyTimeToLive" not in proc.attrs:
-            report.add("camunda.history-ttl", "error" if procos else "warning", proc.id,
-                       f"process {proc.id} has no camunda:historyTimeToLive; Camunda 7.20+ / Operaton refuse the "
-                       "deployment: add camunda:historyTimeToLive=\"P30D\" (or a number of days)")
+            report.add(
+                "camunda.history-ttl",
+                "error" if procos else "warning",
+                proc.id,
+                f"process {proc.id} has no camunda:historyTimeToLive; Camunda 7.20+ / Operaton refuse the "
+                'deployment: add camunda:historyTimeToLive="P30D" (or a number of days)',
+            )
         for nid in proc.node_ids:
             _check_node(defs, defs.nodes[nid], report, known_processes)
         for fid in proc.flow_ids:
@@ -125,9 +150,13 @@ def check_camunda(defs: m.Definitions, report: Report, known_processes: set[str]
                 continue
             lang = _condition_language(f, defs)
             if f.condition_language is None and not _is_juel(lang) and "${" not in f.condition:
-                report.add("camunda.expression-language", "error" if procos else "warning", f.id,
-                           f"condition of flow {f.id} is in {lang} (declared on definitions), but Camunda 7 reads "
-                           "conditions without a language attribute as JUEL; rewrite it as ${...}")
+                report.add(
+                    "camunda.expression-language",
+                    "error" if procos else "warning",
+                    f.id,
+                    f"condition of flow {f.id} is in {lang} (declared on definitions), but Camunda 7 reads "
+                    "conditions without a language attribute as JUEL; rewrite it as ${...}",
+                )
             elif _is_juel(f.condition_language):
                 err = check_juel(f.condition, require_expression=True)
                 if err:
@@ -137,16 +166,32 @@ def check_camunda(defs: m.Definitions, report: Report, known_processes: set[str]
 def _check_node(defs: m.Definitions, n: m.FlowNode, report: Report, known: set[str] | None) -> None:
     topic = n.camunda("topic")
     if n.camunda("type") == "external" and not topic:
-        report.add("camunda.topic", "error", n.id,
-                   f"external task {n.id} has no camunda:topic; add camunda:topic=\"<topic>\" that a worker subscribes to")
+        report.add(
+            "camunda.topic",
+            "error",
+            n.id,
+            f'external task {n.id} has no camunda:topic; add camunda:topic="<topic>" that a worker subscribes to',
+        )
     if topic and n.camunda("type") != "external" and n.type in _NEEDS_IMPL:
-        report.add("camunda.topic", "error", n.id,
-                   f"{n.id} has camunda:topic but not camunda:type=\"external\"; add camunda:type=\"external\"")
-    if n.type in _NEEDS_IMPL and not any(n.attrs.get(a) for a in _IMPL_ATTRS) and not _has_ext(n, "camunda:connector") \
-            and not (n.type == "businessRuleTask" and n.camunda("decisionRef")):
-        report.add("camunda.implementation", "error", n.id,
-                   f"{n.type} {n.id} has no implementation; add camunda:type=\"external\" with camunda:topic "
-                   "(ProcOS adapters), or camunda:class / camunda:expression / camunda:delegateExpression")
+        report.add(
+            "camunda.topic",
+            "error",
+            n.id,
+            f'{n.id} has camunda:topic but not camunda:type="external"; add camunda:type="external"',
+        )
+    if (
+        n.type in _NEEDS_IMPL
+        and not any(n.attrs.get(a) for a in _IMPL_ATTRS)
+        and not _has_ext(n, "camunda:connector")
+        and not (n.type == "businessRuleTask" and n.camunda("decisionRef"))
+    ):
+        report.add(
+            "camunda.implementation",
+            "error",
+            n.id,
+            f'{n.type} {n.id} has no implementation; add camunda:type="external" with camunda:topic '
+            "(ProcOS adapters), or camunda:class / camunda:expression / camunda:delegateExpression",
+        )
     for key in _JUEL_ATTRS:
         val = n.attrs.get(key)
         if val and ("${" in val or "#{" in val):
@@ -157,7 +202,9 @@ def _check_node(defs: m.Definitions, n: m.FlowNode, report: Report, known: set[s
         if io.source_expression:
             err = check_juel(io.source_expression)
             if err:
-                report.add("camunda.juel", "error", n.id, f"camunda:{io.kind} sourceExpression of {n.id}: {err}")
+                report.add(
+                    "camunda.juel", "error", n.id, f"camunda:{io.kind} sourceExpression of {n.id}: {err}"
+                )
     for kind, params in (("input", n.input_parameters), ("output", n.output_parameters)):
         for name, val in params.items():
             if "${" in val or "#{" in val:
@@ -166,20 +213,31 @@ def _check_node(defs: m.Definitions, n: m.FlowNode, report: Report, known: set[s
                     report.add("camunda.juel", "error", n.id, f"{kind} parameter {name} of {n.id}: {err}")
     mi = n.multi_instance
     if mi is not None:
-        for label, expr in (("loopCardinality", mi.loop_cardinality), ("completionCondition", mi.completion_condition)):
+        for label, expr in (
+            ("loopCardinality", mi.loop_cardinality),
+            ("completionCondition", mi.completion_condition),
+        ):
             if expr and ("${" in expr or "#{" in expr):
                 err = check_juel(expr)
                 if err:
                     report.add("camunda.juel", "error", n.id, f"{label} of {n.id}: {err}")
         if not mi.loop_cardinality and not mi.attrs.get("camunda:collection"):
-            report.add("camunda.multi-instance", "error", n.id,
-                       f"multi-instance {n.id} has neither loopCardinality nor camunda:collection; add one")
+            report.add(
+                "camunda.multi-instance",
+                "error",
+                n.id,
+                f"multi-instance {n.id} has neither loopCardinality nor camunda:collection; add one",
+            )
     for ed in n.event_definitions:
         if ed.kind == "timer":
             if len(ed.timer) != 1:
-                report.add("camunda.timer", "error", n.id,
-                           f"timer {n.id} needs exactly one of timeDate, timeDuration, timeCycle (has {len(ed.timer)}); "
-                           "e.g. <timeDuration>PT5M</timeDuration>")
+                report.add(
+                    "camunda.timer",
+                    "error",
+                    n.id,
+                    f"timer {n.id} needs exactly one of timeDate, timeDuration, timeCycle (has {len(ed.timer)}); "
+                    "e.g. <timeDuration>PT5M</timeDuration>",
+                )
             for kind, value in ed.timer.items():
                 err = check_timer(kind, value)
                 if err:
@@ -188,29 +246,50 @@ def _check_node(defs: m.Definitions, n: m.FlowNode, report: Report, known: set[s
             err = check_juel(ed.condition, require_expression=True)
             if err:
                 report.add("camunda.juel", "error", n.id, f"condition of {n.id}: {err}")
-        if ed.kind == "message" and not ed.ref and n.type in ("startEvent", "intermediateCatchEvent", "boundaryEvent"):
-            report.add("camunda.message", "error", n.id,
-                       f"message event {n.id} has no messageRef; Camunda correlates by message name: add "
-                       "<message id=.. name=..> and messageRef")
+        if (
+            ed.kind == "message"
+            and not ed.ref
+            and n.type in ("startEvent", "intermediateCatchEvent", "boundaryEvent")
+        ):
+            report.add(
+                "camunda.message",
+                "error",
+                n.id,
+                f"message event {n.id} has no messageRef; Camunda correlates by message name: add "
+                "<message id=.. name=..> and messageRef",
+            )
         if ed.kind == "error" and not ed.ref and n.type == "endEvent":
-            report.add("camunda.error-ref", "warning", n.id,
-                       f"error end event {n.id} has no errorRef; add <error errorCode=..> so boundary events can catch it")
+            report.add(
+                "camunda.error-ref",
+                "warning",
+                n.id,
+                f"error end event {n.id} has no errorRef; add <error errorCode=..> so boundary events can catch it",
+            )
     if n.type == "callActivity" and n.called_element:
         target = n.called_element
         if "${" in target or "#{" in target or target in defs.processes:
             pass  # an expression is resolved at run time; a process of this file is always known
         elif known is None:  # "not known" (validate()'s default): say so, never an error
-            report.add("camunda.call-target", "info", n.id,
-                       f"call target {target!r} of {n.id} was not checked; validate it together with the file that "
-                       "defines it, or pass --known KEY")
+            report.add(
+                "camunda.call-target",
+                "info",
+                n.id,
+                f"call target {target!r} of {n.id} was not checked; validate it together with the file that "
+                "defines it, or pass --known KEY",
+            )
         elif target not in known:
-            report.add("camunda.call-target", "error", n.id,
-                       f"call activity {n.id} calls {target!r}, which none of the given files defines and is not a known "
-                       "key; fix calledElement or include the target process")
+            report.add(
+                "camunda.call-target",
+                "error",
+                n.id,
+                f"call activity {n.id} calls {target!r}, which none of the given files defines and is not a known "
+                "key; fix calledElement or include the target process",
+            )
 
 
-def check_governance(defs: m.Definitions, report: Report,
-                     known_task_types: set[str] | dict[str, str] | None = None) -> None:
+def check_governance(
+    defs: m.Definitions, report: Report, known_task_types: set[str] | dict[str, str] | None = None
+) -> None:
     """``known_task_types``: names, or name -> executor kind (then the step's mode is checked too)."""
     for proc in defs.processes.values():
         procos = is_procos(proc, defs)
@@ -222,36 +301,60 @@ def check_governance(defs: m.Definitions, report: Report,
             n = defs.nodes[nid]
             if peo:
                 _no_inline_logic(defs, n, report)
-            _check_task_type(n, report, set(known_task_types) if known_task_types is not None else None,
-                             known_task_types if isinstance(known_task_types, dict) else None)
+            _check_task_type(
+                n,
+                report,
+                set(known_task_types) if known_task_types is not None else None,
+                known_task_types if isinstance(known_task_types, dict) else None,
+            )
             if is_tde_task(n):
                 has_error_boundary = any("error" in b.event_kinds() for b in defs.boundaries(n.id))
-                has_retry = _has_ext(n, "camunda:failedJobRetryTimeCycle") or _named(n, RETRY_NAMES) is not None
+                has_retry = (
+                    _has_ext(n, "camunda:failedJobRetryTimeCycle") or _named(n, RETRY_NAMES) is not None
+                )
                 if not (has_error_boundary or has_retry):
-                    report.add("governance.error-handling", sev, n.id,
-                               f"{n.type} {n.id}{_nm(n)} has neither an error boundary event nor a retry policy; attach an "
-                               "error boundary event, or add camunda:failedJobRetryTimeCycle (e.g. R3/PT1M) or a "
-                               "'retries' input parameter")
+                    report.add(
+                        "governance.error-handling",
+                        sev,
+                        n.id,
+                        f"{n.type} {n.id}{_nm(n)} has neither an error boundary event nor a retry policy; attach an "
+                        "error boundary event, or add camunda:failedJobRetryTimeCycle (e.g. R3/PT1M) or a "
+                        "'retries' input parameter",
+                    )
             if is_probabilistic(n) and _named(n, POLICY_NAMES) is None:
-                report.add("governance.guardrail", sev, n.id,
-                           f"probabilistic TDE {n.id}{_nm(n)} names no guardrail policy; add an input parameter "
-                           "(or camunda:in target) 'policy' naming a policy in guardrails/")
+                report.add(
+                    "governance.guardrail",
+                    sev,
+                    n.id,
+                    f"probabilistic TDE {n.id}{_nm(n)} names no guardrail policy; add an input parameter "
+                    "(or camunda:in target) 'policy' naming a policy in guardrails/",
+                )
             if n.type == "callActivity" and not any(
-                    io.kind == "in" and (io.target == "correlationId" or io.variables == "all") for io in n.io):
-                report.add("governance.correlation", sev, n.id,
-                           f"call activity {n.id}{_nm(n)} does not pass correlationId; add "
-                           "<camunda:in source=\"correlationId\" target=\"correlationId\"/>")
+                io.kind == "in" and (io.target == "correlationId" or io.variables == "all") for io in n.io
+            ):
+                report.add(
+                    "governance.correlation",
+                    sev,
+                    n.id,
+                    f"call activity {n.id}{_nm(n)} does not pass correlationId; add "
+                    '<camunda:in source="correlationId" target="correlationId"/>',
+                )
         if peo:
             for fid in proc.flow_ids:
                 f = defs.flows[fid]
                 if f.condition and not _is_juel(f.condition_language):
-                    report.add("governance.no-script", "error", f.id,
-                               f"flow {f.id} in PEO {proc.id} has a {f.condition_language} script condition; PEOs route with "
-                               "plain JUEL on routing variables: write ${...}")
+                    report.add(
+                        "governance.no-script",
+                        "error",
+                        f.id,
+                        f"flow {f.id} in PEO {proc.id} has a {f.condition_language} script condition; PEOs route with "
+                        "plain JUEL on routing variables: write ${...}",
+                    )
 
 
-def _check_task_type(n: m.FlowNode, report: Report, known: set[str] | None,
-                     known_executors: dict[str, str] | None = None) -> None:
+def _check_task_type(
+    n: m.FlowNode, report: Report, known: set[str] | None, known_executors: dict[str, str] | None = None
+) -> None:
     """A literal ``taskType`` becomes a registry file name and a topic: it must be an identifier,
     and a step the worker serves from the registry must name a task type the registry has."""
     value = _named(n, ("taskType",))
@@ -265,13 +368,21 @@ def _check_task_type(n: m.FlowNode, report: Report, known: set[str] | None,
     if not is_tde_task(n):
         return
     if known is None:
-        report.add("governance.task-type-unknown", "info", n.id,
-                   f"{n.type} {n.id}{_nm(n)} names task type {value!r}; it must be in the TDE registry (or come "
-                   "with a wrapper) when deployed")
+        report.add(
+            "governance.task-type-unknown",
+            "info",
+            n.id,
+            f"{n.type} {n.id}{_nm(n)} names task type {value!r}; it must be in the TDE registry (or come "
+            "with a wrapper) when deployed",
+        )
     elif value not in known:
-        report.add("governance.task-type-unknown", "error", n.id,
-                   f"{n.type} {n.id}{_nm(n)} names task type {value!r}, which is not in the TDE registry "
-                   f"({', '.join(sorted(known)) or 'empty'}); the worker could not run it (`das tde list`)")
+        report.add(
+            "governance.task-type-unknown",
+            "error",
+            n.id,
+            f"{n.type} {n.id}{_nm(n)} names task type {value!r}, which is not in the TDE registry "
+            f"({', '.join(sorted(known)) or 'empty'}); the worker could not run it (`das tde list`)",
+        )
     elif known_executors:
         _check_executor(n, value, known_executors.get(value), report)
 
@@ -280,31 +391,55 @@ def _check_executor(n: m.FlowNode, task_type: str, kind: str | None, report: Rep
     """A step's topic must be one an executor of its task type serves."""
     topic = n.camunda("topic") or ""
     if topic == "das-tde-probabilistic" and kind == "adapter":
-        report.add("governance.task-type-executor", "error", n.id,
-                   f"{n.type} {n.id}{_nm(n)} runs {task_type!r} probabilistically, but its registry executor is an "
-                   f"adapter: use mode deterministic (topic das-tde-{task_type})")
-    elif topic.startswith("das-tde-") and topic not in ("das-tde-probabilistic", "das-tde-compensate") \
-            and kind == "probabilistic":
-        report.add("governance.task-type-executor", "error", n.id,
-                   f"{n.type} {n.id}{_nm(n)} runs {task_type!r} deterministically on {topic}, but it has no adapter "
-                   "(its registry executor is the probabilistic loop): use mode probabilistic")
+        report.add(
+            "governance.task-type-executor",
+            "error",
+            n.id,
+            f"{n.type} {n.id}{_nm(n)} runs {task_type!r} probabilistically, but its registry executor is an "
+            f"adapter: use mode deterministic (topic das-tde-{task_type})",
+        )
+    elif (
+        topic.startswith("das-tde-")
+        and topic not in ("das-tde-probabilistic", "das-tde-compensate")
+        and kind == "probabilistic"
+    ):
+        report.add(
+            "governance.task-type-executor",
+            "error",
+            n.id,
+            f"{n.type} {n.id}{_nm(n)} runs {task_type!r} deterministically on {topic}, but it has no adapter "
+            "(its registry executor is the probabilistic loop): use mode probabilistic",
+        )
 
 
 def _no_inline_logic(defs: m.Definitions, n: m.FlowNode, report: Report) -> None:
     proc = n.process
     if n.type == "scriptTask":
-        report.add("governance.no-script", "error", n.id,
-                   f"script task {n.id}{_nm(n)} in PEO {proc}: PEOs hold no inline logic; move the logic to an adapter "
-                   "(external task) or a TDE and call it")
+        report.add(
+            "governance.no-script",
+            "error",
+            n.id,
+            f"script task {n.id}{_nm(n)} in PEO {proc}: PEOs hold no inline logic; move the logic to an adapter "
+            "(external task) or a TDE and call it",
+        )
     elif _has_ext(n, "camunda:script"):
-        report.add("governance.no-script", "error", n.id,
-                   f"{n.id} in PEO {proc} carries an inline camunda:script (listener or parameter); move the logic to an "
-                   "adapter or TDE")
-    elif n.type in _NEEDS_IMPL and any(n.attrs.get(a) for a in ("camunda:class", "camunda:expression",
-                                                                    "camunda:delegateExpression")):
-        report.add("governance.no-script", "error", n.id,
-                   f"{n.id} in PEO {proc} runs in-engine code (camunda:class/expression); PEO work goes through external "
-                   "tasks: use camunda:type=\"external\" with a topic")
+        report.add(
+            "governance.no-script",
+            "error",
+            n.id,
+            f"{n.id} in PEO {proc} carries an inline camunda:script (listener or parameter); move the logic to an "
+            "adapter or TDE",
+        )
+    elif n.type in _NEEDS_IMPL and any(
+        n.attrs.get(a) for a in ("camunda:class", "camunda:expression", "camunda:delegateExpression")
+    ):
+        report.add(
+            "governance.no-script",
+            "error",
+            n.id,
+            f"{n.id} in PEO {proc} runs in-engine code (camunda:class/expression); PEO work goes through external "
+            'tasks: use camunda:type="external" with a topic',
+        )
 
 
 def _nm(n: m.FlowNode) -> str:

@@ -19,14 +19,33 @@ from collections.abc import Callable
 from das.bpmn import model as m
 from das.bpmn.rules import Report, Severity
 
-TASKS = frozenset({"task", "serviceTask", "userTask", "manualTask", "scriptTask", "businessRuleTask", "sendTask",
-                   "receiveTask"})
+TASKS = frozenset(
+    {
+        "task",
+        "serviceTask",
+        "userTask",
+        "manualTask",
+        "scriptTask",
+        "businessRuleTask",
+        "sendTask",
+        "receiveTask",
+    }
+)
 SUB_PROCESSES = frozenset({"subProcess", "transaction", "adHocSubProcess"})
 ACTIVITIES = TASKS | SUB_PROCESSES | {"callActivity"}
-GATEWAYS = frozenset({"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway",
-                      "complexGateway"})
-EVENTS = frozenset({"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
-                    "implicitThrowEvent"})
+GATEWAYS = frozenset(
+    {"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway"}
+)
+EVENTS = frozenset(
+    {
+        "startEvent",
+        "endEvent",
+        "intermediateCatchEvent",
+        "intermediateThrowEvent",
+        "boundaryEvent",
+        "implicitThrowEvent",
+    }
+)
 FLOW_NODES = ACTIVITIES | GATEWAYS | EVENTS
 SERVICE_TASK_LIKE = frozenset({"serviceTask", "businessRuleTask", "sendTask", "messageEventDefinition"})
 
@@ -40,7 +59,8 @@ ALLOWED_IN: dict[str, frozenset[str] | None] = {
     "inputOutput": FLOW_NODES | {"connector", "callChoreography", "choreographyTask", "subChoreography"},
     "field": SERVICE_TASK_LIKE | {"executionListener", "taskListener"},
     "failedJobRetryTimeCycle": FLOW_NODES | {"multiInstanceLoopCharacteristics"},
-    "executionListener": (FLOW_NODES - {"complexGateway", "implicitThrowEvent"}) | {"sequenceFlow", "process"},
+    "executionListener": (FLOW_NODES - {"complexGateway", "implicitThrowEvent"})
+    | {"sequenceFlow", "process"},
     "taskListener": frozenset({"userTask"}),
     "formData": frozenset({"startEvent", "userTask"}),
     "formProperty": frozenset({"startEvent", "userTask"}),
@@ -59,7 +79,9 @@ def camunda_local(ext: m.ExtensionElement) -> str | None:
     return ext.tag.split(":", 1)[1] if ext.tag.startswith("camunda:") else None
 
 
-def check_extension_sites(defs: m.Definitions, report: Report, severity: Callable[[str | None], Severity]) -> None:
+def check_extension_sites(
+    defs: m.Definitions, report: Report, severity: Callable[[str | None], Severity]
+) -> None:
     """Placement and content of every Camunda extension element in the file.
 
     ``severity(owner_id)``: how bad a content problem is for the element's process (errors
@@ -69,20 +91,31 @@ def check_extension_sites(defs: m.Definitions, report: Report, severity: Callabl
             _check(ext, site.type, site.owner, report, severity)
 
 
-def _check(ext: m.ExtensionElement, place: str, owner: str | None, report: Report,
-           severity: Callable[[str | None], Severity]) -> None:
+def _check(
+    ext: m.ExtensionElement,
+    place: str,
+    owner: str | None,
+    report: Report,
+    severity: Callable[[str | None], Severity],
+) -> None:
     name = camunda_local(ext)
     if name is None or name not in ALLOWED_IN:
         return
     allowed = ALLOWED_IN[name]
     if allowed is not None and place not in allowed:
-        report.add("camunda.extension-placement", "warning", owner,
-                   f"camunda:{name} on a {place} is ignored by Camunda 7 (it reads it only on "
-                   f"{', '.join(sorted(allowed)[:6])}{' ...' if len(allowed) > 6 else ''}); move it or remove it")
+        report.add(
+            "camunda.extension-placement",
+            "warning",
+            owner,
+            f"camunda:{name} on a {place} is ignored by Camunda 7 (it reads it only on "
+            f"{', '.join(sorted(allowed)[:6])}{' ...' if len(allowed) > 6 else ''}); move it or remove it",
+        )
         return
     problem = _content_problem(name, ext)
     if problem:
-        report.add("camunda.extension", severity(owner), owner, f"camunda:{name} on {owner or place}: {problem}")
+        report.add(
+            "camunda.extension", severity(owner), owner, f"camunda:{name} on {owner or place}: {problem}"
+        )
     for child in ext.children:  # fields inside listeners, inputOutput inside a connector
         child_name = camunda_local(child)
         if child_name in ("field", "inputOutput") or (child_name or "").endswith("Listener"):
@@ -98,8 +131,10 @@ def _content_problem(name: str, ext: m.ExtensionElement) -> str | None:
     if name in ("executionListener", "taskListener"):
         impls = [k for k in _IMPL if a.get(k)] + (["script"] if _children(ext, "script") else [])
         if len(impls) != 1:
-            return (f"needs exactly one of class, expression, delegateExpression or a script (has "
-                    f"{', '.join(impls) or 'none'}); Camunda refuses the deployment otherwise")
+            return (
+                f"needs exactly one of class, expression, delegateExpression or a script (has "
+                f"{', '.join(impls) or 'none'}); Camunda refuses the deployment otherwise"
+            )
         events = EXECUTION_EVENTS if name == "executionListener" else TASK_EVENTS
         event = a.get("event")
         if name == "taskListener" and not event:
@@ -109,7 +144,9 @@ def _content_problem(name: str, ext: m.ExtensionElement) -> str | None:
         return None
     if name == "field":
         values = [k for k in ("stringValue", "expression") if a.get(k) is not None]
-        values += [c.tag.split(":", 1)[1] for c in ext.children if camunda_local(c) in ("string", "expression")]
+        values += [
+            c.tag.split(":", 1)[1] for c in ext.children if camunda_local(c) in ("string", "expression")
+        ]
         if not a.get("name"):
             return "needs a name (the field of the delegate class it sets)"
         if len(values) != 1:
@@ -133,12 +170,15 @@ def _content_problem(name: str, ext: m.ExtensionElement) -> str | None:
     if name == "formProperty":
         return None if a.get("id") else "needs an id"
     if name == "inputOutput":
-        nameless = [c.tag for c in ext.children if camunda_local(c) in ("inputParameter", "outputParameter")
-                    and not c.attrs.get("name")]
+        nameless = [
+            c.tag
+            for c in ext.children
+            if camunda_local(c) in ("inputParameter", "outputParameter") and not c.attrs.get("name")
+        ]
         return f"a {nameless[0]} has no name" if nameless else None
     if name in ("in", "out"):
         if not any(a.get(k) for k in ("source", "sourceExpression", "variables", "businessKey")):
-            return "needs source, sourceExpression, variables=\"all\" or (for in) businessKey"
+            return 'needs source, sourceExpression, variables="all" or (for in) businessKey'
         if (a.get("source") or a.get("sourceExpression")) and not a.get("target"):
             return "has a source but no target variable"
         return None

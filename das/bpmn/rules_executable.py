@@ -36,9 +36,13 @@ def check_executable(defs: m.Definitions, report: Report, allow: AllowList | Non
             continue
         proc = _process_of(defs, item.element)
         severity: Severity = "error" if proc is not None and procos_kind(proc) == "peo" else "warning"
-        report.add(RULE, severity, item.element,
-                   f"{describe(item)} is executable content outside the allow-list (guardrails/executable.yaml): "
-                   "a reviewer must acknowledge it to approve; or move the logic to an external task (adapter or TDE)")
+        report.add(
+            RULE,
+            severity,
+            item.element,
+            f"{describe(item)} is executable content outside the allow-list (guardrails/executable.yaml): "
+            "a reviewer must acknowledge it to approve; or move the logic to an external task (adapter or TDE)",
+        )
 
 
 __all__ = ["RULE", "check_executable"]

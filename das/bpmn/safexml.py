@@ -122,7 +122,9 @@ def source_label(source: Source) -> str:
     return str(source)
 
 
-def load_xml(source: Source, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None) -> etree._ElementTree:
+def load_xml(
+    source: Source, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None
+) -> etree._ElementTree:
     """Parse XML from a path or bytes under the rules in the module docstring.
 
     A ``str`` is a path unless it starts with ``<`` (then it is the XML text itself).
@@ -159,7 +161,9 @@ def load_xml(source: Source, max_bytes: int = DEFAULT_MAX_BYTES, name: str | Non
     return tree
 
 
-def load_bpmn(source: Source, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None) -> etree._ElementTree:
+def load_bpmn(
+    source: Source, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None
+) -> etree._ElementTree:
     """Like :func:`load_xml`, and the root must be a BPMN 2.0 ``definitions`` element."""
     tree = load_xml(source, max_bytes, name)
     root = tree.getroot()

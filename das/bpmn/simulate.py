@@ -77,9 +77,15 @@ def load_mocks(path: str | Path | None) -> dict[str, Any]:
     return data
 
 
-def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[str, Any] | str | Path | None = None,
-                  max_steps: int = DEFAULT_MAX_STEPS, time_limit_s: float = 20.0,
-                  record_traces: bool = False) -> dict[str, Any]:
+def simulate_file(
+    path: str | Path,
+    runs: int = 10,
+    seed: int = 0,
+    mocks: dict[str, Any] | str | Path | None = None,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    time_limit_s: float = 20.0,
+    record_traces: bool = False,
+) -> dict[str, Any]:
     """Run ``runs`` seeded simulations of the process in ``path``; never raises on bad BPMN.
 
     The runs happen in a child process (``das.bpmn.bounded``) holding one of the process's
@@ -91,9 +97,14 @@ def simulate_file(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[s
     _warm()
     with bounded.slot():
         try:
-            return dict(bounded.run_in_child(
-                lambda: simulate_inline(path, runs, seed, mock_map, max_steps, time_limit_s, record_traces),
-                wall_s=time_limit_s + GRACE_S))
+            return dict(
+                bounded.run_in_child(
+                    lambda: simulate_inline(
+                        path, runs, seed, mock_map, max_steps, time_limit_s, record_traces
+                    ),
+                    wall_s=time_limit_s + GRACE_S,
+                )
+            )
         except bounded.LimitHit as hit:
             return limit_report(str(path), hit)
 
@@ -102,10 +113,20 @@ def limit_report(file: str, hit: bounded.LimitHit) -> dict[str, Any]:
     """What a simulation stopped by its time or memory limit reports: a finding and a stuck run."""
     why = f"the simulation was stopped: {hit.message}"
     fix = "; simplify the process (fewer or smaller multi-instances, loops, expressions) or simulate it in parts"
-    return {"file": file, "runs": 0, "completed": 0, "coverage": 0.0, "unreached": [], "ends": {},
-            "stuck": [{"run": 0, "reason": f"limit hit: {why}{fix}", "element": None}],
-            "unsupported": [{"construct": f"{hit.kind} limit", "element": None}], "input_problems": [],
-            "findings": [{"rule": "simulation.limit", "severity": "error", "element": None, "message": why + fix}]}
+    return {
+        "file": file,
+        "runs": 0,
+        "completed": 0,
+        "coverage": 0.0,
+        "unreached": [],
+        "ends": {},
+        "stuck": [{"run": 0, "reason": f"limit hit: {why}{fix}", "element": None}],
+        "unsupported": [{"construct": f"{hit.kind} limit", "element": None}],
+        "input_problems": [],
+        "findings": [
+            {"rule": "simulation.limit", "severity": "error", "element": None, "message": why + fix}
+        ],
+    }
 
 
 def _warm() -> None:
@@ -119,12 +140,26 @@ def _warm() -> None:
         pass
 
 
-def simulate_inline(path: str | Path, runs: int = 10, seed: int = 0, mocks: dict[str, Any] | None = None,
-                    max_steps: int = DEFAULT_MAX_STEPS, time_limit_s: float = 20.0,
-                    record_traces: bool = False) -> dict[str, Any]:
+def simulate_inline(
+    path: str | Path,
+    runs: int = 10,
+    seed: int = 0,
+    mocks: dict[str, Any] | None = None,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    time_limit_s: float = 20.0,
+    record_traces: bool = False,
+) -> dict[str, Any]:
     """``simulate_file`` in this process, without its child, slot or memory limit (the child's body)."""
-    result: dict[str, Any] = {"file": str(path), "runs": runs, "completed": 0, "stuck": [], "coverage": 0.0,
-                              "unreached": [], "ends": {}, "unsupported": []}
+    result: dict[str, Any] = {
+        "file": str(path),
+        "runs": runs,
+        "completed": 0,
+        "stuck": [],
+        "coverage": 0.0,
+        "unreached": [],
+        "ends": {},
+        "unsupported": [],
+    }
     mock_map = mocks or {}
     try:
         prep = prepare(path)
@@ -180,16 +215,22 @@ def _explain(exc: BaseException, element: str | None) -> str:
     where = f" at {element}" if element else ""
     hit = re.match(r"No conditions satisfied for (.+?)\.?$", msg)
     if hit:
-        return (f"no outgoing flow taken: no condition of gateway {hit.group(1)} was true for the mocked "
-                "variables and it has no default flow (a real engine raises an incident); add a default flow")
+        return (
+            f"no outgoing flow taken: no condition of gateway {hit.group(1)} was true for the mocked "
+            "variables and it has no default flow (a real engine raises an incident); add a default flow"
+        )
     hit = re.match(r"Error evaluating expression '(.*)'\.?$", msg, re.S)
     if hit:
         cause = getattr(exc, "exception", None) or exc.__cause__ or exc.__context__
         why = f" ({_one_line(cause)})" if cause else ""
-        return (f"engine error{where}: the expression {hit.group(1)!r} could not be evaluated{why}; "
-                "rewrite it as a JUEL expression over process variables")
-    return (f"engine error{where}: SpiffWorkflow stopped with {_one_line(exc)}; the construct is probably not "
-            "supported by the simulator")
+        return (
+            f"engine error{where}: the expression {hit.group(1)!r} could not be evaluated{why}; "
+            "rewrite it as a JUEL expression over process variables"
+        )
+    return (
+        f"engine error{where}: SpiffWorkflow stopped with {_one_line(exc)}; the construct is probably not "
+        "supported by the simulator"
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -198,8 +239,14 @@ def _one_line(exc: BaseException) -> str:
 
 
 class _Run:
-    def __init__(self, prep: Prepared, mocks: dict[str, Any], rng: random.Random, max_steps: int,
-                 deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        prep: Prepared,
+        mocks: dict[str, Any],
+        rng: random.Random,
+        max_steps: int,
+        deadline: float | None = None,
+    ) -> None:
         self.prep = prep
         self.deadline = deadline  # time.monotonic() after which the run stops (checked per step)
         self.mocks = mocks
@@ -245,14 +292,23 @@ class _Run:
                     continue
                 return self._diagnose(wf)
         except _TimeLimit:
-            return ("time limit hit: the simulation's time ran out during this run; simplify the process or "
-                    "simulate it in parts", self._last)
+            return (
+                "time limit hit: the simulation's time ran out during this run; simplify the process or "
+                "simulate it in parts",
+                self._last,
+            )
         except _StepLimit:
-            return (f"loop bound hit: the run took more than {self.max_steps} steps, so a cycle probably never "
-                    "exits; give the loop an exit condition the mocks can satisfy, or raise --max-steps", self._last)
+            return (
+                f"loop bound hit: the run took more than {self.max_steps} steps, so a cycle probably never "
+                "exits; give the loop an exit condition the mocks can satisfy, or raise --max-steps",
+                self._last,
+            )
         except _Uncaught as exc:
-            return (f"uncaught BPMN error {exc.code}: the mocked task threw it and no error boundary or error "
-                    "event sub-process catches it; add an error boundary for that code", exc.element)
+            return (
+                f"uncaught BPMN error {exc.code}: the mocked task threw it and no error boundary or error "
+                "event sub-process catches it; add an error boundary for that code",
+                exc.element,
+            )
         except Exception as exc:  # noqa: BLE001 - engine errors are findings of this run
             element = getattr(getattr(exc, "task_spec", None), "bpmn_id", None)
             return (_explain(exc, element), element)
@@ -288,7 +344,11 @@ class _Run:
     def _step_inputs(self) -> dict[str, Any]:
         """Start values for the variables drafted steps read that no step writes (they are the
         process's inputs), sampled from the registry input schemas."""
-        written = {t for info in self.prep.tasks.values() for t in (info.get("tde") or {}).get("outputs", {}).values()}
+        written = {
+            t
+            for info in self.prep.tasks.values()
+            for t in (info.get("tde") or {}).get("outputs", {}).values()
+        }
         data: dict[str, Any] = {}
         for info in self.prep.tasks.values():
             tde = info.get("tde")
@@ -315,8 +375,11 @@ class _Run:
         outputs = sample(entry.output_schema, self.rng)
         outputs = outputs if isinstance(outputs, dict) else {}
         # routing variables the process tests still vary (as for any task), then the step's own
-        out = {var: self.rng.choice(vals) for var, vals in self.prep.condition_values.items()
-               if var not in self.prep.collections}
+        out = {
+            var: self.rng.choice(vals)
+            for var, vals in self.prep.condition_values.items()
+            if var not in self.prep.collections
+        }
         out.setdefault("tdeStatus", "succeeded")
         out.update({target: outputs.get(field) for field, target in tde["outputs"].items()})
         out["tdeResult"] = {"status": out["tdeStatus"], "outputs": outputs}
@@ -361,8 +424,9 @@ class _Run:
             return
         outcome.pop("error", None)
         outcome.pop("timeout", None)
-        task.data.update({k: v for k, v in outcome.items()
-                          if k not in self.prep.collections or isinstance(v, list)})
+        task.data.update(
+            {k: v for k, v in outcome.items() if k not in self.prep.collections or isinstance(v, list)}
+        )
         task.run()
         self.reached.add(bid)
 
@@ -375,8 +439,11 @@ class _Run:
         host = task
         # a multi-instance child's boundaries hang off its parent instance task
         while host is not None and not _boundary_children(host):
-            host = host.parent if host.parent is not None and host.parent.task_spec.bpmn_id == \
-                task.task_spec.bpmn_id else None
+            host = (
+                host.parent
+                if host.parent is not None and host.parent.task_spec.bpmn_id == task.task_spec.bpmn_id
+                else None
+            )
         if host is None:
             return False
         for b in _boundary_children(host):
@@ -396,12 +463,16 @@ class _Run:
         from SpiffWorkflow.bpmn.util.event import BpmnEvent
         from SpiffWorkflow.util.task import TaskState
 
-        waiting = [t for t in wf.get_tasks(state=TaskState.WAITING)
-                   if getattr(t.task_spec, "event_definition", None) is not None
-                   and not _is_boundary(t)]
+        waiting = [
+            t
+            for t in wf.get_tasks(state=TaskState.WAITING)
+            if getattr(t.task_spec, "event_definition", None) is not None and not _is_boundary(t)
+        ]
         # a conditional event fires when its condition holds for the current data; nothing the
         # simulator can deliver makes a false condition true, so it is not a candidate then
-        conditional = [t for t in waiting if type(t.task_spec.event_definition).__name__ == "ConditionalEventDefinition"]
+        conditional = [
+            t for t in waiting if type(t.task_spec.event_definition).__name__ == "ConditionalEventDefinition"
+        ]
         for t in conditional:
             t.task_spec._update(t)
             if t.state != TaskState.WAITING:
@@ -417,7 +488,9 @@ class _Run:
             task._set_internal_data(event_fired=True)
             task.task_spec._update(task)
         else:
-            payload: dict[str, Any] = {"payload": {}, "result_var": None} if "Message" in type(ed).__name__ else {}
+            payload: dict[str, Any] = (
+                {"payload": {}, "result_var": None} if "Message" in type(ed).__name__ else {}
+            )
             task.task_spec.catch(task, BpmnEvent(ed, payload))
             task.task_spec._update(task)
         return True
@@ -429,16 +502,25 @@ class _Run:
         for t in waiting:
             name = type(t.task_spec).__name__
             if "Gateway" in name:
-                return (f"unmatched join: gateway {t.task_spec.bpmn_id} waits for a branch that can no longer "
-                        "arrive; join alternative branches with an exclusive gateway", t.task_spec.bpmn_id)
+                return (
+                    f"unmatched join: gateway {t.task_spec.bpmn_id} waits for a branch that can no longer "
+                    "arrive; join alternative branches with an exclusive gateway",
+                    t.task_spec.bpmn_id,
+                )
         for t in waiting:
             if type(getattr(t.task_spec, "event_definition", None)).__name__ == "ConditionalEventDefinition":
-                return (f"deadlock: conditional event {t.task_spec.bpmn_id} waits for a condition that is false for "
-                        "the mocked variables and nothing else can run; script the variables it tests in a mocks "
-                        "file", t.task_spec.bpmn_id)
+                return (
+                    f"deadlock: conditional event {t.task_spec.bpmn_id} waits for a condition that is false for "
+                    "the mocked variables and nothing else can run; script the variables it tests in a mocks "
+                    "file",
+                    t.task_spec.bpmn_id,
+                )
         el = waiting[0].task_spec.bpmn_id if waiting else None
-        return (f"deadlock: nothing can proceed and {el or 'no element'} waits for an event the simulator "
-                "cannot deliver", el)
+        return (
+            f"deadlock: nothing can proceed and {el or 'no element'} waits for an event the simulator "
+            "cannot deliver",
+            el,
+        )
 
 
 def _drop_orphan_subprocess(workflow: Any, task: Any) -> None:
@@ -486,7 +568,6 @@ def simulate_xml(xml: str | bytes, **kw: Any) -> dict[str, Any]:
 def _registry_entry(task_type: str) -> Any:
     """The TDE registry entry a drafted step names (None if unknown: validation reports that)."""
     try:
-
         return lookup(task_type)
     except Exception:  # noqa: BLE001 - a broken registry must not break simulation
         return None

@@ -19,10 +19,26 @@ from das.bpmn.ns import BPMN_NS, local
 
 GATEWAYS = {"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway"}
 SUBPROCESSES = {"subProcess", "transaction", "adHocSubProcess"}
-NODES = GATEWAYS | SUBPROCESSES | {
-    "task", "serviceTask", "sendTask", "scriptTask", "businessRuleTask", "userTask", "receiveTask", "manualTask",
-    "callActivity", "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
-}
+NODES = (
+    GATEWAYS
+    | SUBPROCESSES
+    | {
+        "task",
+        "serviceTask",
+        "sendTask",
+        "scriptTask",
+        "businessRuleTask",
+        "userTask",
+        "receiveTask",
+        "manualTask",
+        "callActivity",
+        "startEvent",
+        "endEvent",
+        "intermediateCatchEvent",
+        "intermediateThrowEvent",
+        "boundaryEvent",
+    }
+)
 PREFIX = "das_implicit_"
 
 
@@ -59,8 +75,13 @@ def _an_end(notes: Notes, scope: etree._Element) -> None:
     if any(_bpmn_local(n) == "endEvent" for n in nodes):
         return
     sources = {f.get("sourceRef") for f in _flows(scope)}
-    sinks = [n.get("id", "") for n in nodes if n.get("id") not in sources and n.get("triggeredByEvent") != "true"
-             and n.get("isForCompensation") != "true"]
+    sinks = [
+        n.get("id", "")
+        for n in nodes
+        if n.get("id") not in sources
+        and n.get("triggeredByEvent") != "true"
+        and n.get("isForCompensation") != "true"
+    ]
     if not sinks:
         return
     notes.note("no end event (each element without an outgoing flow ends)", scope.get("id"))
@@ -77,8 +98,9 @@ def _flows(scope: etree._Element) -> list[etree._Element]:
     return [c for c in scope if _bpmn_local(c) == "sequenceFlow"]
 
 
-def _add(notes: Notes, scope: etree._Element, tag: str, ident: str, at: int | None = None, **attrs: str
-         ) -> etree._Element:
+def _add(
+    notes: Notes, scope: etree._Element, tag: str, ident: str, at: int | None = None, **attrs: str
+) -> etree._Element:
     el = etree.Element(_m(tag), id=ident, **attrs)
     if at is None:
         scope.append(el)
@@ -119,9 +141,14 @@ def _one_start(notes: Notes, scope: etree._Element) -> None:
         construct = f"sub-process with {len(starts)} start events (all start together)"
     else:
         targeted = {f.get("targetRef") for f in _flows(scope)}
-        targets = [n.get("id", "") for n in nodes
-                   if _bpmn_local(n) != "boundaryEvent" and n.get("id") not in targeted
-                   and n.get("triggeredByEvent") != "true" and n.get("isForCompensation") != "true"]
+        targets = [
+            n.get("id", "")
+            for n in nodes
+            if _bpmn_local(n) != "boundaryEvent"
+            and n.get("id") not in targeted
+            and n.get("triggeredByEvent") != "true"
+            and n.get("isForCompensation") != "true"
+        ]
         construct = "no start event (every element without an incoming flow starts)"
     start_id = f"{PREFIX}start_{sid}"
     at = _first_position(scope)
@@ -168,5 +195,8 @@ def _explicit_splits(notes: Notes, scope: etree._Element) -> None:
                 ce.text = "${true}"  # an unconditioned flow out of an activity is always taken
         for ref in [c for c in node if _bpmn_local(c) == "outgoing"]:
             node.remove(ref)
-        notes.note(f"{len(outs)} outgoing flows from one element (implicit "
-                   f"{'inclusive' if conditional else 'parallel'} split)", nid)
+        notes.note(
+            f"{len(outs)} outgoing flows from one element (implicit "
+            f"{'inclusive' if conditional else 'parallel'} split)",
+            nid,
+        )

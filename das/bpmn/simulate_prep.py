@@ -19,14 +19,48 @@ from das.bpmn.ns import BPMN_NS, CAMUNDA_NS, local
 from das.bpmn.safexml import load_xml
 from das.bpmn.simulate_implicit import make_explicit
 
-TASKLIKE = {"serviceTask", "sendTask", "scriptTask", "businessRuleTask", "userTask", "receiveTask", "task",
-            "callActivity", "manualTask"}
-NOT_FLOW_NODES = {"sequenceFlow", "association", "textAnnotation", "dataObject", "dataObjectReference",
-                  "dataStoreReference", "laneSet", "group", "ioSpecification", "extensionElements",
-                  "documentation", "property", "dataInputAssociation", "dataOutputAssociation"}
-FLOW_NODES = TASKLIKE | {"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
-                         "boundaryEvent", "exclusiveGateway", "inclusiveGateway", "parallelGateway",
-                         "eventBasedGateway", "complexGateway", "subProcess", "transaction", "adHocSubProcess"}
+TASKLIKE = {
+    "serviceTask",
+    "sendTask",
+    "scriptTask",
+    "businessRuleTask",
+    "userTask",
+    "receiveTask",
+    "task",
+    "callActivity",
+    "manualTask",
+}
+NOT_FLOW_NODES = {
+    "sequenceFlow",
+    "association",
+    "textAnnotation",
+    "dataObject",
+    "dataObjectReference",
+    "dataStoreReference",
+    "laneSet",
+    "group",
+    "ioSpecification",
+    "extensionElements",
+    "documentation",
+    "property",
+    "dataInputAssociation",
+    "dataOutputAssociation",
+}
+FLOW_NODES = TASKLIKE | {
+    "startEvent",
+    "endEvent",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
+    "exclusiveGateway",
+    "inclusiveGateway",
+    "parallelGateway",
+    "eventBasedGateway",
+    "complexGateway",
+    "subProcess",
+    "transaction",
+    "adHocSubProcess",
+}
 SUBPROCESSES = {"subProcess", "transaction", "adHocSubProcess"}
 BOUNDARY_TIMER = '"P36500D"'  # JUEL string literals: the script engine evaluates timer values
 IMMEDIATE_TIMER = '"PT0S"'
@@ -73,7 +107,9 @@ def prepare(path: str | Path) -> Prepared:
     for collab in root.findall(m("collaboration")):
         pools = [p for p in collab.findall(m("participant")) if p.get("processRef")]
         if len(pools) > 1:
-            prep.note(f"collaboration with {len(pools)} pools (first executable pool simulated)", collab.get("id"))
+            prep.note(
+                f"collaboration with {len(pools)} pools (first executable pool simulated)", collab.get("id")
+            )
         for mf in collab.iter(m("messageFlow")):
             prep.note("messageFlow (messages are delivered at once)", mf.get("id"))
         root.remove(collab)
@@ -106,7 +142,9 @@ def _pick_main(processes: list[etree._Element]) -> etree._Element | None:
 
 
 def _rewrite(prep: Prepared, root: etree._Element, main: etree._Element) -> None:
-    errors = {e.get("id"): e.get("errorCode") or e.get("name") or e.get("id") for e in root.findall(m("error"))}
+    errors = {
+        e.get("id"): e.get("errorCode") or e.get("name") or e.get("id") for e in root.findall(m("error"))
+    }
     comp_handlers: set[str] = set()
     make_explicit(prep, main)
     for el in list(main.iter()):
@@ -287,16 +325,26 @@ def _tasklike(prep: Prepared, el: etree._Element) -> None:
     params = {p.get("name"): (p.text or "").strip() for p in el.iter(f"{{{CAMUNDA_NS}}}inputParameter")}
     if params.get("taskType"):
         keys.append(params["taskType"])
-    if params.get("taskType") and ("tdeInputs" in params or "tdeOutputs" in params):  # a drafted step's contract
-        info["tde"] = {"task_type": params["taskType"], "inputs": _json_map(params.get("tdeInputs")),
-                       "outputs": _json_map(params.get("tdeOutputs"))}
+    if params.get("taskType") and (
+        "tdeInputs" in params or "tdeOutputs" in params
+    ):  # a drafted step's contract
+        info["tde"] = {
+            "task_type": params["taskType"],
+            "inputs": _json_map(params.get("tdeInputs")),
+            "outputs": _json_map(params.get("tdeOutputs")),
+        }
     info["keys"] = keys + info["keys"]
     if local(el) == "callActivity":
         info["keys"].append("callActivity")
     el.tag = m("manualTask")
     for child in list(el):
-        if local(child) in ("script", "ioSpecification", "dataInputAssociation", "dataOutputAssociation",
-                            "standardLoopCharacteristics"):
+        if local(child) in (
+            "script",
+            "ioSpecification",
+            "dataInputAssociation",
+            "dataOutputAssociation",
+            "standardLoopCharacteristics",
+        ):
             if local(child) == "standardLoopCharacteristics":
                 prep.note("standardLoopCharacteristics (run once)", eid)
             el.remove(child)
@@ -374,7 +422,11 @@ def _listeners(prep: Prepared, el: etree._Element, tag: str) -> None:
         event = lis.get("event", "take" if tag == "sequenceFlow" else "start")
         expr = lis.get("expression")
         try:
-            if not expr or (tag == "sequenceFlow") != (event == "take") or (tag != "sequenceFlow" and event != "start"):
+            if (
+                not expr
+                or (tag == "sequenceFlow") != (event == "take")
+                or (tag != "sequenceFlow" and event != "start")
+            ):
                 raise juel.JuelUnsupported("listener")
             var, py = juel.set_variable(expr)
         except juel.JuelUnsupported:
@@ -405,8 +457,16 @@ def _patch_spiff() -> None:
 
     def _run_hook(self: Any, my_task: Any) -> bool:
         wf = my_task.workflow
-        others = sorted((t for t in wf.tasks.values() if t.task_spec == self and t.has_state(TaskState.FINISHED_MASK)
-                         and not my_task.is_descendant_of(t)), key=lambda t: t.last_state_change)
+        others = sorted(
+            (
+                t
+                for t in wf.tasks.values()
+                if t.task_spec == self
+                and t.has_state(TaskState.FINISHED_MASK)
+                and not my_task.is_descendant_of(t)
+            ),
+            key=lambda t: t.last_state_change,
+        )
         for task in others:
             if task.parent is None or task.id not in wf.tasks:
                 continue  # dropped together with an earlier instance's children
@@ -444,6 +504,8 @@ def _build(prep: Prepared, root: etree._Element, pid: str, filename: str) -> Non
         prep.subprocess_specs = parser.get_subprocess_specs(pid)
     except Exception as exc:  # noqa: BLE001 - SpiffWorkflow rejects the construct: name it
         text = str(exc).strip().splitlines()
-        prep.note(f"SpiffWorkflow cannot parse: {text[0][:200] if text else type(exc).__name__}",
-                  getattr(exc, "id", None) or pid)
+        prep.note(
+            f"SpiffWorkflow cannot parse: {text[0][:200] if text else type(exc).__name__}",
+            getattr(exc, "id", None) or pid,
+        )
         prep.spec = None

@@ -60,16 +60,33 @@ def xsd_findings(tree: etree._ElementTree) -> list[Finding]:
                 element = hits[0].get("id")
         except etree.XPathError:
             element = None
-        out.append(Finding(rule="xsd", severity="error", element=element,
-                           message=f"line {e.line}: {e.message.strip()}; change the XML to match the OMG BPMN 2.0 schema"))
+        out.append(
+            Finding(
+                rule="xsd",
+                severity="error",
+                element=element,
+                message=f"line {e.line}: {e.message.strip()}; change the XML to match the OMG BPMN 2.0 schema",
+            )
+        )
     if len(errors) > MAX_XSD_FINDINGS:
-        out.append(Finding(rule="xsd", severity="error", element=None,
-                           message=f"{len(errors) - MAX_XSD_FINDINGS} more schema errors not shown; fix the ones above first"))
+        out.append(
+            Finding(
+                rule="xsd",
+                severity="error",
+                element=None,
+                message=f"{len(errors) - MAX_XSD_FINDINGS} more schema errors not shown; fix the ones above first",
+            )
+        )
     return out
 
 
-def validate_model(defs: Definitions, known_processes: Iterable[str] | None = None, xsd: bool = True,
-                   file: str | None = None, known_task_types: Iterable[str] | None = None) -> Report:
+def validate_model(
+    defs: Definitions,
+    known_processes: Iterable[str] | None = None,
+    xsd: bool = True,
+    file: str | None = None,
+    known_task_types: Iterable[str] | None = None,
+) -> Report:
     """Validate an already parsed model (e.g. after edit operations).
 
     ``known_task_types``: the TDE registry's task types; a TDE step naming another is an
@@ -104,8 +121,13 @@ def validate_model(defs: Definitions, known_processes: Iterable[str] | None = No
     return report
 
 
-def validate(source: Source, known_processes: Iterable[str] | None = None, name: str | None = None,
-             max_bytes: int = DEFAULT_MAX_BYTES, known_task_types: Iterable[str] | None = None) -> Report:
+def validate(
+    source: Source,
+    known_processes: Iterable[str] | None = None,
+    name: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    known_task_types: Iterable[str] | None = None,
+) -> Report:
     """Validate one BPMN file (path, bytes or XML text). Never raises on bad input.
 
     ``known_processes``: process keys a call activity may call; None means "not known", so
@@ -137,8 +159,12 @@ def _failed(label: str, item: BpmnParseError | Finding) -> Report:
     return report
 
 
-def validate_files(paths: Iterable[str | os.PathLike[str]], known: Iterable[str] = (),
-                   max_bytes: int = DEFAULT_MAX_BYTES, known_task_types: Iterable[str] | None = None) -> list[Report]:
+def validate_files(
+    paths: Iterable[str | os.PathLike[str]],
+    known: Iterable[str] = (),
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    known_task_types: Iterable[str] | None = None,
+) -> list[Report]:
     """Validate several files together: a call target defined in any of them counts as known."""
     parsed: list[tuple[str, Definitions | BpmnParseError | Finding]] = []
     keys = set(known)

@@ -180,7 +180,13 @@ class EngineClient:
         clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         try:
             resp = self._http.request(
-                method, path, json=json, params=clean, files=files, data=data, headers=headers,
+                method,
+                path,
+                json=json,
+                params=clean,
+                files=files,
+                data=data,
+                headers=headers,
                 timeout=timeout if timeout is not None else self.timeout,
             )
         except httpx.TimeoutException as exc:
@@ -245,15 +251,19 @@ class EngineClient:
         return self.request("POST", "/deployment/create", data=data, files=files, timeout=120)
 
     def deployments(self, name: str | None = None, source: str | None = None) -> list[dict[str, Any]]:
-        return self.request("GET", "/deployment", params={"name": name, "source": source,
-                                                          "sortBy": "deploymentTime", "sortOrder": "desc"})
+        return self.request(
+            "GET",
+            "/deployment",
+            params={"name": name, "source": source, "sortBy": "deploymentTime", "sortOrder": "desc"},
+        )
 
     def delete_deployment(self, deployment_id: str, cascade: bool = True) -> None:
         self.request("DELETE", f"/deployment/{deployment_id}", params={"cascade": cascade})
 
     def process_definitions(self, key: str | None = None, latest: bool = True, **params: Any) -> list[dict]:
-        return self.request("GET", "/process-definition",
-                            params={"key": key, "latestVersion": latest or None, **params})
+        return self.request(
+            "GET", "/process-definition", params={"key": key, "latestVersion": latest or None, **params}
+        )
 
     def process_definition_xml(self, *, key: str | None = None, id: str | None = None) -> str:
         """BPMN XML of the latest definition with ``key``, or of definition ``id``."""
@@ -327,9 +337,7 @@ class EngineClient:
             "workerId": worker_id,
             "maxTasks": max_tasks,
             "usePriority": use_priority,
-            "topics": [
-                (t if isinstance(t, Topic) else Topic(t, lock_duration_ms)).to_json() for t in topics
-            ],
+            "topics": [(t if isinstance(t, Topic) else Topic(t, lock_duration_ms)).to_json() for t in topics],
         }
         timeout = self.timeout
         if async_response_timeout_ms:
@@ -388,8 +396,11 @@ class EngineClient:
         self.request("POST", f"/external-task/{task_id}/bpmnError", json=body)
 
     def extend_lock(self, task_id: str, worker_id: str, new_duration_ms: int) -> None:
-        self.request("POST", f"/external-task/{task_id}/extendLock",
-                     json={"workerId": worker_id, "newDuration": new_duration_ms})
+        self.request(
+            "POST",
+            f"/external-task/{task_id}/extendLock",
+            json={"workerId": worker_id, "newDuration": new_duration_ms},
+        )
 
     def unlock(self, task_id: str) -> None:
         self.request("POST", f"/external-task/{task_id}/unlock")
@@ -417,8 +428,10 @@ class EngineClient:
 
     def history_variables(self, **params: Any) -> list[dict[str, Any]]:
         """Historic variable instances; Json values are parsed into Python values."""
-        rows = self.request("GET", "/history/variable-instance",
-                            params={"deserializeValues": False, **params}) or []
+        rows = (
+            self.request("GET", "/history/variable-instance", params={"deserializeValues": False, **params})
+            or []
+        )
         for row in rows:
             row["parsedValue"] = from_variables({"v": row})["v"]
         return rows
@@ -437,8 +450,15 @@ class EngineClient:
         return self.request("GET", "/history/external-task-log", params=params)
 
     def history_external_task_error_details(self, log_id: str) -> str:
-        return self.request("GET", f"/history/external-task-log/{log_id}/error-details", raw=True,
-                            headers={"Accept": "text/plain"}) or ""
+        return (
+            self.request(
+                "GET",
+                f"/history/external-task-log/{log_id}/error-details",
+                raw=True,
+                headers={"Accept": "text/plain"},
+            )
+            or ""
+        )
 
 
 def _segment(value: str) -> str:
@@ -464,7 +484,9 @@ def _raise_for(resp: httpx.Response, method: str, path: str) -> None:
     except ValueError:
         pass
     if resp.status_code == 401 and not message.strip():
-        message = "authentication required or refused (set DAS_ENGINE_USER/DAS_ENGINE_PASSWORD or DAS_ENGINE_TOKEN)"
+        message = (
+            "authentication required or refused (set DAS_ENGINE_USER/DAS_ENGINE_PASSWORD or DAS_ENGINE_TOKEN)"
+        )
     text = f"engine {method} {path} -> {resp.status_code} {kind}: {message}".replace(" : ", ": ")
     if resp.status_code >= 500:
         raise EngineUnavailable(text, status=resp.status_code, type=kind)

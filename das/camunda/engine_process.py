@@ -89,8 +89,12 @@ def port_of(url: str) -> int:
     return 443 if parsed.scheme == "https" else 80
 
 
-def wait_until_ready(url: str, timeout_s: float = 120.0, client: EngineClient | None = None,
-                     proc: subprocess.Popen | None = None) -> float:
+def wait_until_ready(
+    url: str,
+    timeout_s: float = 120.0,
+    client: EngineClient | None = None,
+    proc: subprocess.Popen | None = None,
+) -> float:
     """Poll until /engine and /deployment answer; returns seconds waited."""
     own = client is None
     client = client or EngineClient(url, timeout=5)
@@ -182,8 +186,13 @@ class EngineProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.environment(), cwd=str(self.data_dir), start_new_session=True,
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.environment(),
+                cwd=str(self.data_dir),
+                start_new_session=True,
             )
         finally:
             log.close()

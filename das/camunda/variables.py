@@ -32,9 +32,11 @@ def json_var(value: Any) -> dict[str, Any]:
 def java_list_var(items: list[Any]) -> dict[str, Any]:
     """A ``java.util.ArrayList`` (JSON-serialized) variable: what a multi-instance
     ``camunda:collection`` needs, since a Spin ``Json`` value is not a Java collection."""
-    return {"value": json.dumps(items, default=str), "type": "Object",
-            "valueInfo": {"objectTypeName": "java.util.ArrayList",
-                          "serializationDataFormat": "application/json"}}
+    return {
+        "value": json.dumps(items, default=str),
+        "type": "Object",
+        "valueInfo": {"objectTypeName": "java.util.ArrayList", "serializationDataFormat": "application/json"},
+    }
 
 
 def typed(value: Any) -> dict[str, Any]:

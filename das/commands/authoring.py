@@ -24,8 +24,14 @@ from das.output import emit, progress
 from das.remote import remote
 from das.views.text import diff_text, render_proposal
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="Output format; json keys are stable.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format; json keys are stable.",
+)
 
 
 def _queue():
@@ -37,11 +43,17 @@ def _queue():
 @click.option("--key", help="Process key for a new process (default: derived from the draft).")
 @click.option("--base", metavar="KEY@VERSION", help="Change an existing process: edits, not a rewrite.")
 @click.option("--model", help="litellm model string; default $DAS_MODEL or local/qwen2.5-coder-1.5b.")
-@click.option("--max-repairs", default=3, show_default=True, type=click.IntRange(0, 10),
-              help="Repair attempts after validation or simulation findings.")
+@click.option(
+    "--max-repairs",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 10),
+    help="Repair attempts after validation or simulation findings.",
+)
 @FORMAT
-def draft(prompt: str, key: str | None, base: str | None, model: str | None,
-          max_repairs: int, fmt: str) -> None:
+def draft(
+    prompt: str, key: str | None, base: str | None, model: str | None, max_repairs: int, fmt: str
+) -> None:
     """Draft a process (or a change with --base) from PROMPT and file it as a proposal.
 
     The model writes the block-structured authoring form (or edit operations on the base);
@@ -57,25 +69,48 @@ def draft(prompt: str, key: str | None, base: str | None, model: str | None,
     client = remote()
     if client is not None:
         if model or max_repairs != 3:
-            raise click.UsageError("--model and --max-repairs are the server's settings when drafting through the API")
+            raise click.UsageError(
+                "--model and --max-repairs are the server's settings when drafting through the API"
+            )
         data = client.draft(prompt, key, base)
-        emit(data, fmt, lambda d: f"filed {d['proposal_id']}: {d['key']}@{d['version']} ({d['status']}) on {client.url}")
+        emit(
+            data,
+            fmt,
+            lambda d: f"filed {d['proposal_id']}: {d['key']}@{d['version']} ({d['status']}) on {client.url}",
+        )
         return
 
-    proposal = draft_proposal(prompt, key=key, base=base, author=os_principal(), model=model, max_repairs=max_repairs)
-    out = {"proposal_id": proposal.id, "key": proposal.key, "version": proposal.version,
-           "base_version": proposal.base_version, "status": proposal.status,
-           "valid": proposal.validation.valid,
-           "repair_attempts": proposal.value_measure.repair_attempts or 0}
-    emit(out, fmt, lambda d: (f"filed {d['proposal_id']}: {d['key']} {d['base_version'] or '(new)'} -> "
-                              f"{d['version']} ({d['status']}, valid={d['valid']}, repairs={d['repair_attempts']})\n"
-                              f"review it: das queue show {d['proposal_id']}"))
+    proposal = draft_proposal(
+        prompt, key=key, base=base, author=os_principal(), model=model, max_repairs=max_repairs
+    )
+    out = {
+        "proposal_id": proposal.id,
+        "key": proposal.key,
+        "version": proposal.version,
+        "base_version": proposal.base_version,
+        "status": proposal.status,
+        "valid": proposal.validation.valid,
+        "repair_attempts": proposal.value_measure.repair_attempts or 0,
+    }
+    emit(
+        out,
+        fmt,
+        lambda d: (
+            f"filed {d['proposal_id']}: {d['key']} {d['base_version'] or '(new)'} -> "
+            f"{d['version']} ({d['status']}, valid={d['valid']}, repairs={d['repair_attempts']})\n"
+            f"review it: das queue show {d['proposal_id']}"
+        ),
+    )
 
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--key", help="The process to propose when FILE holds several (default: its executable process).")
-@click.option("--base", metavar="KEY[@VERSION]", help="The version this changes (default: the key's current one).")
+@click.option(
+    "--key", help="The process to propose when FILE holds several (default: its executable process)."
+)
+@click.option(
+    "--base", metavar="KEY[@VERSION]", help="The version this changes (default: the key's current one)."
+)
 @FORMAT
 def propose(file: Path, key: str | None, base: str | None, fmt: str) -> None:
     """File a BPMN you wrote (e.g. in Camunda Modeler) as a proposal in the approval queue.
@@ -95,10 +130,21 @@ def propose(file: Path, key: str | None, base: str | None, fmt: str) -> None:
         out = client.propose(data.decode("utf-8", errors="replace"), key, base, file.name)
     else:
         p = propose_xml(data, author=os_principal(), key=key, base=base, name=file.name)
-        out = {"proposal_id": p.id, "key": p.key, "version": p.version, "base_version": p.base_version,
-               "status": p.status}
-    emit(out, fmt, lambda d: f"filed {d['proposal_id']}: {d['key']} -> {d['version']} ({d['status']})\n"
-                             f"review it: das queue show {d['proposal_id']}")
+        out = {
+            "proposal_id": p.id,
+            "key": p.key,
+            "version": p.version,
+            "base_version": p.base_version,
+            "status": p.status,
+        }
+    emit(
+        out,
+        fmt,
+        lambda d: (
+            f"filed {d['proposal_id']}: {d['key']} -> {d['version']} ({d['status']})\n"
+            f"review it: das queue show {d['proposal_id']}"
+        ),
+    )
 
 
 @click.group()
@@ -107,7 +153,9 @@ def queue() -> None:
 
 
 @queue.command("list")
-@click.option("--status", type=click.Choice(["proposed", "approved", "rejected", "deployed", "deploy_failed"]))
+@click.option(
+    "--status", type=click.Choice(["proposed", "approved", "rejected", "deployed", "deploy_failed"])
+)
 @FORMAT
 def queue_list(status: str | None, fmt: str) -> None:
     """List proposals, oldest first."""
@@ -118,8 +166,11 @@ def queue_list(status: str | None, fmt: str) -> None:
         if not data:
             return "no proposals" + (f" with status {status}" if status else "")
         lines = [f"{'ID':<14} {'KEY':<22} {'BASE':<8} {'VERSION':<8} {'STATUS':<14} AUTHOR"]
-        lines += [f"{r['id']:<14} {r['key']:<22} {r['base_version'] or '-':<8} {r['version']:<8} {r['status']:<14} "
-                  f"{r['author']}" for r in data]
+        lines += [
+            f"{r['id']:<14} {r['key']:<22} {r['base_version'] or '-':<8} {r['version']:<8} {r['status']:<14} "
+            f"{r['author']}"
+            for r in data
+        ]
         return "\n".join(lines)
 
     emit(rows, fmt, text)
@@ -184,9 +235,12 @@ def queue_rebase(proposal_id: str, fmt: str) -> None:
 @click.argument("proposal_id")
 @click.option("--comment", help="Why you approve.")
 @click.option("--no-deploy", is_flag=True, help="Record the approval only; the kernel deploys later.")
-@click.option("--ack-executable", is_flag=True,
-              help="I read the proposal's flagged executable content (scripts, Java classes, expressions, "
-                   "connectors; `das queue show ID` lists it) and accept it. Required when it has any.")
+@click.option(
+    "--ack-executable",
+    is_flag=True,
+    help="I read the proposal's flagged executable content (scripts, Java classes, expressions, "
+    "connectors; `das queue show ID` lists it) and accept it. Required when it has any.",
+)
 @FORMAT
 def approve(proposal_id: str, comment: str | None, no_deploy: bool, ack_executable: bool, fmt: str) -> None:
     """Approve a proposal as yourself; when approvals suffice, the kernel deploys it.
@@ -246,15 +300,32 @@ def _get(proposal_id: str) -> Proposal:
 
 
 def _emit_remote(data: dict[str, Any], fmt: str) -> None:
-    emit(data, fmt, lambda d: f"{d['proposal_id']}: {d['key']}@{d['version']} is {d['status']} "
-                              f"(approvals {len(d['approvals'])}/{d['approvals_needed']})")
+    emit(
+        data,
+        fmt,
+        lambda d: (
+            f"{d['proposal_id']}: {d['key']}@{d['version']} is {d['status']} "
+            f"(approvals {len(d['approvals'])}/{d['approvals_needed']})"
+        ),
+    )
     if data.get("status") == "deploy_failed":
         sys.exit(5)
 
 
 def _emit_status(proposal: Proposal, fmt: str) -> None:
     history = proposal.history[-1] if proposal.history else None
-    data = {"proposal_id": proposal.id, "key": proposal.key, "version": proposal.version,
-            "status": proposal.status, "last": history.model_dump() if history else None}
-    emit(data, fmt, lambda d: f"{d['proposal_id']}: {d['key']}@{d['version']} is {d['status']}"
-                              + (f" ({d['last']['comment']})" if d["last"] and d["last"].get("comment") else ""))
+    data = {
+        "proposal_id": proposal.id,
+        "key": proposal.key,
+        "version": proposal.version,
+        "status": proposal.status,
+        "last": history.model_dump() if history else None,
+    }
+    emit(
+        data,
+        fmt,
+        lambda d: (
+            f"{d['proposal_id']}: {d['key']}@{d['version']} is {d['status']}"
+            + (f" ({d['last']['comment']})" if d["last"] and d["last"].get("comment") else "")
+        ),
+    )

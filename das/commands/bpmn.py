@@ -24,8 +24,14 @@ from das.output import emit, progress
 from das.registry import load_registry
 from das.views.reports import render_validation
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-                      help="Output format.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 
 
 @click.group()
@@ -35,8 +41,12 @@ def bpmn() -> None:
 
 @bpmn.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--known", multiple=True, metavar="KEY",
-              help="Process key a call activity may call besides those in FILES (repeatable).")
+@click.option(
+    "--known",
+    multiple=True,
+    metavar="KEY",
+    help="Process key a call activity may call besides those in FILES (repeatable).",
+)
 @FORMAT
 def validate_cmd(files: tuple[Path, ...], known: tuple[str, ...], fmt: str) -> None:
     """Validate BPMN FILEs: XSD, references, structure, Camunda 7, ProcOS governance.
@@ -51,8 +61,10 @@ def validate_cmd(files: tuple[Path, ...], known: tuple[str, ...], fmt: str) -> N
     emit(reports, fmt, render_validation)
     bad = [r.file for r in reports if not r.valid]
     if bad:
-        raise NegativeResult(f"{len(bad)} of {len(reports)} file(s) have errors: {', '.join(bad[:5])}"
-                             + (" ..." if len(bad) > 5 else ""))
+        raise NegativeResult(
+            f"{len(bad)} of {len(reports)} file(s) have errors: {', '.join(bad[:5])}"
+            + (" ..." if len(bad) > 5 else "")
+        )
 
 
 @bpmn.command("diff")
@@ -69,8 +81,11 @@ def diff_cmd(old: Path, new: Path, fmt: str) -> None:
         result = diff(before, after)
     except Exception as exc:  # noqa: BLE001 - a DAS bug: a finding naming it, exit 1, no traceback
         finding = internal_error(exc, f"{old} -> {new}", "the diff").model_dump()
-        emit({"old": str(old), "new": str(new), "entries": [], "findings": [finding]}, fmt,
-             lambda d: f"{old} -> {new}: not compared\n  {finding['rule']}: {finding['message']}")
+        emit(
+            {"old": str(old), "new": str(new), "entries": [], "findings": [finding]},
+            fmt,
+            lambda d: f"{old} -> {new}: not compared\n  {finding['rule']}: {finding['message']}",
+        )
         raise NegativeResult(f"{old} -> {new}: diff failed (internal error)") from None
     emit(result, fmt, render_text)
 
@@ -78,8 +93,13 @@ def diff_cmd(old: Path, new: Path, fmt: str) -> None:
 @bpmn.command("edit")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("ops_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the edited BPMN.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the edited BPMN.",
+)
 @FORMAT
 def edit_cmd(file: Path, ops_file: Path, output: Path, fmt: str) -> None:
     """Apply a JSON list of edit ops (see `das bpmn edit-schema`) to FILE, write OUTPUT, show the diff."""

@@ -21,19 +21,29 @@ from das.errors import InvalidInput, NegativeResult
 from das.output import emit, progress
 from das.views.text import render_simulations
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="Output format.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 
 
 @click.command("compile")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the BPMN XML.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the BPMN XML.",
+)
 @FORMAT
 def compile_cmd(source: Path, output: Path, fmt: str) -> None:
     """Compile an authoring-form JSON document to Camunda 7 BPMN XML with a diagram."""
     from pydantic import ValidationError
-
 
     try:
         text = source.read_text(encoding="utf-8")
@@ -44,17 +54,21 @@ def compile_cmd(source: Path, output: Path, fmt: str) -> None:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"{source}: {len(exc.errors())} schema error(s); first at {where}: {first['msg']}"
-                           " (see `das bpmn schema-authoring`)") from None
+        raise InvalidInput(
+            f"{source}: {len(exc.errors())} schema error(s); first at {where}: {first['msg']}"
+            " (see `das bpmn schema-authoring`)"
+        ) from None
     except ValueError as exc:
         raise InvalidInput(f"{source}: {exc}") from None
     try:
         result = compile_process(proc)
     except Exception as exc:  # noqa: BLE001 - a compiler bug: a finding naming it, exit 1, no traceback
-
         finding = internal_error(exc, str(source), "compilation").model_dump()
-        emit({"source": str(source), "output": None, "process": proc.key, "findings": [finding]}, fmt,
-             lambda d: f"{d['source']}: not compiled\n  {finding['rule']}: {finding['message']}")
+        emit(
+            {"source": str(source), "output": None, "process": proc.key, "findings": [finding]},
+            fmt,
+            lambda d: f"{d['source']}: not compiled\n  {finding['rule']}: {finding['message']}",
+        )
         raise NegativeResult(f"{source}: compilation failed (internal error)") from None
     try:
         output.write_text(result.xml, encoding="utf-8")
@@ -62,8 +76,13 @@ def compile_cmd(source: Path, output: Path, fmt: str) -> None:
         raise InvalidInput(f"cannot write {output}: {exc.strerror}") from None
     progress(f"wrote {output}")
     data = {"source": str(source), "output": str(output), "process": proc.key, "findings": result.findings}
-    emit(data, fmt, lambda d: f"{d['output']}: compiled {d['process']}"
-         + "".join(f"\n  finding: {f}" for f in d["findings"]))
+    emit(
+        data,
+        fmt,
+        lambda d: (
+            f"{d['output']}: compiled {d['process']}" + "".join(f"\n  finding: {f}" for f in d["findings"])
+        ),
+    )
     if result.findings:
         raise NegativeResult(f"diagram incomplete: {len(result.findings)} finding(s)")
 
@@ -72,13 +91,23 @@ def compile_cmd(source: Path, output: Path, fmt: str) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--runs", type=click.IntRange(1, 100000), default=20, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--mocks", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="JSON/YAML: key (topic, task type, element id/name, called process, *) -> outputs.")
-@click.option("--max-steps", type=click.IntRange(10, 100000), default=500, show_default=True,
-              help="Step bound per run; exceeding it is reported as 'loop bound hit'.")
+@click.option(
+    "--mocks",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="JSON/YAML: key (topic, task type, element id/name, called process, *) -> outputs.",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(10, 100000),
+    default=500,
+    show_default=True,
+    help="Step bound per run; exceeding it is reported as 'loop bound hit'.",
+)
 @FORMAT
-def simulate_cmd(files: tuple[Path, ...], runs: int, seed: int, mocks: Path | None, max_steps: int,
-                 fmt: str) -> None:
+def simulate_cmd(
+    files: tuple[Path, ...], runs: int, seed: int, mocks: Path | None, max_steps: int, fmt: str
+) -> None:
     """Simulate BPMN files on SpiffWorkflow with mocked task outputs (exit 1 unless all runs complete)."""
     try:
         mock_map = load_mocks(mocks)
@@ -93,24 +122,35 @@ def simulate_cmd(files: tuple[Path, ...], runs: int, seed: int, mocks: Path | No
     emit(results if len(results) > 1 else results[0], fmt, lambda _d: render_simulations(results))
     bad = [r.file for r in results if not r.passed or r.input_problems]
     if bad:
-        raise NegativeResult(f"{len(bad)} of {len(results)} file(s) did not simulate cleanly (a finding, a stuck run, "
-                             f"or a step input unset): {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else ""))
+        raise NegativeResult(
+            f"{len(bad)} of {len(results)} file(s) did not simulate cleanly (a finding, a stuck run, "
+            f"or a step input unset): {', '.join(bad[:5])}" + (" ..." if len(bad) > 5 else "")
+        )
 
 
 def _simulate_one(f: Path, runs: int, seed: int, mocks: dict[str, Any], max_steps: int) -> SimulationReport:
     """One file's report; a file that is missing, not BPMN, or trips a DAS bug gets a report
     that says so, and the other files are simulated as usual."""
     if not f.is_file():
-        return SimulationReport(file=str(f), findings=[ValidationFinding(
-            rule="xml.missing", severity="error", element=None, message=f"no such file: {f}")])
+        return SimulationReport(
+            file=str(f),
+            findings=[
+                ValidationFinding(
+                    rule="xml.missing", severity="error", element=None, message=f"no such file: {f}"
+                )
+            ],
+        )
     try:
         parse(f)  # not BPMN, unsafe or broken XML: that file's finding (as validate reports it)
         progress(f"simulating {f} ({runs} runs)")
-        return SimulationReport.model_validate(simulate_file(f, runs=runs, seed=seed, mocks=mocks,
-                                                             max_steps=max_steps))
+        return SimulationReport.model_validate(
+            simulate_file(f, runs=runs, seed=seed, mocks=mocks, max_steps=max_steps)
+        )
     except BpmnParseError as exc:
-        return SimulationReport(file=str(f), findings=[ValidationFinding(
-            rule=exc.rule, severity="error", element=None, message=exc.message)])
+        return SimulationReport(
+            file=str(f),
+            findings=[ValidationFinding(rule=exc.rule, severity="error", element=None, message=exc.message)],
+        )
     except Exception as exc:  # noqa: BLE001 - a DAS bug on this file is this file's finding
         return SimulationReport(file=str(f), findings=[internal_error(exc, str(f), "simulation")])
 

@@ -18,12 +18,23 @@ from das.registry import load_registry
 from das.store.keys import principal_namespace
 from das.views.reports import render_tde_result
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="Output format; json keys are stable.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format; json keys are stable.",
+)
 
 # stop_reason -> exit code (0 ok, 1 negative, 3 guardrail/policy, 5 upstream)
-STOP_EXIT = {"completed": 0, "invalid_output": 1, "policy_denied": 3, "error": 5,
-             **dict.fromkeys(GUARDRAIL_STOPS, 3)}
+STOP_EXIT = {
+    "completed": 0,
+    "invalid_output": 1,
+    "policy_denied": 3,
+    "error": 5,
+    **dict.fromkeys(GUARDRAIL_STOPS, 3),
+}
 
 
 @click.command()
@@ -55,7 +66,9 @@ def tde_list(fmt: str) -> None:
     def text(data: list[dict[str, Any]]) -> str:
         lines = [f"{'TASK TYPE':<20} {'EXECUTOR':<28} DESCRIPTION"]
         for r in data:
-            ex = r["executor"]["kind"] + (f" ({r['executor']['topic']})" if r["executor"].get("topic") else "")
+            ex = r["executor"]["kind"] + (
+                f" ({r['executor']['topic']})" if r["executor"].get("topic") else ""
+            )
             lines.append(f"{r['task_type']:<20} {ex:<28} {r['description']}")
         return "\n".join(lines)
 
@@ -63,11 +76,20 @@ def tde_list(fmt: str) -> None:
 
 
 @tde.command("run")
-@click.option("--spec", "spec_path", required=True, metavar="FILE|-",
-              help="TaskSpec JSON file, or - for stdin (see `das schema TaskSpec`).")
+@click.option(
+    "--spec",
+    "spec_path",
+    required=True,
+    metavar="FILE|-",
+    help="TaskSpec JSON file, or - for stdin (see `das schema TaskSpec`).",
+)
 @click.option("--model", help="litellm model string; default $DAS_MODEL or local/qwen2.5-coder-1.5b.")
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
-              help="Operator policy YAML: may loosen the defaults; task types and specs may only tighten it.")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    help="Operator policy YAML: may loosen the defaults; task types and specs may only tighten it.",
+)
 @FORMAT
 def tde_run(spec_path: str, model: str | None, policy_file: str | None, fmt: str) -> None:
     """Run one probabilistic task and print its TdeResult.
@@ -91,7 +113,9 @@ def tde_run(spec_path: str, model: str | None, policy_file: str | None, fmt: str
     spec = parse_external(TaskSpec, raw, "taskSpec")
     progress(f"running {spec.task_type} with {model or 'default model'} …")
     # the spec's idempotency key is the OS account's: another account's same key is another task
-    result = run_tde(spec, model=model, policy_file=policy_file, namespace=principal_namespace(os_principal().name))
+    result = run_tde(
+        spec, model=model, policy_file=policy_file, namespace=principal_namespace(os_principal().name)
+    )
     emit(result, fmt, render_tde_result)
     code = STOP_EXIT.get(result.stop_reason, 1)
     if code:
@@ -99,13 +123,20 @@ def tde_run(spec_path: str, model: str | None, policy_file: str | None, fmt: str
 
 
 @click.command()
-@click.option("--candidates", "candidates_path", required=True, metavar="FILE|-",
-              help="JSON list of candidate task specs (or task type names).")
+@click.option(
+    "--candidates",
+    "candidates_path",
+    required=True,
+    metavar="FILE|-",
+    help="JSON list of candidate task specs (or task type names).",
+)
 @click.option("--context", "context_path", metavar="FILE", help="JSON object with the process context.")
 @click.option("--members", default=3, show_default=True, type=click.IntRange(1, 7), help="Team size.")
 @click.option("--model", "models", multiple=True, help="Model per member (repeat); default $DAS_MODEL.")
 @FORMAT
-def select(candidates_path: str, context_path: str | None, members: int, models: tuple[str, ...], fmt: str) -> None:
+def select(
+    candidates_path: str, context_path: str | None, members: int, models: tuple[str, ...], fmt: str
+) -> None:
     """Let an LLM team pick the next task among CANDIDATES; prints a Decision.
 
     The choice is always one of the candidates, or an escalation to a human when there is
@@ -117,9 +148,18 @@ def select(candidates_path: str, context_path: str | None, members: int, models:
     except (OSError, json.JSONDecodeError) as exc:
         raise InvalidInput(f"cannot read candidates/context: {exc}") from exc
     decision = select_task(candidates, context, models=list(models) or None, members=members)
-    emit(decision, fmt, lambda d: (f"{d.mode}: " + (f"candidate {d.chosen_index} "
-                                                     f"({(d.chosen or {}).get('task_type', '?')})"
-                                                     if d.chosen_index is not None else "escalate to a human")
-                                   + f", confidence {d.confidence}\n{d.rationale}"))
+    emit(
+        decision,
+        fmt,
+        lambda d: (
+            f"{d.mode}: "
+            + (
+                f"candidate {d.chosen_index} ({(d.chosen or {}).get('task_type', '?')})"
+                if d.chosen_index is not None
+                else "escalate to a human"
+            )
+            + f", confidence {d.confidence}\n{d.rationale}"
+        ),
+    )
     if decision.chosen_index is None:
         sys.exit(1)

@@ -9,16 +9,26 @@ from das.evals.tde import run_tde_eval
 from das.output import emit
 from das.views.reports import render_authoring_eval, render_tde_eval
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="Output format; json keys are stable.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format; json keys are stable.",
+)
 
 
 @click.command("eval")
 @click.argument("suite", type=click.Choice(["authoring", "tde"]))
 @click.option("--model", help="litellm model string; default $DAS_MODEL or local/qwen2.5-coder-1.5b.")
 @click.option("--limit", type=int, help="Run only the first N cases.")
-@click.option("--labels", "with_labels", is_flag=True,
-              help="authoring: give the model the reference's activity labels too (the benchmark's prompt form).")
+@click.option(
+    "--labels",
+    "with_labels",
+    is_flag=True,
+    help="authoring: give the model the reference's activity labels too (the benchmark's prompt form).",
+)
 @FORMAT
 def eval_cmd(suite: str, model: str | None, limit: int | None, with_labels: bool, fmt: str) -> None:
     """Run an evaluation suite (evals/<suite>/) against a model and print its scores.

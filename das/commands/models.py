@@ -14,8 +14,14 @@ from das.llm.modelstore import CATALOG, install, joined_path, spec, status, veri
 from das.output import emit, progress
 from das.views.text import render_model_check
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="Output format; json keys are stable.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format; json keys are stable.",
+)
 
 
 @click.group()
@@ -49,8 +55,10 @@ def models_list(check: bool, fmt: str) -> None:
         lines = [f"{'model':<28} {'default':<7} {'size':>9} {'hash':<9} {'licence':<10} source"]
         for r in data:
             size = f"{r['size'] / 1e6:.0f} MB" if r["size"] else "-"
-            lines.append(f"{r['model']:<28} {'*' if r['default'] else '':<7} {size:>9} {r['hash_status']:<9} "
-                         f"{r['licence']:<10} {r['source']}")
+            lines.append(
+                f"{r['model']:<28} {'*' if r['default'] else '':<7} {size:>9} {r['hash_status']:<9} "
+                f"{r['licence']:<10} {r['source']}"
+            )
         return "\n".join(lines)
 
     emit(rows, fmt, text)
@@ -79,23 +87,41 @@ def models_verify(name: str | None, fmt: str) -> None:
         except InvalidInput as exc:
             rows.append({"model": f"local/{n}", "ok": False, "error": exc.message})
             failed.append(exc.message)
-    emit(rows, fmt, lambda data: "\n".join(f"{r['model']}: {'ok' if r['ok'] else r['error']}" for r in data)
-         or "no joined model installed")
+    emit(
+        rows,
+        fmt,
+        lambda data: (
+            "\n".join(f"{r['model']}: {'ok' if r['ok'] else r['error']}" for r in data)
+            or "no joined model installed"
+        ),
+    )
     if failed:
         raise InvalidInput(failed[0])
 
 
 @models.command("check")
 @click.option("--model", "model", default=None, help="litellm model string [default: $DAS_MODEL].")
-@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Operator policy file (e.g. to allow an external provider for the probe).")
-@click.option("--tools/--no-tools", default=True, show_default=True,
-              help="Also probe native tool calling (a call that must come back as a tool call).")
-@click.option("--relearn", is_flag=True, help="Forget what servers refused before (models_learned.json) first.")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Operator policy file (e.g. to allow an external provider for the probe).",
+)
+@click.option(
+    "--tools/--no-tools",
+    default=True,
+    show_default=True,
+    help="Also probe native tool calling (a call that must come back as a tool call).",
+)
+@click.option(
+    "--relearn", is_flag=True, help="Forget what servers refused before (models_learned.json) first."
+)
 @click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds per call.")
 @FORMAT
-def models_check(model: str | None, policy_file: str | None, tools: bool, relearn: bool, timeout_s: float,
-                 fmt: str) -> None:
+def models_check(
+    model: str | None, policy_file: str | None, tools: bool, relearn: bool, timeout_s: float, fmt: str
+) -> None:
     """Make one tiny structured call to MODEL and print what it supports.
 
     \b
@@ -110,8 +136,9 @@ def models_check(model: str | None, policy_file: str | None, tools: bool, relear
       OPENAI_API_BASE=http://127.0.0.1:8000/v1 das models check --model openai/my-model
       das models check --model ollama/llama3.1 --format json
     """
-    result = check_model(model or default_model(), policy_file=policy_file, tools=tools, relearn=relearn,
-                         timeout_s=timeout_s)
+    result = check_model(
+        model or default_model(), policy_file=policy_file, tools=tools, relearn=relearn, timeout_s=timeout_s
+    )
     emit(result, fmt, render_model_check)
     if result.error:
         raise UpstreamError(result.error)

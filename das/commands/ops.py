@@ -16,8 +16,14 @@ from das.output import emit, progress
 from das.registry import lookup
 from das.store import open_store
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="Output format; json keys are stable.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format; json keys are stable.",
+)
 
 
 @click.group()
@@ -26,9 +32,15 @@ def policy() -> None:
 
 
 @policy.command("explain")
-@click.option("--spec", "spec_path", required=True, metavar="FILE|-", help="TaskSpec JSON file, or - for stdin.")
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
-              help="Operator policy YAML (the only layer that may loosen the default).")
+@click.option(
+    "--spec", "spec_path", required=True, metavar="FILE|-", help="TaskSpec JSON file, or - for stdin."
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False),
+    help="Operator policy YAML (the only layer that may loosen the default).",
+)
 @FORMAT
 def policy_explain(spec_path: str, policy_file: str | None, fmt: str) -> None:
     """Print the merged policy for a TaskSpec and which layer set each value.
@@ -46,7 +58,11 @@ def policy_explain(spec_path: str, policy_file: str | None, fmt: str) -> None:
     sources: dict[str, str] = {}
     merged = resolve_policy(spec, policy_file, entry.policy if entry else None, sources=sources)
     values = merged.model_dump(mode="json")
-    data = {"task_type": spec.task_type, "policy": values, "sources": {k: sources.get(k, "?") for k in values}}
+    data = {
+        "task_type": spec.task_type,
+        "policy": values,
+        "sources": {k: sources.get(k, "?") for k in values},
+    }
 
     def text(d: dict[str, Any]) -> str:
         lines = [f"policy for task type {d['task_type']}:"]
@@ -67,21 +83,34 @@ def effects() -> None:
 
 
 @effects.command("list")
-@click.option("--state", type=click.Choice(["started", "done", "unknown"]),
-              help="Only effects in this state (unknown: waiting for an operator).")
+@click.option(
+    "--state",
+    type=click.Choice(["started", "done", "unknown"]),
+    help="Only effects in this state (unknown: waiting for an operator).",
+)
 @FORMAT
 def effects_list(state: str | None, fmt: str) -> None:
     """List claimed side effects, oldest first."""
     rows = [{k: v for k, v in r.items() if k != "result_json"} for r in open_store().effects(state)]
-    emit(rows, fmt, lambda data: "\n".join(
-        f"{r['state']:<8} {r['tool']:<14} {r['call_key']}  {r['detail'] or ''}" for r in data)
-        or "no side effects" + (f" in state {state}" if state else ""))
+    emit(
+        rows,
+        fmt,
+        lambda data: (
+            "\n".join(f"{r['state']:<8} {r['tool']:<14} {r['call_key']}  {r['detail'] or ''}" for r in data)
+            or "no side effects" + (f" in state {state}" if state else "")
+        ),
+    )
 
 
 @effects.command("resolve")
 @click.argument("call_key")
-@click.option("--as", "outcome", type=click.Choice(["done", "not-done"]), required=True,
-              help="done: it happened (a re-run replays it as done); not-done: it did not (a re-run may send it).")
+@click.option(
+    "--as",
+    "outcome",
+    type=click.Choice(["done", "not-done"]),
+    required=True,
+    help="done: it happened (a re-run replays it as done); not-done: it did not (a re-run may send it).",
+)
 @click.option("--note", help="What you checked, recorded in the audit log.")
 @FORMAT
 def effects_resolve(call_key: str, outcome: str, note: str | None, fmt: str) -> None:

@@ -25,7 +25,20 @@ def search(query: str, kind: str | None, limit: int, fmt: str) -> None:
     index_processes(index=index)
     index_tde_registry(index=index)
     hits = index.search(query, kind=kind, k=limit)
-    rows = [{"id": h.id, "kind": h.kind, "score": round(h.score, 4), "embedding": h.embedding,
-             "excerpt": h.text_excerpt} for h in hits]
-    emit(rows, fmt, lambda data: "\n".join(f"{r['score']:.3f}  {r['id']:<36} {r['excerpt'][:80]}" for r in data)
-         or "no hits")
+    rows = [
+        {
+            "id": h.id,
+            "kind": h.kind,
+            "score": round(h.score, 4),
+            "embedding": h.embedding,
+            "excerpt": h.text_excerpt,
+        }
+        for h in hits
+    ]
+    emit(
+        rows,
+        fmt,
+        lambda data: (
+            "\n".join(f"{r['score']:.3f}  {r['id']:<36} {r['excerpt'][:80]}" for r in data) or "no hits"
+        ),
+    )

@@ -10,8 +10,14 @@ from das.output import emit
 from das.store.copy import copy_store
 from das.store.db import Store, store_location
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="Output format.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 
 
 @click.group()
@@ -27,25 +33,52 @@ def store() -> None:
 
 
 @store.command("migrate")
-@click.option("--url", default=None, metavar="URL|PATH", help="Store to migrate (default: DAS_STORE_URL, else DAS_HOME).")
+@click.option(
+    "--url",
+    default=None,
+    metavar="URL|PATH",
+    help="Store to migrate (default: DAS_STORE_URL, else DAS_HOME).",
+)
 @FORMAT
 def migrate_cmd(url: str | None, fmt: str) -> None:
     """Apply the numbered migrations the store does not have yet (safe to repeat)."""
     s = Store(store_location(url))
     applied = s.migrate()  # opening applied them already; this reports what this run did
-    data = {"store": s.describe(), "backend": s.backend, "migrations": [n for _, n in s.migrations()],
-            "applied_now": applied}
-    emit(data, fmt, lambda d: f"{d['store']} ({d['backend']}): {len(d['migrations'])} migrations, "
-         f"latest {d['migrations'][-1] if d['migrations'] else '-'}")
+    data = {
+        "store": s.describe(),
+        "backend": s.backend,
+        "migrations": [n for _, n in s.migrations()],
+        "applied_now": applied,
+    }
+    emit(
+        data,
+        fmt,
+        lambda d: (
+            f"{d['store']} ({d['backend']}): {len(d['migrations'])} migrations, "
+            f"latest {d['migrations'][-1] if d['migrations'] else '-'}"
+        ),
+    )
 
 
 @store.command("copy")
-@click.option("--from", "source", default=None, metavar="URL|PATH",
-              help="Store to read (default: DAS_STORE_URL, else DAS_HOME's das.db). Never changed.")
-@click.option("--to", "target", required=True, metavar="URL|PATH", help="Empty store to fill (migrated first).")
+@click.option(
+    "--from",
+    "source",
+    default=None,
+    metavar="URL|PATH",
+    help="Store to read (default: DAS_STORE_URL, else DAS_HOME's das.db). Never changed.",
+)
+@click.option(
+    "--to", "target", required=True, metavar="URL|PATH", help="Empty store to fill (migrated first)."
+)
 @FORMAT
 def copy_cmd(source: str | None, target: str, fmt: str) -> None:
     """Copy every table into an empty store, ids and order kept, counts checked after."""
     report = copy_store(Store(store_location(source)), Store(store_location(target)))
-    emit(asdict(report), fmt, lambda d: f"copied {d['source']} -> {d['target']}: "
-         + ", ".join(f"{t} {n}" for t, n in d["rows"].items()))
+    emit(
+        asdict(report),
+        fmt,
+        lambda d: (
+            f"copied {d['source']} -> {d['target']}: " + ", ".join(f"{t} {n}" for t, n in d["rows"].items())
+        ),
+    )

@@ -11,8 +11,14 @@ from das.identity import Users
 from das.output import emit, progress
 from das.remote import ApiClient, credentials_path, save_credentials
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="Output format; json keys are stable.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format; json keys are stable.",
+)
 
 
 @click.group()
@@ -25,8 +31,12 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["author", "reviewer", "admin"]), required=True,
-              help="author: draft; reviewer: also approve and reject; admin: everything.")
+@click.option(
+    "--role",
+    type=click.Choice(["author", "reviewer", "admin"]),
+    required=True,
+    help="author: draft; reviewer: also approve and reject; admin: everything.",
+)
 @FORMAT
 def user_add(name: str, role: str, fmt: str) -> None:
     """Add a user and print their personal API token ONCE (only a hash is stored).
@@ -36,8 +46,11 @@ def user_add(name: str, role: str, fmt: str) -> None:
       das user add bob --role reviewer --format json   # {"user", "role", "token"}
     """
     added, token = Users().add(name, role)
-    emit({"user": added.name, "role": added.role, "token": token}, fmt,
-         lambda d: f"added {d['user']} ({d['role']}); their token (shown once, keep it secret):\n{d['token']}")
+    emit(
+        {"user": added.name, "role": added.role, "token": token},
+        fmt,
+        lambda d: f"added {d['user']} ({d['role']}); their token (shown once, keep it secret):\n{d['token']}",
+    )
 
 
 @user.command("list")
@@ -45,10 +58,21 @@ def user_add(name: str, role: str, fmt: str) -> None:
 def user_list(fmt: str) -> None:
     """List users, their roles and whether they are revoked (never tokens)."""
     rows = [dataclasses.asdict(u) for u in Users().list()]
-    emit(rows, fmt, lambda data: "\n".join(
-        [f"{'USER':<24} {'ROLE':<9} {'CREATED':<25} REVOKED"]
-        + [f"{r['name']:<24} {r['role']:<9} {r['created_at']:<25} {r['revoked_at'] or '-'}" for r in data])
-        if data else "no users; add one with `das user add NAME --role reviewer`")
+    emit(
+        rows,
+        fmt,
+        lambda data: (
+            "\n".join(
+                [f"{'USER':<24} {'ROLE':<9} {'CREATED':<25} REVOKED"]
+                + [
+                    f"{r['name']:<24} {r['role']:<9} {r['created_at']:<25} {r['revoked_at'] or '-'}"
+                    for r in data
+                ]
+            )
+            if data
+            else "no users; add one with `das user add NAME --role reviewer`"
+        ),
+    )
 
 
 @user.command("revoke")
@@ -72,7 +96,6 @@ def login(url: str, token_stdin: bool, fmt: str) -> None:
     """
     from urllib.parse import urlsplit
 
-
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise click.UsageError(f"{url!r} is not an http(s) URL of a DAS API server")
@@ -82,7 +105,9 @@ def login(url: str, token_stdin: bool, fmt: str) -> None:
     me = ApiClient(url, token).me()
     path = save_credentials(url, token)
     progress(f"credentials saved in {path}")
-    emit({"url": url.rstrip("/"), **me}, fmt, lambda d: f"logged in to {d['url']} as {d['user']} ({d['role']})")
+    emit(
+        {"url": url.rstrip("/"), **me}, fmt, lambda d: f"logged in to {d['url']} as {d['user']} ({d['role']})"
+    )
 
 
 @click.command()

@@ -121,8 +121,9 @@ def correlation_of(task: ExternalTask) -> str:
     """The task's correlationId: the variable, else taskSpec.correlation_id, else the instance."""
     spec = task.variables.get("taskSpec")
     from_spec = spec.get("correlation_id") if isinstance(spec, dict) else None
-    return str(task.variables.get("correlationId") or from_spec or task.business_key
-               or task.process_instance_id)
+    return str(
+        task.variables.get("correlationId") or from_spec or task.business_key or task.process_instance_id
+    )
 
 
 MAX_STEP_RETRIES = 10  # a step's own `retries` (approved BPMN, e.g. a nightly refactor) is capped here
@@ -160,13 +161,25 @@ def retry_backoff_ms(task: ExternalTask, policy: Policy) -> int:
     return int(max(declared or 0.0, policy.retry_backoff_s) * 1000)
 
 
-def failure_outcome(task: ExternalTask, policy: Policy | None, message: str, details: str | None,
-                    *, final: bool = False, result: TdeResult | None = None) -> Outcome:
+def failure_outcome(
+    task: ExternalTask,
+    policy: Policy | None,
+    message: str,
+    details: str | None,
+    *,
+    final: bool = False,
+    result: TdeResult | None = None,
+) -> Outcome:
     policy = policy or Policy()
     retries = 0 if final else failure_retries(task, policy)
-    out = Outcome("failure", message=message, details=details, retries=retries,
-                  retry_timeout_ms=retry_backoff_ms(task, policy),
-                  stop_reason=result.stop_reason if result else "error")
+    out = Outcome(
+        "failure",
+        message=message,
+        details=details,
+        retries=retries,
+        retry_timeout_ms=retry_backoff_ms(task, policy),
+        stop_reason=result.stop_reason if result else "error",
+    )
     if result is not None:
         _usage_into(out, result)
     return out
@@ -197,17 +210,27 @@ def outcome_for_result(task: ExternalTask, result: TdeResult, policy: Policy) ->
         _usage_into(out, result)
         return out
     if result.stop_reason == "error":
-        return failure_outcome(task, policy, f"TDE technical failure: {result.message or 'error'}",
-                               _trace_tail(result), result=result, final=not result.retryable)
+        return failure_outcome(
+            task,
+            policy,
+            f"TDE technical failure: {result.message or 'error'}",
+            _trace_tail(result),
+            result=result,
+            final=not result.retryable,
+        )
     if result.status == "compensate_required":  # the process routes it to its compensation path
         out = Outcome("complete", variables=variables, stop_reason=result.stop_reason)
         _usage_into(out, result)
         return out
     code = BPMN_ERROR_BY_STOP.get(result.stop_reason)
     if code:
-        out = Outcome("bpmn_error", variables=variables, error_code=code,
-                      message=f"{result.stop_reason}: {result.message or ''}".strip(": "),
-                      stop_reason=result.stop_reason)
+        out = Outcome(
+            "bpmn_error",
+            variables=variables,
+            error_code=code,
+            message=f"{result.stop_reason}: {result.message or ''}".strip(": "),
+            stop_reason=result.stop_reason,
+        )
     else:
         out = Outcome("complete", variables=variables, stop_reason=result.stop_reason)
     _usage_into(out, result)
@@ -230,14 +253,20 @@ def parse_task_spec(task: ExternalTask, correlation_id: str, facts: EngineFacts 
         return spec_from_step(task.variables, correlation_id, default_key)
     raw = task.variables.get("taskSpec")
     if raw is None:
-        raise InvalidInput("invalid taskSpec variable: missing (the task needs a Json taskSpec, or a taskType "
-                           "input parameter naming a registry task type)")
+        raise InvalidInput(
+            "invalid taskSpec variable: missing (the task needs a Json taskSpec, or a taskType "
+            "input parameter naming a registry task type)"
+        )
     spec = parse_external(TaskSpec, raw, "taskSpec variable")
     updates: dict[str, Any] = {}
     process_id = task.variables.get("correlationId")
     if process_id and spec.correlation_id and spec.correlation_id != process_id:
-        log.warning("taskSpec correlation_id %r differs from the process correlationId %r; using the process's",
-                    spec.correlation_id, process_id, extra={"correlation_id": process_id})
+        log.warning(
+            "taskSpec correlation_id %r differs from the process correlationId %r; using the process's",
+            spec.correlation_id,
+            process_id,
+            extra={"correlation_id": process_id},
+        )
         updates["correlation_id"] = str(process_id)
     elif not spec.correlation_id:
         updates["correlation_id"] = correlation_id
@@ -255,9 +284,14 @@ def resolve_task_policy(spec: TaskSpec, policy_file: str | None) -> Policy:
 
 def denied_result(spec: TaskSpec, exc: PolicyDenied) -> TdeResult:
 
-    return TdeResult(status="failed", stop_reason="policy_denied", message=exc.message,
-                     correlation_id=spec.correlation_id, idempotency_key=spec.idempotency_key,
-                     trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)])
+    return TdeResult(
+        status="failed",
+        stop_reason="policy_denied",
+        message=exc.message,
+        correlation_id=spec.correlation_id,
+        idempotency_key=spec.idempotency_key,
+        trace=[TraceStep(iteration=0, phase="stop", evaluation="policy_denied", error=exc.message)],
+    )
 
 
 def engine_scope(task: ExternalTask, ctx: HandlerContext) -> EngineScope | Outcome:
@@ -278,8 +312,13 @@ def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
         spec = parse_task_spec(task, correlation_id, ctx.facts)
         policy = resolve_task_policy(spec, ctx.policy_file)
     except StepInputInvalid as exc:  # the process mapped the wrong variables: let it route that
-        return Outcome("bpmn_error", variables={"tdeStatus": "failed"}, error_code="DAS_INVALID_INPUT",
-                       message=exc.message, stop_reason="invalid_input")
+        return Outcome(
+            "bpmn_error",
+            variables={"tdeStatus": "failed"},
+            error_code="DAS_INVALID_INPUT",
+            message=exc.message,
+            stop_reason="invalid_input",
+        )
     except InvalidInput as exc:
         return failure_outcome(task, None, exc.message, None, final=True)
     except PolicyDenied as exc:  # e.g. the spec tries to loosen the policy
@@ -290,8 +329,13 @@ def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     if isinstance(scope, Outcome):
         return scope
     try:
-        result = run_tde(spec, model=ctx.model, policy_file=ctx.policy_file, heartbeat=ctx.heartbeat,
-                         namespace=scope.namespace)
+        result = run_tde(
+            spec,
+            model=ctx.model,
+            policy_file=ctx.policy_file,
+            heartbeat=ctx.heartbeat,
+            namespace=scope.namespace,
+        )
     except PolicyDenied as exc:
         return outcome_for_result(task, denied_result(spec, exc), policy)
     except InvalidInput as exc:
@@ -299,8 +343,9 @@ def handle_tde(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     except DasError as exc:
         return failure_outcome(task, policy, f"{type(exc).__name__}: {exc.message}", None)
     except Exception as exc:  # a bug: report it to the engine (incident after retries), keep serving
-        return failure_outcome(task, policy, f"DAS worker bug: {type(exc).__name__}: {exc}",
-                               traceback.format_exc()[-8000:])
+        return failure_outcome(
+            task, policy, f"DAS worker bug: {type(exc).__name__}: {exc}", traceback.format_exc()[-8000:]
+        )
     out = outcome_for_result(task, result, policy)
     out.task_type = spec.task_type
     if out.kind == "complete" and is_step_task(task.variables):  # a hand-written taskSpec maps nothing
@@ -318,8 +363,12 @@ def handle_select(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     candidates = task.variables.get("candidates")
     context = task.variables.get("context")
     try:
-        decision = select_task(candidates, context if isinstance(context, dict) else {},
-                               models=[ctx.model] if ctx.model else None, policy_file=ctx.policy_file)
+        decision = select_task(
+            candidates,
+            context if isinstance(context, dict) else {},
+            models=[ctx.model] if ctx.model else None,
+            policy_file=ctx.policy_file,
+        )
     except InvalidInput as exc:
         return failure_outcome(task, None, exc.message, None, final=True)
     except DasError as exc:
@@ -327,9 +376,14 @@ def handle_select(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     if decision.stop_reason == "error":
         return failure_outcome(task, None, "team selection: every model call failed", None)
     chosen = decision.chosen or {}
-    out = Outcome("complete", variables={"decision": Json(decision.model_dump(mode="json")),
-                                         "nextTaskType": str(chosen.get("task_type") or "ESCALATE")},
-                  stop_reason=decision.stop_reason)
+    out = Outcome(
+        "complete",
+        variables={
+            "decision": Json(decision.model_dump(mode="json")),
+            "nextTaskType": str(chosen.get("task_type") or "ESCALATE"),
+        },
+        stop_reason=decision.stop_reason,
+    )
     out.input_tokens, out.output_tokens = decision.usage.input_tokens, decision.usage.output_tokens
     return out
 
@@ -347,18 +401,22 @@ def handle_nightly(task: ExternalTask, ctx: HandlerContext) -> Outcome:
         return failure_outcome(task, None, exc.message, None, final=True)
     try:
         with EngineClient() as client:
-            report = run_nightly(client, since=since, keys=keys, model=ctx.model,
-                                 dry_run=bool(task.variables.get("dryRun")))
+            report = run_nightly(
+                client, since=since, keys=keys, model=ctx.model, dry_run=bool(task.variables.get("dryRun"))
+            )
     except InvalidInput as exc:
         return failure_outcome(task, None, exc.message, None, final=True)
     except DasError as exc:
         return failure_outcome(task, None, f"{type(exc).__name__}: {exc.message}", None)
     except Exception as exc:  # a bug: an incident after retries, with the traceback for the operator
-        return failure_outcome(task, None, f"DAS nightly bug: {type(exc).__name__}: {exc}",
-                               traceback.format_exc()[-8000:])
-    return Outcome("complete", variables={"nightlyReport": Json(report.model_dump(mode="json")),
-                                          "nightlyFiled": len(report.filed)},
-                   stop_reason="completed")
+        return failure_outcome(
+            task, None, f"DAS nightly bug: {type(exc).__name__}: {exc}", traceback.format_exc()[-8000:]
+        )
+    return Outcome(
+        "complete",
+        variables={"nightlyReport": Json(report.model_dump(mode="json")), "nightlyFiled": len(report.filed)},
+        stop_reason="completed",
+    )
 
 
 def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
@@ -372,8 +430,9 @@ def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
 
     entry = deterministic_entries().get(task.topic)
     if entry is None:
-        return failure_outcome(task, None, f"no deterministic task type is served on topic {task.topic}", None,
-                               final=True)
+        return failure_outcome(
+            task, None, f"no deterministic task type is served on topic {task.topic}", None, final=True
+        )
     correlation_id = ctx.correlation_id or correlation_of(task)
     scope = engine_scope(task, ctx)
     if isinstance(scope, Outcome):
@@ -383,15 +442,21 @@ def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     except UpstreamError as exc:
         return failure_outcome(task, None, f"cannot tell which task this continues: {exc.message}", None)
     scoped = scoped_key(scope.namespace, key)
-    spec = TaskSpec(task_type=entry.task_type, mode="deterministic", correlation_id=correlation_id,
-                    idempotency_key=key)
+    spec = TaskSpec(
+        task_type=entry.task_type, mode="deterministic", correlation_id=correlation_id, idempotency_key=key
+    )
     try:
         policy = resolve_task_policy(spec, ctx.policy_file)
         inputs = adapter_inputs(task.variables, entry)
         tool = adapter_for(entry, ctx.adapters)
     except StepInputInvalid as exc:
-        return Outcome("bpmn_error", variables={"tdeStatus": "failed"}, error_code="DAS_INVALID_INPUT",
-                       message=exc.message, stop_reason="invalid_input")
+        return Outcome(
+            "bpmn_error",
+            variables={"tdeStatus": "failed"},
+            error_code="DAS_INVALID_INPUT",
+            message=exc.message,
+            stop_reason="invalid_input",
+        )
     except PolicyDenied as exc:
         return outcome_for_result(task, denied_result(spec, exc), Policy())
     except DasError as exc:
@@ -402,17 +467,32 @@ def handle_adapter(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     except PolicyDenied as exc:
         return outcome_for_result(task, denied_result(spec, exc), policy)
     except ModelRetry as exc:
-        return Outcome("bpmn_error", variables={"tdeStatus": "failed"}, error_code="DAS_ADAPTER_FAILED",
-                       message=f"{entry.task_type}: {exc.message}", stop_reason="error")
+        return Outcome(
+            "bpmn_error",
+            variables={"tdeStatus": "failed"},
+            error_code="DAS_ADAPTER_FAILED",
+            message=f"{entry.task_type}: {exc.message}",
+            stop_reason="error",
+        )
     except EffectBlocked as exc:
         return failure_outcome(task, policy, exc.message, None, final=True)
     except Exception as exc:  # the adapter failed technically: retries per policy, then an incident
-        return failure_outcome(task, policy, f"adapter {tool.name} failed: {type(exc).__name__}: {exc}",
-                               traceback.format_exc()[-4000:])
+        return failure_outcome(
+            task,
+            policy,
+            f"adapter {tool.name} failed: {type(exc).__name__}: {exc}",
+            traceback.format_exc()[-4000:],
+        )
     outputs = value if isinstance(value, dict) else {"result": value}
-    result = TdeResult(status="succeeded", stop_reason="completed", outputs=outputs, model=f"adapter/{tool.name}",
-                       correlation_id=correlation_id, idempotency_key=key,
-                       trace=[TraceStep(iteration=1, phase="act", tool=tool.name, arguments=inputs)])
+    result = TdeResult(
+        status="succeeded",
+        stop_reason="completed",
+        outputs=outputs,
+        model=f"adapter/{tool.name}",
+        correlation_id=correlation_id,
+        idempotency_key=key,
+        trace=[TraceStep(iteration=1, phase="act", tool=tool.name, arguments=inputs)],
+    )
     out = outcome_for_result(task, result, policy)
     out.variables.update(mapped_outputs(task.variables, result))
     return out
@@ -447,17 +527,35 @@ def handle_compensate(task: ExternalTask, ctx: HandlerContext) -> Outcome:
     name = entry.executor.compensate if entry else None
     tool = ctx.adapters.get(name) if name else None
     if tool is None:
-        return failure_outcome(task, None, f"no compensating adapter for task type {task_type or '(unknown)'}; "
-                               f"undo these side effects by hand, then resolve this incident: {listed}", None,
-                               final=True)
+        return failure_outcome(
+            task,
+            None,
+            f"no compensating adapter for task type {task_type or '(unknown)'}; "
+            f"undo these side effects by hand, then resolve this incident: {listed}",
+            None,
+            final=True,
+        )
     try:
-        tool.run(ToolContext(resolve_task_policy(TaskSpec(task_type=task_type, mode="deterministic"), ctx.policy_file),
-                             workspace_dir(scoped_key(namespaces[0], "compensate")),
-                             scoped_key(namespaces[0], key) if key else None, correlation_of(task)),
-                 {"effects": [{"tool": e["tool"], "call_key": e["call_key"]} for e in effects], "tdeResult": result})
+        tool.run(
+            ToolContext(
+                resolve_task_policy(TaskSpec(task_type=task_type, mode="deterministic"), ctx.policy_file),
+                workspace_dir(scoped_key(namespaces[0], "compensate")),
+                scoped_key(namespaces[0], key) if key else None,
+                correlation_of(task),
+            ),
+            {
+                "effects": [{"tool": e["tool"], "call_key": e["call_key"]} for e in effects],
+                "tdeResult": result,
+            },
+        )
     except Exception as exc:  # noqa: BLE001 - a failed compensation is an incident with its reason
-        return failure_outcome(task, None, f"compensation {name} failed: {type(exc).__name__}: {exc}; still to undo: "
-                               f"{listed}", None, final=True)
+        return failure_outcome(
+            task,
+            None,
+            f"compensation {name} failed: {type(exc).__name__}: {exc}; still to undo: {listed}",
+            None,
+            final=True,
+        )
     return Outcome("complete", variables={"tdeStatus": "compensated"}, stop_reason="completed")
 
 
@@ -480,20 +578,28 @@ class HandlerRegistry(Mapping[str, TopicHandler]):
     def __len__(self) -> int:
         return len(self._handlers)
 
-    def with_handler(self, topic: str, handle: Handler, variables: list[str] | None = None) -> HandlerRegistry:
+    def with_handler(
+        self, topic: str, handle: Handler, variables: list[str] | None = None
+    ) -> HandlerRegistry:
         """A copy in which ``topic`` is served by ``handle`` (added or replaced)."""
         return HandlerRegistry({**self._handlers, topic: TopicHandler(handle, variables)})
 
 
 def builtin_handlers() -> HandlerRegistry:
     """DAS's own topics."""
-    return HandlerRegistry({
-        # all variables: a drafted step's tdeInputs name the process variables it reads
-        TOPIC_TDE: TopicHandler(handle_tde, variables=None),
-        TOPIC_PEO_SELECT: TopicHandler(handle_select, variables=["candidates", "context", "correlationId"]),
-        TOPIC_COMPENSATE: TopicHandler(handle_compensate, variables=None),
-        TOPIC_NIGHTLY: TopicHandler(handle_nightly, variables=["since", "keys", "dryRun", "correlationId"]),
-    })
+    return HandlerRegistry(
+        {
+            # all variables: a drafted step's tdeInputs name the process variables it reads
+            TOPIC_TDE: TopicHandler(handle_tde, variables=None),
+            TOPIC_PEO_SELECT: TopicHandler(
+                handle_select, variables=["candidates", "context", "correlationId"]
+            ),
+            TOPIC_COMPENSATE: TopicHandler(handle_compensate, variables=None),
+            TOPIC_NIGHTLY: TopicHandler(
+                handle_nightly, variables=["since", "keys", "dryRun", "correlationId"]
+            ),
+        }
+    )
 
 
 def default_handlers() -> HandlerRegistry:

@@ -110,10 +110,16 @@ def deploy_pending_proposals(client: EngineClient) -> list[dict[str, Any]]:
     safe) and recorded as ``deployed`` or ``deploy_failed`` in the append-only history.
     """
 
-    return [{"proposal_id": o.proposal.id, "key": o.proposal.key, "version": o.proposal.version,
-             "status": "refused" if o.refused else o.proposal.status,
-             "message": o.refused or (o.proposal.history[-1].comment if o.proposal.history else None)}
-            for o in deploy_pending(Queue(), engine_url=client.base_url)]
+    return [
+        {
+            "proposal_id": o.proposal.id,
+            "key": o.proposal.key,
+            "version": o.proposal.version,
+            "status": "refused" if o.refused else o.proposal.status,
+            "message": o.refused or (o.proposal.history[-1].comment if o.proposal.history else None),
+        }
+        for o in deploy_pending(Queue(), engine_url=client.base_url)
+    ]
 
 
 def index_deployed_definitions(client: EngineClient) -> dict[str, Any]:
@@ -138,10 +144,17 @@ def index_deployed_definitions(client: EngineClient) -> dict[str, Any]:
 class Kernel:
     """``kernel up`` as an object, so tests can drive it without signals."""
 
-    def __init__(self, url: str | None = None, *, processes_dir: Path | None = None,
-                 root_process: str | None = None, root_variables: dict[str, Any] | None = None,
-                 monitor_interval_s: float = 5.0, start_timeout_s: float = 180.0,
-                 engine: EngineProcess | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        processes_dir: Path | None = None,
+        root_process: str | None = None,
+        root_variables: dict[str, Any] | None = None,
+        monitor_interval_s: float = 5.0,
+        start_timeout_s: float = 180.0,
+        engine: EngineProcess | None = None,
+    ) -> None:
         self.url = (url or engine_url()).rstrip("/")
         self.processes_dir = processes_dir
         self.root_process = root_process
@@ -173,10 +186,18 @@ class Kernel:
         self.engine = self.engine or EngineProcess(self.url)
         self.engine.start(timeout_s=self.start_timeout_s)
         self.started_engine = True
-        engine_pid_file().write_text(json.dumps({
-            "pid": self.engine.pid, "url": self.url, "jar": str(self.engine.jar),
-            "log": str(self.engine.log_path), "started_at": time.time(),
-            "startup_s": round(self.engine.startup_s or 0, 2)}))
+        engine_pid_file().write_text(
+            json.dumps(
+                {
+                    "pid": self.engine.pid,
+                    "url": self.url,
+                    "jar": str(self.engine.jar),
+                    "log": str(self.engine.log_path),
+                    "started_at": time.time(),
+                    "startup_s": round(self.engine.startup_s or 0, 2),
+                }
+            )
+        )
         return "started"
 
     def up(self) -> dict[str, Any]:
@@ -190,10 +211,16 @@ class Kernel:
         root = None
         if self.root_process:
             root = self.client.start_process(self.root_process, self.root_variables)["id"]
-        self.report = {"engine": how, "url": self.url, "version": self.client.version(),
-                       "engine_pid": self.engine.pid if self.engine and self.started_engine else None,
-                       "deployments": deployed, "proposals": proposals, "root_instance": root,
-                       "indexed": index_deployed_definitions(self.client)}
+        self.report = {
+            "engine": how,
+            "url": self.url,
+            "version": self.client.version(),
+            "engine_pid": self.engine.pid if self.engine and self.started_engine else None,
+            "deployments": deployed,
+            "proposals": proposals,
+            "root_instance": root,
+            "indexed": index_deployed_definitions(self.client),
+        }
         failed = [d["file"] for d in deployed if d["status"] == "failed"]
         if failed:
             log.warning("some processes failed to deploy", extra={"files": failed})
@@ -218,8 +245,9 @@ class Kernel:
                     self.engine.stop(timeout_s=10)
                     self.engine.start(timeout_s=self.start_timeout_s)
                     self.restarts += 1
-                    engine_pid_file().write_text(json.dumps({"pid": self.engine.pid, "url": self.url,
-                                                             "started_at": time.time()}))
+                    engine_pid_file().write_text(
+                        json.dumps({"pid": self.engine.pid, "url": self.url, "started_at": time.time()})
+                    )
                     deploy_processes(self.client, self.processes_dir)
                     failures = 0
                     log.info("engine restarted", extra={"restarts": self.restarts})
@@ -256,7 +284,8 @@ def status(url: str | None = None) -> KernelStatus:
     out = KernelStatus(
         url=url,
         engine_pid=engine_pid.get("pid") if engine_pid and pid_alive(int(engine_pid.get("pid", 0))) else None,
-        kernel_pid=kernel.get("pid") if kernel and pid_alive(int(kernel.get("pid", 0))) else None)
+        kernel_pid=kernel.get("pid") if kernel and pid_alive(int(kernel.get("pid", 0))) else None,
+    )
     with EngineClient(url, timeout=5) as client:
         if not client.is_ready():
             return out
@@ -264,7 +293,8 @@ def status(url: str | None = None) -> KernelStatus:
         out.version = client.version()
         out.das_deployments = len(client.deployments(source="das"))
         out.process_definitions = sorted(
-            f"{d['key']}:{d['version']}" for d in client.process_definitions(latest=True))
+            f"{d['key']}:{d['version']}" for d in client.process_definitions(latest=True)
+        )
         out.open_incidents = len(client.incidents())
         for task in client.external_tasks(active=True):
             topic = task.get("topicName", "")
@@ -284,8 +314,12 @@ def down() -> dict[str, Any]:
     """Stop a running ``kernel up`` (which stops its engine) or an engine it left running."""
     stopped: dict[str, Any] = {"kernel": None, "engine": None}
     kernel = _read_json(kernel_pid_file())
-    if (kernel and pid_alive(int(kernel["pid"])) and int(kernel["pid"]) != os.getpid()
-            and _cmdline_has(int(kernel["pid"]), "kernel")):
+    if (
+        kernel
+        and pid_alive(int(kernel["pid"]))
+        and int(kernel["pid"]) != os.getpid()
+        and _cmdline_has(int(kernel["pid"]), "kernel")
+    ):
         stop_pid(int(kernel["pid"]), timeout_s=60)
         stopped["kernel"] = kernel["pid"]
     kernel_pid_file().unlink(missing_ok=True)

@@ -56,15 +56,20 @@ def called_namespace(root: str, caller: str, call_activity_instance: str) -> str
     return f"engine:{root}/{caller}/{call_activity_instance}"
 
 
-def default_idempotency_key(task: ExternalTask,
-                            multi_instance: Callable[[ExternalTask], bool] | None = None) -> str:
+def default_idempotency_key(
+    task: ExternalTask, multi_instance: Callable[[ExternalTask], bool] | None = None
+) -> str:
     """The key of a task whose spec names none (see the module docstring).
 
     ``multi_instance``: whether the task is a multi-instance iteration (asked only when a retry
     is being continued; parallel iterations never share a key)."""
     chained = task.variables.get(RETRY_KEY_VAR)
-    if isinstance(chained, dict) and chained.get("activity") == task.activity_id \
-            and isinstance(chained.get("key"), str) and not (multi_instance and multi_instance(task)):
+    if (
+        isinstance(chained, dict)
+        and chained.get("activity") == task.activity_id
+        and isinstance(chained.get("key"), str)
+        and not (multi_instance and multi_instance(task))
+    ):
         return as_key(chained["key"])
     return as_key(task.activity_instance_id or f"{task.activity_id}:{task.id}")
 
@@ -90,7 +95,9 @@ class EngineFacts:
     # -- the engine's answers ---------------------------------------------------------------
     def _engine(self) -> EngineClient:
         if self._client is None:
-            self._client = EngineClient()  # the engine DAS_ENGINE_URL names (a handler called outside a worker)
+            self._client = (
+                EngineClient()
+            )  # the engine DAS_ENGINE_URL names (a handler called outside a worker)
         return self._client
 
     def _instance_row(self, pid: str) -> dict[str, Any]:
@@ -99,8 +106,12 @@ class EngineFacts:
 
     def _call_activity_rows(self, pid: str) -> list[dict[str, Any]]:
         """The call activity instances of an instance (each names the instance it called)."""
-        return self._engine().history_activity_instances(processInstanceId=pid, activityType="callActivity",
-                                                         maxResults=5000) or []
+        return (
+            self._engine().history_activity_instances(
+                processInstanceId=pid, activityType="callActivity", maxResults=5000
+            )
+            or []
+        )
 
     def _activity_instance_row(self, activity_instance_id: str) -> dict[str, Any]:
         """``GET /history/activity-instance/{id}``."""
@@ -130,10 +141,15 @@ class EngineFacts:
         caller = row.get("superProcessInstanceId")
         if not caller:
             return EngineScope(root=root, instance=pid)
-        started = [str(a["id"]) for a in self._call_activity_rows(str(caller))
-                   if a.get("calledProcessInstanceId") == pid]
+        started = [
+            str(a["id"])
+            for a in self._call_activity_rows(str(caller))
+            if a.get("calledProcessInstanceId") == pid
+        ]
         if len(started) != 1:
-            raise UpstreamError(f"the engine names {len(started)} call activity instances that started {pid!r}")
+            raise UpstreamError(
+                f"the engine names {len(started)} call activity instances that started {pid!r}"
+            )
         return EngineScope(root=root, instance=pid, caller=str(caller), call_activity_instance=started[0])
 
     def multi_instance(self, task: ExternalTask) -> bool:
@@ -160,10 +176,19 @@ class EngineFacts:
         """Namespaces a compensation task may reach: its own, and those of the instances its own
         process instance called (a compensation handler on a call activity undoes the child's work)."""
         scope = self.scope(task.process_instance_id)
-        children = [called_namespace(scope.root, task.process_instance_id, str(a["id"]))
-                    for a in self._call_activity_rows(task.process_instance_id) if a.get("calledProcessInstanceId")]
+        children = [
+            called_namespace(scope.root, task.process_instance_id, str(a["id"]))
+            for a in self._call_activity_rows(task.process_instance_id)
+            if a.get("calledProcessInstanceId")
+        ]
         return [scope.namespace, *children]
 
 
-__all__ = ["EngineFacts", "EngineScope", "RETRY_KEY_VAR", "called_namespace", "default_idempotency_key",
-           "retry_chain"]
+__all__ = [
+    "EngineFacts",
+    "EngineScope",
+    "RETRY_KEY_VAR",
+    "called_namespace",
+    "default_idempotency_key",
+    "retry_chain",
+]

@@ -27,31 +27,52 @@ class WorkerMetrics:
         r = self.registry
         self.fetched = Counter("das_worker_tasks_fetched", "External tasks locked", ["topic"], registry=r)
         self.completed = Counter("das_worker_tasks_completed", "Tasks completed", ["topic"], registry=r)
-        self.failed = Counter("das_worker_tasks_failed", "Tasks reported with handleFailure",
-                              ["topic"], registry=r)
-        self.bpmn_errors = Counter("das_worker_bpmn_errors", "Tasks answered with a BPMN error",
-                                   ["topic", "code"], registry=r)
-        self.lost = Counter("das_worker_tasks_lost", "Results dropped: lock lost or task gone",
-                            ["topic"], registry=r)
-        self.unlocked = Counter("das_worker_tasks_unlocked", "Tasks handed back on shutdown",
-                                ["topic"], registry=r)
+        self.failed = Counter(
+            "das_worker_tasks_failed", "Tasks reported with handleFailure", ["topic"], registry=r
+        )
+        self.bpmn_errors = Counter(
+            "das_worker_bpmn_errors", "Tasks answered with a BPMN error", ["topic", "code"], registry=r
+        )
+        self.lost = Counter(
+            "das_worker_tasks_lost", "Results dropped: lock lost or task gone", ["topic"], registry=r
+        )
+        self.unlocked = Counter(
+            "das_worker_tasks_unlocked", "Tasks handed back on shutdown", ["topic"], registry=r
+        )
         self.iterations = Counter("das_worker_loop_iterations", "TDE loop iterations", ["topic"], registry=r)
-        self.guardrail_stops = Counter("das_worker_guardrail_stops", "Loops stopped by a guardrail",
-                                       ["reason"], registry=r)
+        self.guardrail_stops = Counter(
+            "das_worker_guardrail_stops", "Loops stopped by a guardrail", ["reason"], registry=r
+        )
         self.tokens = Counter("das_worker_tokens", "Model tokens used", ["kind"], registry=r)
         self.cost = Counter("das_worker_cost_usd", "Model cost in USD", registry=r)
-        self.task_type_tokens = Counter("das_worker_task_type_tokens", "Model tokens used, per task type",
-                                        ["task_type", "kind"], registry=r)
-        self.task_type_cost = Counter("das_worker_task_type_cost_usd", "Model cost in USD, per task type",
-                                      ["task_type"], registry=r)
+        self.task_type_tokens = Counter(
+            "das_worker_task_type_tokens",
+            "Model tokens used, per task type",
+            ["task_type", "kind"],
+            registry=r,
+        )
+        self.task_type_cost = Counter(
+            "das_worker_task_type_cost_usd", "Model cost in USD, per task type", ["task_type"], registry=r
+        )
         self.engine_errors = Counter("das_worker_engine_errors", "Failed engine calls", ["call"], registry=r)
         self.in_flight = Gauge("das_worker_in_flight", "Tasks being handled now", registry=r)
-        self.task_seconds = Histogram("das_worker_task_seconds", "Fetch-to-answer latency per task",
-                                      ["topic", "outcome"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.handler_seconds = Histogram("das_worker_handler_seconds", "Handler (loop) run time",
-                                         ["topic"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.fetch_seconds = Histogram("das_worker_fetch_seconds", "fetchAndLock round trip",
-                                       buckets=_LATENCY_BUCKETS, registry=r)
+        self.task_seconds = Histogram(
+            "das_worker_task_seconds",
+            "Fetch-to-answer latency per task",
+            ["topic", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.handler_seconds = Histogram(
+            "das_worker_handler_seconds",
+            "Handler (loop) run time",
+            ["topic"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.fetch_seconds = Histogram(
+            "das_worker_fetch_seconds", "fetchAndLock round trip", buckets=_LATENCY_BUCKETS, registry=r
+        )
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a sample (tests and status output)."""
@@ -71,7 +92,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

@@ -20,8 +20,21 @@ from das.errors import InvalidInput
 from das.registry import TaskType, lookup
 
 # variables the worker itself sets or reads to run a step: a step's outputs never overwrite them
-RESERVED = frozenset({"taskSpec", "taskType", "correlationId", "retries", "retryBackoff", "mode", "policy",
-                      "context", "candidates", "decision", "nextTaskType"})
+RESERVED = frozenset(
+    {
+        "taskSpec",
+        "taskType",
+        "correlationId",
+        "retries",
+        "retryBackoff",
+        "mode",
+        "policy",
+        "context",
+        "candidates",
+        "decision",
+        "nextTaskType",
+    }
+)
 
 
 def reserved(name: str) -> bool:
@@ -40,8 +53,10 @@ def _mapping(raw: Any, name: str) -> dict[str, str]:
         data = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError as exc:
         raise InvalidInput(f"{name} is not JSON: {exc}") from exc
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise InvalidInput(f"{name} must map names to names, e.g. {{\"text\": \"ticketText\"}}")
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise InvalidInput(f'{name} must map names to names, e.g. {{"text": "ticketText"}}')
     return data
 
 
@@ -77,15 +92,26 @@ def spec_from_step(variables: dict[str, Any], correlation_id: str | None, idempo
         mapping = _mapping(variables.get("tdeInputs"), "tdeInputs")
     except InvalidInput as exc:
         raise StepInputInvalid(exc.message) from exc
-    inputs = {field: variables.get(source) for field, source in mapping.items() if variables.get(source) is not None}
-    errors = sorted(jsonschema.Draft202012Validator(entry.input_schema).iter_errors(inputs), key=lambda e: e.path)
+    inputs = {
+        field: variables.get(source) for field, source in mapping.items() if variables.get(source) is not None
+    }
+    errors = sorted(
+        jsonschema.Draft202012Validator(entry.input_schema).iter_errors(inputs), key=lambda e: e.path
+    )
     if errors:
-        where = "; ".join(f"inputs.{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:200]}"
-                          for e in errors[:5])
+        where = "; ".join(
+            f"inputs.{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:200]}"
+            for e in errors[:5]
+        )
         raise StepInputInvalid(f"task {task_type}: mapped inputs do not match its input schema: {where}")
     prompt = entry.prompt or entry.description or f"Perform the task {task_type} on the inputs."
-    return TaskSpec(task_type=task_type, prompt=prompt, inputs=inputs, correlation_id=correlation_id,
-                    idempotency_key=idempotency_key)
+    return TaskSpec(
+        task_type=task_type,
+        prompt=prompt,
+        inputs=inputs,
+        correlation_id=correlation_id,
+        idempotency_key=idempotency_key,
+    )
 
 
 def adapter_inputs(variables: dict[str, Any], entry: TaskType) -> dict[str, Any]:
@@ -97,15 +123,22 @@ def adapter_inputs(variables: dict[str, Any], entry: TaskType) -> dict[str, Any]
     except InvalidInput as exc:
         raise StepInputInvalid(exc.message) from exc
     if mapping:
-        inputs = {field: variables.get(source) for field, source in mapping.items()
-                  if variables.get(source) is not None}
+        inputs = {
+            field: variables.get(source)
+            for field, source in mapping.items()
+            if variables.get(source) is not None
+        }
     else:
         raw = variables.get("inputs")
         inputs = raw if isinstance(raw, dict) else {}
-    errors = sorted(jsonschema.Draft202012Validator(entry.input_schema).iter_errors(inputs), key=lambda e: e.path)
+    errors = sorted(
+        jsonschema.Draft202012Validator(entry.input_schema).iter_errors(inputs), key=lambda e: e.path
+    )
     if errors:
-        where = "; ".join(f"inputs.{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:200]}"
-                          for e in errors[:5])
+        where = "; ".join(
+            f"inputs.{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message[:200]}"
+            for e in errors[:5]
+        )
         raise StepInputInvalid(f"task {entry.task_type}: inputs do not match its input schema: {where}")
     return inputs
 
@@ -114,5 +147,8 @@ def mapped_outputs(variables: dict[str, Any], result: TdeResult) -> dict[str, An
     """Process variables to set from a successful result's outputs (``tdeOutputs``)."""
     if result.status != "succeeded":
         return {}
-    return {target: result.outputs[field] for field, target in output_mapping(variables).items()
-            if field in result.outputs}
+    return {
+        target: result.outputs[field]
+        for field, target in output_mapping(variables).items()
+        if field in result.outputs
+    }

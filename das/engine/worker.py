@@ -72,9 +72,14 @@ class _InFlight:
 class Worker:
     """Fetch, run, answer. ``run()`` blocks until ``stop()`` or a signal."""
 
-    def __init__(self, client: EngineClient, config: WorkerConfig | None = None,
-                 handlers: Mapping[str, TopicHandler] | None = None,
-                 metrics: WorkerMetrics | None = None, adapters: Mapping[str, Tool] | None = None) -> None:
+    def __init__(
+        self,
+        client: EngineClient,
+        config: WorkerConfig | None = None,
+        handlers: Mapping[str, TopicHandler] | None = None,
+        metrics: WorkerMetrics | None = None,
+        adapters: Mapping[str, Tool] | None = None,
+    ) -> None:
         self.client = client
         self.config = config or WorkerConfig()
         known = handlers if handlers is not None else default_handlers()
@@ -85,8 +90,10 @@ class Worker:
             name, _, alias = entry.partition("=")
             handler = known.get(alias or name)
             if handler is None:
-                raise UsageError(f"no handler for topic {alias or name!r}; known: {', '.join(sorted(known))} "
-                                 "(use NAME=HANDLER to serve another topic name with a known handler)")
+                raise UsageError(
+                    f"no handler for topic {alias or name!r}; known: {', '.join(sorted(known))} "
+                    "(use NAME=HANDLER to serve another topic name with a known handler)"
+                )
             self.handlers[name] = handler
         self.metrics = metrics or WorkerMetrics()
         self.adapters: Mapping[str, Tool] = installed_adapters() if adapters is None else adapters
@@ -121,8 +128,15 @@ class Worker:
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        log.info("worker started", extra={"workerId": self.config.worker_id, "topics": self.config.topics,
-                                           "workers": self.config.workers, "engine": self.client.base_url})
+        log.info(
+            "worker started",
+            extra={
+                "workerId": self.config.worker_id,
+                "topics": self.config.topics,
+                "workers": self.config.workers,
+                "engine": self.client.base_url,
+            },
+        )
         for i in range(self.config.workers):
             self._spawn(self._handler_loop, f"das-handler-{i}")
         keeper = self._spawn(self._keeper_loop, "das-lock-keeper")
@@ -153,8 +167,10 @@ class Worker:
     # -- fetching ---------------------------------------------------------------------------
 
     def _topics(self) -> list[Topic]:
-        return [Topic(name, self.config.lock_duration_ms, variables=self.handlers[name].variables)
-                for name in self.handlers]
+        return [
+            Topic(name, self.config.lock_duration_ms, variables=self.handlers[name].variables)
+            for name in self.handlers
+        ]
 
     def _fetch_loop(self) -> None:
         backoff = 0.5
@@ -174,17 +190,26 @@ class Worker:
             started = time.monotonic()
             try:
                 tasks = self.client.fetch_and_lock(
-                    self.config.worker_id, topics, max_tasks=free,
-                    async_response_timeout_ms=self.config.poll_ms)
+                    self.config.worker_id,
+                    topics,
+                    max_tasks=free,
+                    async_response_timeout_ms=self.config.poll_ms,
+                )
             except (UpstreamError, ValueError, KeyError) as exc:  # never let the fetcher die
                 self._release(free)
                 self.metrics.engine_errors.labels("fetchAndLock").inc()
                 if self.engine_up:
-                    what = ("engine refused fetchAndLock" if isinstance(exc, EngineError)
-                            else "engine unavailable" if isinstance(exc, UpstreamError)
-                            else "unreadable fetchAndLock answer")
-                    log.warning(f"{what}, retrying with backoff",
-                                extra={"error": getattr(exc, "message", str(exc)), "backoff_s": backoff})
+                    what = (
+                        "engine refused fetchAndLock"
+                        if isinstance(exc, EngineError)
+                        else "engine unavailable"
+                        if isinstance(exc, UpstreamError)
+                        else "unreadable fetchAndLock answer"
+                    )
+                    log.warning(
+                        f"{what}, retrying with backoff",
+                        extra={"error": getattr(exc, "message", str(exc)), "backoff_s": backoff},
+                    )
                 self.engine_up = False
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.config.backoff_max_s)
@@ -231,47 +256,79 @@ class Worker:
 
     def _context(self, task: ExternalTask) -> dict[str, str]:
         item = self._in_flight.get(task.id)
-        return {"taskId": task.id, "topic": task.topic, "processInstanceId": task.process_instance_id,
-                "activityId": task.activity_id,
-                "correlationId": item.correlation_id if item else correlation_of(task)}
+        return {
+            "taskId": task.id,
+            "topic": task.topic,
+            "processInstanceId": task.process_instance_id,
+            "activityId": task.activity_id,
+            "correlationId": item.correlation_id if item else correlation_of(task),
+        }
 
     def _handle(self, task: ExternalTask) -> None:
         ctx_log = self._context(task)
-        with tracing.span(f"das.task {task.topic}", **{
-                tracing.TOPIC: task.topic, tracing.PROCESS_INSTANCE: task.process_instance_id,
-                tracing.ACTIVITY: task.activity_id, tracing.CORRELATION: ctx_log["correlationId"],
-                "das.task_id": task.id}) as current:
+        with tracing.span(
+            f"das.task {task.topic}",
+            **{
+                tracing.TOPIC: task.topic,
+                tracing.PROCESS_INSTANCE: task.process_instance_id,
+                tracing.ACTIVITY: task.activity_id,
+                tracing.CORRELATION: ctx_log["correlationId"],
+                "das.task_id": task.id,
+            },
+        ) as current:
             outcome, delivered = self._handle_traced(task, ctx_log)
-            tracing.set_attributes(current, **{"das.outcome": outcome.kind if delivered else "lost",
-                                               "das.stop_reason": outcome.stop_reason,
-                                               "gen_ai.usage.input_tokens": outcome.input_tokens,
-                                               "gen_ai.usage.output_tokens": outcome.output_tokens,
-                                               "das.cost_usd": outcome.cost_usd})
+            tracing.set_attributes(
+                current,
+                **{
+                    "das.outcome": outcome.kind if delivered else "lost",
+                    "das.stop_reason": outcome.stop_reason,
+                    "gen_ai.usage.input_tokens": outcome.input_tokens,
+                    "gen_ai.usage.output_tokens": outcome.output_tokens,
+                    "das.cost_usd": outcome.cost_usd,
+                },
+            )
 
     def _handle_traced(self, task: ExternalTask, ctx_log: dict[str, str]) -> tuple[Outcome, bool]:
         handler = self.handlers[task.topic]
         log.info("task started", extra=ctx_log)
         started = time.monotonic()
-        ctx = HandlerContext(model=self.config.model, policy_file=self.config.policy_file,
-                             heartbeat=lambda: self._extend(task.id, force=False),
-                             correlation_id=ctx_log["correlationId"], adapters=self.adapters, facts=self.facts)
+        ctx = HandlerContext(
+            model=self.config.model,
+            policy_file=self.config.policy_file,
+            heartbeat=lambda: self._extend(task.id, force=False),
+            correlation_id=ctx_log["correlationId"],
+            adapters=self.adapters,
+            facts=self.facts,
+        )
         try:
             outcome = handler.handle(task, ctx)
         except Exception as exc:  # handlers map their own errors; this is a last resort
             log.exception("handler crashed", extra=ctx_log)
-            outcome = Outcome("failure", message=f"DAS handler crashed: {type(exc).__name__}: {exc}",
-                              retries=max(0, (task.retries if task.retries is not None else 3) - 1),
-                              retry_timeout_ms=5000)
+            outcome = Outcome(
+                "failure",
+                message=f"DAS handler crashed: {type(exc).__name__}: {exc}",
+                retries=max(0, (task.retries if task.retries is not None else 3) - 1),
+                retry_timeout_ms=5000,
+            )
         self.metrics.handler_seconds.labels(task.topic).observe(time.monotonic() - started)
         self._record(task.topic, outcome)
-        with tracing.span(f"das.answer {outcome.kind}", **{"das.outcome": outcome.kind,
-                                                          "das.error_code": outcome.error_code}):
+        with tracing.span(
+            f"das.answer {outcome.kind}",
+            **{"das.outcome": outcome.kind, "das.error_code": outcome.error_code},
+        ):
             delivered = self._answer(task, outcome, ctx_log)
         label = outcome.kind if delivered else "lost"
         self.metrics.task_seconds.labels(task.topic, label).observe(time.monotonic() - started)
-        log.info("task answered" if delivered else "task result dropped",
-                 extra={**ctx_log, "outcome": outcome.kind, "stopReason": outcome.stop_reason,
-                        "errorCode": outcome.error_code, "seconds": round(time.monotonic() - started, 4)})
+        log.info(
+            "task answered" if delivered else "task result dropped",
+            extra={
+                **ctx_log,
+                "outcome": outcome.kind,
+                "stopReason": outcome.stop_reason,
+                "errorCode": outcome.error_code,
+                "seconds": round(time.monotonic() - started, 4),
+            },
+        )
         return outcome, delivered
 
     def _record(self, topic: str, outcome: Outcome) -> None:
@@ -301,29 +358,42 @@ class Worker:
                     self.client.complete(task.id, wid, outcome.variables)
                     self.metrics.completed.labels(task.topic).inc()
                 elif outcome.kind == "bpmn_error":
-                    self.client.handle_bpmn_error(task.id, wid, outcome.error_code or "DAS_ERROR",
-                                                  outcome.message, outcome.variables)
+                    self.client.handle_bpmn_error(
+                        task.id, wid, outcome.error_code or "DAS_ERROR", outcome.message, outcome.variables
+                    )
                     self.metrics.bpmn_errors.labels(task.topic, outcome.error_code or "").inc()
                 else:
-                    self.client.handle_failure(task.id, wid, outcome.message or "failure",
-                                               error_details=outcome.details, retries=outcome.retries,
-                                               retry_timeout_ms=outcome.retry_timeout_ms)
+                    self.client.handle_failure(
+                        task.id,
+                        wid,
+                        outcome.message or "failure",
+                        error_details=outcome.details,
+                        retries=outcome.retries,
+                        retry_timeout_ms=outcome.retry_timeout_ms,
+                    )
                     self.metrics.failed.labels(task.topic).inc()
                 return True
             except EngineError as exc:  # 4xx: task gone, or locked by another worker now
                 self.metrics.lost.labels(task.topic).inc()
-                log.warning("engine refused the answer; lock lost or task gone",
-                            extra={**ctx_log, "status": exc.status, "error": exc.message})
+                log.warning(
+                    "engine refused the answer; lock lost or task gone",
+                    extra={**ctx_log, "status": exc.status, "error": exc.message},
+                )
                 return False
             except TransientUpstreamError as exc:
                 self.metrics.engine_errors.labels(outcome.kind).inc()
                 if time.monotonic() > give_up or (self._stop.is_set() and time.monotonic() > give_up - 30):
-                    log.error("engine unavailable; giving up on this answer (result is stored "
-                              "under its idempotency key)", extra={**ctx_log, "error": exc.message})
+                    log.error(
+                        "engine unavailable; giving up on this answer (result is stored "
+                        "under its idempotency key)",
+                        extra={**ctx_log, "error": exc.message},
+                    )
                     self.metrics.lost.labels(task.topic).inc()
                     return False
-                log.warning("engine unavailable while answering; retrying",
-                            extra={**ctx_log, "error": exc.message, "backoff_s": backoff})
+                log.warning(
+                    "engine unavailable while answering; retrying",
+                    extra={**ctx_log, "error": exc.message, "backoff_s": backoff},
+                )
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.config.backoff_max_s)
 
@@ -364,5 +434,7 @@ class Worker:
             self.metrics.unlocked.labels(task.topic).inc()
             log.info("task unlocked", extra={"taskId": task.id, "topic": task.topic, "reason": why})
         except UpstreamError as exc:
-            log.warning("could not unlock task; it frees itself at lock expiry",
-                        extra={"taskId": task.id, "error": exc.message})
+            log.warning(
+                "could not unlock task; it frees itself at lock expiry",
+                extra={"taskId": task.id, "error": exc.message},
+            )

@@ -70,8 +70,13 @@ def check_reference(case: dict[str, Any]) -> dict[str, Any]:
     report = validate(xml.encode(), known_processes=known_keys(case["key"]), name=f"{case['key']}.bpmn")
     errors = [f"{f.rule} on {f.element}: {f.message}" for f in report.findings if f.severity == "error"]
     sim = simulate_xml(xml, runs=SIM_RUNS, seed=0) if not errors else {}
-    return {"key": case["key"], "errors": errors, "stuck": sim.get("stuck", []),
-            "completed": sim.get("completed", 0), "runs": sim.get("runs", 0)}
+    return {
+        "key": case["key"],
+        "errors": errors,
+        "stuck": sim.get("stuck", []),
+        "completed": sim.get("completed", 0),
+        "runs": sim.get("runs", 0),
+    }
 
 
 # --- scorer -----------------------------------------------------------------------------
@@ -81,15 +86,19 @@ def elements(xml: str) -> tuple[list[tuple[str, frozenset[str]]], Counter[str]]:
     """Activities as (family, name tokens) and gateways as a type multiset."""
 
     defs = parse(xml.encode(), name="scored.bpmn")
-    acts = [(ACTIVITY_FAMILY[n.type], tokens(n.name)) for n in defs.nodes.values() if n.type in ACTIVITY_FAMILY]
+    acts = [
+        (ACTIVITY_FAMILY[n.type], tokens(n.name)) for n in defs.nodes.values() if n.type in ACTIVITY_FAMILY
+    ]
     gws = Counter(n.type for n in defs.nodes.values() if n.type in GATEWAYS)
     return acts, gws
 
 
 def match_activities(cand: list[tuple[str, frozenset[str]]], ref: list[tuple[str, frozenset[str]]]) -> int:
     """Greedy one-to-one matching: highest Jaccard first, same family, Jaccard >= JACCARD_MIN."""
-    pairs = sorted(((jaccard(c[1], r[1]), i, j) for i, c in enumerate(cand) for j, r in enumerate(ref)
-                    if c[0] == r[0]), key=lambda p: (-p[0], p[1], p[2]))
+    pairs = sorted(
+        ((jaccard(c[1], r[1]), i, j) for i, c in enumerate(cand) for j, r in enumerate(ref) if c[0] == r[0]),
+        key=lambda p: (-p[0], p[1], p[2]),
+    )
     used_c: set[int] = set()
     used_r: set[int] = set()
     for sim, i, j in pairs:
@@ -113,23 +122,33 @@ def score_xml(candidate: str, reference: str) -> dict[str, float]:
     m_act = match_activities(c_acts, r_acts)
     m_gw = sum((c_gws & r_gws).values())
     n_cgw, n_rgw = sum(c_gws.values()), sum(r_gws.values())
-    return {"f1_activities": f1(m_act, len(c_acts), len(r_acts)), "f1_gateways": f1(m_gw, n_cgw, n_rgw),
-            "f1": f1(m_act + m_gw, len(c_acts) + n_cgw, len(r_acts) + n_rgw)}
+    return {
+        "f1_activities": f1(m_act, len(c_acts), len(r_acts)),
+        "f1_gateways": f1(m_gw, n_cgw, n_rgw),
+        "f1": f1(m_act + m_gw, len(c_acts) + n_cgw, len(r_acts) + n_rgw),
+    }
 
 
 # --- runner -----------------------------------------------------------------------------
 
 
 def _tokens_of(attempts: list[dict[str, Any]]) -> tuple[int, int]:
-    return (sum(int(a.get("input_tokens") or 0) for a in attempts),
-            sum(int(a.get("output_tokens") or 0) for a in attempts))
+    return (
+        sum(int(a.get("input_tokens") or 0) for a in attempts),
+        sum(int(a.get("output_tokens") or 0) for a in attempts),
+    )
 
 
 def reference_labels(case: dict[str, Any]) -> list[str]:
     """The reference's activity names in document order (the benchmark's "use these labels")."""
 
-    return list(dict.fromkeys(s["name"] for s in _walk(case["reference"]["steps"])
-                              if s.get("type") in ("tde", "external", "user", "call", "subprocess") and s.get("name")))
+    return list(
+        dict.fromkeys(
+            s["name"]
+            for s in _walk(case["reference"]["steps"])
+            if s.get("type") in ("tde", "external", "user", "call", "subprocess") and s.get("name")
+        )
+    )
 
 
 def run_case(case: dict[str, Any], model: str, with_labels: bool = False) -> dict[str, Any]:
@@ -139,18 +158,30 @@ def run_case(case: dict[str, Any], model: str, with_labels: bool = False) -> dic
     labels the model must use; ``labels_verbatim`` is the share of them found verbatim.
     """
 
-    row: dict[str, Any] = {"key": case["key"], "valid": False, "simulated": False, "repair_attempts": 0,
-                           "f1_activities": 0.0, "f1_gateways": 0.0, "f1": 0.0,
-                           "fitness": 0.0, "precision": 0.0, "behaviour_f": 0.0,
-                           "input_tokens": 0, "output_tokens": 0, "latency_s": 0.0}
+    row: dict[str, Any] = {
+        "key": case["key"],
+        "valid": False,
+        "simulated": False,
+        "repair_attempts": 0,
+        "f1_activities": 0.0,
+        "f1_gateways": 0.0,
+        "f1": 0.0,
+        "fitness": 0.0,
+        "precision": 0.0,
+        "behaviour_f": 0.0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "latency_s": 0.0,
+    }
     labels = reference_labels(case) if with_labels else None
     if labels:
         row["labels_verbatim"] = 0.0
     usage = Usage()
     started = time.perf_counter()
     try:
-        cand, attempts = draft_document(case["prompt"], case["key"], model, max_repairs=MAX_REPAIRS, usage=usage,
-                                        labels=labels)
+        cand, attempts = draft_document(
+            case["prompt"], case["key"], model, max_repairs=MAX_REPAIRS, usage=usage, labels=labels
+        )
     except DraftFailed as exc:
         attempts = exc.attempts
         row["error"] = str(exc)
@@ -171,9 +202,12 @@ def run_case(case: dict[str, Any], model: str, with_labels: bool = False) -> dic
         ref = reference_xml(case)
         row.update(score_xml(cand.xml, ref))
         beh = behaviour_scores(cand.xml, ref, runs=BEHAVIOUR_RUNS)
-        row.update(fitness=round(beh.fitness, 4), precision=round(beh.precision, 4), behaviour_f=round(beh.f_score, 4))
+        row.update(
+            fitness=round(beh.fitness, 4),
+            precision=round(beh.precision, 4),
+            behaviour_f=round(beh.f_score, 4),
+        )
         if labels:
-
             names = {n.name for n in parse(cand.xml.encode(), name="draft.bpmn").nodes.values()}
             row["labels_verbatim"] = round(sum(1 for lab in labels if lab in names) / len(labels), 4)
     return row
@@ -195,15 +229,22 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_fitness": _mean([r["fitness"] for r in rows]),
         "mean_precision": _mean([r["precision"] for r in rows]),
         "mean_behaviour_f": _mean([r["behaviour_f"] for r in rows]),
-        **({"labels_verbatim_rate": _mean([r["labels_verbatim"] for r in rows])}
-           if rows and all("labels_verbatim" in r for r in rows) else {}),
+        **(
+            {"labels_verbatim_rate": _mean([r["labels_verbatim"] for r in rows])}
+            if rows and all("labels_verbatim" in r for r in rows)
+            else {}
+        ),
         "total_tokens": sum(r["input_tokens"] + r["output_tokens"] for r in rows),
         "mean_latency_s": _mean([r["latency_s"] for r in rows]),
     }
 
 
-def run_authoring_eval(model: str | None = None, limit: int | None = None,
-                       cases_dir: Path | None = None, with_labels: bool = False) -> dict[str, Any]:
+def run_authoring_eval(
+    model: str | None = None,
+    limit: int | None = None,
+    cases_dir: Path | None = None,
+    with_labels: bool = False,
+) -> dict[str, Any]:
     """Run the suite (first ``limit`` cases) against ``model``; returns per-case rows and a summary."""
     model = model or default_model()
     cases = load_cases(cases_dir)
@@ -213,8 +254,12 @@ def run_authoring_eval(model: str | None = None, limit: int | None = None,
     for n, case in enumerate(cases, 1):
         progress(f"eval {n}/{len(cases)}: {case['key']}")
         rows.append(run_case(case, model, with_labels=with_labels))
-    return {"model": model, "mode": "labels" if with_labels else "description", "cases": rows,
-            "summary": summarise(rows)}
+    return {
+        "model": model,
+        "mode": "labels" if with_labels else "description",
+        "cases": rows,
+        "summary": summarise(rows),
+    }
 
 
 __all__ = ["load_cases", "check_reference", "reference_xml", "score_xml", "run_authoring_eval"]

@@ -165,8 +165,9 @@ def _play(xml: str, runs: int, seed: int, max_len: int) -> _Played:
         Path(path).unlink(missing_ok=True)
 
 
-def trace_variants(xml: str, runs: int = DEFAULT_RUNS, seed: int = 0,
-                   max_len: int = DEFAULT_MAX_LEN) -> set[Variant]:
+def trace_variants(
+    xml: str, runs: int = DEFAULT_RUNS, seed: int = 0, max_len: int = DEFAULT_MAX_LEN
+) -> set[Variant]:
     """Distinct activity sequences of the completed runs (empty if the model cannot run)."""
     return set(_play(xml, runs, seed, max_len).variants)
 
@@ -188,8 +189,15 @@ def align_labels(candidate: dict[str, str], reference: dict[str, str]) -> dict[s
     ref = list(reference.items())
     ctok = [tokens(c) for c, _ in cand]
     rtok = [tokens(r) for r, _ in ref]
-    pairs = sorted(((jaccard(ctok[i], rtok[j]), i, j) for i in range(len(cand)) for j in range(len(ref))
-                    if cand[i][1] == ref[j][1]), key=lambda p: (-p[0], p[1], p[2]))
+    pairs = sorted(
+        (
+            (jaccard(ctok[i], rtok[j]), i, j)
+            for i in range(len(cand))
+            for j in range(len(ref))
+            if cand[i][1] == ref[j][1]
+        ),
+        key=lambda p: (-p[0], p[1], p[2]),
+    )
     mapping: dict[str, str] = {}
     used_r: set[int] = set()
     for sim, i, j in pairs:
@@ -210,12 +218,24 @@ def _labels(played: _Played) -> dict[str, str]:
 
 
 def _zero(ref: set[Variant], cand: set[Variant], note: str) -> BehaviourScores:
-    return BehaviourScores(fitness=0.0, precision=0.0, f_score=0.0, trace_fitness=0.0,
-                           variants_reference=frozenset(ref), variants_candidate=frozenset(cand), note=note)
+    return BehaviourScores(
+        fitness=0.0,
+        precision=0.0,
+        f_score=0.0,
+        trace_fitness=0.0,
+        variants_reference=frozenset(ref),
+        variants_candidate=frozenset(cand),
+        note=note,
+    )
 
 
-def behaviour_scores(candidate_xml: str, reference_xml: str, runs: int = DEFAULT_RUNS, seed: int = 0,
-                     max_len: int = DEFAULT_MAX_LEN) -> BehaviourScores:
+def behaviour_scores(
+    candidate_xml: str,
+    reference_xml: str,
+    runs: int = DEFAULT_RUNS,
+    seed: int = 0,
+    max_len: int = DEFAULT_MAX_LEN,
+) -> BehaviourScores:
     """Footprint fitness, precision and F-score (and trace fitness) of a draft against a
     reference, both simulated with the same ``runs`` and ``seed``. Never raises: a model that
     cannot be simulated scores 0 with a ``note``."""
@@ -225,11 +245,9 @@ def behaviour_scores(candidate_xml: str, reference_xml: str, runs: int = DEFAULT
     except Exception as exc:  # noqa: BLE001 - scoring must not crash an eval run
         return _zero(set(), set(), f"simulation failed: {type(exc).__name__}: {exc}"[:300])
     if not ref.completed:
-        return _zero(ref.variants, cand.variants,
-                     f"reference: {ref.note or f'all {ref.runs} runs stuck'}")
+        return _zero(ref.variants, cand.variants, f"reference: {ref.note or f'all {ref.runs} runs stuck'}")
     if not cand.completed:
-        return _zero(ref.variants, cand.variants,
-                     f"candidate: {cand.note or f'all {cand.runs} runs stuck'}")
+        return _zero(ref.variants, cand.variants, f"candidate: {cand.note or f'all {cand.runs} runs stuck'}")
     ref_labels = _labels(ref)
     mapping = align_labels(_labels(cand), ref_labels)
     # an unmatched draft label that happens to equal a reference label must stay distinct
@@ -241,13 +259,30 @@ def behaviour_scores(candidate_xml: str, reference_xml: str, runs: int = DEFAULT
     precision = common / len(fp_cand)
     f_score = 2 * fitness * precision / (fitness + precision) if fitness + precision else 0.0
     trace_fit = len(ref.variants & cand_variants) / len(ref.variants)
-    notes = [f"{who}: {p.stuck} of {p.runs} runs stuck (completed runs scored)"
-             for who, p in (("reference", ref), ("candidate", cand)) if p.stuck]
+    notes = [
+        f"{who}: {p.stuck} of {p.runs} runs stuck (completed runs scored)"
+        for who, p in (("reference", ref), ("candidate", cand))
+        if p.stuck
+    ]
     notes += [f"{who}: {p.note}" for who, p in (("reference", ref), ("candidate", cand)) if p.note]
-    return BehaviourScores(fitness=round(fitness, 4), precision=round(precision, 4), f_score=round(f_score, 4),
-                           trace_fitness=round(trace_fit, 4), variants_reference=frozenset(ref.variants),
-                           variants_candidate=frozenset(cand_variants), mapping=mapping,
-                           note="; ".join(notes) or None)
+    return BehaviourScores(
+        fitness=round(fitness, 4),
+        precision=round(precision, 4),
+        f_score=round(f_score, 4),
+        trace_fitness=round(trace_fit, 4),
+        variants_reference=frozenset(ref.variants),
+        variants_candidate=frozenset(cand_variants),
+        mapping=mapping,
+        note="; ".join(notes) or None,
+    )
 
 
-__all__ = ["BehaviourScores", "align_labels", "behaviour_scores", "footprint", "trace_variants", "START", "END"]
+__all__ = [
+    "BehaviourScores",
+    "align_labels",
+    "behaviour_scores",
+    "footprint",
+    "trace_variants",
+    "START",
+    "END",
+]

@@ -53,12 +53,24 @@ from das.llm.schema_check import validator_for
 from das.output import progress
 
 Kind = Literal["classification", "extraction", "planning", "other"]
-CHECK_KINDS = ("equals", "one_of", "count", "each_min_words", "mentions_any", "contains_all", "no_placeholder")
-KIND_PREFIXES: dict[str, Kind] = {"eval_classify_": "classification", "eval_extract_": "extraction",
-                                  "eval_plan_": "planning"}
+CHECK_KINDS = (
+    "equals",
+    "one_of",
+    "count",
+    "each_min_words",
+    "mentions_any",
+    "contains_all",
+    "no_placeholder",
+)
+KIND_PREFIXES: dict[str, Kind] = {
+    "eval_classify_": "classification",
+    "eval_extract_": "extraction",
+    "eval_plan_": "planning",
+}
 # what every eval case runs under, before its own policy: the model only needs `finish`
 EVAL_POLICY: dict[str, Any] = {"allowed_tools": ["finish"], "max_iterations": 3}
 NUMBER_EPSILON = 1e-9
+
 
 class Check(BaseModel):
     """One check on the outputs: a dot path and exactly one kind (see the module docstring)."""
@@ -79,8 +91,9 @@ class Check(BaseModel):
     def _exactly_one_kind(self) -> Check:
         kinds = [k for k in CHECK_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"a check needs exactly one of {', '.join(CHECK_KINDS)}; got "
-                             f"{', '.join(kinds) or 'none'}")
+            raise ValueError(
+                f"a check needs exactly one of {', '.join(CHECK_KINDS)}; got {', '.join(kinds) or 'none'}"
+            )
         if self.tolerance is not None and kinds[0] not in ("equals", "one_of"):
             raise ValueError("tolerance only applies to equals and one_of")
         for words in (self.mentions_any, self.contains_all):
@@ -156,13 +169,17 @@ class TdeCase(BaseModel):
         for check in self.expect:
             top = check.path.split(".", 1)[0]
             if top not in props:
-                raise ValueError(f"expect path {check.path!r} is not a property of output_schema "
-                                 f"({', '.join(props) or 'none'})")
+                raise ValueError(
+                    f"expect path {check.path!r} is not a property of output_schema "
+                    f"({', '.join(props) or 'none'})"
+                )
         return self
 
     @property
     def kind(self) -> Kind:
-        return next((kind for prefix, kind in KIND_PREFIXES.items() if self.task_type.startswith(prefix)), "other")
+        return next(
+            (kind for prefix, kind in KIND_PREFIXES.items() if self.task_type.startswith(prefix)), "other"
+        )
 
 
 class TdeCaseResult(BaseModel):
@@ -187,7 +204,9 @@ class TdeEvalSummary(BaseModel):
     right_rate: float = 0.0
     mean_latency_s: float = 0.0
     total_tokens: int = 0
-    by_kind: dict[str, dict[str, float]] = Field(default_factory=dict, description="kind -> {cases, right_rate}")
+    by_kind: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="kind -> {cases, right_rate}"
+    )
 
 
 class TdeEvalReport(BaseModel):
@@ -239,7 +258,11 @@ def resolve_path(outputs: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(current, dict) and part in current:
             current = current[part]
-        elif isinstance(current, list) and re.fullmatch(r"-?\d+", part) and -len(current) <= int(part) < len(current):
+        elif (
+            isinstance(current, list)
+            and re.fullmatch(r"-?\d+", part)
+            and -len(current) <= int(part) < len(current)
+        ):
             current = current[int(part)]
         else:
             return _MISSING
@@ -318,23 +341,29 @@ def score_check(outputs: dict[str, Any], check: Check) -> CheckResult:
         if not items:
             return CheckResult(check=desc, passed=False, detail="no items")
         short = [i for i in items if not isinstance(i, str) or len(_words(i)) < (check.each_min_words or 0)]
-        return CheckResult(check=desc, passed=not short,
-                           detail="" if not short else f"too short: {_short(short[:3])}")
+        return CheckResult(
+            check=desc, passed=not short, detail="" if not short else f"too short: {_short(short[:3])}"
+        )
     if kind == "mentions_any":
         texts = [s for s in _strings(actual) if isinstance(s, str)]
-        pattern = re.compile(r"\b(?:" + "|".join(re.escape(w.strip()) for w in check.mentions_any or []) + ")",
-                             re.I)
+        pattern = re.compile(
+            r"\b(?:" + "|".join(re.escape(w.strip()) for w in check.mentions_any or []) + ")", re.I
+        )
         ok = any(pattern.search(t) for t in texts)
         return CheckResult(check=desc, passed=ok, detail="" if ok else "none of the words appears")
     if kind == "contains_all":
         joined = _norm(" ".join(str(s) for s in _strings(actual) if s is not None))
         missing = [w for w in check.contains_all or [] if _norm(w) not in joined]
-        return CheckResult(check=desc, passed=not missing, detail="" if not missing else f"missing {missing!r}")
+        return CheckResult(
+            check=desc, passed=not missing, detail="" if not missing else f"missing {missing!r}"
+        )
     leaves = _strings(actual)
     if not leaves:
         return CheckResult(check=desc, passed=False, detail="empty")
     bad = [s for s in leaves if is_placeholder(s)]
-    return CheckResult(check=desc, passed=not bad, detail="" if not bad else f"placeholder: {_short(bad[:3])}")
+    return CheckResult(
+        check=desc, passed=not bad, detail="" if not bad else f"placeholder: {_short(bad[:3])}"
+    )
 
 
 def score(outputs: dict[str, Any], checks: list[Check]) -> list[CheckResult]:
@@ -347,9 +376,14 @@ def score(outputs: dict[str, Any], checks: list[Check]) -> list[CheckResult]:
 
 def case_spec(case: TdeCase) -> TaskSpec:
     """The TaskSpec a case runs as: its prompt, inputs and schema under EVAL_POLICY + its policy."""
-    return TaskSpec(task_type=case.task_type, prompt=case.prompt, inputs=case.inputs,
-                    output_schema=case.output_schema, policy={**EVAL_POLICY, **case.policy},
-                    correlation_id=f"eval-{case.id}-{uuid.uuid4().hex[:8]}")
+    return TaskSpec(
+        task_type=case.task_type,
+        prompt=case.prompt,
+        inputs=case.inputs,
+        output_schema=case.output_schema,
+        policy={**EVAL_POLICY, **case.policy},
+        correlation_id=f"eval-{case.id}-{uuid.uuid4().hex[:8]}",
+    )
 
 
 def _wait_for_local_model(model: str) -> None:
@@ -390,7 +424,9 @@ def run_case(case: TdeCase, model: str, *, policy_file: str | Path | None = None
     row.iterations = result.usage.iterations
     if result.status == "succeeded":
         row.checks = score(result.outputs, case.expect)
-        row.failed_checks = [c.check + (f" ({c.detail})" if c.detail else "") for c in row.checks if not c.passed]
+        row.failed_checks = [
+            c.check + (f" ({c.detail})" if c.detail else "") for c in row.checks if not c.passed
+        ]
         row.right = not row.failed_checks
     else:
         row.failed_checks = [f"(not succeeded: {result.stop_reason})"]
@@ -415,21 +451,25 @@ def summarize(rows: list[TdeCaseResult]) -> TdeEvalSummary:
     )
 
 
-def run_tde_eval(model: str | None = None, limit: int | None = None, cases_dir: Path | None = None,
-                 policy_file: str | Path | None = None) -> TdeEvalReport:
+def run_tde_eval(
+    model: str | None = None,
+    limit: int | None = None,
+    cases_dir: Path | None = None,
+    policy_file: str | Path | None = None,
+) -> TdeEvalReport:
     """Run the first ``limit`` cases (file-name order) with ``model`` and score each."""
     model = model or default_model()
     cases = load_cases(cases_dir)
     if limit is not None:
-        cases = cases[:max(limit, 0)]
+        cases = cases[: max(limit, 0)]
     rows: list[TdeCaseResult] = []
     for i, case in enumerate(cases, 1):
         progress(f"tde eval [{i}/{len(cases)}] {case.id} ({model}) ...")
         row = run_case(case, model, policy_file=policy_file)
         verdict = "right" if row.right else "WRONG" if row.status == "succeeded" else row.status
-        progress(f"tde eval [{i}/{len(cases)}] {case.id}: {verdict} in {row.latency_s:.1f} s"
-                 + (f"; failed: {'; '.join(row.failed_checks)}" if row.failed_checks else ""))
+        progress(
+            f"tde eval [{i}/{len(cases)}] {case.id}: {verdict} in {row.latency_s:.1f} s"
+            + (f"; failed: {'; '.join(row.failed_checks)}" if row.failed_checks else "")
+        )
         rows.append(row)
     return TdeEvalReport(model=model, cases=rows, summary=summarize(rows))
-
-

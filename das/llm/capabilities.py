@@ -53,7 +53,13 @@ log = logging.getLogger("das.llm")
 
 StructuredMode = Literal["json_schema_strict", "json_schema", "json_object_schema", "json_object", "none"]
 # strongest first; a refusal moves one step right
-MODES: tuple[StructuredMode, ...] = ("json_schema_strict", "json_schema", "json_object_schema", "json_object", "none")
+MODES: tuple[StructuredMode, ...] = (
+    "json_schema_strict",
+    "json_schema",
+    "json_object_schema",
+    "json_object",
+    "none",
+)
 AuthoringForm = Literal["full", "compact", "outline"]
 Source = Literal["builtin", "declared", "learned", "litellm", "default"]
 
@@ -63,12 +69,17 @@ class DeclaredModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    structured: StructuredMode | None = Field(None, description="the strongest structured-output mode it takes")
+    structured: StructuredMode | None = Field(
+        None, description="the strongest structured-output mode it takes"
+    )
     tools: bool | None = Field(None, description="native tool calling")
     api_base: str | None = Field(None, description="the server's OpenAI-compatible base URL (…/v1)")
     api_key_env: str | None = Field(None, description="environment variable holding its API key")
-    local: Literal[False] | None = Field(None, description="only false: local is derived from the server's "
-                                                           "address (loopback or unix socket), never declared")
+    local: Literal[False] | None = Field(
+        None,
+        description="only false: local is derived from the server's "
+        "address (loopback or unix socket), never declared",
+    )
     authoring_form: AuthoringForm | None = Field(None, description="what drafting asks it to write")
     input_per_mtok: float | None = Field(None, ge=0, description="USD per million input tokens")
     output_per_mtok: float | None = Field(None, ge=0, description="USD per million output tokens")
@@ -80,7 +91,9 @@ class ModelCapabilities(BaseModel):
     model: str
     structured: StructuredMode
     tools: bool
-    source: dict[str, Source] = Field(default_factory=dict, description="which source set structured and tools")
+    source: dict[str, Source] = Field(
+        default_factory=dict, description="which source set structured and tools"
+    )
     api_base: str | None = None
     local: bool = False
     authoring_form: AuthoringForm = "full"
@@ -90,7 +103,11 @@ class ModelCapabilities(BaseModel):
 
 
 def models_file() -> Path:
-    return Path(os.environ["DAS_MODELS_FILE"]) if os.environ.get("DAS_MODELS_FILE") else das_home() / "models.yaml"
+    return (
+        Path(os.environ["DAS_MODELS_FILE"])
+        if os.environ.get("DAS_MODELS_FILE")
+        else das_home() / "models.yaml"
+    )
 
 
 KEYS_SECTION = "keys"  # models.yaml's key bindings, not a model string
@@ -123,9 +140,11 @@ def load_declared(path: Path | None = None) -> dict[str, DeclaredModel]:
         if name == KEYS_SECTION:
             continue
         if isinstance(entry, dict) and entry.get("local") is True:
-            raise InvalidInput(f"{path} entry {name!r}: local: true is refused: whether a model is local is derived "
-                               "from its server's address (a loopback or unix-socket api_base), never declared; "
-                               "only local: false may be written")
+            raise InvalidInput(
+                f"{path} entry {name!r}: local: true is refused: whether a model is local is derived "
+                "from its server's address (a loopback or unix-socket api_base), never declared; "
+                "only local: false may be written"
+            )
         try:
             out[str(name)] = DeclaredModel.model_validate(entry or {})
         except ValidationError as exc:
@@ -170,15 +189,25 @@ class LearnedCapabilities:
         out["reasons"] = [str(r) for r in reasons] if isinstance(reasons, list) else []
         return out
 
-    def learn(self, model: str, *, structured: StructuredMode | None = None, tools: bool | None = None,
-              reason: str = "", quiet: bool = False) -> None:
+    def learn(
+        self,
+        model: str,
+        *,
+        structured: StructuredMode | None = None,
+        tools: bool | None = None,
+        reason: str = "",
+        quiet: bool = False,
+    ) -> None:
         with self._lock:
             self._loaded = None  # merge with what other processes wrote since
             data = self._load()
             raw = data.get(model)
             entry = dict(raw) if isinstance(raw, dict) else {}
-            if structured is not None and entry.get("structured") in MODES \
-                    and MODES.index(structured) < MODES.index(entry["structured"]):
+            if (
+                structured is not None
+                and entry.get("structured") in MODES
+                and MODES.index(structured) < MODES.index(entry["structured"])
+            ):
                 structured = None  # a lesson only moves a model down
             changes = {k: v for k, v in (("structured", structured), ("tools", tools)) if v is not None}
             if all(entry.get(k) == v for k, v in changes.items()):
@@ -188,8 +217,12 @@ class LearnedCapabilities:
             reasons: list[Any] = old if isinstance(old, list) else []
             entry["reasons"] = [*reasons, reason[:300]][-10:]
             data[model] = entry
-            (log.info if quiet else log.warning)("model %s: %s; from now on %s", model, reason[:300],
-                                                 ", ".join(f"{k}={v}" for k, v in changes.items()))
+            (log.info if quiet else log.warning)(
+                "model %s: %s; from now on %s",
+                model,
+                reason[:300],
+                ", ".join(f"{k}={v}" for k, v in changes.items()),
+            )
             try:
                 path = self.path()
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +248,8 @@ class LearnedCapabilities:
                 data.pop(model, None)
             try:
                 self.path().unlink(missing_ok=True) if not data else self.path().write_text(
-                    json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+                    json.dumps(data, indent=2, sort_keys=True), encoding="utf-8"
+                )
             except OSError:
                 pass
 
@@ -254,9 +288,13 @@ def server_of(model: str, decl: DeclaredModel | None = None) -> str | None:
 
 def env_api_base(provider: str) -> str | None:
     """The base URL litellm will use for ``provider`` from the environment (None: hosted default)."""
-    names = {"openai": ("OPENAI_BASE_URL", "OPENAI_API_BASE"),  # litellm's own order
-             "ollama": ("OLLAMA_API_BASE",), "ollama_chat": ("OLLAMA_API_BASE",), "anthropic": ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"),
-             "hosted_vllm": ("HOSTED_VLLM_API_BASE",)}.get(provider, ())
+    names = {
+        "openai": ("OPENAI_BASE_URL", "OPENAI_API_BASE"),  # litellm's own order
+        "ollama": ("OLLAMA_API_BASE",),
+        "ollama_chat": ("OLLAMA_API_BASE",),
+        "anthropic": ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"),
+        "hosted_vllm": ("HOSTED_VLLM_API_BASE",),
+    }.get(provider, ())
     for name in names:
         if os.environ.get(name):
             return os.environ[name]
@@ -296,8 +334,9 @@ def _builtin(model: str) -> tuple[StructuredMode, bool] | None:
         from das.llm.testmodel import load_script  # only for its provider (llama.cpp loads here)
 
         script = load_script(name)
-        played = {"grammar": "json_object_schema", "prompt": "none"}.get(script.get("structured", "grammar"),
-                                                                         script.get("structured"))
+        played = {"grammar": "json_object_schema", "prompt": "none"}.get(
+            script.get("structured", "grammar"), script.get("structured")
+        )
         mode: StructuredMode = played if played in MODES else "json_object_schema"
         return mode, bool(script.get("native_tools", True))
     if provider == "local":
@@ -307,8 +346,13 @@ def _builtin(model: str) -> tuple[StructuredMode, bool] | None:
     return None
 
 
-def resolve(model: str, learned: LearnedCapabilities, declared: dict[str, DeclaredModel] | None = None,
-            ask_litellm: bool = True, keys: keybinding.Bindings | None = None) -> ModelCapabilities:
+def resolve(
+    model: str,
+    learned: LearnedCapabilities,
+    declared: dict[str, DeclaredModel] | None = None,
+    ask_litellm: bool = True,
+    keys: keybinding.Bindings | None = None,
+) -> ModelCapabilities:
     """The capability record of ``model`` from every source (see the module docstring).
     ``PolicyDenied`` when the key its call would carry is not bound to its server."""
     decl = (load_declared() if declared is None else declared).get(model, DeclaredModel())
@@ -327,8 +371,14 @@ def resolve(model: str, learned: LearnedCapabilities, declared: dict[str, Declar
             source["tools"] = "declared"
     api_base = server_of(model, decl)
     if provider_of(model) not in ("test", "local"):
-        keybinding.check(model, provider_of(model), decl.api_key_env, api_base, bindings,
-                         "models.yaml" if decl.api_base else "the environment")
+        keybinding.check(
+            model,
+            provider_of(model),
+            decl.api_key_env,
+            api_base,
+            bindings,
+            "models.yaml" if decl.api_base else "the environment",
+        )
     lesson = learned.get(lesson_key(model, api_base))
     if lesson.get("structured") in MODES:
         taught: StructuredMode = lesson["structured"]
@@ -355,10 +405,18 @@ def resolve(model: str, learned: LearnedCapabilities, declared: dict[str, Declar
         local = "/" in model and provider in SERVER_PROVIDERS and is_loopback_url(api_base)
     if decl.local is False:
         local = False
-    return ModelCapabilities(model=model, structured=structured, tools=tools, source=source, api_base=api_base,
-                             local=local, authoring_form=decl.authoring_form or form_for(structured),
-                             input_per_mtok=decl.input_per_mtok, output_per_mtok=decl.output_per_mtok,
-                             learned=list(lesson.get("reasons", [])))
+    return ModelCapabilities(
+        model=model,
+        structured=structured,
+        tools=tools,
+        source=source,
+        api_base=api_base,
+        local=local,
+        authoring_form=decl.authoring_form or form_for(structured),
+        input_per_mtok=decl.input_per_mtok,
+        output_per_mtok=decl.output_per_mtok,
+        learned=list(lesson.get("reasons", [])),
+    )
 
 
 def lesson_key(model: str, api_base: str | None) -> str:
@@ -366,6 +424,20 @@ def lesson_key(model: str, api_base: str | None) -> str:
     return f"{model} @ {api_base}" if api_base else model
 
 
-__all__ = ["DeclaredModel", "LearnedCapabilities", "MODES", "ModelCapabilities", "StructuredMode", "env_api_base",
-           "form_for", "is_loopback_url", "lesson_key", "load_declared", "load_key_bindings", "models_file", "resolve",
-           "server_of", "weaker"]
+__all__ = [
+    "DeclaredModel",
+    "LearnedCapabilities",
+    "MODES",
+    "ModelCapabilities",
+    "StructuredMode",
+    "env_api_base",
+    "form_for",
+    "is_loopback_url",
+    "lesson_key",
+    "load_declared",
+    "load_key_bindings",
+    "models_file",
+    "resolve",
+    "server_of",
+    "weaker",
+]

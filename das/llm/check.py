@@ -16,11 +16,19 @@ from das.guardrails import service_policy
 from das.llm import gateway, structured
 from das.llm.capabilities import ModelCapabilities, StructuredMode, lesson_key
 
-PROBE_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}, "word": {"type": "string"}},
-                "required": ["ok", "word"]}
-PROBE_TOOL = {"type": "function", "function": {
-    "name": "record_word", "description": "Record one word.",
-    "parameters": {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]}}}
+PROBE_SCHEMA = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}, "word": {"type": "string"}},
+    "required": ["ok", "word"],
+}
+PROBE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "record_word",
+        "description": "Record one word.",
+        "parameters": {"type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]},
+    },
+}
 
 
 class ModelCheck(BaseModel):
@@ -28,7 +36,9 @@ class ModelCheck(BaseModel):
 
     model: str
     structured_before: StructuredMode = Field(description="the mode the record named before the check")
-    structured: StructuredMode = Field(description="the mode that worked (learned when the server refused one)")
+    structured: StructuredMode = Field(
+        description="the mode that worked (learned when the server refused one)"
+    )
     structured_ok: bool = Field(description="the reply parsed and matched the probe schema")
     reply: str | None = None
     tools: bool = Field(description="native tool calls, as the record now says")
@@ -39,8 +49,14 @@ class ModelCheck(BaseModel):
     capabilities: ModelCapabilities
 
 
-def check_model(model: str, *, policy_file: str | None = None, tools: bool = True,
-                relearn: bool = False, timeout_s: float = 60.0) -> ModelCheck:
+def check_model(
+    model: str,
+    *,
+    policy_file: str | None = None,
+    tools: bool = True,
+    relearn: bool = False,
+    timeout_s: float = 60.0,
+) -> ModelCheck:
     """Probe ``model``: a structured call with a two-field schema, then (``tools``) a call that
     must answer with a tool call. Learned results are remembered like any other call's."""
     if relearn:
@@ -53,8 +69,15 @@ def check_model(model: str, *, policy_file: str | None = None, tools: bool = Tru
     text: str | None = None
     ok = False
     try:
-        reply = gateway.complete(model, messages, policy=policy, response_schema=PROBE_SCHEMA, max_tokens=40,
-                                 timeout_s=timeout_s, retries=0)
+        reply = gateway.complete(
+            model,
+            messages,
+            policy=policy,
+            response_schema=PROBE_SCHEMA,
+            max_tokens=40,
+            timeout_s=timeout_s,
+            retries=0,
+        )
         text = reply.text
         problems = structured.problems(structured.extract_json(reply.text), PROBE_SCHEMA)
         ok = not problems
@@ -67,12 +90,23 @@ def check_model(model: str, *, policy_file: str | None = None, tools: bool = Tru
     latency = round((time.perf_counter() - started) * 1000, 1)
     tools_ok: bool | None = None
     if tools and error is None:
-        tools_ok = _tools_probe(model, policy, timeout_s, learn=before.source.get("tools") not in ("declared",
-                                                                                                   "builtin"))
+        tools_ok = _tools_probe(
+            model, policy, timeout_s, learn=before.source.get("tools") not in ("declared", "builtin")
+        )
     after = gateway.capabilities(model)
-    return ModelCheck(model=model, structured_before=before.structured, structured=after.structured,
-                      structured_ok=ok, reply=text, tools=after.tools, tools_checked=tools_ok is not None,
-                      tools_ok=tools_ok, latency_ms=latency, error=error, capabilities=after)
+    return ModelCheck(
+        model=model,
+        structured_before=before.structured,
+        structured=after.structured,
+        structured_ok=ok,
+        reply=text,
+        tools=after.tools,
+        tools_checked=tools_ok is not None,
+        tools_ok=tools_ok,
+        latency_ms=latency,
+        error=error,
+        capabilities=after,
+    )
 
 
 def _tools_probe(model: str, policy: Policy, timeout_s: float, learn: bool) -> bool | None:
@@ -80,8 +114,16 @@ def _tools_probe(model: str, policy: Policy, timeout_s: float, learn: bool) -> b
     the operator declared it (then the probe only reports)."""
     messages = [{"role": "user", "content": "Call record_word with the word hello."}]
     try:
-        reply = gateway.complete(model, messages, policy=policy, tools=[PROBE_TOOL], max_tokens=40,
-                                 timeout_s=timeout_s, retries=0, tool_choice="required")
+        reply = gateway.complete(
+            model,
+            messages,
+            policy=policy,
+            tools=[PROBE_TOOL],
+            max_tokens=40,
+            timeout_s=timeout_s,
+            retries=0,
+            tool_choice="required",
+        )
     except gateway.ToolsRefused:
         return False  # the gateway has learned it
     except DasError:
@@ -89,9 +131,12 @@ def _tools_probe(model: str, policy: Policy, timeout_s: float, learn: bool) -> b
     called = any(c.name == "record_word" for c in reply.tool_calls)
     if not learn:
         return called
-    gateway.LEARNED.learn(lesson_key(model, gateway.capabilities(model).api_base), tools=called,
-                          reason="das models check: " + ("a tool call came back" if called else
-                                                         "the server answered text when a tool call was required"))
+    gateway.LEARNED.learn(
+        lesson_key(model, gateway.capabilities(model).api_base),
+        tools=called,
+        reason="das models check: "
+        + ("a tool call came back" if called else "the server answered text when a tool call was required"),
+    )
     return called
 
 

@@ -113,14 +113,34 @@ class ModelReply:
     raw_message: dict[str, Any] = field(default_factory=dict)
 
 
-_TRANSIENT = ("Timeout", "RateLimitError", "InternalServerError", "ServiceUnavailableError",
-              "APIConnectionError", "BadGatewayError")
+_TRANSIENT = (
+    "Timeout",
+    "RateLimitError",
+    "InternalServerError",
+    "ServiceUnavailableError",
+    "APIConnectionError",
+    "BadGatewayError",
+)
 
 
-_CAPABILITY_HINTS = {"response_format": ("response_format", "json_schema", "structured output", "json mode"),
-                     "tools": ("tool_choice", "tools", "function calling", "function_call")}
-_PERMANENT_HINTS = ("api_key", "api key", "missing credentials", "authentication", "unauthorized", "permission denied", "not found",
-                    "does not exist", "no such model", "invalid model", "model_not_found", "incorrect api")
+_CAPABILITY_HINTS = {
+    "response_format": ("response_format", "json_schema", "structured output", "json mode"),
+    "tools": ("tool_choice", "tools", "function calling", "function_call"),
+}
+_PERMANENT_HINTS = (
+    "api_key",
+    "api key",
+    "missing credentials",
+    "authentication",
+    "unauthorized",
+    "permission denied",
+    "not found",
+    "does not exist",
+    "no such model",
+    "invalid model",
+    "model_not_found",
+    "incorrect api",
+)
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -130,8 +150,15 @@ def _is_transient(exc: Exception) -> bool:
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and 400 <= status < 500:
         return False  # a 4xx is permanent unless it is a rate limit
-    if names & {"AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError",
-                "UnprocessableEntityError", "UnsupportedParamsError", "ContextWindowExceededError"}:
+    if names & {
+        "AuthenticationError",
+        "PermissionDeniedError",
+        "NotFoundError",
+        "BadRequestError",
+        "UnprocessableEntityError",
+        "UnsupportedParamsError",
+        "ContextWindowExceededError",
+    }:
         return False
     text = str(exc).lower()
     if any(hint in text for hint in _PERMANENT_HINTS):
@@ -150,8 +177,10 @@ def _restore(reply: ModelReply, redaction: Redaction) -> ModelReply:
             call.raw_arguments = redaction.restore_text(call.raw_arguments)
     raw: dict[str, Any] = {**reply.raw_message, "content": reply.text}
     if reply.tool_calls:
-        raw["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_arguments}}
-                             for c in reply.tool_calls]
+        raw["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_arguments}}
+            for c in reply.tool_calls
+        ]
     reply.raw_message = raw
     return reply
 
@@ -172,7 +201,11 @@ def price_of(model: str, policy: Policy) -> tuple[float, float] | None:
     litellm = ensure_registered()
     for name in (model, model.split("/", 1)[-1]):
         info = litellm.model_cost.get(name)
-        if info and info.get("input_cost_per_token") is not None and info.get("output_cost_per_token") is not None:
+        if (
+            info
+            and info.get("input_cost_per_token") is not None
+            and info.get("output_cost_per_token") is not None
+        ):
             return float(info["input_cost_per_token"]) * 1e6, float(info["output_cost_per_token"]) * 1e6
     return None
 
@@ -182,10 +215,14 @@ def check_priced(policy: Policy, model: str) -> None:
     if is_local(model) or provider_of(model) == "test":
         return
     if price_of(model, policy) is None:
-        raise PolicyDenied(f"model {model} has no known price, so max_cost_usd ({policy.max_cost_usd}) cannot be "
-                           "enforced; declare it in models.yaml (" + model + ": {input_per_mtok: ..., "
-                           "output_per_mtok: ...}) or the operator policy file (model_prices: {\"" + model
-                           + "\": {input_per_mtok: ..., output_per_mtok: ...}})", rule="max_cost_usd")
+        raise PolicyDenied(
+            f"model {model} has no known price, so max_cost_usd ({policy.max_cost_usd}) cannot be "
+            "enforced; declare it in models.yaml (" + model + ": {input_per_mtok: ..., "
+            'output_per_mtok: ...}) or the operator policy file (model_prices: {"'
+            + model
+            + '": {input_per_mtok: ..., output_per_mtok: ...}})',
+            rule="max_cost_usd",
+        )
 
 
 def check_call_allowed(policy: Policy, model: str) -> None:
@@ -232,8 +269,14 @@ def complete(
         gguf_path(model.split("/", 1)[1])
     caps = capabilities(model)
     litellm = ensure_registered()
-    kwargs: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens,
-                              "timeout": timeout_s, "num_retries": 0, **_endpoint(model, caps)}
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "timeout": timeout_s,
+        "num_retries": 0,
+        **_endpoint(model, caps),
+    }
     if temperature is not None:
         kwargs["temperature"] = temperature
     if seed is not None:
@@ -245,13 +288,22 @@ def complete(
             kwargs["tool_choice"] = tool_choice
     mode: StructuredMode = caps.structured if response_schema is not None else "none"
     server = caps.api_base or f"{provider_of(model)}'s hosted API"
-    with tracing.span(f"chat {model}", **{"gen_ai.operation.name": "chat", "gen_ai.system": provider_of(model),
-                                          "gen_ai.request.model": model, "gen_ai.request.max_tokens": max_tokens,
-                                          "das.structured_output": mode}) as current:
+    with tracing.span(
+        f"chat {model}",
+        **{
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": provider_of(model),
+            "gen_ai.request.model": model,
+            "gen_ai.request.max_tokens": max_tokens,
+            "das.structured_output": mode,
+        },
+    ) as current:
         key = lesson_key(model, caps.api_base)
         refusals: list[str] = []
         while True:
-            call_kwargs, sent, strict_schema = _structured_kwargs(kwargs, mode, response_schema, schema_in_prompt)
+            call_kwargs, sent, strict_schema = _structured_kwargs(
+                kwargs, mode, response_schema, schema_in_prompt
+            )
             try:
                 reply = _call(litellm, call_kwargs, model, retries, backoff_s, server)
             except ToolsRefused as exc:
@@ -269,22 +321,31 @@ def complete(
             if refusals:  # refused above, answered here: the server proved what it takes
                 LEARNED.learn(key, structured=sent, reason=refusals[0])
             elif sent != "none" and caps.source.get("structured") == "default":
-                LEARNED.learn(key, structured=sent, reason=f"{server} accepted response_format {sent}",
-                              quiet=True)  # confirmed once: drafting can pick its form from it
+                LEARNED.learn(
+                    key, structured=sent, reason=f"{server} accepted response_format {sent}", quiet=True
+                )  # confirmed once: drafting can pick its form from it
             break
         if response_schema is not None and sent in ("json_object", "none"):
-            reply = _parse_and_repair(litellm, call_kwargs, model, reply, response_schema, retries, backoff_s, server)
+            reply = _parse_and_repair(
+                litellm, call_kwargs, model, reply, response_schema, retries, backoff_s, server
+            )
         elif strict_schema and response_schema is not None:
             reply = _unstrict(reply, response_schema)
         if provider_of(model) not in OFFLINE_PROVIDERS:
             # the price checked before the call (operator's, models.yaml's, litellm's map for the
             # model asked for), never one derived from the model name a server answers with
             prices = price_of(model, policy)
-            reply.cost_usd = ((reply.input_tokens * prices[0] + reply.output_tokens * prices[1]) / 1e6
-                              if prices else 0.0)
-        tracing.set_attributes(current, **{"gen_ai.usage.input_tokens": reply.input_tokens,
-                                           "gen_ai.usage.output_tokens": reply.output_tokens,
-                                           "das.cost_usd": reply.cost_usd})
+            reply.cost_usd = (
+                (reply.input_tokens * prices[0] + reply.output_tokens * prices[1]) / 1e6 if prices else 0.0
+            )
+        tracing.set_attributes(
+            current,
+            **{
+                "gen_ai.usage.input_tokens": reply.input_tokens,
+                "gen_ai.usage.output_tokens": reply.output_tokens,
+                "das.cost_usd": reply.cost_usd,
+            },
+        )
     if redaction is not None and redaction.mapped:
         reply = _restore(reply, redaction)
     return reply
@@ -301,15 +362,18 @@ def _endpoint(model: str, caps: ModelCapabilities) -> dict[str, Any]:
     key_env = decl.api_key_env if decl is not None else None
     if key_env:
         if not os.environ.get(key_env):
-            raise UpstreamError(f"model {model}: models.yaml names {key_env} for its API key, but it is not set")
+            raise UpstreamError(
+                f"model {model}: models.yaml names {key_env} for its API key, but it is not set"
+            )
         out["api_key"] = os.environ[key_env]
     elif caps.local and provider_of(model) == "openai" and not os.environ.get("OPENAI_API_KEY"):
         out["api_key"] = "no-key"  # a server on this host usually wants none; the client insists on one
     return out
 
 
-def _structured_kwargs(kwargs: dict[str, Any], mode: StructuredMode, schema: dict[str, Any] | None,
-                       schema_in_prompt: bool) -> tuple[dict[str, Any], StructuredMode, bool]:
+def _structured_kwargs(
+    kwargs: dict[str, Any], mode: StructuredMode, schema: dict[str, Any] | None, schema_in_prompt: bool
+) -> tuple[dict[str, Any], StructuredMode, bool]:
     """The request for one structured mode: (kwargs, mode sent, whether the strict form went)."""
     out = dict(kwargs)
     if schema is None or mode == "none":
@@ -319,14 +383,18 @@ def _structured_kwargs(kwargs: dict[str, Any], mode: StructuredMode, schema: dic
     if mode == "json_schema_strict":
         try:
             strict = to_strict(schema)
-            out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": strict,
-                                                                             "strict": True}}
+            out["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": strict, "strict": True},
+            }
             return out, mode, True
         except NotStrictable:  # e.g. a free-form inputs map: this schema goes non-strict
             mode = "json_schema"
     if mode == "json_schema":  # OpenAI-style; litellm translates it for other providers (Anthropic: tool use)
-        out["response_format"] = {"type": "json_schema",
-                                  "json_schema": {"name": "output", "schema": schema, "strict": False}}
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema, "strict": False},
+        }
     elif mode == "json_object_schema":  # llama.cpp's grammar-constrained JSON mode (and the test model)
         out["response_format"] = {"type": "json_object", "schema": grammar_schema(schema)}
     else:  # json_object: JSON guaranteed, shape not; the schema goes in the prompt
@@ -355,8 +423,14 @@ def settle_capabilities(model: str, policy: Policy) -> ModelCapabilities:
         return caps
     probe = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
     try:
-        complete(model, [{"role": "user", "content": 'Answer with JSON: {"ok": true}'}], policy=policy,
-                 response_schema=probe, max_tokens=16, retries=0)
+        complete(
+            model,
+            [{"role": "user", "content": 'Answer with JSON: {"ok": true}'}],
+            policy=policy,
+            response_schema=probe,
+            max_tokens=16,
+            retries=0,
+        )
     except UpstreamError:
         pass  # the caller's real call reports what is wrong
     return capabilities(model)
@@ -367,8 +441,18 @@ def structured_mode(model: str) -> StructuredMode:
     return capabilities(model).structured
 
 
-_REQUEST_SHAPE = ("validation error", "literal_error", "input should be", "not supported", "unsupported",
-                  "unknown parameter", "unrecognized", "extra inputs", "not permitted", "invalid value")
+_REQUEST_SHAPE = (
+    "validation error",
+    "literal_error",
+    "input should be",
+    "not supported",
+    "unsupported",
+    "unknown parameter",
+    "unrecognized",
+    "extra inputs",
+    "not permitted",
+    "invalid value",
+)
 
 
 def _refusal(exc: Exception, kwargs: dict[str, Any]) -> str | None:
@@ -377,8 +461,11 @@ def _refusal(exc: Exception, kwargs: dict[str, Any]) -> str | None:
     server rejecting the request's shape (llama.cpp answers its validation errors with 500)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     status = getattr(exc, "status_code", None)
-    if not (names & {"BadRequestError", "UnprocessableEntityError", "UnsupportedParamsError", "InternalServerError"}
-            or status in (400, 422, 500)):
+    if not (
+        names
+        & {"BadRequestError", "UnprocessableEntityError", "UnsupportedParamsError", "InternalServerError"}
+        or status in (400, 422, 500)
+    ):
         return None
     text = str(exc).lower()
     if ("InternalServerError" in names or status == 500) and not any(w in text for w in _REQUEST_SHAPE):
@@ -390,8 +477,14 @@ def _refusal(exc: Exception, kwargs: dict[str, Any]) -> str | None:
     return None
 
 
-def _call(litellm: Any, kwargs: dict[str, Any], model: str, retries: int, backoff_s: float,
-          server: str = "its provider") -> ModelReply:
+def _call(
+    litellm: Any,
+    kwargs: dict[str, Any],
+    model: str,
+    retries: int,
+    backoff_s: float,
+    server: str = "its provider",
+) -> ModelReply:
     attempt = 0
     while True:
         started = time.perf_counter()
@@ -402,27 +495,41 @@ def _call(litellm: Any, kwargs: dict[str, Any], model: str, retries: int, backof
             refused = _refusal(exc, kwargs)
             if refused in ("response_format", "schema"):
                 sent = (kwargs.get("response_format") or {}).get("type")
-                raise CapabilityRefused(f"model {model} at {server} does not take structured output "
-                                        f"(response_format {sent}): {_short(exc)}", refused) from exc
+                raise CapabilityRefused(
+                    f"model {model} at {server} does not take structured output "
+                    f"(response_format {sent}): {_short(exc)}",
+                    refused,
+                ) from exc
             if refused == "tools":
-                raise ToolsRefused(f"model {model} at {server} does not take native tool calls: {_short(exc)}",
-                                   refused) from exc
+                raise ToolsRefused(
+                    f"model {model} at {server} does not take native tool calls: {_short(exc)}", refused
+                ) from exc
             if not _is_transient(exc):
                 if type(exc).__module__.startswith(("litellm", "openai", "httpx")):
-                    raise UpstreamError(f"model {model} at {server} failed: {type(exc).__name__}: "
-                                        f"{_short(exc)}") from exc
+                    raise UpstreamError(
+                        f"model {model} at {server} failed: {type(exc).__name__}: {_short(exc)}"
+                    ) from exc
                 raise
             if attempt >= retries:
                 raise TransientUpstreamError(
                     f"model {model} at {server} failed after {attempt + 1} attempts: {type(exc).__name__}: "
-                    f"{_short(exc)}") from exc
+                    f"{_short(exc)}"
+                ) from exc
             time.sleep(backoff_s * (2**attempt))
             attempt += 1
     return _to_reply(litellm, response, model, (time.perf_counter() - started) * 1000)
 
 
-def _parse_and_repair(litellm: Any, kwargs: dict[str, Any], model: str, reply: ModelReply,
-                      schema: dict[str, Any], retries: int, backoff_s: float, server: str) -> ModelReply:
+def _parse_and_repair(
+    litellm: Any,
+    kwargs: dict[str, Any],
+    model: str,
+    reply: ModelReply,
+    schema: dict[str, Any],
+    retries: int,
+    backoff_s: float,
+    server: str,
+) -> ModelReply:
     """Schema-in-prompt mode: cut out the JSON, validate it, send reasons back (bounded).
 
     The returned reply's text is the clean JSON when it validates; otherwise the last raw text,
@@ -448,14 +555,22 @@ def _parse_and_repair(litellm: Any, kwargs: dict[str, Any], model: str, reply: M
             break
         messages += [{"role": "assistant", "content": reply.text or ""}, structured.repair_message(reasons)]
         reply = _call(litellm, {**kwargs, "messages": messages}, model, retries, backoff_s, server)
-    reply.input_tokens, reply.output_tokens, reply.cost_usd, reply.latency_ms = total_in, total_out, total_cost, total_ms
+    reply.input_tokens, reply.output_tokens, reply.cost_usd, reply.latency_ms = (
+        total_in,
+        total_out,
+        total_cost,
+        total_ms,
+    )
     return reply
 
 
 def _short(exc: Exception) -> str:
     """The provider's reason on one line: tracebacks a server pasted in are left out."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith(("File ", "POST ",
-                                                                                                        "GET "))]
+    lines = [
+        ln.strip()
+        for ln in str(exc).splitlines()
+        if ln.strip() and not ln.strip().startswith(("File ", "POST ", "GET "))
+    ]
     return " ".join(lines)[:300]
 
 

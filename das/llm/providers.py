@@ -21,7 +21,6 @@ def _build_handler():  # imported lazily: litellm is slow to import
     from litellm import CustomLLM
     from litellm.types.utils import ChatCompletionMessageToolCall, Function
 
-
     def fill(model_response: Any, reply: dict[str, Any], model: str) -> Any:
         message = model_response.choices[0].message
         message.content = reply["text"]
@@ -56,9 +55,21 @@ def _build_handler():  # imported lazily: litellm is slow to import
         }.get(kind, lambda: e.InternalServerError(**args))()
 
     class TestProvider(CustomLLM):
-        def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
-                       model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
-                       logging_obj: Any, optional_params: dict, *args: Any, **kwargs: Any) -> Any:
+        def completion(
+            self,
+            model: str,
+            messages: list,
+            api_base: str,
+            custom_prompt_dict: dict,
+            model_response: Any,
+            print_verbose: Any,
+            encoding: Any,
+            api_key: Any,
+            logging_obj: Any,
+            optional_params: dict,
+            *args: Any,
+            **kwargs: Any,
+        ) -> Any:
             name = model.split("/", 1)[-1]
             script = testmodel.load_script(name)
             step = testmodel.pick_step(script, messages)
@@ -68,36 +79,64 @@ def _build_handler():  # imported lazily: litellm is slow to import
             if sent in script.get("refuses", []):  # plays a server without this structured-output mode
                 raise litellm.exceptions.BadRequestError(
                     message=f"scripted: response_format.type {fmt.get('type')!r} is not supported "
-                            "(Input should be 'text' or 'json_object')", llm_provider="test", model=model)
+                    "(Input should be 'text' or 'json_object')",
+                    llm_provider="test",
+                    model=model,
+                )
             if optional_params.get("tools") and script.get("refuses_tools"):
                 raise litellm.exceptions.BadRequestError(
-                    message="scripted: this server does not support tools / tool_choice", llm_provider="test",
-                    model=model)
+                    message="scripted: this server does not support tools / tool_choice",
+                    llm_provider="test",
+                    model=model,
+                )
             try:
                 timeout = kwargs.get("timeout")
-                reply = testmodel.play(step, optional_params.get("tools"), testmodel.sent_schema(fmt),
-                                       float(timeout) if isinstance(timeout, int | float) else None)
+                reply = testmodel.play(
+                    step,
+                    optional_params.get("tools"),
+                    testmodel.sent_schema(fmt),
+                    float(timeout) if isinstance(timeout, int | float) else None,
+                )
             except testmodel.ScriptedError as exc:
                 raise scripted_error(exc.kind, model, exc.message) from None
             return fill(model_response, reply, f"test/{name}")
 
     class LocalProvider(CustomLLM):
-        def completion(self, model: str, messages: list, api_base: str, custom_prompt_dict: dict,
-                       model_response: Any, print_verbose: Any, encoding: Any, api_key: Any,
-                       logging_obj: Any, optional_params: dict, *args: Any, **kwargs: Any) -> Any:
+        def completion(
+            self,
+            model: str,
+            messages: list,
+            api_base: str,
+            custom_prompt_dict: dict,
+            model_response: Any,
+            print_verbose: Any,
+            encoding: Any,
+            api_key: Any,
+            logging_obj: Any,
+            optional_params: dict,
+            *args: Any,
+            **kwargs: Any,
+        ) -> Any:
             name = model.split("/", 1)[-1]
             fmt = optional_params.get("response_format") or {}
             schema = fmt.get("schema") if isinstance(fmt, dict) else None
             try:
                 temperature = optional_params.get("temperature")
                 seed = optional_params.get("seed")
-                reply = localmodel.generate(name, messages, schema, int(optional_params.get("max_tokens") or 256),
-                                            temperature=float(temperature) if temperature is not None else 0.0,
-                                            seed=int(seed) if seed is not None else None)
+                reply = localmodel.generate(
+                    name,
+                    messages,
+                    schema,
+                    int(optional_params.get("max_tokens") or 256),
+                    temperature=float(temperature) if temperature is not None else 0.0,
+                    seed=int(seed) if seed is not None else None,
+                )
             except (ValueError, RuntimeError) as exc:  # bad grammar or context overflow: not transient
                 raise litellm.exceptions.BadRequestError(
-                    message=f"local model {name}: {str(exc).splitlines()[0][:300]}", llm_provider="local",
-                    model=model) from None
+                    message=f"local model {name}: {str(exc).splitlines()[0][:300]}",
+                    llm_provider="local",
+                    model=model,
+                ) from None
             return fill(model_response, reply, f"local/{name}")
 
     return litellm, TestProvider(), LocalProvider()

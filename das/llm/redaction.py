@@ -35,8 +35,10 @@ _RE2_OPTIONS.log_errors = False
 
 
 def _too_deep() -> PolicyDenied:
-    return PolicyDenied(f"the model request is nested deeper than {MAX_DEPTH} levels and cannot be redacted; "
-                        "not sent", rule="data_class")
+    return PolicyDenied(
+        f"the model request is nested deeper than {MAX_DEPTH} levels and cannot be redacted; not sent",
+        rule="data_class",
+    )
 
 
 class Redaction:
@@ -92,8 +94,12 @@ class Redaction:
         if depth > MAX_DEPTH:
             raise _too_deep()
         if isinstance(value, dict):
-            return {k if k in keep else (self.text(k) if isinstance(k, str) else k):
-                    v if k in keep else self._walk(v, depth + 1, keep) for k, v in value.items()}
+            return {
+                k if k in keep else (self.text(k) if isinstance(k, str) else k): v
+                if k in keep
+                else self._walk(v, depth + 1, keep)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self._walk(v, depth + 1, keep) for v in value]
         return value
@@ -108,8 +114,9 @@ class Redaction:
     # -- back ----------------------------------------------------------------------------------
     def _rx(self) -> re.Pattern[str]:
         if self._placeholder_rx is None:
-            self._placeholder_rx = re.compile("|".join(re.escape(t) for t in sorted(self._back, key=len,
-                                                                                     reverse=True)))
+            self._placeholder_rx = re.compile(
+                "|".join(re.escape(t) for t in sorted(self._back, key=len, reverse=True))
+            )
         return self._placeholder_rx
 
     def restore_text(self, text: str) -> str:
@@ -123,8 +130,10 @@ class Redaction:
         if depth > MAX_DEPTH:
             return value
         if isinstance(value, dict):
-            return {self.restore_text(k) if isinstance(k, str) else k: self.restore_value(v, depth + 1)
-                    for k, v in value.items()}
+            return {
+                self.restore_text(k) if isinstance(k, str) else k: self.restore_value(v, depth + 1)
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.restore_value(v, depth + 1) for v in value]
         return value
@@ -151,8 +160,10 @@ def redaction_for(policy: Policy, is_local: bool) -> Redaction | None:
         try:
             compiled.append((str(name), re2.compile(str(rx), options=_RE2_OPTIONS)))
         except re2.error as exc:
-            raise InvalidInput(f"guardrails/data_classes.yaml: redaction pattern {name!r} needs a backtracking "
-                               f"regex engine; write it in RE2 syntax (no backreferences or lookaround): {exc}") from None
+            raise InvalidInput(
+                f"guardrails/data_classes.yaml: redaction pattern {name!r} needs a backtracking "
+                f"regex engine; write it in RE2 syntax (no backreferences or lookaround): {exc}"
+            ) from None
     return Redaction(compiled)
 
 

@@ -34,8 +34,9 @@ _VALIDATORS: dict[str, Any] = {}
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("das_schema_deadline", default=None)
 _DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})  # values there are data, not schemas
 # keywords whose value maps names (any name, "enum" included) to subschemas
-_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
-                          "dependencies"})
+_SCHEMA_MAPS = frozenset(
+    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"}
+)
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a refused pattern is our SchemaError, not a line on stderr
 
@@ -46,16 +47,31 @@ class SchemaTimeout(Exception):
 
 # RE2's refusal -> what is not supported, and what to write instead
 _UNSUPPORTED = (
-    ("invalid repetition size", "repeat counts above 1000 (in total, nested repeats multiplied) are not supported; "
-     "bound the length with minLength/maxLength instead, e.g. \"pattern\": \"^[A-Za-z0-9+/]*={0,2}$\" with "
-     "\"maxLength\": 4096 rather than {4,4096}, or drop \"^.{0,5000}$\" for \"maxLength\": 5000"),
-    ("invalid perl operator", "lookahead and lookbehind ((?=...), (?!...), (?<=...), (?<!...)) are not supported; "
-     "express the condition with allOf/not and a second pattern"),
-    ("invalid escape sequence", "backreferences (\\1, \\k<name>) and the escapes \\u{...} and \\cX are not "
-     "supported; write the character itself or \\x{HHHH}"),
+    (
+        "invalid repetition size",
+        "repeat counts above 1000 (in total, nested repeats multiplied) are not supported; "
+        'bound the length with minLength/maxLength instead, e.g. "pattern": "^[A-Za-z0-9+/]*={0,2}$" with '
+        '"maxLength": 4096 rather than {4,4096}, or drop "^.{0,5000}$" for "maxLength": 5000',
+    ),
+    (
+        "invalid perl operator",
+        "lookahead and lookbehind ((?=...), (?!...), (?<=...), (?<!...)) are not supported; "
+        "express the condition with allOf/not and a second pattern",
+    ),
+    (
+        "invalid escape sequence",
+        "backreferences (\\1, \\k<name>) and the escapes \\u{...} and \\cX are not "
+        "supported; write the character itself or \\x{HHHH}",
+    ),
     ("missing ]", "the ECMA classes [] and [^] are not supported; write [\\s\\S] for any character"),
-    ("bad repetition operator", "a repeat of a repeat (a**, possessive a*+) is not supported; use one quantifier"),
-    ("pattern too large", "the compiled pattern is too large; use smaller repeat counts or minLength/maxLength"),
+    (
+        "bad repetition operator",
+        "a repeat of a repeat (a**, possessive a*+) is not supported; use one quantifier",
+    ),
+    (
+        "pattern too large",
+        "the compiled pattern is too large; use smaller repeat counts or minLength/maxLength",
+    ),
 )
 
 
@@ -68,11 +84,14 @@ def linear_regex(pattern: str) -> Any:
     try:
         return re2.compile(translated, options=_OPTIONS)
     except re2.error as exc:
-        why = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        why = (
+            exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        )
         hint = next((h for key, h in _UNSUPPORTED if key in why), "this construct is not in RE2's syntax")
         raise jsonschema.SchemaError(
             f"pattern {pattern[:100]!r} is not allowed: task schemas are matched in linear time by RE2, "
-            f"so that no pattern can hang validation; RE2 says {why!r}: {hint}") from None
+            f"so that no pattern can hang validation; RE2 says {why!r}: {hint}"
+        ) from None
 
 
 def _local_refs_only(node: Any, depth: int = 0) -> None:
@@ -82,8 +101,12 @@ def _local_refs_only(node: Any, depth: int = 0) -> None:
         raise jsonschema.SchemaError("schema nested deeper than 64 levels")
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in ("$ref", "$dynamicRef", "$recursiveRef") and not (isinstance(value, str) and value.startswith("#")):
-                raise jsonschema.SchemaError(f"{key} {str(value)[:100]!r} is not allowed: only local references (#...)")
+            if key in ("$ref", "$dynamicRef", "$recursiveRef") and not (
+                isinstance(value, str) and value.startswith("#")
+            ):
+                raise jsonschema.SchemaError(
+                    f"{key} {str(value)[:100]!r} is not allowed: only local references (#...)"
+                )
             if key == "$id":
                 raise jsonschema.SchemaError("$id is not allowed in a task's schema")
             _local_refs_only(value, depth + 1)
@@ -125,8 +148,9 @@ def _pattern(validator: Any, patrn: str, instance: Any, schema: dict[str, Any]) 
         yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
 
-def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any, schema: dict[str, Any]
-                        ) -> Iterator[ValidationError]:
+def _pattern_properties(
+    validator: Any, patterns: dict[str, Any], instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "object"):
         return
     for pattern, subschema in patterns.items():
@@ -136,7 +160,9 @@ def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any,
                 yield from validator.descend(v, subschema, path=k, schema_path=pattern)
 
 
-def _additional_properties(validator: Any, ap: Any, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+def _additional_properties(
+    validator: Any, ap: Any, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "object"):
         return
     properties = schema.get("properties", {})
@@ -149,11 +175,14 @@ def _additional_properties(validator: Any, ap: Any, instance: Any, schema: dict[
         listed = ", ".join(repr(e) for e in sorted(extras, key=str))
         if "patternProperties" in schema:
             patterns = ", ".join(repr(p) for p in sorted(schema["patternProperties"]))
-            yield ValidationError(f"{listed} {'does' if len(extras) == 1 else 'do'} not match any of the regexes: "
-                                  f"{patterns}")
+            yield ValidationError(
+                f"{listed} {'does' if len(extras) == 1 else 'do'} not match any of the regexes: {patterns}"
+            )
         else:
-            yield ValidationError(f"Additional properties are not allowed ({listed} "
-                                  f"{'was' if len(extras) == 1 else 'were'} unexpected)")
+            yield ValidationError(
+                f"Additional properties are not allowed ({listed} "
+                f"{'was' if len(extras) == 1 else 'were'} unexpected)"
+            )
 
 
 KeywordFn = Callable[[Any, Any, Any, dict[str, Any]], Iterable[ValidationError] | None]
@@ -161,20 +190,29 @@ KeywordFn = Callable[[Any, Any, Any, dict[str, Any]], Iterable[ValidationError] 
 
 def _timed(fn: KeywordFn) -> KeywordFn:
     """The keyword, after a look at the deadline ``validate_within`` set."""
-    def keyword(validator: Any, value: Any, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+
+    def keyword(
+        validator: Any, value: Any, instance: Any, schema: dict[str, Any]
+    ) -> Iterator[ValidationError]:
         deadline = _DEADLINE.get()
         if deadline is not None and time.monotonic() > deadline:
             raise SchemaTimeout("schema validation did not finish within the task's deadline")
         yield from fn(validator, value, instance, schema) or ()
+
     return keyword
 
 
-_KEYWORDS: dict[str, KeywordFn] = {**jsonschema.Draft202012Validator.VALIDATORS, "pattern": _pattern,
-                                   "patternProperties": _pattern_properties,
-                                   "additionalProperties": _additional_properties}
+_KEYWORDS: dict[str, KeywordFn] = {
+    **jsonschema.Draft202012Validator.VALIDATORS,
+    "pattern": _pattern,
+    "patternProperties": _pattern_properties,
+    "additionalProperties": _additional_properties,
+}
 LinearValidator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator, validators={name: _timed(fn) for name, fn in _KEYWORDS.items()},
-    version="das-linear-2020-12")
+    jsonschema.Draft202012Validator,
+    validators={name: _timed(fn) for name, fn in _KEYWORDS.items()},
+    version="das-linear-2020-12",
+)
 
 
 def validator_for(schema: dict[str, Any]) -> Any:
@@ -191,15 +229,19 @@ def validator_for(schema: dict[str, Any]) -> Any:
         seen: set[str] = set()
         _check_patterns(schema, seen)
         if {"patternProperties", "unevaluatedProperties"} <= seen:
-            raise jsonschema.SchemaError("patternProperties together with unevaluatedProperties is not supported "
-                                         "in a task's schema; use additionalProperties")
+            raise jsonschema.SchemaError(
+                "patternProperties together with unevaluatedProperties is not supported "
+                "in a task's schema; use additionalProperties"
+            )
         if len(_VALIDATORS) > 512:
             _VALIDATORS.clear()
         validator = _VALIDATORS[key] = LinearValidator(schema, registry=Registry())
     return validator
 
 
-def validate_within(validator: Any, instance: Any, deadline_s: float, limit: int = MAX_ERRORS) -> list[ValidationError]:
+def validate_within(
+    validator: Any, instance: Any, deadline_s: float, limit: int = MAX_ERRORS
+) -> list[ValidationError]:
     """``instance``'s errors (at most ``limit``, by path), or ``SchemaTimeout`` once
     ``deadline_s`` seconds have passed; ``validator`` comes from ``validator_for``."""
     token = _DEADLINE.set(time.monotonic() + max(deadline_s, 0.0))

@@ -16,12 +16,40 @@ import jsonschema
 
 # keywords strict mode rejects or ignores; dropping them only widens the schema, and every
 # answer is validated against the original schema afterwards
-UNSUPPORTED = frozenset({
-    "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-    "multipleOf", "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "patternProperties",
-    "propertyNames", "default", "examples", "$schema", "$id", "if", "then", "else", "not", "contains",
-    "dependentRequired", "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "prefixItems",
-})
+UNSUPPORTED = frozenset(
+    {
+        "minLength",
+        "maxLength",
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "minProperties",
+        "maxProperties",
+        "patternProperties",
+        "propertyNames",
+        "default",
+        "examples",
+        "$schema",
+        "$id",
+        "if",
+        "then",
+        "else",
+        "not",
+        "contains",
+        "dependentRequired",
+        "dependentSchemas",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+        "prefixItems",
+    }
+)
 
 
 GRAMMAR_MAX_STRING = 100
@@ -43,13 +71,17 @@ def grammar_schema(schema: Any) -> Any:
         max_len, min_len = schema.get("maxLength"), schema.get("minLength", 0)
         if isinstance(max_len, int) and max_len > GRAMMAR_MAX_STRING:
             # llama.cpp expands {m,n} into n nested optionals; long bounds make sampling crawl
-            schema = {**schema, "maxLength": max(GRAMMAR_MAX_STRING, min_len if isinstance(min_len, int) else 0)}
+            schema = {
+                **schema,
+                "maxLength": max(GRAMMAR_MAX_STRING, min_len if isinstance(min_len, int) else 0),
+            }
         out: dict[str, Any] = {}
         for k, v in schema.items():
             if k in _SCHEMA_MAPS and isinstance(v, dict):
                 out[k] = {name: grammar_schema(sub) for name, sub in v.items()}
-            elif (k not in _GRAMMAR_UNSAFE or (k in ("title", "description") and not isinstance(v, str))) \
-                    and not (k == "pattern" and "\\" in str(v)):
+            elif (
+                k not in _GRAMMAR_UNSAFE or (k in ("title", "description") and not isinstance(v, str))
+            ) and not (k == "pattern" and "\\" in str(v)):
                 out[k] = grammar_schema(v)
         return out
     if isinstance(schema, list):
@@ -92,8 +124,11 @@ def _strict(node: Any, where: str) -> Any:
     if "oneOf" in node:
         raise NotStrictable(f"{where}: oneOf")
     out: dict[str, Any] = {k: v for k, v in node.items() if k not in UNSUPPORTED}
-    is_object = out.get("type") == "object" or (isinstance(out.get("type"), list) and "object" in out["type"]) \
+    is_object = (
+        out.get("type") == "object"
+        or (isinstance(out.get("type"), list) and "object" in out["type"])
         or "properties" in out
+    )
     if is_object:
         extra = out.get("additionalProperties", True)
         if extra not in (False, None) and not out.get("properties"):
@@ -147,8 +182,12 @@ def _allows_null(node: dict[str, Any], root: dict[str, Any], depth: int = 0) -> 
     if not node or node.get("const", 0) is None:
         return True  # {} takes anything, null included
     kind = node.get("type")
-    return kind == "null" or (isinstance(kind, list) and "null" in kind) or None in node.get("enum", [0]) \
+    return (
+        kind == "null"
+        or (isinstance(kind, list) and "null" in kind)
+        or None in node.get("enum", [0])
         or any(isinstance(s, dict) and _allows_null(s, root, depth + 1) for s in node.get("anyOf", []))
+    )
 
 
 def _clean(value: Any, node: Any, root: dict[str, Any], depth: int) -> Any:
@@ -159,8 +198,14 @@ def _clean(value: Any, node: Any, root: dict[str, Any], depth: int) -> Any:
         for branch in node["anyOf"]:
             candidate = _clean(value, branch, root, depth + 1)
             try:
-                jsonschema.validate(candidate, {**_resolve(branch, root), "$defs": root.get("$defs", {}),
-                                                "definitions": root.get("definitions", {})})
+                jsonschema.validate(
+                    candidate,
+                    {
+                        **_resolve(branch, root),
+                        "$defs": root.get("$defs", {}),
+                        "definitions": root.get("definitions", {}),
+                    },
+                )
                 return candidate
             except (jsonschema.ValidationError, jsonschema.SchemaError):
                 continue
@@ -171,7 +216,11 @@ def _clean(value: Any, node: Any, root: dict[str, Any], depth: int) -> Any:
         out = {}
         for key, item in value.items():
             sub = props.get(key)
-            if item is None and key not in required and not (isinstance(sub, dict) and _allows_null(sub, root)):
+            if (
+                item is None
+                and key not in required
+                and not (isinstance(sub, dict) and _allows_null(sub, root))
+            ):
                 continue
             out[key] = _clean(item, sub, root, depth + 1) if sub is not None else item
         return out

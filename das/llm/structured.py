@@ -23,8 +23,10 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 
 def schema_hint(schema: dict[str, Any]) -> str:
     """The instruction appended to the system message (the schema, minified)."""
-    return ("Reply with one JSON value only (no prose, no code fences) that is valid against this JSON Schema:\n"
-            + json.dumps(schema, separators=(",", ":"), ensure_ascii=False))
+    return (
+        "Reply with one JSON value only (no prose, no code fences) that is valid against this JSON Schema:\n"
+        + json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+    )
 
 
 def with_schema_hint(messages: list[dict[str, Any]], schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -50,7 +52,7 @@ def extract_json(text: str | None, bare_key: str | None = None) -> Any:
     for opener, closer in (("{", "}"), ("[", "]")):
         start, end = body.find(opener), body.rfind(closer)
         if 0 <= start < end:
-            candidates.append(body[start:end + 1])
+            candidates.append(body[start : end + 1])
     error: json.JSONDecodeError | None = None
     for candidate in candidates + [_relaxed(c) for c in candidates]:
         try:
@@ -122,7 +124,7 @@ def _fix_once(text: str, exc: json.JSONDecodeError, bare_key: str | None) -> str
         comma, i = _before(text, pos)
         closer, j = _before(text, i)
         if comma == "," and closer == "]":  # ``[[a]], [b]``: the outer list was closed early
-            return text[:j] + text[j + 1:]
+            return text[:j] + text[j + 1 :]
         return None
     if exc.msg == "Expecting ':' delimiter" and bare_key:
         start = text.rfind('"', 0, text.rfind('"', 0, pos))
@@ -137,7 +139,7 @@ def _fix_once(text: str, exc: json.JSONDecodeError, bare_key: str | None) -> str
             before = comma[:-1].rstrip(" \t\r\n")
             if before.endswith("}"):
                 cut = len(before) - 1
-                return text[:cut] + text[cut + 1:]
+                return text[:cut] + text[cut + 1 :]
         return None
     if pos >= len(text.rstrip()):  # ran out: close what is open, innermost first
         stack: list[str] = []
@@ -166,5 +168,9 @@ def problems(value: Any, schema: dict[str, Any], limit: int = 5) -> list[str]:
 
 
 def repair_message(reasons: list[str]) -> dict[str, str]:
-    return {"role": "user", "content": "Your reply is not valid:\n" + "\n".join(f"- {r}" for r in reasons)
-            + "\nAnswer again with the corrected JSON only."}
+    return {
+        "role": "user",
+        "content": "Your reply is not valid:\n"
+        + "\n".join(f"- {r}" for r in reasons)
+        + "\nAnswer again with the corrected JSON only.",
+    }

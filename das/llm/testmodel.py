@@ -54,8 +54,14 @@ BUILTIN_SCRIPTS: dict[str, dict[str, Any]] = {
     "sleep-5": {"steps": [{"sleep_s": 5, "auto_finish": True}]},
     "fail-transient": {"steps": [{"raise": "server_error"}], "repeat_last": True},
     "fail-permanent": {"steps": [{"raise": "auth"}], "repeat_last": True},
-    "expensive": {"steps": [{"text": "thinking", "cost_usd": 0.2, "usage": {"input_tokens": 900, "output_tokens": 300}}], "repeat_last": True},
+    "expensive": {
+        "steps": [
+            {"text": "thinking", "cost_usd": 0.2, "usage": {"input_tokens": 900, "output_tokens": 300}}
+        ],
+        "repeat_last": True,
+    },
 }
+
 
 class ScriptRegistry:
     """Where ``test/<name>`` scripts come from: in-process registrations, then
@@ -67,8 +73,9 @@ class ScriptRegistry:
         self._builtins = dict(BUILTIN_SCRIPTS if builtins is None else builtins)
         self._scripts: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str, steps: list[dict[str, Any]], repeat_last: bool = True,
-                 **options: Any) -> str:
+    def register(
+        self, name: str, steps: list[dict[str, Any]], repeat_last: bool = True, **options: Any
+    ) -> str:
         """Register a script; returns the model string ``test/<name>``."""
         self._scripts[name] = {"steps": steps, "repeat_last": repeat_last, **options}
         return f"test/{name}"
@@ -85,8 +92,10 @@ class ScriptRegistry:
                 return data if isinstance(data, dict) else {"steps": data, "repeat_last": True}
         if name in self._builtins:
             return self._builtins[name]
-        raise UsageError(f"unknown test model script {name!r}: register it, put {name}.json in $DAS_TEST_SCRIPTS, "
-                         f"or use a built-in ({', '.join(sorted(self._builtins))})")
+        raise UsageError(
+            f"unknown test model script {name!r}: register it, put {name}.json in $DAS_TEST_SCRIPTS, "
+            f"or use a built-in ({', '.join(sorted(self._builtins))})"
+        )
 
 
 SCRIPTS = ScriptRegistry()
@@ -165,8 +174,12 @@ def minimal_instance(schema: dict[str, Any] | None) -> Any:
     return None
 
 
-def play(step: dict[str, Any], tools: list[dict[str, Any]] | None,
-         response_schema: dict[str, Any] | None = None, timeout_s: float | None = None) -> dict[str, Any]:
+def play(
+    step: dict[str, Any],
+    tools: list[dict[str, Any]] | None,
+    response_schema: dict[str, Any] | None = None,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
     """Turn a script step into a reply: ``{text, tool_calls, usage, cost_usd}``.
 
     Like a real provider, a call honours its own ``timeout_s``: a step that sleeps longer

@@ -29,8 +29,19 @@ from das.contracts import Evidence, FindingKind, Refactor
 
 INCIDENT_TYPES = ("failedExternalTask", "failedJob")
 TIMEABLE = m.ACTIVITY_TYPES  # what can carry a boundary event
-SKIP_DURATION = {"startEvent", "endEvent", "noneEndEvent", "exclusiveGateway", "parallelGateway", "inclusiveGateway",
-                 "eventBasedGateway", "boundaryEvent", "boundaryTimer", "boundaryError", "sequenceFlow"}
+SKIP_DURATION = {
+    "startEvent",
+    "endEvent",
+    "noneEndEvent",
+    "exclusiveGateway",
+    "parallelGateway",
+    "inclusiveGateway",
+    "eventBasedGateway",
+    "boundaryEvent",
+    "boundaryTimer",
+    "boundaryError",
+    "sequenceFlow",
+}
 MAX_EXAMPLES = 5
 PAGE = 1000
 MAX_ROWS = 20_000
@@ -72,10 +83,18 @@ class Finding:
 
     def to_evidence(self) -> Evidence:
         """The finding as a proposal's evidence; the measurements go to ``details``."""
-        return Evidence(kind=self.kind, fingerprint=self.fingerprint, process_key=self.process_key,
-                        activity_id=self.activity_id, activity_name=self.activity_name,
-                        activity_type=self.activity_type, refactor=self.refactor, actionable=self.actionable,
-                        note=self.note, details=self.evidence)
+        return Evidence(
+            kind=self.kind,
+            fingerprint=self.fingerprint,
+            process_key=self.process_key,
+            activity_id=self.activity_id,
+            activity_name=self.activity_name,
+            activity_type=self.activity_type,
+            refactor=self.refactor,
+            actionable=self.actionable,
+            note=self.note,
+            details=self.evidence,
+        )
 
 
 @dataclass
@@ -116,21 +135,34 @@ def fetch_history(client: Any, key: str, since: datetime | None) -> History | No
     definition = latest[0]
     after = engine_time(since) if since else None
     hist = History(key=key, definition=definition, xml=client.process_definition_xml(id=definition["id"]))
-    hist.incidents = [i for i in _paged(client.history_incidents, processDefinitionKey=key, createTimeAfter=after)
-                      if i.get("incidentType") in INCIDENT_TYPES]
+    hist.incidents = [
+        i
+        for i in _paged(client.history_incidents, processDefinitionKey=key, createTimeAfter=after)
+        if i.get("incidentType") in INCIDENT_TYPES
+    ]
     hist.task_log = _paged(client.history_external_task_log, processDefinitionKey=key, timestampAfter=after)
     versions = client.process_definitions(key=key, latest=False, sortBy="version", sortOrder="desc") or []
     for d in versions[:10]:  # the last ten versions; activity ids usually survive versions
-        hist.activities += _paged(client.history_activity_instances, processDefinitionId=d["id"],
-                                  startedAfter=after)
-    hist.latest_completed = _paged(client.history_process_instances, processDefinitionId=definition["id"],
-                                   finished=True, completed=True, startedAfter=after)
+        hist.activities += _paged(
+            client.history_activity_instances, processDefinitionId=d["id"], startedAfter=after
+        )
+    hist.latest_completed = _paged(
+        client.history_process_instances,
+        processDefinitionId=definition["id"],
+        finished=True,
+        completed=True,
+        startedAfter=after,
+    )
     hist.latest_activities = [a for a in hist.activities if a.get("processDefinitionId") == definition["id"]]
     return hist
 
 
-def mine(client: Any, since: datetime | None = None, keys: list[str] | None = None,
-         thresholds: Thresholds | None = None) -> list[Finding]:
+def mine(
+    client: Any,
+    since: datetime | None = None,
+    keys: list[str] | None = None,
+    thresholds: Thresholds | None = None,
+) -> list[Finding]:
     """Findings for ``keys`` (default: every deployed key) from history since ``since``."""
     if not keys:
         keys = sorted({d["key"] for d in client.process_definitions(latest=True) or []})
@@ -146,7 +178,12 @@ def mine(client: Any, since: datetime | None = None, keys: list[str] | None = No
 def analyse(hist: History, thresholds: Thresholds | None = None) -> list[Finding]:
     t = thresholds or Thresholds()
     nodes = _nodes(hist.xml, hist.key)
-    out = _incidents(hist, nodes, t) + _failures(hist, nodes, t) + _durations(hist, nodes, t) + _unused(hist, nodes, t)
+    out = (
+        _incidents(hist, nodes, t)
+        + _failures(hist, nodes, t)
+        + _durations(hist, nodes, t)
+        + _unused(hist, nodes, t)
+    )
     for f in out:
         node = nodes.get(f.activity_id)
         f.activity_name = f.activity_name or (node.name if node else None)
@@ -177,16 +214,27 @@ def _incidents(hist: History, nodes: dict[str, m.FlowNode], t: Thresholds) -> li
     for act, rows in sorted(by_act.items()):
         if len(rows) < t.min_incidents:
             continue
-        open_rows = [r for r in rows if r.get("open") or (not r.get("resolved") and not r.get("deleted")
-                                                          and not r.get("endTime"))]
+        open_rows = [
+            r
+            for r in rows
+            if r.get("open") or (not r.get("resolved") and not r.get("deleted") and not r.get("endTime"))
+        ]
         evidence = {
-            "incidents": len(rows), "open": len(open_rows),
+            "incidents": len(rows),
+            "open": len(open_rows),
             "instances": len({r.get("processInstanceId") for r in rows}),
             "by_type": dict(sorted(_count(r.get("incidentType") for r in rows).items())),
             "window": _window(r.get("createTime") for r in rows),
-            "examples": [{"incident_id": r.get("id"), "process_instance_id": r.get("processInstanceId"),
-                          "type": r.get("incidentType"), "message": (r.get("incidentMessage") or "")[:200],
-                          "created": r.get("createTime")} for r in rows[:MAX_EXAMPLES]],
+            "examples": [
+                {
+                    "incident_id": r.get("id"),
+                    "process_instance_id": r.get("processInstanceId"),
+                    "type": r.get("incidentType"),
+                    "message": (r.get("incidentMessage") or "")[:200],
+                    "created": r.get("createTime"),
+                }
+                for r in rows[:MAX_EXAMPLES]
+            ],
         }
         f = Finding("incidents", hist.key, act, "add_error_boundary", evidence)
         if act not in nodes:
@@ -213,21 +261,41 @@ def _failures(hist: History, nodes: dict[str, m.FlowNode], t: Thresholds) -> lis
         succeeded = {r.get("externalTaskId") for r in rows if r.get("successLog")}
         # the log's ``retries`` is the value *before* a failure, so exhaustion is read from the
         # incidents: a failedExternalTask incident names the task in ``configuration``
-        raised = {i.get("configuration") for i in hist.incidents if i.get("incidentType") == "failedExternalTask"}
+        raised = {
+            i.get("configuration") for i in hist.incidents if i.get("incidentType") == "failedExternalTask"
+        }
         raised_at = {(i.get("processInstanceId"), i.get("activityId")) for i in hist.incidents}
-        exhausted = {r.get("externalTaskId") for r in failures
-                     if r.get("externalTaskId") in raised or (r.get("processInstanceId"), act) in raised_at}
+        exhausted = {
+            r.get("externalTaskId")
+            for r in failures
+            if r.get("externalTaskId") in raised or (r.get("processInstanceId"), act) in raised_at
+        }
         evidence = {
-            "failures": len(failures), "tasks": len(tasks), "failed_tasks": len(failed),
-            "recovered_tasks": len(failed & succeeded), "exhausted_tasks": len(exhausted),
+            "failures": len(failures),
+            "tasks": len(tasks),
+            "failed_tasks": len(failed),
+            "recovered_tasks": len(failed & succeeded),
+            "exhausted_tasks": len(exhausted),
             "failure_rate": round(len(failed) / max(len(tasks), 1), 3),
             "window": _window(r.get("timestamp") for r in failures),
-            "top_errors": [{"message": msg, "count": n} for msg, n in sorted(
-                _count((r.get("errorMessage") or "")[:120] for r in failures).items(), key=lambda kv: -kv[1])[:3]],
-            "examples": [{"log_id": r.get("id"), "external_task_id": r.get("externalTaskId"),
-                          "process_instance_id": r.get("processInstanceId"), "retries": r.get("retries"),
-                          "error": (r.get("errorMessage") or "")[:200], "at": r.get("timestamp")}
-                         for r in failures[:MAX_EXAMPLES]],
+            "top_errors": [
+                {"message": msg, "count": n}
+                for msg, n in sorted(
+                    _count((r.get("errorMessage") or "")[:120] for r in failures).items(),
+                    key=lambda kv: -kv[1],
+                )[:3]
+            ],
+            "examples": [
+                {
+                    "log_id": r.get("id"),
+                    "external_task_id": r.get("externalTaskId"),
+                    "process_instance_id": r.get("processInstanceId"),
+                    "retries": r.get("retries"),
+                    "error": (r.get("errorMessage") or "")[:200],
+                    "at": r.get("timestamp"),
+                }
+                for r in failures[:MAX_EXAMPLES]
+            ],
         }
         f = Finding("task_failures", hist.key, act, "add_retry", evidence)
         node = nodes.get(act)
@@ -265,12 +333,21 @@ def _durations(hist: History, nodes: dict[str, m.FlowNode], t: Thresholds) -> li
             continue
         slowest = sorted(ids[act], reverse=True)[:MAX_EXAMPLES]
         evidence = {
-            "samples": len(values), "p50_ms": percentile(values, 50), "p95_ms": p95, "max_ms": max(values),
+            "samples": len(values),
+            "p50_ms": percentile(values, 50),
+            "p95_ms": p95,
+            "max_ms": max(values),
             "process_median_ms": process_median,
-            "rule": (f"p95 >= {t.p95_abs_ms} ms" if by_abs else
-                     f"p95 >= {t.p95_ratio}x the process's median activity duration (and >= {t.p95_ratio_floor_ms} ms)"),
+            "rule": (
+                f"p95 >= {t.p95_abs_ms} ms"
+                if by_abs
+                else f"p95 >= {t.p95_ratio}x the process's median activity duration (and >= {t.p95_ratio_floor_ms} ms)"
+            ),
             "durations_ms": sorted(values)[-1000:],  # the slowest 1000 suffice for a cap estimate
-            "examples": [{"activity_instance_id": i, "process_instance_id": p, "duration_ms": ms} for ms, i, p in slowest],
+            "examples": [
+                {"activity_instance_id": i, "process_instance_id": p, "duration_ms": ms}
+                for ms, i, p in slowest
+            ],
         }
         f = Finding("long_duration", hist.key, act, "add_timeout", evidence)
         node = nodes.get(act)
@@ -297,19 +374,46 @@ def _unused(hist: History, nodes: dict[str, m.FlowNode], t: Thresholds) -> list[
     main = _main_path_nodes(defs)
     out = []
     for nid in sorted(main - seen):
-        out.append(Finding("unused_path", hist.key, nid, "review_unused_path",
-                           {"completed_instances": len(completed), "element": "node", "times_seen": 0},
-                           actionable=False, note="never reached; removing a path is a policy decision for a human"))
+        out.append(
+            Finding(
+                "unused_path",
+                hist.key,
+                nid,
+                "review_unused_path",
+                {"completed_instances": len(completed), "element": "node", "times_seen": 0},
+                actionable=False,
+                note="never reached; removing a path is a policy decision for a human",
+            )
+        )
     for flow in sorted(defs.flows.values(), key=lambda f: f.id):
         src = defs.nodes.get(flow.source)
-        if src is None or not src.type.endswith("Gateway") or flow.source not in seen or flow.target not in seen:
+        if (
+            src is None
+            or not src.type.endswith("Gateway")
+            or flow.source not in seen
+            or flow.target not in seen
+        ):
             continue  # only gateway branches; a target never seen is already reported as a node
         if any({flow.source, flow.target} <= s for s in seen_by_instance.values()):
             continue  # taken (approximately: both ends ran in one instance)
-        out.append(Finding("unused_path", hist.key, flow.source, "review_unused_path",
-                           {"completed_instances": len(completed), "element": "flow", "flow_id": flow.id,
-                            "target": flow.target, "condition": flow.condition, "times_seen": 0},
-                           actionable=False, note=f"flow {flow.id} was never taken"))
+        out.append(
+            Finding(
+                "unused_path",
+                hist.key,
+                flow.source,
+                "review_unused_path",
+                {
+                    "completed_instances": len(completed),
+                    "element": "flow",
+                    "flow_id": flow.id,
+                    "target": flow.target,
+                    "condition": flow.condition,
+                    "times_seen": 0,
+                },
+                actionable=False,
+                note=f"flow {flow.id} was never taken",
+            )
+        )
     return out
 
 
@@ -319,7 +423,9 @@ def _main_path_nodes(defs: m.Definitions) -> set[str]:
     succ: dict[str, list[str]] = defaultdict(list)
     for f in defs.flows.values():
         succ[f.source].append(f.target)
-    starts = [n.id for n in defs.nodes.values() if n.type == "startEvent" and defs.nodes.get(n.parent or "") is None]
+    starts = [
+        n.id for n in defs.nodes.values() if n.type == "startEvent" and defs.nodes.get(n.parent or "") is None
+    ]
     seen: set[str] = set()
     todo = list(starts)
     while todo:
@@ -369,4 +475,5 @@ def _retry_cycle(node: m.FlowNode) -> str | None:
             if found:
                 return found
         return None
+
     return walk(node.extensions)

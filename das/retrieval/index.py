@@ -132,8 +132,12 @@ def _client(path: Path) -> Any:
             settings = Settings(anonymized_telemetry=False, allow_reset=False)
             if url:
                 parts = urlsplit(url)
-                _clients[key] = chromadb.HttpClient(host=parts.hostname or "127.0.0.1", port=parts.port or 8000,
-                                                    ssl=parts.scheme == "https", settings=settings)
+                _clients[key] = chromadb.HttpClient(
+                    host=parts.hostname or "127.0.0.1",
+                    port=parts.port or 8000,
+                    ssl=parts.scheme == "https",
+                    settings=settings,
+                )
             else:
                 path.mkdir(parents=True, exist_ok=True)
                 _clients[key] = chromadb.PersistentClient(path=key, settings=settings)

@@ -15,8 +15,13 @@ from das.store.db import Store
 
 # parents before children (proposal_history references proposals); id columns kept
 TABLES: list[tuple[str, str]] = [
-    ("results", "idempotency_key"), ("traces", "id"), ("tool_effects", "created_at, call_key"),
-    ("audit_log", "id"), ("proposals", "rowid"), ("proposal_history", "id"), ("process_versions", "deployed_at, key"),
+    ("results", "idempotency_key"),
+    ("traces", "id"),
+    ("tool_effects", "created_at, call_key"),
+    ("audit_log", "id"),
+    ("proposals", "rowid"),
+    ("proposal_history", "id"),
+    ("process_versions", "deployed_at, key"),
     ("users", "name"),
 ]
 SERIAL_IDS = {"traces": "id", "audit_log": "id", "proposal_history": "id"}
@@ -38,8 +43,10 @@ def _columns(store: Store, table: str) -> list[str]:
 
 
 def _pg_columns(store: Store, table: str) -> list[str]:
-    rows = store.db.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?"
-                            " ORDER BY ordinal_position", (table,)).fetchall()
+    rows = store.db.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        (table,),
+    ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -48,8 +55,10 @@ def copy_store(source: Store, target: Store) -> CopyReport:
     the target already holds data."""
     busy = [t for t, _ in TABLES if target.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]]  # noqa: S608
     if busy:
-        raise InvalidInput(f"the target store {target.describe()} is not empty ({', '.join(busy)}); "
-                           "copy into a new, empty database so nothing is merged")
+        raise InvalidInput(
+            f"the target store {target.describe()} is not empty ({', '.join(busy)}); "
+            "copy into a new, empty database so nothing is merged"
+        )
     report = CopyReport(source=source.describe(), target=target.describe())
     with target.transaction() as db:
         for table, order in TABLES:
@@ -65,12 +74,16 @@ def copy_store(source: Store, target: Store) -> CopyReport:
             report.rows[table] = len(rows)
         if target.backend == "postgresql":
             for table, column in SERIAL_IDS.items():
-                db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
-                           f" GREATEST((SELECT max({column}) FROM {table}), 1))")
+                db.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                    f" GREATEST((SELECT max({column}) FROM {table}), 1))"
+                )
     for table, count in report.rows.items():
         got = target.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
         if got != count:
-            raise InvalidInput(f"copy check failed: {table} has {got} rows in the target, {count} in the source")
+            raise InvalidInput(
+                f"copy check failed: {table} has {got} rows in the target, {count} in the source"
+            )
     return report
 
 

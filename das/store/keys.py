@@ -21,8 +21,10 @@ from das.errors import InvalidInput
 def check_key(key: str) -> str:
     """``key`` if it is a valid idempotency key, else ``InvalidInput`` (exit 4, an incident)."""
     if not isinstance(key, str) or not IDEMPOTENCY_KEY.fullmatch(key):
-        raise InvalidInput(f"invalid idempotency key {str(key)[:60]!r}: 1-200 characters of letters, digits and "
-                           "_ . : - starting with a letter or digit")
+        raise InvalidInput(
+            f"invalid idempotency key {str(key)[:60]!r}: 1-200 characters of letters, digits and "
+            "_ . : - starting with a letter or digit"
+        )
     return key
 
 

@@ -136,8 +136,10 @@ def m005_effects_with_unknown_outcomes(db: sqlite3.Connection) -> None:
             created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
             updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
         )""")
-    db.execute("INSERT INTO tool_effects_v2 (call_key, tool, state, result_json, created_at)"
-               " SELECT call_key, tool, state, result_json, created_at FROM tool_effects")
+    db.execute(
+        "INSERT INTO tool_effects_v2 (call_key, tool, state, result_json, created_at)"
+        " SELECT call_key, tool, state, result_json, created_at FROM tool_effects"
+    )
     db.execute("DROP TABLE tool_effects")
     db.execute("ALTER TABLE tool_effects_v2 RENAME TO tool_effects")
 

@@ -102,56 +102,74 @@ class Connection:
 # -- schema: migration number -> PostgreSQL DDL (same names as das/store/migrations.py) --------
 TS = f"TEXT NOT NULL DEFAULT ({NOW_PG})"
 PG_MIGRATIONS: list[tuple[str, list[str]]] = [
-    ("m001_idempotency_and_traces", [
-        f"""CREATE TABLE results (idempotency_key TEXT PRIMARY KEY, task_type TEXT NOT NULL, correlation_id TEXT,
+    (
+        "m001_idempotency_and_traces",
+        [
+            f"""CREATE TABLE results (idempotency_key TEXT PRIMARY KEY, task_type TEXT NOT NULL, correlation_id TEXT,
             status TEXT NOT NULL, stop_reason TEXT NOT NULL, result_json TEXT NOT NULL, created_at {TS})""",
-        f"""CREATE TABLE traces (id BIGSERIAL PRIMARY KEY, idempotency_key TEXT, correlation_id TEXT,
+            f"""CREATE TABLE traces (id BIGSERIAL PRIMARY KEY, idempotency_key TEXT, correlation_id TEXT,
             task_type TEXT NOT NULL, stop_reason TEXT NOT NULL, result_json TEXT NOT NULL, created_at {TS})""",
-        "CREATE INDEX traces_correlation ON traces(correlation_id)",
-        f"""CREATE TABLE tool_effects (call_key TEXT PRIMARY KEY, tool TEXT NOT NULL,
+            "CREATE INDEX traces_correlation ON traces(correlation_id)",
+            f"""CREATE TABLE tool_effects (call_key TEXT PRIMARY KEY, tool TEXT NOT NULL,
             state TEXT NOT NULL CHECK (state IN ('started', 'done')), result_json TEXT, created_at {TS})""",
-    ]),
-    ("m002_audit_log", [
-        f"""CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, at {TS}, actor TEXT NOT NULL, action TEXT NOT NULL,
+        ],
+    ),
+    (
+        "m002_audit_log",
+        [
+            f"""CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, at {TS}, actor TEXT NOT NULL, action TEXT NOT NULL,
             subject TEXT, detail_json TEXT)""",
-    ]),
-    ("m003_proposals", [
-        f"""CREATE TABLE proposals (seq BIGSERIAL UNIQUE, id TEXT PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL,
+        ],
+    ),
+    (
+        "m003_proposals",
+        [
+            f"""CREATE TABLE proposals (seq BIGSERIAL UNIQUE, id TEXT PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL,
             base_version TEXT, version TEXT NOT NULL, status TEXT NOT NULL, author TEXT NOT NULL, origin TEXT NOT NULL,
             body_json TEXT NOT NULL, created_at {TS}, updated_at {TS})""",
-        "CREATE INDEX proposals_key ON proposals(key, status)",
-        f"""CREATE TABLE proposal_history (id BIGSERIAL PRIMARY KEY, proposal_id TEXT NOT NULL REFERENCES proposals(id),
+            "CREATE INDEX proposals_key ON proposals(key, status)",
+            f"""CREATE TABLE proposal_history (id BIGSERIAL PRIMARY KEY, proposal_id TEXT NOT NULL REFERENCES proposals(id),
             at {TS}, actor TEXT NOT NULL, action TEXT NOT NULL, comment TEXT)""",
-        """CREATE FUNCTION das_append_only() RETURNS trigger LANGUAGE plpgsql AS
+            """CREATE FUNCTION das_append_only() RETURNS trigger LANGUAGE plpgsql AS
            $$ BEGIN RAISE EXCEPTION 'proposal history is append-only'; END $$""",
-        """CREATE TRIGGER proposal_history_append_only BEFORE UPDATE OR DELETE ON proposal_history
+            """CREATE TRIGGER proposal_history_append_only BEFORE UPDATE OR DELETE ON proposal_history
            FOR EACH ROW EXECUTE FUNCTION das_append_only()""",
-        """CREATE TRIGGER proposal_history_no_truncate BEFORE TRUNCATE ON proposal_history
+            """CREATE TRIGGER proposal_history_no_truncate BEFORE TRUNCATE ON proposal_history
            FOR EACH STATEMENT EXECUTE FUNCTION das_append_only()""",
-        f"""CREATE TABLE process_versions (key TEXT NOT NULL, version TEXT NOT NULL, proposal_id TEXT,
+            f"""CREATE TABLE process_versions (key TEXT NOT NULL, version TEXT NOT NULL, proposal_id TEXT,
             target TEXT NOT NULL, artifact TEXT NOT NULL, engine_deployment_id TEXT, deployed_at {TS},
             PRIMARY KEY (key, version))""",
-    ]),
-    ("m004_users_and_bound_approvals", [
-        f"""CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('author', 'reviewer', 'admin')),
+        ],
+    ),
+    (
+        "m004_users_and_bound_approvals",
+        [
+            f"""CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('author', 'reviewer', 'admin')),
             token_id TEXT NOT NULL UNIQUE, token_hash TEXT NOT NULL, created_at {TS}, revoked_at TEXT)""",
-        "ALTER TABLE proposal_history ADD COLUMN artifact_sha256 TEXT",
-        "ALTER TABLE proposal_history ADD COLUMN proof TEXT",
-    ]),
-    ("m005_effects_with_unknown_outcomes", [
-        "ALTER TABLE tool_effects DROP CONSTRAINT tool_effects_state_check",
-        "ALTER TABLE tool_effects ADD CONSTRAINT tool_effects_state_check CHECK (state IN ('started', 'done', 'unknown'))",
-        "ALTER TABLE tool_effects ADD COLUMN detail TEXT",
-        f"ALTER TABLE tool_effects ADD COLUMN updated_at {TS}",
-    ]),
-    ("m006_principal_ids_and_acknowledgements", [
-        "ALTER TABLE users ADD COLUMN principal_id TEXT",
-        "UPDATE users SET principal_id = 'u-' || md5(random()::text || clock_timestamp()::text || name)",
-        "CREATE UNIQUE INDEX users_principal_id ON users(principal_id)",
-        "ALTER TABLE proposal_history ADD COLUMN principal_id TEXT",
-        "ALTER TABLE proposal_history ADD COLUMN credential TEXT",
-        "ALTER TABLE proposal_history ADD COLUMN acknowledged TEXT",
-    ]),
+            "ALTER TABLE proposal_history ADD COLUMN artifact_sha256 TEXT",
+            "ALTER TABLE proposal_history ADD COLUMN proof TEXT",
+        ],
+    ),
+    (
+        "m005_effects_with_unknown_outcomes",
+        [
+            "ALTER TABLE tool_effects DROP CONSTRAINT tool_effects_state_check",
+            "ALTER TABLE tool_effects ADD CONSTRAINT tool_effects_state_check CHECK (state IN ('started', 'done', 'unknown'))",
+            "ALTER TABLE tool_effects ADD COLUMN detail TEXT",
+            f"ALTER TABLE tool_effects ADD COLUMN updated_at {TS}",
+        ],
+    ),
+    (
+        "m006_principal_ids_and_acknowledgements",
+        [
+            "ALTER TABLE users ADD COLUMN principal_id TEXT",
+            "UPDATE users SET principal_id = 'u-' || md5(random()::text || clock_timestamp()::text || name)",
+            "CREATE UNIQUE INDEX users_principal_id ON users(principal_id)",
+            "ALTER TABLE proposal_history ADD COLUMN principal_id TEXT",
+            "ALTER TABLE proposal_history ADD COLUMN credential TEXT",
+            "ALTER TABLE proposal_history ADD COLUMN acknowledged TEXT",
+        ],
+    ),
 ]
 
 

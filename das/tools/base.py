@@ -39,8 +39,10 @@ class Tool:
     canonical: Callable[[dict[str, Any]], Any] | None = None
 
     def openai_schema(self) -> dict[str, Any]:
-        return {"type": "function", "function": {"name": self.name, "description": self.description,
-                                                 "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
     def run(self, ctx: ToolContext, arguments: dict[str, Any]) -> Any:
         """Validate arguments (a model mistake -> ModelRetry), then call the function."""

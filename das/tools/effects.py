@@ -46,22 +46,28 @@ def run_once(store: Store | None, tool: Tool, ctx: ToolContext, arguments: dict[
     key = call_key(key_of_task, tool, arguments)
     pending = [k for k in store.pending_effects(key_of_task) if k != key]
     if pending:  # an earlier run left a call whose outcome nobody knows: no side effect at all
-        raise EffectBlocked(f"an earlier side effect of this idempotency key has an unknown outcome "
-                            f"({', '.join(pending[:3])}); no further side effect is sent until an operator "
-                            "resolves it with `das effects resolve KEY --as done|not-done`")
+        raise EffectBlocked(
+            f"an earlier side effect of this idempotency key has an unknown outcome "
+            f"({', '.join(pending[:3])}); no further side effect is sent until an operator "
+            "resolves it with `das effects resolve KEY --as done|not-done`"
+        )
     state, stored = store.claim_effect(key, tool.name)
     if state == "done":
         return stored
     if state in ("started", "unknown"):
-        raise EffectBlocked(f"{tool.name} was already sent for this idempotency key and its outcome is unknown "
-                            f"(call key {key}); it is not repeated. Resolve it with "
-                            f"`das effects resolve {key} --as done|not-done`")
+        raise EffectBlocked(
+            f"{tool.name} was already sent for this idempotency key and its outcome is unknown "
+            f"(call key {key}); it is not repeated. Resolve it with "
+            f"`das effects resolve {key} --as done|not-done`"
+        )
     try:
         result = tool.run(replace(ctx, call_key=key), arguments)
     except OutcomeUnknown as exc:
         store.mark_effect_unknown(key, scrub(exc.message))
-        raise EffectBlocked(f"{exc.message} (tool {tool.name}, call key {key}); resolve it with "
-                            f"`das effects resolve {key} --as done|not-done`") from exc
+        raise EffectBlocked(
+            f"{exc.message} (tool {tool.name}, call key {key}); resolve it with "
+            f"`das effects resolve {key} --as done|not-done`"
+        ) from exc
     except BaseException:
         store.release_effect(key)
         raise

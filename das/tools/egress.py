@@ -28,7 +28,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 class Target:
     """A request the policy allows: connect to ``address``, send ``host`` as Host/SNI."""
 
-    url: str          # the URL as the model wrote it
+    url: str  # the URL as the model wrote it
     connect_url: str  # the same URL with the checked address in place of the host name
     host: str
     address: str
@@ -63,8 +63,10 @@ def normalise_path(path: str) -> str:
     dots and slashes, backslashes and empty input are refused, so no prefix check can be
     passed by a path that means something else after decoding."""
     if _ENCODED_SEPARATOR.search(path) or "\\" in path:
-        raise PolicyDenied(f"http_request path {path[:200]!r} has encoded dots or slashes; write the plain path",
-                           rule="egress_path")
+        raise PolicyDenied(
+            f"http_request path {path[:200]!r} has encoded dots or slashes; write the plain path",
+            rule="egress_path",
+        )
     out: list[str] = []
     for segment in (path or "/").split("/")[1:]:
         if segment == "..":
@@ -117,13 +119,19 @@ def check(policy: Policy, url: str, method: str) -> Target:
     except ValueError as exc:
         raise ModelRetry(f"url {url!r} has an invalid port") from exc
     if method not in policy.allowed_methods:
-        raise PolicyDenied(f"http_request method {method} is not allowed by policy (allowed_methods: "
-                           f"{', '.join(policy.allowed_methods) or 'none'})", rule="allowed_methods")
+        raise PolicyDenied(
+            f"http_request method {method} is not allowed by policy (allowed_methods: "
+            f"{', '.join(policy.allowed_methods) or 'none'})",
+            rule="allowed_methods",
+        )
     path = normalise_path(parts.path or "/")
     listed = any(_endpoint_matches(e, scheme, host, port, path) for e in policy.allowed_endpoints)
     if not listed and host not in [h.lower() for h in policy.allowed_hosts]:
-        raise PolicyDenied(f"http_request to host {host!r} is not allowed by policy (allowed_hosts: "
-                           f"{', '.join(policy.allowed_hosts) or 'none'})", rule="allowed_hosts")
+        raise PolicyDenied(
+            f"http_request to host {host!r} is not allowed by policy (allowed_hosts: "
+            f"{', '.join(policy.allowed_hosts) or 'none'})",
+            rule="allowed_hosts",
+        )
     addresses = _resolve(host, port)
     if not addresses:
         raise ModelRetry(f"host {host!r} has no address")
@@ -134,7 +142,8 @@ def check(policy: Policy, url: str, method: str) -> Target:
                 raise PolicyDenied(
                     f"http_request to {host} refused: it resolves to {ip} ({reason}); only an exact "
                     "allowed_endpoints entry in the operator's policy file may reach such an address",
-                    rule="egress_private")
+                    rule="egress_private",
+                )
     address = str(addresses[0])
     netloc = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     connect_url = urlunsplit((scheme, netloc, path, parts.query, ""))

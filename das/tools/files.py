@@ -51,8 +51,10 @@ def _read(ctx: ToolContext, args: dict[str, Any]) -> str:
     if not path.is_file():
         raise ModelRetry(f"no such file in the workspace: {args['path']}")
     if path.stat().st_nlink > 1:
-        raise PolicyDenied(f"{args['path']} has other hard links (one may be a file outside the workspace); "
-                           "refused", rule="das_home")
+        raise PolicyDenied(
+            f"{args['path']} has other hard links (one may be a file outside the workspace); refused",
+            rule="das_home",
+        )
     if path.stat().st_size > MAX_READ_BYTES:
         raise ModelRetry(f"{args['path']} is larger than {MAX_READ_BYTES} bytes")
     return path.read_text(errors="replace")
@@ -75,16 +77,26 @@ def _write(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 READ_FILE = Tool(
     name="read_file",
     description="Read a text file from the task workspace.",
-    parameters={"type": "object", "properties": {"path": {"type": "string", "minLength": 1, "maxLength": 500}},
-                "required": ["path"], "additionalProperties": False},
+    parameters={
+        "type": "object",
+        "properties": {"path": {"type": "string", "minLength": 1, "maxLength": 500}},
+        "required": ["path"],
+        "additionalProperties": False,
+    },
     func=_read,
 )
 WRITE_FILE = Tool(
     name="write_file",
     description="Write a text file into the task workspace (replaces it).",
-    parameters={"type": "object", "properties": {"path": {"type": "string", "minLength": 1, "maxLength": 500},
-                                                 "content": {"type": "string"}},
-                "required": ["path", "content"], "additionalProperties": False},
+    parameters={
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "minLength": 1, "maxLength": 500},
+            "content": {"type": "string"},
+        },
+        "required": ["path", "content"],
+        "additionalProperties": False,
+    },
     func=_write,
     side_effecting=True,
 )

@@ -44,9 +44,15 @@ def _run(ctx: ToolContext, args: dict[str, Any]) -> Any:
 JSON_QUERY = Tool(
     name="json_query",
     description="Select a value from JSON by dotted path like 'a.b[0]'; optionally pick keys.",
-    parameters={"type": "object", "properties": {
-        "data": {}, "path": {"type": "string", "maxLength": 500},
-        "pick": {"type": "array", "items": {"type": "string"}, "maxItems": 50}},
-        "required": ["data"], "additionalProperties": False},
+    parameters={
+        "type": "object",
+        "properties": {
+            "data": {},
+            "path": {"type": "string", "maxLength": 500},
+            "pick": {"type": "array", "items": {"type": "string"}, "maxItems": 50},
+        },
+        "required": ["data"],
+        "additionalProperties": False,
+    },
     func=_run,
 )

@@ -13,7 +13,9 @@ from das.tools.files import READ_FILE, WRITE_FILE
 from das.tools.http import HTTP_REQUEST
 from das.tools.jsonq import JSON_QUERY
 
-TOOLS: Mapping[str, Tool] = MappingProxyType({t.name: t for t in (HTTP_REQUEST, READ_FILE, WRITE_FILE, JSON_QUERY)})
+TOOLS: Mapping[str, Tool] = MappingProxyType(
+    {t.name: t for t in (HTTP_REQUEST, READ_FILE, WRITE_FILE, JSON_QUERY)}
+)
 
 
 def allowed(names: list[str], toolbox: Mapping[str, Tool] = TOOLS) -> list[Tool]:

@@ -24,9 +24,15 @@ def _render(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 RENDER_TEMPLATE = Tool(
     name="render_template",
     description="Fill $name placeholders in a text template from values.",
-    parameters={"type": "object", "properties": {
-        "template": {"type": "string", "maxLength": 100_000},
-        "values": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
-        "strict": {"type": "boolean"}}, "required": ["template"], "additionalProperties": False},
+    parameters={
+        "type": "object",
+        "properties": {
+            "template": {"type": "string", "maxLength": 100_000},
+            "values": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "strict": {"type": "boolean"},
+        },
+        "required": ["template"],
+        "additionalProperties": False,
+    },
     func=_render,
 )

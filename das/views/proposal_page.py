@@ -74,8 +74,14 @@ def badges(queue: Queue, p: Proposal) -> Badges:
     return Badges(validation, valid, simulation, sim_ok, approvals)
 
 
-def queue_rows(queue: Queue, status: str | None = None, key: str | None = None, author: str | None = None,
-               origin: str | None = None, limit: int = 200) -> list[QueueRow]:
+def queue_rows(
+    queue: Queue,
+    status: str | None = None,
+    key: str | None = None,
+    author: str | None = None,
+    origin: str | None = None,
+    limit: int = 200,
+) -> list[QueueRow]:
     """The queue, newest first, filtered (key and author: case-insensitive substring)."""
     rows = list(reversed(queue.list(status)))
     if key:
@@ -87,9 +93,20 @@ def queue_rows(queue: Queue, status: str | None = None, key: str | None = None, 
     out = []
     for r in rows[:limit]:
         p = queue.get(r["id"])
-        out.append(QueueRow(id=r["id"], key=r["key"], kind=r["kind"], base_version=r["base_version"],
-                            version=r["version"], status=r["status"], author=r["author"], origin=r["origin"],
-                            created_at=str(r["created_at"]), badges=badges(queue, p)))
+        out.append(
+            QueueRow(
+                id=r["id"],
+                key=r["key"],
+                kind=r["kind"],
+                base_version=r["base_version"],
+                version=r["version"],
+                status=r["status"],
+                author=r["author"],
+                origin=r["origin"],
+                created_at=str(r["created_at"]),
+                badges=badges(queue, p),
+            )
+        )
     return out
 
 
@@ -120,7 +137,8 @@ def diagram(queue: Queue, p: Proposal) -> Diagram:
             mark(d.markers, f.element, f"das-finding-{f.severity}")
     for element, counts in per_element.items():
         d.badges.setdefault(element, []).extend(
-            f"{n} {sev}{'s' if n > 1 else ''}" for sev, n in sorted(counts.items()))
+            f"{n} {sev}{'s' if n > 1 else ''}" for sev, n in sorted(counts.items())
+        )
     for item in p.diff.executable if p.diff is not None else []:
         mark(d.markers, item.element, "das-executable")
         text = "runs code (acknowledge)" if item.flagged else "runs code"
@@ -170,5 +188,18 @@ def evidence_rows(p: Proposal) -> list[dict[str, Any]]:
     return [e.model_dump(mode="json", exclude_none=True) for e in p.evidence]
 
 
-__all__ = ["Badges", "Diagram", "ORIGINS", "QueueRow", "STATUSES", "badges", "diagram", "evidence_rows",
-           "executable_rows", "needs_acknowledgement", "queue_rows", "review_buttons", "wrapper_tools"]
+__all__ = [
+    "Badges",
+    "Diagram",
+    "ORIGINS",
+    "QueueRow",
+    "STATUSES",
+    "badges",
+    "diagram",
+    "evidence_rows",
+    "executable_rows",
+    "needs_acknowledgement",
+    "queue_rows",
+    "review_buttons",
+    "wrapper_tools",
+]

@@ -37,7 +37,11 @@ def test_draft_list_show_approve_through_the_api(live: LiveApi) -> None:
     assert done.status_code == 200 and done.json()["status"] == "deployed"
     assert done.json()["approvals"] == ["bob"] and done.json()["approvals_needed"] == 1
     history = live.queue.get(pid).history
-    assert [(h.actor, h.action) for h in history] == [("alice", "filed"), ("bob", "approve"), ("kernel", "deployed")]
+    assert [(h.actor, h.action) for h in history] == [
+        ("alice", "filed"),
+        ("bob", "approve"),
+        ("kernel", "deployed"),
+    ]
     assert history[1].artifact_sha256 == live.queue.get(pid).artifact_sha256()
 
 
@@ -46,9 +50,17 @@ def test_cli_acts_through_the_api_as_the_tokens_user(live: LiveApi, tmp_path: Pa
     client_home = tmp_path / "client_home"  # the client has no store of its own
 
     def das(*args: str, token: str) -> subprocess.CompletedProcess[str]:
-        env = {**live.env, "DAS_HOME": str(client_home), "DAS_API_URL": live.url, "DAS_TOKEN": token,
-               "LOGNAME": "root", "USER": "root"}
-        return subprocess.run([sys.executable, "-m", "das", *args], capture_output=True, text=True, env=env, timeout=120)
+        env = {
+            **live.env,
+            "DAS_HOME": str(client_home),
+            "DAS_API_URL": live.url,
+            "DAS_TOKEN": token,
+            "LOGNAME": "root",
+            "USER": "root",
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "das", *args], capture_output=True, text=True, env=env, timeout=120
+        )
 
     drafted = das("draft", "Ship the order", "--key", "orders_cli", "--format", "json", token=alice)
     assert drafted.returncode == 0, drafted.stderr
@@ -69,29 +81,52 @@ def test_cli_acts_through_the_api_as_the_tokens_user(live: LiveApi, tmp_path: Pa
 def test_login_saves_credentials_privately(live: LiveApi, tmp_path: Path) -> None:
     bob = live.token("bob", "reviewer")
     env = {**live.env, "DAS_HOME": str(tmp_path / "client")}
-    out = subprocess.run([sys.executable, "-m", "das", "login", live.url, "--token-stdin", "--format", "json"],
-                         input=bob + "\n", capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "das", "login", live.url, "--token-stdin", "--format", "json"],
+        input=bob + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["user"] == "bob"
     creds = tmp_path / "client" / "credentials.json"
     assert creds.stat().st_mode & 0o077 == 0
-    listed = subprocess.run([sys.executable, "-m", "das", "queue", "list"], capture_output=True, text=True, env=env,
-                            timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "das", "queue", "list"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert listed.returncode == 0 and "no proposals" in listed.stdout
-    wrong = subprocess.run([sys.executable, "-m", "das", "login", live.url, "--token-stdin"], input="nope\n",
-                           capture_output=True, text=True, env=env, timeout=60)
+    wrong = subprocess.run(
+        [sys.executable, "-m", "das", "login", live.url, "--token-stdin"],
+        input="nope\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert wrong.returncode == 2 and "invalid token" in wrong.stderr
 
 
 def test_user_cli_prints_the_token_once_and_lists_no_secrets(das_home: Path) -> None:
     run = [sys.executable, "-m", "das", "user"]
-    added = subprocess.run([*run, "add", "carol", "--role", "reviewer", "--format", "json"], capture_output=True,
-                           text=True, timeout=60)
+    added = subprocess.run(
+        [*run, "add", "carol", "--role", "reviewer", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     data = json.loads(added.stdout)
     assert set(data) == {"user", "role", "token"} and data["token"].startswith("das_")
-    again = subprocess.run([*run, "add", "Carol", "--role", "admin"], capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [*run, "add", "Carol", "--role", "admin"], capture_output=True, text=True, timeout=60
+    )
     assert again.returncode == 2 and "exists" in again.stderr
-    listed = subprocess.run([*run, "list", "--format", "json"], capture_output=True, text=True, timeout=60).stdout
+    listed = subprocess.run(
+        [*run, "list", "--format", "json"], capture_output=True, text=True, timeout=60
+    ).stdout
     assert data["token"] not in listed and json.loads(listed)[0]["name"] == "carol"
-    revoked = subprocess.run([*run, "revoke", "carol", "--format", "json"], capture_output=True, text=True, timeout=60)
+    revoked = subprocess.run(
+        [*run, "revoke", "carol", "--format", "json"], capture_output=True, text=True, timeout=60
+    )
     assert json.loads(revoked.stdout)["revoked_at"]

@@ -1,7 +1,6 @@
 """The must-show draft: the embedded local model, no network, files a proposal whose BPMN
 passes validate and simulate (after repair if needed). Real inference, nothing scripted."""
 
-
 import pytest
 from needs import NO_LLAMA_CPP, needs_module
 
@@ -17,14 +16,20 @@ pytestmark = pytest.mark.local_model
 def test_embedded_model_drafts_a_valid_simulated_proposal(monkeypatch):
     needs_module("llama_cpp", "DAS_REQUIRE_LOCAL_MODEL", NO_LLAMA_CPP)
     monkeypatch.delenv("DAS_MODEL", raising=False)
-    proposal = draft_proposal("Invoice approval: check the invoice, a manager approves it, then pay it",
-                              key="invoice_approval", author=Principal("alice", "author", "token"))
+    proposal = draft_proposal(
+        "Invoice approval: check the invoice, a manager approves it, then pay it",
+        key="invoice_approval",
+        author=Principal("alice", "author", "token"),
+    )
     assert proposal.value_measure.model == "local/qwen2.5-coder-1.5b"
     from das.evals.authoring import elements
 
     names = [toks for _, toks in elements(proposal.artifact)[0]]
-    found = [wanted for wanted in ("invoice", "approv", "pay")  # the draft follows the request, not only the schema
-             if any(any(w.startswith(wanted) for w in toks) for toks in names)]
+    found = [
+        wanted
+        for wanted in ("invoice", "approv", "pay")  # the draft follows the request, not only the schema
+        if any(any(w.startswith(wanted) for w in toks) for toks in names)
+    ]
     assert "invoice" in found and len(found) >= 2, names
     assert Queue().get(proposal.id).status == "proposed"
     report = validate(proposal.artifact.encode(), known_processes={"invoice_approval"})

@@ -13,11 +13,24 @@ from das.llm.testmodel import register_script
 
 ALICE = Principal("alice", "author", "token")
 
-GOOD = {"key": "x", "name": "Invoice", "steps": [
-    {"type": "tde", "name": "Check invoice", "task_type": "classify", "mode": "probabilistic"},
-    {"type": "choice", "name": "Amount?", "branches": [
-        {"condition": {"variable": "amount", "op": ">", "value": 1000}, "steps": [{"type": "user", "name": "Approve"}]}]},
-    {"type": "external", "name": "Pay", "topic": "payment"}]}
+GOOD = {
+    "key": "x",
+    "name": "Invoice",
+    "steps": [
+        {"type": "tde", "name": "Check invoice", "task_type": "classify", "mode": "probabilistic"},
+        {
+            "type": "choice",
+            "name": "Amount?",
+            "branches": [
+                {
+                    "condition": {"variable": "amount", "op": ">", "value": 1000},
+                    "steps": [{"type": "user", "name": "Approve"}],
+                }
+            ],
+        },
+        {"type": "external", "name": "Pay", "topic": "payment"},
+    ],
+}
 
 
 def text(doc):
@@ -29,7 +42,9 @@ def test_new_draft_repairs_typical_mistakes_within_the_bound_and_traces_every_at
     del no_condition["steps"][1]["branches"][0]["condition"]  # a choice with neither condition nor default
     no_topic = json.loads(json.dumps(GOOD))
     del no_topic["steps"][2]["topic"]  # a task without a topic
-    model = register_script("draft-mistakes", [{"text": "{not json"}, text(no_condition), text(no_topic), text(GOOD)])
+    model = register_script(
+        "draft-mistakes", [{"text": "{not json"}, text(no_condition), text(no_topic), text(GOOD)]
+    )
     proposal = draft_proposal("Invoice approval", key="invoice_x", author=ALICE, model=model, max_repairs=3)
     trace = proposal.draft_trace
     assert [a["ok"] for a in trace] == [False, False, False, True]
@@ -45,34 +60,58 @@ def test_new_draft_repairs_typical_mistakes_within_the_bound_and_traces_every_at
 
 def test_when_repair_cannot_converge_nothing_is_filed_and_the_error_has_the_last_findings():
     model = register_script("always-bad", [{"text": "{not json"}])
-    with pytest.raises(DraftFailed, match=r"did not converge after 2 repair attempt\(s\); nothing was filed.*not valid JSON"):
+    with pytest.raises(
+        DraftFailed, match=r"did not converge after 2 repair attempt\(s\); nothing was filed.*not valid JSON"
+    ):
         draft_proposal("Invoice approval", key="invoice_y", model=model, max_repairs=2)
     assert Queue().list() == []
 
 
 def seed_invoice(queue: Queue) -> None:
-    doc = {"key": "invoice", "name": "Invoice", "steps": [
-        {"type": "tde", "name": "Check invoice", "task_type": "classify", "mode": "probabilistic"},
-        {"type": "user", "name": "Approve"},
-        {"type": "external", "name": "Pay", "topic": "payment"}]}
+    doc = {
+        "key": "invoice",
+        "name": "Invoice",
+        "steps": [
+            {"type": "tde", "name": "Check invoice", "task_type": "classify", "mode": "probabilistic"},
+            {"type": "user", "name": "Approve"},
+            {"type": "external", "name": "Pay", "topic": "payment"},
+        ],
+    }
     queue.seed_version("invoice", "1.2.0", compile_to_xml(doc))
 
 
-TIMEOUT_OPS = {"ops": [
-    {"op": "add_element", "id": "pay_timeout", "type": "boundaryEvent", "name": "30 minutes",
-     "attached_to": "s3", "event_definition": "timer", "timer": {"kind": "timeDuration", "value": "PT30M"}},
-    {"op": "add_element", "id": "end_timeout", "type": "endEvent", "name": "Payment timed out"},
-    {"op": "connect", "source": "pay_timeout", "target": "end_timeout"}]}
+TIMEOUT_OPS = {
+    "ops": [
+        {
+            "op": "add_element",
+            "id": "pay_timeout",
+            "type": "boundaryEvent",
+            "name": "30 minutes",
+            "attached_to": "s3",
+            "event_definition": "timer",
+            "timer": {"kind": "timeDuration", "value": "PT30M"},
+        },
+        {"op": "add_element", "id": "end_timeout", "type": "endEvent", "name": "Payment timed out"},
+        {"op": "connect", "source": "pay_timeout", "target": "end_timeout"},
+    ]
+}
 
 
 def test_edit_by_chat_applies_atomic_edits_and_the_diff_shows_only_the_change():
     queue = Queue()
     seed_invoice(queue)
-    dangling = {"ops": [{"op": "connect", "source": "s3", "target": "nowhere"}]}  # an edit with a dangling flow
+    dangling = {
+        "ops": [{"op": "connect", "source": "s3", "target": "nowhere"}]
+    }  # an edit with a dangling flow
     gap = {"ops": [{"op": "remove_element", "id": "s2"}]}  # leaves Pay unreachable from the start
     model = register_script("edit-timeout", [text(dangling), text(gap), text(TIMEOUT_OPS)])
-    proposal = draft_proposal("add a 30-minute timeout to the payment step", base="invoice@1.2.0",
-                              author=ALICE, model=model, queue=queue)
+    proposal = draft_proposal(
+        "add a 30-minute timeout to the payment step",
+        base="invoice@1.2.0",
+        author=ALICE,
+        model=model,
+        queue=queue,
+    )
     assert [a["ok"] for a in proposal.draft_trace] == [False, False, True]
     assert "nowhere" in proposal.draft_trace[0]["problems"][0]
     assert (proposal.base_version, proposal.version) == ("1.2.0", "1.3.0")
@@ -119,15 +158,27 @@ def test_queue_show_presents_findings_simulation_and_diff(das_home):
     model = register_script("edit-show", [text(TIMEOUT_OPS)])
     proposal = draft_proposal("add a timeout", base="invoice@1.2.0", author=ALICE, model=model, queue=queue)
     env = {**__import__("os").environ, "DAS_HOME": str(das_home)}
-    shown = subprocess.run([sys.executable, "-m", "das", "queue", "show", proposal.id], capture_output=True,
-                           text=True, env=env, timeout=60).stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "das", "queue", "show", proposal.id],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    ).stdout
     sim = proposal.simulation
     assert sim is not None
     assert f"validation: valid ({len(proposal.validation.findings)} findings)" in shown
     assert f"simulation: {sim.completed}/{sim.runs} runs completed" in shown
     assert "diff against base:" in shown and "pay_timeout" in shown.split("diff against base:")[1]
     assert "boundaryEvent" in shown and "history:" in shown
-    as_json = json.loads(subprocess.run([sys.executable, "-m", "das", "queue", "show", proposal.id, "--format", "json"],
-                                        capture_output=True, text=True, env=env, timeout=60).stdout)
+    as_json = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "das", "queue", "show", proposal.id, "--format", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        ).stdout
+    )
     assert as_json["validation"]["valid"] is True and as_json["simulation"]["runs"] == sim.runs
     assert {e["id"] for e in as_json["diff"]["entries"]} >= {"pay_timeout", "end_timeout"}

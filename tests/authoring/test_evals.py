@@ -61,8 +61,10 @@ def _degraded_invoice() -> dict[str, Any]:
     match["name"] = "Check invoice"
     approved["branches"][0]["steps"][0]["name"] = "Notify the supplier about rejection"
     approved["default"]["steps"][0]["name"] = "Schedule payments"
-    ref["steps"] = [{"type": "parallel", "name": "Prepare", "branches": [{"steps": [extract]}, {"steps": [match]}]},
-                    approved]
+    ref["steps"] = [
+        {"type": "parallel", "name": "Prepare", "branches": [{"steps": [extract]}, {"steps": [match]}]},
+        approved,
+    ]
     return ref
 
 
@@ -81,10 +83,20 @@ def test_scorer_on_a_degraded_variant_gives_the_exact_expected_values() -> None:
 
 def test_name_normalisation_and_type_family() -> None:
     assert tokens("Notify the Supplier of Rejections") == {"notify", "supplier", "rejection"}
-    task = compile_to_xml({"key": "a", "name": "a", "steps": [
-        {"type": "external", "name": "Delegate task to TDE", "topic": "t"}]})
-    call = compile_to_xml({"key": "a", "name": "a", "steps": [
-        {"type": "call", "name": "Delegate task to TDE", "process_key": "tde_task_template"}]})
+    task = compile_to_xml(
+        {
+            "key": "a",
+            "name": "a",
+            "steps": [{"type": "external", "name": "Delegate task to TDE", "topic": "t"}],
+        }
+    )
+    call = compile_to_xml(
+        {
+            "key": "a",
+            "name": "a",
+            "steps": [{"type": "call", "name": "Delegate task to TDE", "process_key": "tde_task_template"}],
+        }
+    )
     assert score_xml(task, call)["f1_activities"] == 0.0  # same name, different family
 
 

@@ -22,23 +22,38 @@ def _old_store(location: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as m:
         m.setattr(store_db, "MIGRATIONS", MIGRATIONS[:5])
         old = Store(location)
-        xml = compile_to_xml({"key": "invoice", "name": "invoice", "steps": [{"type": "user", "name": "Review"}]})
-        p = Proposal(id="p-legacy", key="invoice", version="1.0.0", artifact=xml, author="alice",
-                     validation=ValidationReport(file="invoice.bpmn"))
+        xml = compile_to_xml(
+            {"key": "invoice", "name": "invoice", "steps": [{"type": "user", "name": "Review"}]}
+        )
+        p = Proposal(
+            id="p-legacy",
+            key="invoice",
+            version="1.0.0",
+            artifact=xml,
+            author="alice",
+            validation=ValidationReport(file="invoice.bpmn"),
+        )
         with old.transaction() as db:
-            db.execute("INSERT INTO users (name, role, token_id, token_hash, created_at) VALUES"
-                       " ('bob', 'reviewer', '0123456789ab', 'x', '2020-01-01T00:00:00.000Z')")
-            db.execute("INSERT INTO proposals (id, key, kind, base_version, version, status, author, origin, body_json)"
-                       " VALUES ('p-legacy', 'invoice', 'process', NULL, '1.0.0', 'proposed', 'alice', 'chat', ?)",
-                       (json.dumps(p.model_dump(mode="json", exclude={"history"})),))
+            db.execute(
+                "INSERT INTO users (name, role, token_id, token_hash, created_at) VALUES"
+                " ('bob', 'reviewer', '0123456789ab', 'x', '2020-01-01T00:00:00.000Z')"
+            )
+            db.execute(
+                "INSERT INTO proposals (id, key, kind, base_version, version, status, author, origin, body_json)"
+                " VALUES ('p-legacy', 'invoice', 'process', NULL, '1.0.0', 'proposed', 'alice', 'chat', ?)",
+                (json.dumps(p.model_dump(mode="json", exclude={"history"})),),
+            )
             for actor, action, proof in (("alice", "filed", "token"), ("bob", "approve", "token")):
-                db.execute("INSERT INTO proposal_history (proposal_id, at, actor, action, artifact_sha256, proof)"
-                           " VALUES ('p-legacy', '2021-01-01T00:00:00.000Z', ?, ?, ?, ?)",
-                           (actor, action, p.artifact_sha256(), proof))
+                db.execute(
+                    "INSERT INTO proposal_history (proposal_id, at, actor, action, artifact_sha256, proof)"
+                    " VALUES ('p-legacy', '2021-01-01T00:00:00.000Z', ?, ?, ?, ?)",
+                    (actor, action, p.artifact_sha256(), proof),
+                )
 
 
-def test_rows_without_principal_ids_load_and_count_only_for_their_user(store_location: str,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_without_principal_ids_load_and_count_only_for_their_user(
+    store_location: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _old_store(store_location, monkeypatch)
     store = Store(store_location)  # migrates to the current schema
     assert [n for _, n in store.migrations()][-1] == "m006_principal_ids_and_acknowledgements"

@@ -11,13 +11,22 @@ import pytest
 
 from das.bpmn.compile import compile_to_xml
 
-STEP = {"type": "tde", "name": "Classify the ticket", "task_type": "classify", "mode": "probabilistic",
-        "inputs": [{"source": "text", "target": "text"}, {"source": "labels", "target": "labels"}],
-        "outputs": [{"source": "label", "target": "ticketLabel"}]}
+STEP = {
+    "type": "tde",
+    "name": "Classify the ticket",
+    "task_type": "classify",
+    "mode": "probabilistic",
+    "inputs": [{"source": "text", "target": "text"}, {"source": "labels", "target": "labels"}],
+    "outputs": [{"source": "label", "target": "ticketLabel"}],
+}
 
 
 def bpmn(tmp_path: Path, key: str = "triage", task_type: str = "classify") -> Path:
-    doc = {"key": key, "name": key, "steps": [{**STEP, "task_type": task_type}, {"type": "user", "name": "Handle"}]}
+    doc = {
+        "key": key,
+        "name": key,
+        "steps": [{**STEP, "task_type": task_type}, {"type": "user", "name": "Handle"}],
+    }
     path = tmp_path / f"{key}.bpmn"
     path.write_text(compile_to_xml(doc))
     return path
@@ -85,11 +94,16 @@ def test_propose_through_the_api_makes_the_caller_the_author(das_home: Path, tmp
 def test_propose_refuses_riders_missing_ttl_and_non_executable(tmp_path: Path):
     """A second process riding along, no historyTimeToLive, nothing executable: nothing filed."""
     xml = bpmn(tmp_path).read_text()
-    rider = xml.replace("</bpmn:definitions>", '<bpmn:process id="das_nightly" isExecutable="true" '
-                        'camunda:historyTimeToLive="P1D"><bpmn:startEvent id="s9"/></bpmn:process></bpmn:definitions>')
-    cases = {"rider": (rider, "exactly one executable"),
-             "nottl": (xml.replace('camunda:historyTimeToLive="180"', ""), "historyTimeToLive"),
-             "noexec": (xml.replace('isExecutable="true"', 'isExecutable="false"'), "exactly one executable")}
+    rider = xml.replace(
+        "</bpmn:definitions>",
+        '<bpmn:process id="das_nightly" isExecutable="true" '
+        'camunda:historyTimeToLive="P1D"><bpmn:startEvent id="s9"/></bpmn:process></bpmn:definitions>',
+    )
+    cases = {
+        "rider": (rider, "exactly one executable"),
+        "nottl": (xml.replace('camunda:historyTimeToLive="180"', ""), "historyTimeToLive"),
+        "noexec": (xml.replace('isExecutable="true"', 'isExecutable="false"'), "exactly one executable"),
+    }
     for name, (text, needle) in cases.items():
         assert text != xml
         path = tmp_path / f"{name}.bpmn"
@@ -116,9 +130,14 @@ def test_propose_stores_utf8_whatever_the_file_declares(tmp_path: Path):
 
 
 def test_validate_reports_a_step_whose_mode_has_no_executor(tmp_path: Path):
-    doc = {"key": "det_bad", "name": "det", "steps": [
-        {"type": "tde", "name": "Classify by rules", "task_type": "classify", "mode": "deterministic"},
-        {"type": "tde", "name": "Pick it", "task_type": "json_transform", "mode": "probabilistic"}]}
+    doc = {
+        "key": "det_bad",
+        "name": "det",
+        "steps": [
+            {"type": "tde", "name": "Classify by rules", "task_type": "classify", "mode": "deterministic"},
+            {"type": "tde", "name": "Pick it", "task_type": "json_transform", "mode": "probabilistic"},
+        ],
+    }
     path = tmp_path / "det.bpmn"
     path.write_text(compile_to_xml(doc))
     out = das("bpmn", "validate", str(path), "--format", "json")

@@ -51,8 +51,15 @@ XML = _Xml()
 
 
 def make(queue, key="demo", base=None, version="1.0.0", author="alice", valid=True):
-    p = Proposal(id=new_proposal_id(), key=key, base_version=base, version=version,
-                 artifact=XML.format(key=key), author=author, validation=ValidationReport(file=f"{key}.bpmn", valid=valid))
+    p = Proposal(
+        id=new_proposal_id(),
+        key=key,
+        base_version=base,
+        version=version,
+        artifact=XML.format(key=key),
+        author=author,
+        validation=ValidationReport(file=f"{key}.bpmn", valid=valid),
+    )
     return queue.file(p)
 
 
@@ -93,7 +100,9 @@ def test_stale_base_is_refused_with_the_reason():
     q.approve(first.id, who("bob"))
     q.approve(first.id, who("carol"))  # invoice is high-impact: two approvals
     deploy_and_record(q, first.id)
-    with pytest.raises(ApprovalRefused, match=r"based on invoice@1.2.0 but the current version is 1.3.0; rebase"):
+    with pytest.raises(
+        ApprovalRefused, match=r"based on invoice@1.2.0 but the current version is 1.3.0; rebase"
+    ):
         q.approve(second.id, who("bob"))
 
 
@@ -123,8 +132,10 @@ def test_invalid_proposal_cannot_be_approved_and_reject_needs_comment():
 def test_history_is_append_only(das_home):
     q = Queue()
     p = make(q)
-    for sql, args in (("UPDATE proposal_history SET actor = 'mallory' WHERE proposal_id = ?", (p.id,)),
-                      ("DELETE FROM proposal_history", ())):
+    for sql, args in (
+        ("UPDATE proposal_history SET actor = 'mallory' WHERE proposal_id = ?", (p.id,)),
+        ("DELETE FROM proposal_history", ()),
+    ):
         with pytest.raises(Exception, match="append-only"):  # sqlite3 or psycopg: the database refuses
             with q.store.transaction() as db:
                 db.execute(sql, args)
@@ -153,19 +164,35 @@ def test_cli_refuses_self_approval_with_one_line(das_home):
     # LOGNAME/USER are typed names too: they do not change who the CLI acts as
     env = {**os.environ, "DAS_HOME": str(das_home), "LOGNAME": "bob", "USER": "bob"}
     env.pop("DAS_ENGINE_URL", None)
-    out = subprocess.run([sys.executable, "-m", "das", "approve", mine.id],
-                         capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "das", "approve", mine.id], capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 1 and out.stderr.strip().count("\n") == 0 and f"{me} authored" in out.stderr
     p = make(q)  # by alice
-    typed = subprocess.run([sys.executable, "-m", "das", "approve", p.id, "--reviewer", "bob"],
-                           capture_output=True, text=True, env=env, timeout=60)
+    typed = subprocess.run(
+        [sys.executable, "-m", "das", "approve", p.id, "--reviewer", "bob"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert typed.returncode == 2 and "--reviewer" in typed.stderr  # a typed name is not an identity
-    ok = subprocess.run([sys.executable, "-m", "das", "approve", p.id, "--format", "json"],
-                        capture_output=True, text=True, env=env, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "das", "approve", p.id, "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == "deployed"
-    shown = subprocess.run([sys.executable, "-m", "das", "queue", "show", p.id], capture_output=True, text=True,
-                           env=env, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "das", "queue", "show", p.id],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert "history:" in shown.stdout and f"{me:<12} approve [os]" in shown.stdout
 
 
@@ -181,8 +208,12 @@ def test_sigkill_during_approve_never_loses_the_proposal(das_home):
     delays = [0.05, 4.0] + [rng.uniform(0.2, 2.0) for _ in range(8)]
     for delay in delays:
         p = make(q)
-        proc = subprocess.Popen([sys.executable, "-m", "das", "approve", p.id],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "das", "approve", p.id],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -202,8 +233,15 @@ def test_approved_tde_wrappers_join_the_registry(monkeypatch, das_home):
 
     monkeypatch.delenv("DAS_ENGINE_URL", raising=False)
     q = Queue()
-    p = Proposal(id=new_proposal_id(), key="demo", version="1.0.0", artifact=XML.format(key="demo"),
-                 author="alice", validation=ValidationReport(file="demo.bpmn"), tde_wrappers=[wrapper_for("score_lead")])
+    p = Proposal(
+        id=new_proposal_id(),
+        key="demo",
+        version="1.0.0",
+        artifact=XML.format(key="demo"),
+        author="alice",
+        validation=ValidationReport(file="demo.bpmn"),
+        tde_wrappers=[wrapper_for("score_lead")],
+    )
     q.file(p)
     assert "score_lead" not in load_registry()
     q.approve(p.id, who("bob"))
@@ -246,9 +284,14 @@ def test_two_approvals_must_come_from_two_people():
 
 def test_approval_revalidates_the_artifact_not_the_stored_flag():
     q = Queue()
-    broken = Proposal(id=new_proposal_id(), key="demo", version="1.0.0", author="alice",
-                      artifact=XML.format(key="demo").replace('targetRef="end"', 'targetRef="nowhere"', 1),
-                      validation=ValidationReport(file="demo.bpmn"))  # a stored report that lies
+    broken = Proposal(
+        id=new_proposal_id(),
+        key="demo",
+        version="1.0.0",
+        author="alice",
+        artifact=XML.format(key="demo").replace('targetRef="end"', 'targetRef="nowhere"', 1),
+        validation=ValidationReport(file="demo.bpmn"),
+    )  # a stored report that lies
     q.file(broken)
     with pytest.raises(ApprovalRefused, match="does not validate now"):
         q.approve(broken.id, who("bob"))
@@ -309,8 +352,13 @@ def test_redeploy_of_a_proposed_proposal_writes_nothing(das_home, monkeypatch):
     p = make(q)
     env = {**os.environ, "DAS_HOME": str(das_home)}
     env.pop("DAS_ENGINE_URL", None)
-    out = subprocess.run([sys.executable, "-m", "das", "queue", "redeploy", p.id], capture_output=True, text=True,
-                         env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "das", "queue", "redeploy", p.id],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode != 0 and "only approved proposals deploy" in out.stderr
     assert not (das_home / "registry").exists() and q.get(p.id).status == "proposed"
 
@@ -326,7 +374,9 @@ def test_two_approved_changes_of_one_base_never_overwrite_each_other(das_home, m
     assert deploy_and_record(q, first.id).status == "deployed"
     with pytest.raises(ApprovalRefused, match="demo@1.1.0 is already taken by"):
         deploy_and_record(q, second.id)
-    row = q.store.db.execute("SELECT proposal_id FROM process_versions WHERE key='demo' AND version='1.1.0'").fetchone()
+    row = q.store.db.execute(
+        "SELECT proposal_id FROM process_versions WHERE key='demo' AND version='1.1.0'"
+    ).fetchone()
     assert row[0] == first.id
 
 

@@ -23,19 +23,26 @@ def node_tools() -> str:
     node = shutil.which("node")
     ready = node and (REPO / "tools" / "node" / "node_modules" / "bpmn-moddle").is_dir()
     if not ready:
-        missing("DAS_REQUIRE_NODE_TOOLS", "node or tools/node/node_modules is missing "
-                "(scripts/install.sh runs npm ci --prefix tools/node)")
+        missing(
+            "DAS_REQUIRE_NODE_TOOLS",
+            "node or tools/node/node_modules is missing (scripts/install.sh runs npm ci --prefix tools/node)",
+        )
     return node
 
 
 def import_with_bpmn_io(node: str, files: list[Path]) -> list[dict]:
-    out = subprocess.run([node, str(SCRIPT), *map(str, files)], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [node, str(SCRIPT), *map(str, files)], capture_output=True, text=True, timeout=120, check=True
+    )
     return json.loads(out.stdout)
 
 
 def compiled_sources(tmp_path: Path) -> list[Path]:
     docs = [json.loads((REPO / "tests" / "bpmn" / "authoring_all_features.json").read_text())]
-    docs += [json.loads(p.read_text())["reference"] for p in sorted((REPO / "evals" / "authoring" / "cases").glob("*.json"))]
+    docs += [
+        json.loads(p.read_text())["reference"]
+        for p in sorted((REPO / "evals" / "authoring" / "cases").glob("*.json"))
+    ]
     files = []
     for i, doc in enumerate(docs):
         path = tmp_path / f"doc{i}_{doc['key']}.bpmn"

@@ -30,8 +30,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def generated() -> list[gen.Generated]:
     if not gen.CAMUNDA_JSON.is_file() or not gen.BPMN_JSON.is_file():
-        missing("DAS_REQUIRE_NODE_TOOLS", "tools/node/node_modules lacks the moddle descriptors "
-                "(scripts/install.sh runs npm ci --prefix tools/node)")
+        missing(
+            "DAS_REQUIRE_NODE_TOOLS",
+            "tools/node/node_modules lacks the moddle descriptors "
+            "(scripts/install.sh runs npm ci --prefix tools/node)",
+        )
     docs = gen.generate()
     assert len(docs) > 100  # every placement of 12 Camunda elements, plus the vendor ones
     return docs
@@ -47,7 +50,9 @@ def test_placement_table_restates_the_camunda_descriptor(generated: list[gen.Gen
             assert set(mine) == hosts, (tag, sorted(set(mine) ^ hosts))
 
 
-def test_every_generated_file_validates_without_internal_or_placement_findings(generated: list[gen.Generated]) -> None:
+def test_every_generated_file_validates_without_internal_or_placement_findings(
+    generated: list[gen.Generated],
+) -> None:
     bad = {}
     for g in generated:
         report = validate(g.xml.encode(), name=g.name)
@@ -72,8 +77,9 @@ def test_round_trip_is_byte_stable_and_keeps_every_extension(generated: list[gen
         once = to_bytes(parse(g.xml.encode(), name=g.name))
         twice = to_bytes(parse(once, name=g.name))
         assert once == twice, g.name
-        assert etree.tostring(etree.fromstring(once), method="c14n") == \
-            etree.tostring(etree.fromstring(g.xml.encode()), method="c14n"), g.name
+        assert etree.tostring(etree.fromstring(once), method="c14n") == etree.tostring(
+            etree.fromstring(g.xml.encode()), method="c14n"
+        ), g.name
 
 
 def test_generated_files_import_cleanly_in_bpmn_io(generated: list[gen.Generated], tmp_path: Path) -> None:
@@ -86,8 +92,13 @@ def test_generated_files_import_cleanly_in_bpmn_io(generated: list[gen.Generated
         path = tmp_path / f"{g.name}.bpmn"
         path.write_text(g.xml)
         paths.append(path)
-    out = subprocess.run([node, str(REPO / "tools" / "node" / "moddle_import.mjs"), *map(str, paths)],
-                         capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [node, str(REPO / "tools" / "node" / "moddle_import.mjs"), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     results = json.loads(out.stdout)
     assert len(results) == len(paths)
     warned = {r["file"]: r["warnings"] for r in results if r.get("warnings")}
@@ -96,30 +107,71 @@ def test_generated_files_import_cleanly_in_bpmn_io(generated: list[gen.Generated
 
 BAD = {
     "listener without an implementation": (
-        "serviceTask", '<camunda:executionListener event="start"/>', "camunda.extension", "exactly one of"),
+        "serviceTask",
+        '<camunda:executionListener event="start"/>',
+        "camunda.extension",
+        "exactly one of",
+    ),
     "listener with two implementations": (
-        "task", '<camunda:executionListener event="end" class="A" expression="${b}"/>', "camunda.extension", "has class, expression"),
+        "task",
+        '<camunda:executionListener event="end" class="A" expression="${b}"/>',
+        "camunda.extension",
+        "has class, expression",
+    ),
     "task listener with an unknown event": (
-        "userTask", '<camunda:taskListener class="A" event="finish"/>', "camunda.extension", "not one of"),
+        "userTask",
+        '<camunda:taskListener class="A" event="finish"/>',
+        "camunda.extension",
+        "not one of",
+    ),
     "field without a value": (
-        "serviceTask", '<camunda:field name="x"/>', "camunda.extension", "exactly one value"),
+        "serviceTask",
+        '<camunda:field name="x"/>',
+        "camunda.extension",
+        "exactly one value",
+    ),
     "retry cycle that is not a cycle": (
-        "serviceTask", "<camunda:failedJobRetryTimeCycle>three times</camunda:failedJobRetryTimeCycle>",
-        "camunda.extension", "not a retry cycle"),
+        "serviceTask",
+        "<camunda:failedJobRetryTimeCycle>three times</camunda:failedJobRetryTimeCycle>",
+        "camunda.extension",
+        "not a retry cycle",
+    ),
     "connector without an id": (
-        "serviceTask", "<camunda:connector><camunda:inputOutput/></camunda:connector>", "camunda.extension", "connectorId"),
+        "serviceTask",
+        "<camunda:connector><camunda:inputOutput/></camunda:connector>",
+        "camunda.extension",
+        "connectorId",
+    ),
     "form field without an id": (
-        "userTask", '<camunda:formData><camunda:formField label="x"/></camunda:formData>', "camunda.extension", "no id"),
+        "userTask",
+        '<camunda:formData><camunda:formField label="x"/></camunda:formData>',
+        "camunda.extension",
+        "no id",
+    ),
     "camunda:in without a source": (
-        "callActivity", '<camunda:in target="x"/>', "camunda.extension", "needs source"),
+        "callActivity",
+        '<camunda:in target="x"/>',
+        "camunda.extension",
+        "needs source",
+    ),
     "task listener on a service task": (
-        "serviceTask", '<camunda:taskListener class="A" event="create"/>', "camunda.extension-placement", "ignored"),
+        "serviceTask",
+        '<camunda:taskListener class="A" event="create"/>',
+        "camunda.extension-placement",
+        "ignored",
+    ),
     "form data on a gateway": (
-        "exclusiveGateway", '<camunda:formData><camunda:formField id="a"/></camunda:formData>',
-        "camunda.extension-placement", "ignored"),
+        "exclusiveGateway",
+        '<camunda:formData><camunda:formField id="a"/></camunda:formData>',
+        "camunda.extension-placement",
+        "ignored",
+    ),
     "field inside a listener without a value": (
-        "task", '<camunda:executionListener class="A" event="start"><camunda:field name="f"/></camunda:executionListener>',
-        "camunda.extension", "exactly one value"),
+        "task",
+        '<camunda:executionListener class="A" event="start"><camunda:field name="f"/></camunda:executionListener>',
+        "camunda.extension",
+        "exactly one value",
+    ),
 }
 
 

@@ -13,11 +13,14 @@ def das(*args):
     return subprocess.run([sys.executable, "-m", "das", *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("content, expect", [
-    ("plain text, not XML", "not well-formed XML"),
-    ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', "DOCTYPE"),
-    ("<root><child/></root>", "BPMN"),
-])
+@pytest.mark.parametrize(
+    "content, expect",
+    [
+        ("plain text, not XML", "not well-formed XML"),
+        ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', "DOCTYPE"),
+        ("<root><child/></root>", "BPMN"),
+    ],
+)
 def test_simulate_rejects_non_bpmn_with_exit_4(tmp_path, content, expect):
     bad = tmp_path / "bad.bpmn"
     bad.write_text(content)
@@ -27,6 +30,11 @@ def test_simulate_rejects_non_bpmn_with_exit_4(tmp_path, content, expect):
 
 
 def test_compile_to_an_unwritable_path_is_one_line(tmp_path):
-    out = das("bpmn", "compile", str(REPO / "processes" / "src" / "peo_example.json"), "-o",
-              str(tmp_path / "missing-dir" / "x.bpmn"))
+    out = das(
+        "bpmn",
+        "compile",
+        str(REPO / "processes" / "src" / "peo_example.json"),
+        "-o",
+        str(tmp_path / "missing-dir" / "x.bpmn"),
+    )
     assert out.returncode == 4 and "cannot write" in out.stderr and "Traceback" not in out.stderr

@@ -21,9 +21,20 @@ from das.bpmn.validate import validate
 
 HERE = Path(__file__).parent
 ALL = json.loads((HERE / "authoring_all_features.json").read_text())
-FLOW_NODE_TAGS = {"startEvent", "endEvent", "serviceTask", "userTask", "callActivity", "subProcess",
-                  "exclusiveGateway", "inclusiveGateway", "parallelGateway", "intermediateCatchEvent",
-                  "intermediateThrowEvent", "boundaryEvent"}
+FLOW_NODE_TAGS = {
+    "startEvent",
+    "endEvent",
+    "serviceTask",
+    "userTask",
+    "callActivity",
+    "subProcess",
+    "exclusiveGateway",
+    "inclusiveGateway",
+    "parallelGateway",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
+}
 
 
 def _tree(xml: str) -> etree._Element:
@@ -43,8 +54,11 @@ def diagram_geometry(root: etree._Element) -> tuple[dict, dict, dict, dict]:
             containers[el.get("id")] = parent.get("id") if _local(parent) == "subProcess" else None
             if el.get("attachedToRef"):
                 attached[el.get("id")] = el.get("attachedToRef")
-    refs = {el.get("id"): (el.get("sourceRef"), el.get("targetRef")) for el in root.iter()
-            if isinstance(el.tag, str) and _local(el) in ("sequenceFlow", "association")}
+    refs = {
+        el.get("id"): (el.get("sourceRef"), el.get("targetRef"))
+        for el in root.iter()
+        if isinstance(el.tag, str) and _local(el) in ("sequenceFlow", "association")
+    }
     edges = {}
     for e in root.iter(f"{{{NS['bpmndi']}}}BPMNEdge"):
         pts = [(float(p.get("x")), float(p.get("y"))) for p in e.iter(f"{{{NS['di']}}}waypoint")]
@@ -57,12 +71,18 @@ def assert_complete_diagram(xml: str) -> None:
     root = _tree(xml)
     shapes, containers, attached, edges = diagram_geometry(root)
     nodes = [el.get("id") for el in root.iter() if isinstance(el.tag, str) and _local(el) in FLOW_NODE_TAGS]
-    flows = [el.get("id") for el in root.iter() if isinstance(el.tag, str)
-             and _local(el) in ("sequenceFlow", "association")]
+    flows = [
+        el.get("id")
+        for el in root.iter()
+        if isinstance(el.tag, str) and _local(el) in ("sequenceFlow", "association")
+    ]
     assert nodes and flows
     assert set(nodes) <= set(shapes), f"no shape: {set(nodes) - set(shapes)}"
     assert set(flows) == set(edges), f"no edge: {set(flows) - set(edges)}"
-    assert L.check_layout({k: v for k, v in shapes.items() if k in containers}, containers, attached, edges) == []
+    assert (
+        L.check_layout({k: v for k, v in shapes.items() if k in containers}, containers, attached, edges)
+        == []
+    )
 
 
 def test_all_features_compile_to_valid_camunda_xml() -> None:
@@ -84,7 +104,11 @@ def test_camunda_dialect_details() -> None:
     s1 = by_id["s1"]
     assert s1.get(f"{c}type") == "external" and s1.get(f"{c}topic") == "das-tde-probabilistic"
     params = {p.get("name"): p.text for p in s1.iter(f"{c}inputParameter")}
-    assert params["taskType"] == "analyse" and params["mode"] == "probabilistic" and params["policy"] == "default"
+    assert (
+        params["taskType"] == "analyse"
+        and params["mode"] == "probabilistic"
+        and params["policy"] == "default"
+    )
     assert by_id["s2"].get(f"{c}topic") == "das-tde-fetch"  # deterministic TDE: per-type topic
     mi = by_id["s2"].find(f"{{{NS['bpmn']}}}multiInstanceLoopCharacteristics")
     assert mi.get(f"{c}collection") == "items" and mi.get(f"{c}elementVariable") == "item"
@@ -103,7 +127,8 @@ def test_camunda_dialect_details() -> None:
     assert conds and all(ce.get(f"{{{NS['xsi']}}}type") == "bpmn:tFormalExpression" for ce in conds)
     assert all(ce.text.startswith("${") and ce.text.endswith("}") for ce in conds)
     assert "execution.getVariable('tdeStatus') == 'failed'" in by_id["f_s5_split_s5_b1_s1"].findtext(
-        f"{{{NS['bpmn']}}}conditionExpression")
+        f"{{{NS['bpmn']}}}conditionExpression"
+    )
     # loop: bounded by a counter kept by take listeners
     back = by_id["f_s8_again_s8_loop"]
     assert "das_loop_s8') < 3" in back.findtext(f"{{{NS['bpmn']}}}conditionExpression")
@@ -129,36 +154,72 @@ def test_compile_is_deterministic_and_ids_follow_paths() -> None:
     a = compile_to_xml(ALL)
     b = compile_to_xml(json.dumps(ALL))
     assert a == b
-    doc = {"key": "p", "name": "P", "steps": [
-        {"type": "external", "name": "a", "topic": "t", "id": "same"},
-        {"type": "external", "name": "b", "topic": "t", "id": "same"},
-        {"type": "parallel", "name": "par", "branches": [
-            {"steps": [{"type": "external", "name": "x", "topic": "t"}]},
-            {"steps": [{"type": "user", "name": "y"}]}]}]}
+    doc = {
+        "key": "p",
+        "name": "P",
+        "steps": [
+            {"type": "external", "name": "a", "topic": "t", "id": "same"},
+            {"type": "external", "name": "b", "topic": "t", "id": "same"},
+            {
+                "type": "parallel",
+                "name": "par",
+                "branches": [
+                    {"steps": [{"type": "external", "name": "x", "topic": "t"}]},
+                    {"steps": [{"type": "user", "name": "y"}]},
+                ],
+            },
+        ],
+    }
     root = _tree(compile_to_xml(doc))
     ids = {el.get("id") for el in root.iter() if isinstance(el.tag, str)}
     assert {"same", "same_2", "s3_split", "s3_join", "s3_b1_s1", "s3_b2_s1"} <= ids
 
 
-@pytest.mark.parametrize("step", [
-    {"type": "tde", "name": "t", "task_type": "x", "mode": "deterministic"},
-    {"type": "external", "name": "e", "topic": "t", "inputs": [{"name": "k", "value": "${a == 1}"}]},
-    {"type": "user", "name": "u", "assignee": "demo", "candidate_groups": ["g"]},
-    {"type": "call", "name": "c", "process_key": "other"},
-    {"type": "wait", "name": "w", "on": {"timer": "P1D"}},
-    {"type": "wait", "name": "m", "on": {"message": "ping"}},
-    {"type": "choice", "name": "c", "kind": "inclusive",
-     "branches": [{"condition": "${execution.getVariable('a') > 2}", "steps": []}]},
-    {"type": "parallel", "name": "p", "branches": [{"steps": [{"type": "user", "name": "a"}]},
-                                                   {"steps": [{"type": "user", "name": "b"}]}]},
-    {"type": "loop", "name": "l", "condition": {"variable": "again", "value": True},
-     "steps": [{"type": "user", "name": "a"}]},
-    {"type": "subprocess", "name": "s", "steps": [{"type": "user", "name": "a"}],
-     "timeout": {"duration": "PT1H", "then": "continue", "steps": [{"type": "user", "name": "late"}]}},
-    {"type": "external", "name": "e", "topic": "t", "multi_instance": {"collection": "xs", "element_variable": "x",
-                                                                        "mode": "sequential"},
-     "compensation": {"topic": "undo"}, "on_error": [{"error_code": "E", "then": "continue", "compensate": True}]},
-])
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"type": "tde", "name": "t", "task_type": "x", "mode": "deterministic"},
+        {"type": "external", "name": "e", "topic": "t", "inputs": [{"name": "k", "value": "${a == 1}"}]},
+        {"type": "user", "name": "u", "assignee": "demo", "candidate_groups": ["g"]},
+        {"type": "call", "name": "c", "process_key": "other"},
+        {"type": "wait", "name": "w", "on": {"timer": "P1D"}},
+        {"type": "wait", "name": "m", "on": {"message": "ping"}},
+        {
+            "type": "choice",
+            "name": "c",
+            "kind": "inclusive",
+            "branches": [{"condition": "${execution.getVariable('a') > 2}", "steps": []}],
+        },
+        {
+            "type": "parallel",
+            "name": "p",
+            "branches": [
+                {"steps": [{"type": "user", "name": "a"}]},
+                {"steps": [{"type": "user", "name": "b"}]},
+            ],
+        },
+        {
+            "type": "loop",
+            "name": "l",
+            "condition": {"variable": "again", "value": True},
+            "steps": [{"type": "user", "name": "a"}],
+        },
+        {
+            "type": "subprocess",
+            "name": "s",
+            "steps": [{"type": "user", "name": "a"}],
+            "timeout": {"duration": "PT1H", "then": "continue", "steps": [{"type": "user", "name": "late"}]},
+        },
+        {
+            "type": "external",
+            "name": "e",
+            "topic": "t",
+            "multi_instance": {"collection": "xs", "element_variable": "x", "mode": "sequential"},
+            "compensation": {"topic": "undo"},
+            "on_error": [{"error_code": "E", "then": "continue", "compensate": True}],
+        },
+    ],
+)
 def test_each_feature_alone_is_complete_and_valid(step: dict) -> None:
     res = compile_process({"key": "one", "name": "One", "steps": [step]})
     assert res.findings == []
@@ -197,19 +258,52 @@ def _refs(node: object) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("bad", [
-    {"key": "p", "name": "P", "steps": []},
-    {"key": "p", "name": "P", "steps": [{"type": "goto", "name": "x"}]},
-    {"key": "p", "name": "P", "steps": [{"type": "choice", "name": "c", "branches": [{"condition": "${a ==}",
-                                                                                       "steps": []}]}]},
-    {"key": "p", "name": "P", "steps": [{"type": "wait", "name": "w", "on": {"timer": "5 minutes"}}]},
-    {"key": "p", "name": "P", "steps": [{"type": "external", "name": "e", "topic": "t", "next": "s9"}]},
-    # depth 4: a choice inside a loop inside a choice
-    {"key": "p", "name": "P", "steps": [{"type": "choice", "name": "c", "branches": [{"condition": {
-        "variable": "a", "value": 1}, "steps": [{"type": "loop", "name": "l", "condition": {"variable": "a", "value": 1},
-                                                 "steps": [{"type": "choice", "name": "c2", "branches": [
-                                                     {"condition": {"variable": "a", "value": 1}, "steps": []}]}]}]}]}]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"key": "p", "name": "P", "steps": []},
+        {"key": "p", "name": "P", "steps": [{"type": "goto", "name": "x"}]},
+        {
+            "key": "p",
+            "name": "P",
+            "steps": [{"type": "choice", "name": "c", "branches": [{"condition": "${a ==}", "steps": []}]}],
+        },
+        {"key": "p", "name": "P", "steps": [{"type": "wait", "name": "w", "on": {"timer": "5 minutes"}}]},
+        {"key": "p", "name": "P", "steps": [{"type": "external", "name": "e", "topic": "t", "next": "s9"}]},
+        # depth 4: a choice inside a loop inside a choice
+        {
+            "key": "p",
+            "name": "P",
+            "steps": [
+                {
+                    "type": "choice",
+                    "name": "c",
+                    "branches": [
+                        {
+                            "condition": {"variable": "a", "value": 1},
+                            "steps": [
+                                {
+                                    "type": "loop",
+                                    "name": "l",
+                                    "condition": {"variable": "a", "value": 1},
+                                    "steps": [
+                                        {
+                                            "type": "choice",
+                                            "name": "c2",
+                                            "branches": [
+                                                {"condition": {"variable": "a", "value": 1}, "steps": []}
+                                            ],
+                                        }
+                                    ],
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+        },
+    ],
+)
 def test_invalid_documents_are_rejected(bad: dict) -> None:
     with pytest.raises((ValidationError, ValueError)):
         parse_authoring(bad)
@@ -220,8 +314,10 @@ def test_cli_compile_and_simulate(tmp_path: Path) -> None:
 
     out = tmp_path / "all.bpmn"
     runner = CliRunner()
-    r = runner.invoke(cli, ["bpmn", "compile", str(HERE / "authoring_all_features.json"), "-o", str(out),
-                            "--format", "json"])
+    r = runner.invoke(
+        cli,
+        ["bpmn", "compile", str(HERE / "authoring_all_features.json"), "-o", str(out), "--format", "json"],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["findings"] == []
     r = runner.invoke(cli, ["bpmn", "simulate", str(out), "--runs", "5", "--format", "json"])
@@ -230,7 +326,11 @@ def test_cli_compile_and_simulate(tmp_path: Path) -> None:
     assert data["completed"] == 5 and data["runs"] == 5
     bad = tmp_path / "bad.json"
     bad.write_text('{"key": "p"}')
-    proc = subprocess.run([sys.executable, "-m", "das", "bpmn", "compile", str(bad), "-o", str(tmp_path / "x.bpmn")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "das", "bpmn", "compile", str(bad), "-o", str(tmp_path / "x.bpmn")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 4
     assert "Traceback" not in proc.stderr and "schema error" in proc.stderr

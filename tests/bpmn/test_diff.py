@@ -15,8 +15,13 @@ from das.commands.bpmn import bpmn
 
 BASE = [
     {"op": "add_element", "id": "s", "type": "startEvent"},
-    {"op": "add_element", "id": "t", "type": "serviceTask", "name": "Work",
-     "attributes": {"camunda:type": "external", "camunda:topic": "a"}},
+    {
+        "op": "add_element",
+        "id": "t",
+        "type": "serviceTask",
+        "name": "Work",
+        "attributes": {"camunda:type": "external", "camunda:topic": "a"},
+    },
     {"op": "add_element", "id": "g", "type": "exclusiveGateway"},
     {"op": "add_element", "id": "e1", "type": "endEvent"},
     {"op": "add_element", "id": "e2", "type": "endEvent"},
@@ -39,22 +44,36 @@ def test_identical_models_have_no_diff() -> None:
 
 def test_reports_added_removed_changed() -> None:
     old = _base()
-    new = apply_edits(old, [
-        {"op": "update_element", "id": "t", "attributes": {"camunda:topic": "b"}, "name": "Work 2"},
-        {"op": "update_element", "id": "f3", "condition": "${x > 2}"},
-        {"op": "add_element", "id": "bt", "type": "boundaryEvent", "attached_to": "t", "event_definition": "timer",
-         "timer": {"value": "PT5M"}},
-        {"op": "connect", "source": "bt", "target": "e2", "id": "f5"},
-        {"op": "remove_element", "id": "e1"},
-    ])
+    new = apply_edits(
+        old,
+        [
+            {"op": "update_element", "id": "t", "attributes": {"camunda:topic": "b"}, "name": "Work 2"},
+            {"op": "update_element", "id": "f3", "condition": "${x > 2}"},
+            {
+                "op": "add_element",
+                "id": "bt",
+                "type": "boundaryEvent",
+                "attached_to": "t",
+                "event_definition": "timer",
+                "timer": {"value": "PT5M"},
+            },
+            {"op": "connect", "source": "bt", "target": "e2", "id": "f5"},
+            {"op": "remove_element", "id": "e1"},
+        ],
+    )
     result = diff(old, new)
     by = {(e.kind, e.change, e.id): e for e in result.entries}
     t = by[("node", "changed", "t")]
-    assert {(f.field, f.old, f.new) for f in t.fields} >= {("camunda:topic", "a", "b"), ("name", "Work", "Work 2")}
+    assert {(f.field, f.old, f.new) for f in t.fields} >= {
+        ("camunda:topic", "a", "b"),
+        ("name", "Work", "Work 2"),
+    }
     assert ("node", "added", "bt") in by and ("flow", "added", "f5") in by
     assert ("node", "removed", "e1") in by and ("flow", "removed", "f3") in by
     added = by[("node", "added", "bt")]
-    assert any(f.field == "event_definitions" and f.new[0]["timer"] == {"timeDuration": "PT5M"} for f in added.fields)
+    assert any(
+        f.field == "event_definitions" and f.new[0]["timer"] == {"timeDuration": "PT5M"} for f in added.fields
+    )
     text = render_text(result)
     assert "~ serviceTask t 'Work 2'" in text and "camunda:topic: 'a' -> 'b'" in text
     assert "- endEvent e1" in text and "+ boundaryEvent bt" in text

@@ -25,8 +25,13 @@ from das.bpmn.write import to_bytes
 
 BUILD = [
     {"op": "add_element", "id": "start", "type": "startEvent"},
-    {"op": "add_element", "id": "work", "type": "serviceTask", "name": "Work",
-     "attributes": {"camunda:type": "external", "camunda:topic": "adapter-x"}},
+    {
+        "op": "add_element",
+        "id": "work",
+        "type": "serviceTask",
+        "name": "Work",
+        "attributes": {"camunda:type": "external", "camunda:topic": "adapter-x"},
+    },
     {"op": "add_element", "id": "gw", "type": "exclusiveGateway"},
     {"op": "add_element", "id": "done", "type": "endEvent"},
     {"op": "add_element", "id": "other", "type": "endEvent"},
@@ -60,12 +65,23 @@ def test_apply_does_not_mutate_input(built) -> None:  # type: ignore[no-untyped-
 
 
 def test_remove_element_takes_flows_boundaries_and_di(built) -> None:  # type: ignore[no-untyped-def]
-    d = apply_edits(built, [
-        {"op": "add_element", "id": "b", "type": "boundaryEvent", "attached_to": "work", "event_definition": "timer",
-         "timer": {"kind": "timeDuration", "value": "PT1H"}},
-        {"op": "connect", "source": "b", "target": "other"},
-    ])
-    assert d.nodes["b"].attached_to == "work" and d.nodes["b"].event_definitions[0].timer == {"timeDuration": "PT1H"}
+    d = apply_edits(
+        built,
+        [
+            {
+                "op": "add_element",
+                "id": "b",
+                "type": "boundaryEvent",
+                "attached_to": "work",
+                "event_definition": "timer",
+                "timer": {"kind": "timeDuration", "value": "PT1H"},
+            },
+            {"op": "connect", "source": "b", "target": "other"},
+        ],
+    )
+    assert d.nodes["b"].attached_to == "work" and d.nodes["b"].event_definitions[0].timer == {
+        "timeDuration": "PT1H"
+    }
     d2 = apply_edits(d, [{"op": "remove_element", "id": "work"}])
     assert "work" not in d2.nodes and "b" not in d2.nodes
     assert not [f for f in d2.flows.values() if "work" in (f.source, f.target) or f.source == "b"]
@@ -80,35 +96,54 @@ def test_remove_flow_clears_default(built) -> None:  # type: ignore[no-untyped-d
 
 
 def test_update_element(built) -> None:  # type: ignore[no-untyped-def]
-    d = apply_edits(built, [
-        {"op": "update_element", "id": "work", "name": "Renamed", "attributes": {"camunda:topic": "adapter-y",
-                                                                                  "camunda:asyncBefore": "true"},
-         "properties": {"das:mode": "deterministic"}, "input_parameters": {"retries": "3"}},
-        {"op": "update_element", "id": "Flow_gw_done", "condition": "${status == 'ok'}"},
-        {"op": "update_element", "id": "gw", "attributes": {"default": None}},
-    ])
+    d = apply_edits(
+        built,
+        [
+            {
+                "op": "update_element",
+                "id": "work",
+                "name": "Renamed",
+                "attributes": {"camunda:topic": "adapter-y", "camunda:asyncBefore": "true"},
+                "properties": {"das:mode": "deterministic"},
+                "input_parameters": {"retries": "3"},
+            },
+            {"op": "update_element", "id": "Flow_gw_done", "condition": "${status == 'ok'}"},
+            {"op": "update_element", "id": "gw", "attributes": {"default": None}},
+        ],
+    )
     w = d.nodes["work"]
     assert w.name == "Renamed" and w.camunda("topic") == "adapter-y" and w.camunda("asyncBefore") == "true"
     assert w.properties == {"das:mode": "deterministic"} and w.input_parameters == {"retries": "3"}
     assert d.flows["Flow_gw_done"].condition == "${status == 'ok'}"
     assert d.nodes["gw"].default is None
-    d2 = apply_edits(d, [{"op": "update_element", "id": "Flow_gw_done", "condition": ""},
-                         {"op": "update_element", "id": "work", "properties": {"das:mode": None}}])
+    d2 = apply_edits(
+        d,
+        [
+            {"op": "update_element", "id": "Flow_gw_done", "condition": ""},
+            {"op": "update_element", "id": "work", "properties": {"das:mode": None}},
+        ],
+    )
     assert d2.flows["Flow_gw_done"].condition is None and d2.nodes["work"].properties == {}
 
 
 def test_move_into_subprocess_and_lane() -> None:
-    d = apply_edits(new_definitions("p"), [
-        {"op": "add_element", "id": "sp", "type": "subProcess"},
-        {"op": "add_element", "id": "t", "type": "task"},
-        {"op": "add_element", "id": "u", "type": "task"},
-        {"op": "connect", "source": "t", "target": "u"},
-    ])
+    d = apply_edits(
+        new_definitions("p"),
+        [
+            {"op": "add_element", "id": "sp", "type": "subProcess"},
+            {"op": "add_element", "id": "t", "type": "task"},
+            {"op": "add_element", "id": "u", "type": "task"},
+            {"op": "connect", "source": "t", "target": "u"},
+        ],
+    )
     with pytest.raises(InvalidEdit, match="cross a sub-process boundary"):
         apply_edits(d, [{"op": "move_element", "id": "t", "parent": "sp"}])
     d2 = apply_edits(d, [{"op": "move_element", "id": "t", "parent": "sp", "drop_flows": True}])
     assert d2.nodes["t"].parent == "sp" and not d2.flows
-    d3 = apply_edits(d2, [{"op": "move_element", "id": "u", "parent": "sp"}, {"op": "connect", "source": "t", "target": "u"}])
+    d3 = apply_edits(
+        d2,
+        [{"op": "move_element", "id": "u", "parent": "sp"}, {"op": "connect", "source": "t", "target": "u"}],
+    )
     assert d3.flows["Flow_t_u"].parent == "sp"
     with pytest.raises(InvalidEdit, match="into itself"):
         apply_edits(d3, [{"op": "move_element", "id": "sp", "parent": "sp"}])
@@ -145,6 +180,7 @@ def test_json_form_and_schema() -> None:
     assert [o.op for o in script.ops][:2] == ["add_element", "add_element"]
     assert len(parse_ops({"ops": BUILD})) == len(BUILD)
     import jsonschema
+
     jsonschema.validate({"ops": BUILD}, schema)
 
 

@@ -44,12 +44,15 @@ def three_files(tmp_path: Path) -> list[Path]:
 
 
 def test_a_rule_that_crashes_on_one_file_is_that_files_finding(
-        three_files: list[Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    three_files: list[Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     real = m.FlowNode.camunda
 
     def crashing(self: m.FlowNode, name: str) -> str | None:
         if self.id == "boom":
-            raise AttributeError("'SequenceFlow' object has no attribute 'properties'")  # the kind the issue met
+            raise AttributeError(
+                "'SequenceFlow' object has no attribute 'properties'"
+            )  # the kind the issue met
         return real(self, name)
 
     monkeypatch.setattr(m.FlowNode, "camunda", crashing)
@@ -69,7 +72,8 @@ def test_a_rule_that_crashes_on_one_file_is_that_files_finding(
 
 
 def test_simulate_reports_every_file_when_one_crashes_or_is_broken(
-        three_files: list[Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    three_files: list[Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import das.commands.bpmn_build as s  # where `das bpmn simulate` looks it up
 
     real = s.simulate_file
@@ -81,8 +85,9 @@ def test_simulate_reports_every_file_when_one_crashes_or_is_broken(
 
     monkeypatch.setattr(s, "simulate_file", crashing)
     missing = three_files[0].parent / "missing.bpmn"
-    code, results, err = run_das(capsys, "bpmn", "simulate", "--runs", "2", "--format", "json",
-                                 *map(str, three_files), str(missing))
+    code, results, err = run_das(
+        capsys, "bpmn", "simulate", "--runs", "2", "--format", "json", *map(str, three_files), str(missing)
+    )
     assert code == 1
     by_file = {Path(r["file"]).name: r for r in results}
     assert set(by_file) == {"good.bpmn", "buggy.bpmn", "broken.bpmn", "missing.bpmn"}
@@ -95,13 +100,18 @@ def test_simulate_reports_every_file_when_one_crashes_or_is_broken(
 
 
 def test_diff_and_compile_turn_a_crash_into_a_finding(
-        three_files: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    three_files: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import das.commands.bpmn as d  # where `das bpmn diff` looks it up
     import das.commands.bpmn_build as c  # where `das bpmn compile` looks it up
 
     monkeypatch.setattr(d, "diff", lambda a, b: {}["boom"])
-    code, out, err = run_das(capsys, "bpmn", "diff", "--format", "json", str(three_files[0]), str(three_files[1]))
+    code, out, err = run_das(
+        capsys, "bpmn", "diff", "--format", "json", str(three_files[0]), str(three_files[1])
+    )
     assert code == 1 and out["findings"][0]["rule"] == "internal-error" and "Traceback" not in err
 
     def broken_compile(proc: Any) -> Any:
@@ -110,7 +120,9 @@ def test_diff_and_compile_turn_a_crash_into_a_finding(
     monkeypatch.setattr(c, "compile_process", broken_compile)
     src = tmp_path / "doc.json"
     src.write_text(json.dumps(ALL))
-    code, out, err = run_das(capsys, "bpmn", "compile", "--format", "json", str(src), "-o", str(tmp_path / "o.bpmn"))
+    code, out, err = run_das(
+        capsys, "bpmn", "compile", "--format", "json", str(src), "-o", str(tmp_path / "o.bpmn")
+    )
     assert code == 1 and "layout overflow" in out["findings"][0]["message"] and "Traceback" not in err
 
 

@@ -38,17 +38,49 @@ import extension_generator as gen  # noqa: E402
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 EXAMPLES = int(os.environ.get("DAS_FUZZ_EXAMPLES", "600"))
 SECONDS_PER_MUTANT = 15.0
-REF_ATTRS = ("sourceRef", "targetRef", "attachedToRef", "default", "processRef", "bpmnElement", "calledElement",
-             "messageRef", "errorRef", "signalRef")
-GARBAGE = ("", " ", "${", "${a >}", "#{x.y()}", "PT5X", "R-1/PT1M", "\u00e9\u4e2d\u0000x".replace("\u0000", ""),
-           "x" * 5000, "1 2", "-", "${" + "(" * 200 + "}", "<", "&amp;")
-VENDORS = (
-    ("http://www.signavio.com", "signavioMetaData"), ("http://www.bizagi.com/bpmn20", "BizagiExtensions"),
-    ("http://camunda.org/schema/zeebe/1.0", "taskDefinition"), ("http://camunda.org/schema/1.0/bpmn", "taskListener"),
-    ("http://camunda.org/schema/1.0/bpmn", "inputOutput"), ("urn:nobody", "thing"),
+REF_ATTRS = (
+    "sourceRef",
+    "targetRef",
+    "attachedToRef",
+    "default",
+    "processRef",
+    "bpmnElement",
+    "calledElement",
+    "messageRef",
+    "errorRef",
+    "signalRef",
 )
-NAMESPACES = ("http://camunda.org/schema/1.0/bpmn", "http://www.omg.org/bpmn20", "urn:other", BPMN + "/",
-              "http://www.omg.org/spec/BPMN/20100524/DI")
+GARBAGE = (
+    "",
+    " ",
+    "${",
+    "${a >}",
+    "#{x.y()}",
+    "PT5X",
+    "R-1/PT1M",
+    "\u00e9\u4e2d\u0000x".replace("\u0000", ""),
+    "x" * 5000,
+    "1 2",
+    "-",
+    "${" + "(" * 200 + "}",
+    "<",
+    "&amp;",
+)
+VENDORS = (
+    ("http://www.signavio.com", "signavioMetaData"),
+    ("http://www.bizagi.com/bpmn20", "BizagiExtensions"),
+    ("http://camunda.org/schema/zeebe/1.0", "taskDefinition"),
+    ("http://camunda.org/schema/1.0/bpmn", "taskListener"),
+    ("http://camunda.org/schema/1.0/bpmn", "inputOutput"),
+    ("urn:nobody", "thing"),
+)
+NAMESPACES = (
+    "http://camunda.org/schema/1.0/bpmn",
+    "http://www.omg.org/bpmn20",
+    "urn:other",
+    BPMN + "/",
+    "http://www.omg.org/spec/BPMN/20100524/DI",
+)
 
 
 def _seeds() -> list[tuple[str, bytes]]:
@@ -75,8 +107,23 @@ def _mutate(draw: st.DrawFn, data: bytes) -> tuple[bytes, list[str]]:
         els = _elements(root)
         if not els:
             break
-        op = draw(st.sampled_from(["drop", "duplicate", "retarget", "drop_attr", "garbage_attr", "extension",
-                                   "break_id", "swap_ns", "garbage_text", "mix_prefix", "truncate"]))
+        op = draw(
+            st.sampled_from(
+                [
+                    "drop",
+                    "duplicate",
+                    "retarget",
+                    "drop_attr",
+                    "garbage_attr",
+                    "extension",
+                    "break_id",
+                    "swap_ns",
+                    "garbage_text",
+                    "mix_prefix",
+                    "truncate",
+                ]
+            )
+        )
         el = els[draw(st.integers(0, len(els) - 1))]
         parent = el.getparent()
         ids = [e.get("id") for e in els if e.get("id")]
@@ -116,9 +163,9 @@ def _mutate(draw: st.DrawFn, data: bytes) -> tuple[bytes, list[str]]:
                 ns = root.nsmap.get(m.group(1).decode())
                 if ns:
                     repl = b"<mix:" + m.group(2) + b' xmlns:mix="' + ns.encode() + b'"' + m.group(3) + b"/>"
-                    out = out[:m.start()] + repl + out[m.end():]
+                    out = out[: m.start()] + repl + out[m.end() :]
         elif op == "truncate" and len(out) > 10:
-            out = out[:draw(st.integers(1, len(out) - 1))]
+            out = out[: draw(st.integers(1, len(out) - 1))]
     return out, done
 
 
@@ -136,7 +183,11 @@ def _check_mutant(name: str, original: bytes, mutant: bytes, ops: list[str]) -> 
     if after is not None:
         diff(parse(original, name=name), after)  # a report, whatever changed
         # DAS reads it as BPMN, so the simulator must too (or name what it cannot run)
-        assert not [u for u in sim["unsupported"] if u["construct"] == "unparseable"], (name, ops, sim["unsupported"])
+        assert not [u for u in sim["unsupported"] if u["construct"] == "unparseable"], (
+            name,
+            ops,
+            sim["unsupported"],
+        )
     elapsed = time.monotonic() - started
     assert elapsed < SECONDS_PER_MUTANT, (name, ops, elapsed)
 
@@ -150,8 +201,13 @@ def _mutants(draw: st.DrawFn, seed_index: int) -> tuple[bytes, list[str]]:
 def _fuzz_one_seed(index: int, examples: int, tried: list[tuple[str, list[str]]]) -> None:
     name, original = SEEDS[index]
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(st.data())
     def run(data: st.DataObject) -> None:
         mutant, ops = data.draw(_mutants(index), label="mutant")
@@ -175,12 +231,18 @@ def test_mutants_of_real_bpmn_never_crash_validate_simulate_or_diff() -> None:
     assert len(kinds) >= 10
 
 
-def test_a_batch_of_mutants_through_the_cli_gives_one_report_each(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_batch_of_mutants_through_the_cli_gives_one_report_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     files = []
 
-    @settings(max_examples=30, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=30,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(st.data())
     def make(data: st.DataObject) -> None:
         index = data.draw(st.integers(0, len(SEEDS) - 1))

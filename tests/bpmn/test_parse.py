@@ -88,7 +88,10 @@ def test_camunda_file_reads_into_model() -> None:
     assert call.type == "callActivity" and call.called_element == "tde_task_template"
     assert call.lane == "L1"
     assert [(io.kind, io.source, io.target) for io in call.io] == [
-        ("in", "correlationId", "correlationId"), ("in", None, "mode"), ("out", None, None)]
+        ("in", "correlationId", "correlationId"),
+        ("in", None, "mode"),
+        ("out", None, None),
+    ]
     assert call.io[1].source_expression == "${'probabilistic'}"
     assert call.io[2].variables == "all"
     assert call.multi_instance is not None and call.multi_instance.attrs["camunda:collection"] == "${items}"
@@ -117,7 +120,8 @@ def test_prefix_does_not_matter() -> None:
     for mdl in models[1:]:
         assert set(mdl.nodes) == set(models[0].nodes)
         assert {k: (f.source, f.target, f.condition) for k, f in mdl.flows.items()} == {
-            k: (f.source, f.target, f.condition) for k, f in models[0].flows.items()}
+            k: (f.source, f.target, f.condition) for k, f in models[0].flows.items()
+        }
 
 
 def _canonical(data: bytes) -> bytes:

@@ -20,9 +20,19 @@ B = f"{{{NS['bpmn']}}}"
 
 
 def test_reference_set_is_complete_and_in_sync() -> None:
-    assert {p.stem for p in PROCESSES} >= {"tde_task_template", "peo_example", "pdo_router", "peo_team_select"}
-    proc = subprocess.run([sys.executable, str(REPO / "processes" / "build.py"), "--check"], capture_output=True,
-                          text=True, timeout=120, cwd=REPO)
+    assert {p.stem for p in PROCESSES} >= {
+        "tde_task_template",
+        "peo_example",
+        "pdo_router",
+        "peo_team_select",
+    }
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "processes" / "build.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -52,21 +62,33 @@ def test_peo_example_contract() -> None:
     outs = {(o.get("source"), o.get("target")) for o in call.iter(f"{C}out")}
     assert {("correlationId", "correlationId"), ("taskSpec", "taskSpec")} <= ins
     assert {("tdeResult", "tdeResult"), ("tdeStatus", "tdeStatus")} <= outs
-    guard = [el for el in ids.values() if el.get("attachedToRef") == "call_tde"
-             and el.find(f"{B}errorEventDefinition") is not None
-             and el.find(f"{B}errorEventDefinition").get("errorRef") == "Error_DAS_GUARDRAIL"]
+    guard = [
+        el
+        for el in ids.values()
+        if el.get("attachedToRef") == "call_tde"
+        and el.find(f"{B}errorEventDefinition") is not None
+        and el.find(f"{B}errorEventDefinition").get("errorRef") == "Error_DAS_GUARDRAIL"
+    ]
     assert guard and "end_guardrail" in ids
     flows = [el for el in ids.values() if el.tag == f"{B}sequenceFlow"]
-    assert any(f.get("sourceRef") == guard[0].get("id") and f.get("targetRef") == "end_guardrail" for f in flows)
+    assert any(
+        f.get("sourceRef") == guard[0].get("id") and f.get("targetRef") == "end_guardrail" for f in flows
+    )
     fan = ids["fan_out"].find(f"{B}multiInstanceLoopCharacteristics")
     assert fan.get(f"{C}collection") == "items"
     # the simple path: succeeded, no review, no fan-out -> end
-    res = simulate_file(REPO / "processes" / "peo_example.bpmn", runs=5, mocks={
-        "$start": {"fanout": False, "needsReview": False},
-        "tde_task_template": {"tdeStatus": "succeeded", "fanout": False, "needsReview": False}})
+    res = simulate_file(
+        REPO / "processes" / "peo_example.bpmn",
+        runs=5,
+        mocks={
+            "$start": {"fanout": False, "needsReview": False},
+            "tde_task_template": {"tdeStatus": "succeeded", "fanout": False, "needsReview": False},
+        },
+    )
     assert res["ends"] == {"end": 5}
-    res = simulate_file(REPO / "processes" / "peo_example.bpmn", runs=3,
-                        mocks={"call_tde": {"error": "DAS_GUARDRAIL"}})
+    res = simulate_file(
+        REPO / "processes" / "peo_example.bpmn", runs=3, mocks={"call_tde": {"error": "DAS_GUARDRAIL"}}
+    )
     assert res["ends"] == {"end_guardrail": 3}
 
 
@@ -87,7 +109,12 @@ def test_tde_template_contract() -> None:
 def test_team_select_routes_on_decision() -> None:
     ids = _ids(REPO / "processes" / "peo_team_select.bpmn")
     assert ids["select_next"].get(f"{C}topic") == "das-peo-select"
-    res = simulate_file(REPO / "processes" / "peo_team_select.bpmn", runs=3,
-                        mocks={"das-peo-select": {"nextTaskType": "classify", "decision": "{}"},
-                               "tde_task_template": {"tdeStatus": "succeeded"}})
+    res = simulate_file(
+        REPO / "processes" / "peo_team_select.bpmn",
+        runs=3,
+        mocks={
+            "das-peo-select": {"nextTaskType": "classify", "decision": "{}"},
+            "tde_task_template": {"tdeStatus": "succeeded"},
+        },
+    )
     assert res["ends"] == {"end": 3} and "run_classify" not in res["unreached"]

@@ -44,8 +44,9 @@ def test_every_corpus_file_round_trips_semantically() -> None:
     assert not changed, changed
 
 
-@pytest.mark.parametrize("case", sorted((REPO / "evals" / "authoring" / "cases").glob("*.json"))[:8],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "case", sorted((REPO / "evals" / "authoring" / "cases").glob("*.json"))[:8], ids=lambda p: p.stem
+)
 def test_das_output_round_trips_byte_for_byte(case: Path) -> None:
     xml = compile_to_xml(json.loads(case.read_text())["reference"]).encode()
     assert to_bytes(parse(xml, name=case.name)) == xml

@@ -80,7 +80,9 @@ def test_billion_laughs_is_refused_without_expansion() -> None:
     assert "DOCTYPE" in err.message
 
 
-def test_external_entity_file_is_refused_without_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_external_entity_file_is_refused_without_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # tried: <!ENTITY xxe SYSTEM "file:///.../secret.txt"> used in a name attribute
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET")
@@ -112,8 +114,12 @@ def test_external_dtd_reference_is_refused(no_network: list[tuple]) -> None:
 
 def test_doctype_hidden_in_utf16_is_refused() -> None:
     # tried: the billion-laughs document re-encoded as UTF-16 (a naive byte scan would miss it)
-    _rejects_fast(BILLION_LAUGHS.decode().replace('version="1.0"?', 'version="1.0" encoding="UTF-16"?')
-                  .encode("utf-16"), "xml.doctype")
+    _rejects_fast(
+        BILLION_LAUGHS.decode()
+        .replace('version="1.0"?', 'version="1.0" encoding="UTF-16"?')
+        .encode("utf-16"),
+        "xml.doctype",
+    )
 
 
 def test_50_mb_file_is_refused_before_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,9 +35,19 @@ def test_all_features_complete_and_are_seeded() -> None:
 
 
 def test_scripted_error_routes_to_its_boundary_end() -> None:
-    xml = _xml([{"type": "tde", "name": "t", "task_type": "x", "on_error": [
-        {"error_code": "DAS_GUARDRAIL", "then": "end", "end_id": "end_guardrail"},
-        {"error_code": "DAS_POLICY_DENIED", "then": "end", "end_id": "end_denied"}]}])
+    xml = _xml(
+        [
+            {
+                "type": "tde",
+                "name": "t",
+                "task_type": "x",
+                "on_error": [
+                    {"error_code": "DAS_GUARDRAIL", "then": "end", "end_id": "end_guardrail"},
+                    {"error_code": "DAS_POLICY_DENIED", "then": "end", "end_id": "end_denied"},
+                ],
+            }
+        ]
+    )
     res = simulate_xml(xml, runs=3, mocks={"das-tde-probabilistic": {"error": "DAS_POLICY_DENIED"}})
     assert res["ends"] == {"end_denied": 3} and res["completed"] == 3
     res = simulate_xml(xml, runs=3, mocks={"x": {"tdeStatus": "succeeded"}})  # keyed by task type
@@ -45,14 +55,31 @@ def test_scripted_error_routes_to_its_boundary_end() -> None:
 
 
 def test_scripted_timeout_fires_the_timer_boundary() -> None:
-    xml = _xml([{"type": "user", "name": "approve", "timeout": {"duration": "PT1H", "then": "end", "end_id": "late"}}])
+    xml = _xml(
+        [
+            {
+                "type": "user",
+                "name": "approve",
+                "timeout": {"duration": "PT1H", "then": "end", "end_id": "late"},
+            }
+        ]
+    )
     res = simulate_xml(xml, runs=2, mocks={"approve": {"timeout": True}})
     assert res["ends"] == {"late": 2}
 
 
 def test_loop_runs_at_most_max_iterations_and_counts_reset() -> None:
-    xml = _xml([{"type": "loop", "name": "l", "max_iterations": 4, "condition": {"variable": "again", "value": True},
-                 "steps": [{"type": "external", "name": "work", "topic": "work"}]}])
+    xml = _xml(
+        [
+            {
+                "type": "loop",
+                "name": "l",
+                "max_iterations": 4,
+                "condition": {"variable": "again", "value": True},
+                "steps": [{"type": "external", "name": "work", "topic": "work"}],
+            }
+        ]
+    )
     res = simulate_xml(xml, runs=2, mocks={"work": {"again": True}, "$start": {"again": True}})
     assert res["completed"] == 2 and res["stuck"] == []
     # count how often the body ran: the 5th scripted call would throw an uncaught error
@@ -64,18 +91,34 @@ def test_loop_runs_at_most_max_iterations_and_counts_reset() -> None:
 
 
 def test_timer_and_message_waits_use_a_virtual_clock() -> None:
-    xml = _xml([{"type": "wait", "name": "day", "on": {"timer": "P30D"}},
-                {"type": "wait", "name": "msg", "on": {"message": "ping"}}])
+    xml = _xml(
+        [
+            {"type": "wait", "name": "day", "on": {"timer": "P30D"}},
+            {"type": "wait", "name": "msg", "on": {"message": "ping"}},
+        ]
+    )
     t = time.monotonic()
     res = simulate_xml(xml, runs=3)
     assert res["completed"] == 3 and time.monotonic() - t < 5
 
 
 def test_multi_instance_on_external_and_call_activity() -> None:
-    xml = _xml([{"type": "external", "name": "each", "topic": "t",
-                 "multi_instance": {"collection": "items", "element_variable": "item"}},
-                {"type": "call", "name": "c", "process_key": "sub",
-                 "multi_instance": {"collection": "items", "element_variable": "item", "mode": "sequential"}}])
+    xml = _xml(
+        [
+            {
+                "type": "external",
+                "name": "each",
+                "topic": "t",
+                "multi_instance": {"collection": "items", "element_variable": "item"},
+            },
+            {
+                "type": "call",
+                "name": "c",
+                "process_key": "sub",
+                "multi_instance": {"collection": "items", "element_variable": "item", "mode": "sequential"},
+            },
+        ]
+    )
     res = simulate_xml(xml, runs=3)
     assert res["completed"] == 3 and res["coverage"] == 1.0
 
@@ -118,12 +161,15 @@ def test_unmatched_parallel_join_is_reported() -> None:
     assert "a" in res["unreached"] and "e" in res["unreached"]
 
 
-@pytest.mark.parametrize("text", [
-    '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><d>&b;</d>',
-    '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><d>&x;</d>',
-    "<definitions xmlns='http://www.omg.org/spec/BPMN/20100524/MODEL'><process id='p'>",
-    "<html><body>not bpmn</body></html>",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><d>&b;</d>',
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><d>&x;</d>',
+        "<definitions xmlns='http://www.omg.org/spec/BPMN/20100524/MODEL'><process id='p'>",
+        "<html><body>not bpmn</body></html>",
+    ],
+)
 def test_hostile_or_broken_input_is_a_finding(text: str) -> None:
     res = simulate_xml(text, runs=3)
     assert res["runs"] == 0 and res["completed"] == 0
@@ -148,7 +194,9 @@ def test_miwg_simulates_or_names_unsupported(path: Path) -> None:
     assert all(_is_sentence(s["reason"]) for s in res["stuck"]), res["stuck"]
     if path.name == "B.2.0.bpmn":  # empty conditional events: named, and every run completes
         assert res["completed"] == res["runs"]
-        assert any(u["construct"].startswith("conditional event without a condition") for u in res["unsupported"])
+        assert any(
+            u["construct"].startswith("conditional event without a condition") for u in res["unsupported"]
+        )
 
 
 # ---- regressions found by the property test -------------------------------------------------
@@ -157,8 +205,13 @@ def _tde(**kw: object) -> dict:
 
 
 def _loop(steps: list[dict]) -> dict:
-    return {"type": "loop", "name": "l", "condition": {"variable": "again", "op": "==", "value": True},
-            "max_iterations": 3, "steps": steps}
+    return {
+        "type": "loop",
+        "name": "l",
+        "condition": {"variable": "again", "op": "==", "value": True},
+        "max_iterations": 3,
+        "steps": steps,
+    }
 
 
 MI = {"collection": "items", "element_variable": "item", "mode": "parallel"}
@@ -169,25 +222,51 @@ def test_multi_instance_sub_process_gets_its_collection(mode: str) -> None:
     # was: TypeError 'NoneType' object is not iterable (the collection of a multi-instance
     # sub-process was never set, only that of multi-instance tasks)
     inner = {"type": "subprocess", "name": "in", "steps": [_tde(multi_instance={**MI, "collection": "rows"})]}
-    steps = [{"type": "subprocess", "name": "s", "steps": [_tde(), inner],
-              "multi_instance": {**MI, "mode": mode, "element_variable": "items"}}]
+    steps = [
+        {
+            "type": "subprocess",
+            "name": "s",
+            "steps": [_tde(), inner],
+            "multi_instance": {**MI, "mode": mode, "element_variable": "items"},
+        }
+    ]
     res = simulate_xml(_xml(steps), runs=5)
     assert res["stuck"] == [] and res["completed"] == 5
     assert res["coverage"] == 1.0
 
 
 PAR = {"type": "parallel", "name": "p", "branches": [{"steps": [_tde()]}, {"steps": [_tde(), _tde()]}]}
-CHOICE = {"type": "choice", "name": "c", "kind": "inclusive", "default": {"steps": []}, "branches": [
-    {"condition": {"variable": "x", "op": "==", "value": True},
-     "steps": [_tde(timeout={"duration": "PT5M", "then": "continue"})]},
-    {"condition": {"variable": "y", "op": "==", "value": True},
-     "steps": [_tde(timeout={"duration": "PT5M", "then": "end"})]}]}
-SUB = {"type": "subprocess", "name": "s", "steps": [_tde(timeout={"duration": "PT5M", "then": "continue"}),
-                                                     {"type": "wait", "name": "w", "on": {"message": "m"}}]}
+CHOICE = {
+    "type": "choice",
+    "name": "c",
+    "kind": "inclusive",
+    "default": {"steps": []},
+    "branches": [
+        {
+            "condition": {"variable": "x", "op": "==", "value": True},
+            "steps": [_tde(timeout={"duration": "PT5M", "then": "continue"})],
+        },
+        {
+            "condition": {"variable": "y", "op": "==", "value": True},
+            "steps": [_tde(timeout={"duration": "PT5M", "then": "end"})],
+        },
+    ],
+}
+SUB = {
+    "type": "subprocess",
+    "name": "s",
+    "steps": [
+        _tde(timeout={"duration": "PT5M", "then": "continue"}),
+        {"type": "wait", "name": "w", "on": {"message": "m"}},
+    ],
+}
 
 
-@pytest.mark.parametrize("body", [[PAR, _tde()], [CHOICE, _tde()], [CHOICE, SUB], [PAR, SUB], [CHOICE, PAR, SUB]],
-                         ids=["parallel", "inclusive+timer", "inclusive+subprocess", "parallel+subprocess", "all"])
+@pytest.mark.parametrize(
+    "body",
+    [[PAR, _tde()], [CHOICE, _tde()], [CHOICE, SUB], [PAR, SUB], [CHOICE, PAR, SUB]],
+    ids=["parallel", "inclusive+timer", "inclusive+subprocess", "parallel+subprocess", "all"],
+)
 def test_joins_inside_loops_do_not_break_the_engine(body: list[dict]) -> None:
     # SpiffWorkflow 3.2 drops earlier join instances' children in a loop: was AttributeError
     # ('NoneType' has no attribute 'data') or TaskNotFoundException for an orphaned sub-process
@@ -232,7 +311,8 @@ def test_gateway_without_true_condition_or_default_is_a_clear_sentence() -> None
     text = UNMATCHED.replace(' default="f3"', "").replace(
         '<sequenceFlow id="f3" sourceRef="x" targetRef="b"/>',
         '<sequenceFlow id="f3" sourceRef="x" targetRef="b"><conditionExpression>${false}</conditionExpression>'
-        '</sequenceFlow>')
+        "</sequenceFlow>",
+    )
     res = simulate_xml(text, runs=1)
     (stuck,) = res["stuck"]
     assert stuck["reason"].startswith("no outgoing flow taken: no condition of gateway x was true")
@@ -251,23 +331,50 @@ def test_drafted_steps_get_schema_valid_outputs_and_their_inputs_are_checked():
     from das.bpmn.compile import compile_to_xml
     from das.bpmn.simulate import simulate_xml
 
-    classify = {"type": "tde", "name": "Classify it", "task_type": "classify", "mode": "probabilistic",
-                "inputs": [{"source": "text", "target": "text"}, {"source": "labels", "target": "labels"}],
-                "outputs": [{"source": "label", "target": "ticketLabel"}]}
-    summarize = {"type": "tde", "name": "Summarise the label", "task_type": "summarize", "mode": "probabilistic",
-                 "inputs": [{"source": "ticketLabel", "target": "text"}],
-                 "outputs": [{"source": "summary", "target": "summary"}]}
+    classify = {
+        "type": "tde",
+        "name": "Classify it",
+        "task_type": "classify",
+        "mode": "probabilistic",
+        "inputs": [{"source": "text", "target": "text"}, {"source": "labels", "target": "labels"}],
+        "outputs": [{"source": "label", "target": "ticketLabel"}],
+    }
+    summarize = {
+        "type": "tde",
+        "name": "Summarise the label",
+        "task_type": "summarize",
+        "mode": "probabilistic",
+        "inputs": [{"source": "ticketLabel", "target": "text"}],
+        "outputs": [{"source": "summary", "target": "summary"}],
+    }
     good = compile_to_xml({"key": "good", "name": "good", "steps": [classify, summarize]})
     res = simulate_xml(good, runs=10, seed=1)
     assert res["completed"] == 10 and res["input_problems"] == []
-    branchy = compile_to_xml({"key": "branchy", "name": "branchy", "steps": [
-        {"type": "choice", "name": "Urgent?", "branches": [
-            {"name": "yes", "condition": {"variable": "urgent", "value": True}, "steps": [classify]}],
-         "default": {"name": "no", "steps": []}},
-        summarize]})
+    branchy = compile_to_xml(
+        {
+            "key": "branchy",
+            "name": "branchy",
+            "steps": [
+                {
+                    "type": "choice",
+                    "name": "Urgent?",
+                    "branches": [
+                        {
+                            "name": "yes",
+                            "condition": {"variable": "urgent", "value": True},
+                            "steps": [classify],
+                        }
+                    ],
+                    "default": {"name": "no", "steps": []},
+                },
+                summarize,
+            ],
+        }
+    )
     res = simulate_xml(branchy, runs=20, seed=1)
-    assert res["input_problems"] == [{"element": res["input_problems"][0]["element"], "field": "text",
-                                      "variable": "ticketLabel"}]
+    assert res["input_problems"] == [
+        {"element": res["input_problems"][0]["element"], "field": "text", "variable": "ticketLabel"}
+    ]
 
 
 def test_every_key_simulate_produces_is_a_simulation_report_field():
@@ -275,16 +382,49 @@ def test_every_key_simulate_produces_is_a_simulation_report_field():
     (the model refuses unknown keys) and the JSON written back is the producer's, key for key."""
     from das.contracts import SimulationReport
 
-    classify = {"type": "tde", "name": "Classify", "task_type": "classify", "mode": "probabilistic",
-                "inputs": [{"source": "text", "target": "text"}], "outputs": [{"source": "label", "target": "label"}]}
-    summarize = {"type": "tde", "name": "Summarise", "task_type": "summarize", "mode": "probabilistic",
-                 "inputs": [{"source": "label", "target": "text"}], "outputs": [{"source": "summary", "target": "s"}]}
-    drafted = compile_to_xml({"key": "d", "name": "d", "steps": [  # 'label' is set on one branch only
-        {"type": "choice", "name": "Urgent?", "branches": [
-            {"name": "yes", "condition": {"variable": "urgent", "value": True}, "steps": [classify]}],
-         "default": {"name": "no", "steps": []}}, summarize]})
-    results = [simulate_xml(UNMATCHED, runs=2), simulate_xml("<html/>", runs=2),
-               simulate_xml(drafted, runs=6, seed=1, record_traces=True), simulate_xml(CONDITIONAL, runs=3)]
+    classify = {
+        "type": "tde",
+        "name": "Classify",
+        "task_type": "classify",
+        "mode": "probabilistic",
+        "inputs": [{"source": "text", "target": "text"}],
+        "outputs": [{"source": "label", "target": "label"}],
+    }
+    summarize = {
+        "type": "tde",
+        "name": "Summarise",
+        "task_type": "summarize",
+        "mode": "probabilistic",
+        "inputs": [{"source": "label", "target": "text"}],
+        "outputs": [{"source": "summary", "target": "s"}],
+    }
+    drafted = compile_to_xml(
+        {
+            "key": "d",
+            "name": "d",
+            "steps": [  # 'label' is set on one branch only
+                {
+                    "type": "choice",
+                    "name": "Urgent?",
+                    "branches": [
+                        {
+                            "name": "yes",
+                            "condition": {"variable": "urgent", "value": True},
+                            "steps": [classify],
+                        }
+                    ],
+                    "default": {"name": "no", "steps": []},
+                },
+                summarize,
+            ],
+        }
+    )
+    results = [
+        simulate_xml(UNMATCHED, runs=2),
+        simulate_xml("<html/>", runs=2),
+        simulate_xml(drafted, runs=6, seed=1, record_traces=True),
+        simulate_xml(CONDITIONAL, runs=3),
+    ]
     assert results[0]["stuck"] and results[1]["unsupported"] and results[2]["traces"]
     assert results[2]["input_problems"] and results[2]["input_problems"][0]["variable"] == "label"
     for res in results:
@@ -293,8 +433,10 @@ def test_every_key_simulate_produces_is_a_simulation_report_field():
 
 
 def _defs(body: str) -> str:
-    return ('<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="t">'
-            f'<process id="p" isExecutable="true">{body}</process></definitions>')
+    return (
+        '<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="t">'
+        f'<process id="p" isExecutable="true">{body}</process></definitions>'
+    )
 
 
 IMPLICIT = {
@@ -302,19 +444,29 @@ IMPLICIT = {
         '<startEvent id="s"/><task id="a"/><task id="b"/><task id="c"/><endEvent id="e1"/><endEvent id="e2"/>'
         '<sequenceFlow id="f0" sourceRef="s" targetRef="a"/><sequenceFlow id="f1" sourceRef="a" targetRef="b"/>'
         '<sequenceFlow id="f2" sourceRef="a" targetRef="c"/><sequenceFlow id="f3" sourceRef="b" targetRef="e1"/>'
-        '<sequenceFlow id="f4" sourceRef="c" targetRef="e2"/>', "implicit parallel split", 2),
+        '<sequenceFlow id="f4" sourceRef="c" targetRef="e2"/>',
+        "implicit parallel split",
+        2,
+    ),
     "sub-process without a start event starts its sourceless elements": (
         '<startEvent id="s"/><subProcess id="sp"><task id="a"/><task id="b"/></subProcess><endEvent id="e"/>'
         '<sequenceFlow id="f0" sourceRef="s" targetRef="sp"/><sequenceFlow id="f1" sourceRef="sp" targetRef="e"/>',
-        "no start event", 1),
+        "no start event",
+        1,
+    ),
     "sub-process with two start events starts both": (
         '<startEvent id="s"/><subProcess id="sp"><startEvent id="s1"/><startEvent id="s2"/><task id="a"/>'
         '<task id="b"/><sequenceFlow id="g1" sourceRef="s1" targetRef="a"/>'
         '<sequenceFlow id="g2" sourceRef="s2" targetRef="b"/></subProcess><endEvent id="e"/>'
         '<sequenceFlow id="f0" sourceRef="s" targetRef="sp"/><sequenceFlow id="f1" sourceRef="sp" targetRef="e"/>',
-        "2 start events", 1),
+        "2 start events",
+        1,
+    ),
     "process without any start event": (
-        '<task id="a"/><task id="b"/><sequenceFlow id="f1" sourceRef="a" targetRef="b"/>', "no start event", 1),
+        '<task id="a"/><task id="b"/><sequenceFlow id="f1" sourceRef="a" targetRef="b"/>',
+        "no start event",
+        1,
+    ),
 }
 
 

@@ -21,8 +21,11 @@ HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def doc(body: str, process_attrs: str = 'id="proc" isExecutable="true" camunda:historyTimeToLive="P30D"',
-        roots: str = "") -> str:
+def doc(
+    body: str,
+    process_attrs: str = 'id="proc" isExecutable="true" camunda:historyTimeToLive="P30D"',
+    roots: str = "",
+) -> str:
     return f"{HEAD}{roots}<bpmn:process {process_attrs}>{body}</bpmn:process></bpmn:definitions>"
 
 
@@ -55,13 +58,18 @@ def test_good_process_is_valid() -> None:
 
 
 def test_xsd_catches_schema_errors() -> None:
-    bad = GOOD.replace('<bpmn:userTask id="t" name="Review"/>', '<bpmn:userTask id="t" bogus="1"><bpmn:nonsense/></bpmn:userTask>')
+    bad = GOOD.replace(
+        '<bpmn:userTask id="t" name="Review"/>',
+        '<bpmn:userTask id="t" bogus="1"><bpmn:nonsense/></bpmn:userTask>',
+    )
     report = validate(bad)
     xsd = [f for f in report.findings if f.rule == "xsd"]
     assert xsd and not report.valid
     assert all(f.severity == "error" and "schema" in f.message for f in xsd)
     # a missing required attribute
-    assert any(f.rule == "xsd" for f in validate(GOOD.replace(' targetNamespace="http://example.com"', "")).findings)
+    assert any(
+        f.rule == "xsd" for f in validate(GOOD.replace(' targetNamespace="http://example.com"', "")).findings
+    )
 
 
 def test_dangling_references_are_errors() -> None:
@@ -127,12 +135,15 @@ def test_structure_unreachable_dead_end_and_conditions() -> None:
 
 
 def test_structure_is_a_warning_in_descriptive_models() -> None:
-    text = doc("""
+    text = doc(
+        """
       <bpmn:startEvent id="s"/><bpmn:exclusiveGateway id="g"/><bpmn:endEvent id="e1"/><bpmn:endEvent id="e2"/>
       <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="g"/>
       <bpmn:sequenceFlow id="f2" sourceRef="g" targetRef="e1"/>
       <bpmn:sequenceFlow id="f3" sourceRef="g" targetRef="e2"/>
-    """, process_attrs='id="proc" isExecutable="false"')
+    """,
+        process_attrs='id="proc" isExecutable="false"',
+    )
     report = validate(text)
     assert report.valid
     assert {f.severity for f in report.findings if f.rule == "structure.gateway-condition"} == {"warning"}
@@ -218,6 +229,7 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert res.exit_code == 1
     assert [r["valid"] for r in json.loads(res.output)] == [True, False]
     from das.errors import NegativeResult
+
     assert isinstance(res.exception, NegativeResult)
 
 
@@ -252,14 +264,17 @@ def test_compensation_handler_attached_by_association_only(executable: bool, rev
     # one finding that says how to mark it; an association may point either way
     src, dst = ("undo", "cb") if reverse else ("cb", "undo")
     attrs = 'id="proc" isExecutable="true" camunda:historyTimeToLive="P30D"' if executable else 'id="proc"'
-    text = doc(f"""
+    text = doc(
+        f"""
       <bpmn:startEvent id="s"/><bpmn:task id="t"/><bpmn:endEvent id="e"/>
       <bpmn:boundaryEvent id="cb" attachedToRef="t"><bpmn:compensateEventDefinition/></bpmn:boundaryEvent>
       <bpmn:task id="undo"/>
       <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
       <bpmn:sequenceFlow id="f2" sourceRef="t" targetRef="e"/>
       <bpmn:association id="a" sourceRef="{src}" targetRef="{dst}"/>
-    """, process_attrs=attrs)
+    """,
+        process_attrs=attrs,
+    )
     report = validate(text)
     assert report.valid, report.findings
     structure = {(f.rule, f.element) for f in report.findings if f.rule.startswith("structure")}

@@ -51,7 +51,7 @@ def start_engine_process(tmp: Path, **kwargs) -> EngineProcess:
     try:
         proc.start(timeout_s=180)
     except Exception:
-        log = (tmp / "engine.log")
+        log = tmp / "engine.log"
         tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
         raise RuntimeError(f"engine failed to start; log tail:\n{tail}") from None
     proc.startup_s = time.monotonic() - started
@@ -77,5 +77,3 @@ def deploy_tde_min(client: EngineClient, suffix: str, topic: str) -> tuple[str, 
     xml = xml.replace('id="das_tde_fanout"', f'id="das_tde_fanout_{suffix}"')
     client.deploy(f"das-test-tde-{suffix}", {f"tde_min_{suffix}.bpmn": xml})
     return f"das_tde_min_{suffix}", f"das_tde_fanout_{suffix}"
-
-

@@ -19,7 +19,11 @@ from das.camunda.client import EngineClient
 
 pytestmark = pytest.mark.engine
 
-SPEC = {"task_type": "summarize", "prompt": "Summarise the text.", "inputs": {"text": "some text to summarise"}}
+SPEC = {
+    "task_type": "summarize",
+    "prompt": "Summarise the text.",
+    "inputs": {"text": "some text to summarise"},
+}
 
 
 class ServeProcess:
@@ -27,12 +31,32 @@ class ServeProcess:
 
     def __init__(self, home: Path, url: str, topic: str, model: str, *args: str) -> None:
         self.log = home / f"serve-{time.monotonic_ns()}.log"
-        env = {**os.environ, "DAS_HOME": str(home), "DAS_ENGINE_URL": url, "DAS_ALLOW_MODEL_REQUESTS": "0",
-               "DAS_TEST_SCRIPTS": str(home / "scripts")}
+        env = {
+            **os.environ,
+            "DAS_HOME": str(home),
+            "DAS_ENGINE_URL": url,
+            "DAS_ALLOW_MODEL_REQUESTS": "0",
+            "DAS_TEST_SCRIPTS": str(home / "scripts"),
+        }
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "das", "serve", "--topics", f"{topic}=das-tde-probabilistic", "--model", model,
-                 "--poll-ms", "1000", *args], stdout=out, stderr=subprocess.STDOUT, env=env)
+                [
+                    sys.executable,
+                    "-m",
+                    "das",
+                    "serve",
+                    "--topics",
+                    f"{topic}=das-tde-probabilistic",
+                    "--model",
+                    model,
+                    "--poll-ms",
+                    "1000",
+                    *args,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         self.worker_id = next((args[i + 1] for i, a in enumerate(args) if a == "--worker-id"), None)
 
     def lines(self) -> list[dict]:
@@ -56,8 +80,12 @@ class ServeProcess:
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "slow.json").write_text(json.dumps({"steps": [{"sleep_s": 2.5, "auto_finish": True}]}))
-    (tmp_path / "scripts" / "quick.json").write_text(json.dumps({"steps": [{"sleep_s": 0.3, "auto_finish": True}]}))
+    (tmp_path / "scripts" / "slow.json").write_text(
+        json.dumps({"steps": [{"sleep_s": 2.5, "auto_finish": True}]})
+    )
+    (tmp_path / "scripts" / "quick.json").write_text(
+        json.dumps({"steps": [{"sleep_s": 0.3, "auto_finish": True}]})
+    )
     return tmp_path
 
 
@@ -175,7 +203,9 @@ def test_engine_restart_under_the_worker(engine: EngineHandle, engine_client, se
     pids += [engine_client.start_process(key, {"taskSpec": SPEC})["id"] for _ in range(2)]
     wait_for(lambda: completed(engine_client, pids), 120, what="all tasks completed after restart")
     assert w.proc.poll() is None
-    assert w.logged("engine unavailable, retrying with backoff") or w.logged("engine unavailable while answering; retrying")
+    assert w.logged("engine unavailable, retrying with backoff") or w.logged(
+        "engine unavailable while answering; retrying"
+    )
     assert w.stop() == 0
 
 
@@ -204,30 +234,63 @@ def test_side_effect_runs_once_per_key_over_20_kills(engine_client, serve, home,
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Effect)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/effect"
-    (home / "scripts" / "effect.json").write_text(json.dumps({"steps": [
-        {"sleep_s": 0.4, "tool_calls": [{"name": "http_request", "arguments": {"method": "POST", "url": url,
-                                                                              "json": {"n": 1}}}]},
-        {"sleep_s": 0.4, "auto_finish": True}], "repeat_last": True}))
+    (home / "scripts" / "effect.json").write_text(
+        json.dumps(
+            {
+                "steps": [
+                    {
+                        "sleep_s": 0.4,
+                        "tool_calls": [
+                            {
+                                "name": "http_request",
+                                "arguments": {"method": "POST", "url": url, "json": {"n": 1}},
+                            }
+                        ],
+                    },
+                    {"sleep_s": 0.4, "auto_finish": True},
+                ],
+                "repeat_last": True,
+            }
+        )
+    )
     topic = f"das-tde-{unique}"
     key, _ = deploy_tde_min(engine_client, unique, topic)
     # loopback is reachable only as an exact operator endpoint; an unknown outcome is never
     # retried, so such a task fails at once (retries 0) instead of repeating the POST
     ops = home / "ops.yaml"
-    ops.write_text(f"allowed_endpoints: ['{url}']\nallowed_methods: [GET, POST]\nretries: 0\n"
-                   "allowed_tools: [finish, http_request]\n")
+    ops.write_text(
+        f"allowed_endpoints: ['{url}']\nallowed_methods: [GET, POST]\nretries: 0\n"
+        "allowed_tools: [finish, http_request]\n"
+    )
     spec = {"task_type": "effect_poster", "prompt": "Post the effect, then finish.", "inputs": {}}
     n = 8
-    pids = [engine_client.start_process(key, {"taskSpec": spec, "correlationId": f"{unique}-{i}"})["id"]
-            for i in range(n)]
+    pids = [
+        engine_client.start_process(key, {"taskSpec": spec, "correlationId": f"{unique}-{i}"})["id"]
+        for i in range(n)
+    ]
     rng = random.Random(7)
     try:
         for _ in range(20):
-            w = serve(topic, "test/effect", "--lock-ms", "1500", "--workers", "2", "--prefetch", "0", "--policy",
-                      str(ops))
+            w = serve(
+                topic,
+                "test/effect",
+                "--lock-ms",
+                "1500",
+                "--workers",
+                "2",
+                "--prefetch",
+                "0",
+                "--policy",
+                str(ops),
+            )
             time.sleep(rng.uniform(1.8, 3.2))
             w.stop(signal.SIGKILL)
         last = serve(topic, "test/effect", "--lock-ms", "1500", "--workers", "4", "--policy", str(ops))
-        wait_for(lambda: settled(engine_client, pids), 120, what="every task completed or stopped on an unknown outcome")
+        wait_for(
+            lambda: settled(engine_client, pids),
+            120,
+            what="every task completed or stopped on an unknown outcome",
+        )
         wait_for(lambda: last.logged("worker started"), 60, what="last worker up")
         assert last.stop() == 0
     finally:
@@ -235,7 +298,11 @@ def test_side_effect_runs_once_per_key_over_20_kills(engine_client, serve, home,
     assert len(hits) >= n // 2, hits  # the effect really ran (0 only if a kill hit claim..POST)
     assert set(hits) <= {f"{unique}-{i}" for i in range(n)}
     assert max(hits.values()) == 1, hits  # never twice for one key
-    done = [p for p in pids if engine_client.history_process_instances(processInstanceId=p)[0]["state"] == "COMPLETED"]
+    done = [
+        p
+        for p in pids
+        if engine_client.history_process_instances(processInstanceId=p)[0]["state"] == "COMPLETED"
+    ]
     assert len(done) >= n // 2, done
     for pid in pids:
         successes = engine_client.history_external_task_log(processInstanceId=pid, successLog=True)

@@ -20,8 +20,14 @@ pytestmark = pytest.mark.engine
 
 
 def das(*args: str, env: dict, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "das", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "das", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_kernel_adopts_a_running_engine_and_never_stops_it(engine, tmp_path: Path) -> None:
@@ -43,7 +49,11 @@ def test_kernel_adopts_a_running_engine_and_never_stops_it(engine, tmp_path: Pat
 
 
 def test_kernel_status_when_down(tmp_path: Path) -> None:
-    env = {**os.environ, "DAS_HOME": str(tmp_path), "DAS_ENGINE_URL": f"http://127.0.0.1:{free_port()}/engine-rest"}
+    env = {
+        **os.environ,
+        "DAS_HOME": str(tmp_path),
+        "DAS_ENGINE_URL": f"http://127.0.0.1:{free_port()}/engine-rest",
+    }
     status = das("kernel", "status", "--format", "json", env=env)
     assert status.returncode == 1 and json.loads(status.stdout)["ready"] is False
 
@@ -56,19 +66,32 @@ def test_kernel_validates_the_environment(tmp_path: Path) -> None:
 
 def test_kernel_starts_monitors_restarts_and_stops_its_engine(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/engine-rest"
-    env = {**os.environ, "DAS_HOME": str(tmp_path), "DAS_ENGINE_URL": url, "DAS_ENGINE_JAR": str(build_engine()),
-           "DAS_ENGINE_JAVA_OPTS": "-XX:TieredStopAtLevel=1"}
+    env = {
+        **os.environ,
+        "DAS_HOME": str(tmp_path),
+        "DAS_ENGINE_URL": url,
+        "DAS_ENGINE_JAR": str(build_engine()),
+        "DAS_ENGINE_JAVA_OPTS": "-XX:TieredStopAtLevel=1",
+    }
     log = open(tmp_path / "kernel.out", "wb")
-    kernel = subprocess.Popen([sys.executable, "-m", "das", "kernel", "up", "--interval", "1",
-                               "--processes", str(DATA)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    kernel = subprocess.Popen(
+        [sys.executable, "-m", "das", "kernel", "up", "--interval", "1", "--processes", str(DATA)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         client = EngineClient(url, timeout=5)
         wait_for(lambda: (tmp_path / "kernel.pid").exists(), 180, 0.5, what="kernel monitoring")
         first = json.loads((tmp_path / "engine.pid").read_text())["pid"]
         assert client.is_ready() and client.process_definitions(key="das_tde_min")
         os.kill(first, signal.SIGKILL)  # the engine dies under the kernel
-        wait_for(lambda: json.loads((tmp_path / "engine.pid").read_text())["pid"] != first, 60, 0.5,
-                 what="kernel restarted the engine")
+        wait_for(
+            lambda: json.loads((tmp_path / "engine.pid").read_text())["pid"] != first,
+            60,
+            0.5,
+            what="kernel restarted the engine",
+        )
         wait_for(client.is_ready, 120, 0.5, what="restarted engine ready")
         down = das("kernel", "down", "--format", "json", env=env)
         stopped = json.loads(down.stdout)

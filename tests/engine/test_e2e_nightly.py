@@ -37,24 +37,31 @@ def test_nightly_files_retry_and_error_boundary_from_real_history(engine, engine
     instances = [engine_client.start_process(key, {"correlationId": f"c-{i}"})["id"] for i in range(total)]
 
     def fetch(n: int):
-        return wait_for(lambda: engine_client.fetch_and_lock(worker, [topic], max_tasks=n), what="external tasks")
+        return wait_for(
+            lambda: engine_client.fetch_and_lock(worker, [topic], max_tasks=n), what="external tasks"
+        )
 
     locked = []
     while len(locked) < total:
         locked += fetch(total - len(locked))
     for task in locked[:FAILED]:  # no retries left: an incident each
         engine_client.handle_failure(task.id, worker, "card service down", retries=0)
-    for task in locked[FAILED:FAILED + RECOVERED]:  # one failure, then success on the retry
+    for task in locked[FAILED : FAILED + RECOVERED]:  # one failure, then success on the retry
         engine_client.handle_failure(task.id, worker, "card service timeout", retries=1)
-    for task in locked[FAILED + RECOVERED:]:
+    for task in locked[FAILED + RECOVERED :]:
         engine_client.complete(task.id, worker)
     retried = []
     while len(retried) < RECOVERED:
         retried += fetch(RECOVERED - len(retried))
     for task in retried:
         engine_client.complete(task.id, worker)
-    wait_for(lambda: len(engine_client.history_process_instances(processDefinitionKey=key, finished=True))
-             == RECOVERED + CLEAN, what="finished instances")
+    wait_for(
+        lambda: (
+            len(engine_client.history_process_instances(processDefinitionKey=key, finished=True))
+            == RECOVERED + CLEAN
+        ),
+        what="finished instances",
+    )
     # /incident has no processDefinitionKey filter (it would list every incident of the engine)
     ours = [i for i in engine_client.incidents() if i["processDefinitionId"].startswith(f"{key}:")]
     assert len(ours) == FAILED
@@ -97,12 +104,15 @@ def test_das_nightly_bpmn_started_by_message_files_proposals(engine, engine_clie
 
     key, topic, worker = f"nightly_msg_{unique}", f"nightly-msg-{unique}", f"w-{unique}"
     engine_client.deploy(f"nightly-msg-{unique}", {f"{key}.bpmn": xml_for(key, topic)})
-    pids = [engine_client.start_process(key, {"correlationId": f"m-{i}"})["id"] for i in range(FAILED + CLEAN)]
+    pids = [
+        engine_client.start_process(key, {"correlationId": f"m-{i}"})["id"] for i in range(FAILED + CLEAN)
+    ]
     locked: list = []
     while len(locked) < len(pids):
         want = len(pids) - len(locked)
-        locked += wait_for(lambda n=want: engine_client.fetch_and_lock(worker, [topic], max_tasks=n),
-                           what="external tasks")
+        locked += wait_for(
+            lambda n=want: engine_client.fetch_and_lock(worker, [topic], max_tasks=n), what="external tasks"
+        )
     for task in locked[:FAILED]:
         engine_client.handle_failure(task.id, worker, "card service down", retries=0)
     for task in locked[FAILED:]:
@@ -112,17 +122,31 @@ def test_das_nightly_bpmn_started_by_message_files_proposals(engine, engine_clie
     das_home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DAS_HOME": str(das_home), "DAS_ENGINE_URL": engine.url}
     with open(das_home / "serve.log", "wb") as out:
-        serve = subprocess.Popen([sys.executable, "-m", "das", "serve", "--topics", "das-nightly", "--poll-ms", "1000"],
-                                 env=env, stdout=out, stderr=subprocess.STDOUT)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "das", "serve", "--topics", "das-nightly", "--poll-ms", "1000"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        engine_client.correlate_message("das_nightly_run", variables={"keys": key, "correlationId": f"n-{unique}"})
-        run = wait_for(lambda: [p for p in engine_client.history_process_instances(processDefinitionKey="das_nightly")
-                                if p["state"] == "COMPLETED" and p["startActivityId"] == "start_nightly_message"],
-                   120, what="the nightly run completed")
+        engine_client.correlate_message(
+            "das_nightly_run", variables={"keys": key, "correlationId": f"n-{unique}"}
+        )
+        run = wait_for(
+            lambda: [
+                p
+                for p in engine_client.history_process_instances(processDefinitionKey="das_nightly")
+                if p["state"] == "COMPLETED" and p["startActivityId"] == "start_nightly_message"
+            ],
+            120,
+            what="the nightly run completed",
+        )
     finally:
         serve.terminate()
         serve.wait(timeout=60)
     filed = [p for p in Queue().list() if p["key"] == key]
-    assert filed and all(p["origin"] == "nightly" and p["author"] == "das" for p in filed), (das_home / "serve.log").read_text()[-3000:]
+    assert filed and all(p["origin"] == "nightly" and p["author"] == "das" for p in filed), (
+        das_home / "serve.log"
+    ).read_text()[-3000:]
     ends = [a["activityId"] for a in engine_client.history_activity_instances(processInstanceId=run[0]["id"])]
     assert "end" in ends and "nightly_failed" not in ends

@@ -14,8 +14,11 @@ from das.engine.kernel import deploy_processes
 pytestmark = pytest.mark.engine
 
 PROCESSES = sorted(resource_dir("processes").glob("*.bpmn"))
-SPEC = {"task_type": "summarize", "prompt": "Summarise the text.",
-        "inputs": {"text": "DAS runs guarded LLM loops as external tasks."}}
+SPEC = {
+    "task_type": "summarize",
+    "prompt": "Summarise the text.",
+    "inputs": {"text": "DAS runs guarded LLM loops as external tasks."},
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,9 @@ def _ends(client: EngineClient, pid: str) -> set[str]:
 def test_peo_example_probabilistic_task_is_completed_and_routed(deployed, engine_client, run_worker, unique):
     _need("peo_example.bpmn", "tde_task_template.bpmn")
     run_worker(TOPIC_TDE, workers=2)
-    pid = engine_client.start_process("peo_example", {"taskSpec": SPEC, "correlationId": f"corr-{unique}"})["id"]
+    pid = engine_client.start_process("peo_example", {"taskSpec": SPEC, "correlationId": f"corr-{unique}"})[
+        "id"
+    ]
     wait_for(lambda: _state(engine_client, pid) != "ACTIVE", 90, what="peo_example finished")
     assert _state(engine_client, pid) == "COMPLETED"
     assert "end" in _ends(engine_client, pid)
@@ -68,7 +73,9 @@ def test_peo_example_guardrail_stop_caught_by_boundary(deployed, engine_client, 
     _need("peo_example.bpmn", "tde_task_template.bpmn")
     run_worker(TOPIC_TDE, model="test/loop")
     spec = {**SPEC, "policy": {"max_iterations": 2}}
-    pid = engine_client.start_process("peo_example", {"taskSpec": spec, "correlationId": f"corr-{unique}"})["id"]
+    pid = engine_client.start_process("peo_example", {"taskSpec": spec, "correlationId": f"corr-{unique}"})[
+        "id"
+    ]
     wait_for(lambda: _state(engine_client, pid) != "ACTIVE", 90, what="peo_example finished")
     assert _state(engine_client, pid) == "COMPLETED"
     assert "end_guardrail" in _ends(engine_client, pid)
@@ -80,11 +87,17 @@ def test_peo_example_uc4_fan_out(deployed, engine_client, run_worker, unique):
     n = 6
     items = [{**SPEC, "inputs": {"text": f"item number {i} of the fan-out"}} for i in range(n)]
     pid = engine_client.start_process(
-        "peo_example", {"taskSpec": SPEC, "correlationId": f"corr-{unique}", "fanout": True,
-                        "items": java_list_var(items)})["id"]
+        "peo_example",
+        {"taskSpec": SPEC, "correlationId": f"corr-{unique}", "fanout": True, "items": java_list_var(items)},
+    )["id"]
     wait_for(lambda: _state(engine_client, pid) != "ACTIVE", 120, what="fan-out finished")
     assert _state(engine_client, pid) == "COMPLETED"
-    calls = engine_client.history_activity_instances(processInstanceId=pid, activityId="fan_out",
-                                                     activityType="callActivity")
+    calls = engine_client.history_activity_instances(
+        processInstanceId=pid, activityId="fan_out", activityType="callActivity"
+    )
     assert len(calls) == n
-    wait_for(lambda: worker.metrics.value("das_worker_tasks_completed_total", topic=TOPIC_TDE) == n + 1, 10, what="das_worker_tasks_completed_total == n + 1")
+    wait_for(
+        lambda: worker.metrics.value("das_worker_tasks_completed_total", topic=TOPIC_TDE) == n + 1,
+        10,
+        what="das_worker_tasks_completed_total == n + 1",
+    )

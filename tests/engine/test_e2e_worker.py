@@ -11,8 +11,12 @@ pytestmark = pytest.mark.engine
 
 
 def spec(**extra) -> dict:
-    return {"task_type": "summarize", "prompt": "Summarise the text.",
-            "inputs": {"text": "DAS runs guarded LLM loops as external tasks."}, **extra}
+    return {
+        "task_type": "summarize",
+        "prompt": "Summarise the text.",
+        "inputs": {"text": "DAS runs guarded LLM loops as external tasks."},
+        **extra,
+    }
 
 
 def finished(client: EngineClient, pids: list[str]):
@@ -34,8 +38,10 @@ def test_success_is_completed_and_routed(engine_client, run_worker, unique) -> N
     topic = f"das-tde-{unique}"
     key, _ = deploy_tde_min(engine_client, unique, topic)
     worker = run_worker(topic, workers=2)
-    pids = [engine_client.start_process(key, {"taskSpec": spec(), "correlationId": f"corr-{unique}-{i}"})["id"]
-            for i in range(3)]
+    pids = [
+        engine_client.start_process(key, {"taskSpec": spec(), "correlationId": f"corr-{unique}-{i}"})["id"]
+        for i in range(3)
+    ]
     wait_for(lambda: finished(engine_client, pids), 60, what="3 instances completed")
     for i, pid in enumerate(pids):
         assert end_of(engine_client, pid) == "ok"
@@ -45,7 +51,11 @@ def test_success_is_completed_and_routed(engine_client, run_worker, unique) -> N
         assert result["idempotency_key"].startswith("tde:")  # its activity instance; the instance owns it
         assert result["trace"] and result["usage"]["iterations"] == 1
         assert var(engine_client, pid, "tdeStatus") == "succeeded"
-    wait_for(lambda: worker.metrics.value("das_worker_tasks_completed_total", topic=topic) == 3, 10, what="das_worker_tasks_completed_total == 3")
+    wait_for(
+        lambda: worker.metrics.value("das_worker_tasks_completed_total", topic=topic) == 3,
+        10,
+        what="das_worker_tasks_completed_total == 3",
+    )
     assert worker.metrics.value("das_worker_loop_iterations_total", topic=topic) == 3
     assert worker.metrics.value("das_worker_tokens_total", kind="input") > 0
 
@@ -60,7 +70,11 @@ def test_guardrail_stop_caught_by_boundary(engine_client, run_worker, unique) ->
     result = var(engine_client, pid, "tdeResult")
     assert result["stop_reason"] == "max_iterations" and result["trace"]
     assert worker.metrics.value("das_worker_guardrail_stops_total", reason="max_iterations") == 1
-    wait_for(lambda: worker.metrics.value("das_worker_bpmn_errors_total", topic=topic, code="DAS_GUARDRAIL") == 1, 10, what="das_worker_bpmn_errors_total == 1")
+    wait_for(
+        lambda: worker.metrics.value("das_worker_bpmn_errors_total", topic=topic, code="DAS_GUARDRAIL") == 1,
+        10,
+        what="das_worker_bpmn_errors_total == 1",
+    )
 
 
 def test_invalid_output_caught_by_boundary(engine_client, run_worker, unique) -> None:
@@ -77,9 +91,11 @@ def test_policy_denied_caught_by_boundary(engine_client, run_worker, unique) -> 
     topic = f"das-tde-{unique}"
     key, _ = deploy_tde_min(engine_client, unique, topic)
     run_worker(topic, model="openai/gpt-4o-mini")  # external provider, refused for pii
-    pids = [engine_client.start_process(key, {"taskSpec": spec(policy={"data_class": "pii"})})["id"],
-            # a spec that tries to loosen the policy is denied too
-            engine_client.start_process(key, {"taskSpec": spec(policy={"max_iterations": 999})})["id"]]
+    pids = [
+        engine_client.start_process(key, {"taskSpec": spec(policy={"data_class": "pii"})})["id"],
+        # a spec that tries to loosen the policy is denied too
+        engine_client.start_process(key, {"taskSpec": spec(policy={"max_iterations": 999})})["id"],
+    ]
     wait_for(lambda: finished(engine_client, pids), 60, what="policy-denied route")
     for pid in pids:
         assert end_of(engine_client, pid) == "denied"
@@ -90,14 +106,20 @@ def test_provider_failure_retries_then_incident(engine_client, run_worker, uniqu
     topic = f"das-tde-{unique}"
     key, _ = deploy_tde_min(engine_client, unique, topic)
     worker = run_worker(topic, model="test/fail-transient")
-    pid = engine_client.start_process(key, {"taskSpec": spec(policy={"retries": 1, "retry_backoff_s": 0})})["id"]
+    pid = engine_client.start_process(key, {"taskSpec": spec(policy={"retries": 1, "retry_backoff_s": 0})})[
+        "id"
+    ]
     incidents = wait_for(lambda: engine_client.incidents(processInstanceId=pid), 90, what="incident")
     assert incidents[0]["incidentType"] == "failedExternalTask"
     assert "technical failure" in incidents[0]["incidentMessage"]
     failures = engine_client.history_external_task_log(processInstanceId=pid, failureLog=True)
     # the log shows the retries the task had when it failed: none yet, then the 1 we left
     assert [f["retries"] for f in sorted(failures, key=lambda f: f["timestamp"])] == [None, 1]
-    wait_for(lambda: worker.metrics.value("das_worker_tasks_failed_total", topic=topic) == 2, 10, what="das_worker_tasks_failed_total == 2")
+    wait_for(
+        lambda: worker.metrics.value("das_worker_tasks_failed_total", topic=topic) == 2,
+        10,
+        what="das_worker_tasks_failed_total == 2",
+    )
     hist = engine_client.history_process_instances(processInstanceId=pid)[0]
     assert hist["state"] == "ACTIVE"  # waits for a human at the incident, nothing lost
 
@@ -119,10 +141,15 @@ def test_fan_out_parallel_multi_instance(engine_client, run_worker, unique) -> N
     n = 12
     pid = engine_client.start_process(fan, {"taskSpec": spec(), "n": n})["id"]
     wait_for(lambda: finished(engine_client, [pid]), 90, what="fan-out completed")
-    acts = engine_client.history_activity_instances(processInstanceId=pid, activityId="fanTde",
-                                                    activityType="serviceTask")
+    acts = engine_client.history_activity_instances(
+        processInstanceId=pid, activityId="fanTde", activityType="serviceTask"
+    )
     assert len(acts) == n and all(a["endTime"] for a in acts)
-    wait_for(lambda: worker.metrics.value("das_worker_tasks_completed_total", topic=topic) == n, 10, what="das_worker_tasks_completed_total == n")
+    wait_for(
+        lambda: worker.metrics.value("das_worker_tasks_completed_total", topic=topic) == n,
+        10,
+        what="das_worker_tasks_completed_total == n",
+    )
     log = engine_client.history_external_task_log(processInstanceId=pid, successLog=True)
     assert len(log) == n
 
@@ -136,5 +163,9 @@ def test_heartbeat_keeps_the_lock_of_a_long_loop(engine_client, run_worker, uniq
     second = run_worker(topic, model="test/auto")  # would steal the task if the lock lapsed
     wait_for(lambda: finished(engine_client, [pid]), 60, what="long loop completed")
     assert end_of(engine_client, pid) == "ok"
-    wait_for(lambda: first.metrics.value("das_worker_tasks_completed_total", topic=topic) == 1, 10, what="das_worker_tasks_completed_total == 1")
+    wait_for(
+        lambda: first.metrics.value("das_worker_tasks_completed_total", topic=topic) == 1,
+        10,
+        what="das_worker_tasks_completed_total == 1",
+    )
     assert second.metrics.value("das_worker_tasks_fetched_total", topic=topic) == 0

@@ -30,9 +30,13 @@ def test_deploy_changed_only_and_definitions(engine_client: EngineClient, unique
     key, _ = deploy_test_process(engine_client, unique)
     again = engine_client.deploy(
         f"das-test-{unique}",
-        {f"client_test_{unique}.bpmn": (DATA / "client_test.bpmn").read_text()
-         .replace('id="das_client_test"', f'id="{key}"').replace("das-test-topic", f"das-test-{unique}")
-         .replace('id="das_client_msg"', f'id="das_client_msg_{unique}"')},
+        {
+            f"client_test_{unique}.bpmn": (DATA / "client_test.bpmn")
+            .read_text()
+            .replace('id="das_client_test"', f'id="{key}"')
+            .replace("das-test-topic", f"das-test-{unique}")
+            .replace('id="das_client_msg"', f'id="das_client_msg_{unique}"')
+        },
     )
     assert not again.get("deployedProcessDefinitions")  # unchanged -> nothing new
     defs = engine_client.process_definitions(key=key)
@@ -40,17 +44,24 @@ def test_deploy_changed_only_and_definitions(engine_client: EngineClient, unique
     deployments = engine_client.deployments(name=f"das-test-{unique}", source="das")
     assert len(deployments) >= 1 and deployments[0]["source"] == "das"
     xml = engine_client.process_definition_xml(key=key)
-    assert "camunda:type=\"external\"" in xml
+    assert 'camunda:type="external"' in xml
     assert engine_client.process_definition_xml(id=defs[0]["id"]) == xml
 
 
 def test_fetch_complete_and_history(engine_client: EngineClient, unique: str) -> None:
     key, topic = deploy_test_process(engine_client, unique)
-    ids = {engine_client.start_process(key, {"taskSpec": {"task_type": "t", "n": i}, "correlationId": f"c{i}",
-                                             "big": 2**40, "flag": True})["id"] for i in range(3)}
+    ids = {
+        engine_client.start_process(
+            key,
+            {"taskSpec": {"task_type": "t", "n": i}, "correlationId": f"c{i}", "big": 2**40, "flag": True},
+        )["id"]
+        for i in range(3)
+    }
     tasks = engine_client.fetch_and_lock(
-        "w1", [Topic(topic, 30_000, variables=["taskSpec", "correlationId"])],
-        max_tasks=5, async_response_timeout_ms=2000,
+        "w1",
+        [Topic(topic, 30_000, variables=["taskSpec", "correlationId"])],
+        max_tasks=5,
+        async_response_timeout_ms=2000,
     )
     assert {t.process_instance_id for t in tasks} == ids
     task = tasks[0]
@@ -58,8 +69,9 @@ def test_fetch_complete_and_history(engine_client: EngineClient, unique: str) ->
     assert task.variables["taskSpec"]["task_type"] == "t"  # Json parsed
     assert task.activity_id == "work" and task.topic == topic
     for t in tasks:
-        engine_client.complete(t.id, "w1", {"tdeResult": {"status": "succeeded", "ok": [1, 2]},
-                                            "tdeStatus": "succeeded"})
+        engine_client.complete(
+            t.id, "w1", {"tdeResult": {"status": "succeeded", "ok": [1, 2]}, "tdeStatus": "succeeded"}
+        )
     done = engine_client.history_process_instances(processDefinitionKey=key, finished=True)
     assert len(done) == 3 and all(p["state"] == "COMPLETED" for p in done)
     rows = engine_client.history_variables(processInstanceId=task.process_instance_id)
@@ -79,8 +91,9 @@ def test_failure_retries_then_incident(engine_client: EngineClient, unique: str)
     pid = engine_client.start_process(key)["id"]
     (task,) = engine_client.fetch_and_lock("w1", [topic], max_tasks=1)
     assert task.retries is None  # never failed yet
-    engine_client.handle_failure(task.id, "w1", "provider down", error_details="trace...",
-                                 retries=1, retry_timeout_ms=0)
+    engine_client.handle_failure(
+        task.id, "w1", "provider down", error_details="trace...", retries=1, retry_timeout_ms=0
+    )
     assert engine_client.incidents(processInstanceId=pid) == []
     (task,) = engine_client.fetch_and_lock("w1", [topic], max_tasks=1, async_response_timeout_ms=3000)
     assert task.retries == 1
@@ -103,8 +116,13 @@ def test_bpmn_error_routed_by_boundary(engine_client: EngineClient, unique: str)
     key, topic = deploy_test_process(engine_client, unique)
     pid = engine_client.start_process(key)["id"]
     (task,) = engine_client.fetch_and_lock("w1", [topic])
-    engine_client.handle_bpmn_error(task.id, "w1", "DAS_GUARDRAIL", "max_iterations reached",
-                                    {"tdeResult": Json({"stop_reason": "max_iterations"})})
+    engine_client.handle_bpmn_error(
+        task.id,
+        "w1",
+        "DAS_GUARDRAIL",
+        "max_iterations reached",
+        {"tdeResult": Json({"stop_reason": "max_iterations"})},
+    )
     acts = {a["activityId"] for a in engine_client.history_activity_instances(processInstanceId=pid)}
     assert "caught" in acts and "done" not in acts
     var = engine_client.history_variables(processInstanceId=pid, variableName="tdeResult")
@@ -145,8 +163,9 @@ def test_long_polling_returns_when_work_arrives(engine_client: EngineClient, uni
 def test_correlate_message(engine_client: EngineClient, unique: str) -> None:
     deploy_test_process(engine_client, unique)
     pid = engine_client.start_process(f"das_client_msg_{unique}", business_key=f"bk-{unique}")["id"]
-    result = engine_client.correlate_message("das-test-go", business_key=f"bk-{unique}",
-                                             variables={"answer": 42})
+    result = engine_client.correlate_message(
+        "das-test-go", business_key=f"bk-{unique}", variables={"answer": 42}
+    )
     assert result and result[0]["resultType"] == "Execution"
     hist = engine_client.history_process_instances(processInstanceId=pid)
     assert hist[0]["state"] == "COMPLETED"
@@ -168,8 +187,12 @@ def test_errors_are_typed(engine_client: EngineClient) -> None:
 
 def test_basic_auth(start_engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """A second engine with REST basic auth on: anonymous 401, admin user accepted."""
-    proc = start_engine(auth=True, admin_user="admin", admin_password="s3cret-pw",
-                        jdbc_url="jdbc:h2:mem:das-auth;DB_CLOSE_DELAY=-1")
+    proc = start_engine(
+        auth=True,
+        admin_user="admin",
+        admin_password="s3cret-pw",
+        jdbc_url="jdbc:h2:mem:das-auth;DB_CLOSE_DELAY=-1",
+    )
     with EngineClient(proc.url) as anon, pytest.raises(EngineError) as err:
         anon.deployments()
     assert err.value.status == 401

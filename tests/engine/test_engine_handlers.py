@@ -20,22 +20,43 @@ from das.errors import InvalidInput
 
 
 def task(retries=None, **variables) -> ExternalTask:
-    return ExternalTask.from_json({
-        "id": "t1", "topicName": "das-tde-probabilistic", "workerId": "w", "retries": retries,
-        "processInstanceId": "pi1", "activityId": "tde", "activityInstanceId": "tde:ai1",
-        "businessKey": None, "priority": 0,
-        "variables": {k: {"type": "Json", "value": json.dumps(v)} if isinstance(v, dict)
-                      else {"type": "String", "value": v} for k, v in variables.items()}})
+    return ExternalTask.from_json(
+        {
+            "id": "t1",
+            "topicName": "das-tde-probabilistic",
+            "workerId": "w",
+            "retries": retries,
+            "processInstanceId": "pi1",
+            "activityId": "tde",
+            "activityInstanceId": "tde:ai1",
+            "businessKey": None,
+            "priority": 0,
+            "variables": {
+                k: {"type": "Json", "value": json.dumps(v)}
+                if isinstance(v, dict)
+                else {"type": "String", "value": v}
+                for k, v in variables.items()
+            },
+        }
+    )
 
 
 def result(stop_reason: str, status: str = "failed") -> TdeResult:
     return TdeResult(status=status, stop_reason=stop_reason, message="why")
 
 
-@pytest.mark.parametrize("stop,code", [
-    ("max_iterations", "DAS_GUARDRAIL"), ("timeout", "DAS_GUARDRAIL"), ("max_tokens", "DAS_GUARDRAIL"),
-    ("max_cost_usd", "DAS_GUARDRAIL"), ("max_tool_calls", "DAS_GUARDRAIL"),
-    ("invalid_output", "DAS_INVALID_OUTPUT"), ("policy_denied", "DAS_POLICY_DENIED")])
+@pytest.mark.parametrize(
+    "stop,code",
+    [
+        ("max_iterations", "DAS_GUARDRAIL"),
+        ("timeout", "DAS_GUARDRAIL"),
+        ("max_tokens", "DAS_GUARDRAIL"),
+        ("max_cost_usd", "DAS_GUARDRAIL"),
+        ("max_tool_calls", "DAS_GUARDRAIL"),
+        ("invalid_output", "DAS_INVALID_OUTPUT"),
+        ("policy_denied", "DAS_POLICY_DENIED"),
+    ],
+)
 def test_stops_become_bpmn_errors_with_the_result(stop: str, code: str) -> None:
     out = outcome_for_result(task(), result(stop), Policy())
     assert out.kind == "bpmn_error" and out.error_code == code
@@ -99,26 +120,42 @@ def test_json_logs_mask_secret_values(monkeypatch) -> None:
     from das.engine.metrics import JsonFormatter
 
     monkeypatch.setenv("DAS_ENGINE_PASSWORD", "hunter2-very-secret")
-    record = logging.LogRecord("das.worker", logging.ERROR, __file__, 1, "failed: hunter2-very-secret", None, None)
+    record = logging.LogRecord(
+        "das.worker", logging.ERROR, __file__, 1, "failed: hunter2-very-secret", None, None
+    )
     record.error = "auth with hunter2-very-secret refused"
     line = JsonFormatter().format(record)
     assert "hunter2-very-secret" not in line and line.count("[SECRET]") == 2
 
 
 def test_a_drafted_step_builds_its_spec_from_the_registry_and_mapped_variables() -> None:
-    t = ExternalTask.from_json({
-        "id": "t1", "topicName": "das-tde-probabilistic", "workerId": "w", "retries": None,
-        "processInstanceId": "pi1", "activityId": "s1", "activityInstanceId": "s1:ai1", "businessKey": None,
-        "priority": 0, "variables": {
-            "taskType": {"type": "String", "value": "classify"},
-            "tdeInputs": {"type": "String", "value": '{"text": "ticketText", "labels": "labels"}'},
-            "tdeOutputs": {"type": "String", "value": '{"label": "ticketLabel"}'},
-            "ticketText": {"type": "String", "value": "charged twice"},
-            "labels": {"type": "Json", "value": '["billing", "other"]'},
-            "correlationId": {"type": "String", "value": "c-9"}}})
+    t = ExternalTask.from_json(
+        {
+            "id": "t1",
+            "topicName": "das-tde-probabilistic",
+            "workerId": "w",
+            "retries": None,
+            "processInstanceId": "pi1",
+            "activityId": "s1",
+            "activityInstanceId": "s1:ai1",
+            "businessKey": None,
+            "priority": 0,
+            "variables": {
+                "taskType": {"type": "String", "value": "classify"},
+                "tdeInputs": {"type": "String", "value": '{"text": "ticketText", "labels": "labels"}'},
+                "tdeOutputs": {"type": "String", "value": '{"label": "ticketLabel"}'},
+                "ticketText": {"type": "String", "value": "charged twice"},
+                "labels": {"type": "Json", "value": '["billing", "other"]'},
+                "correlationId": {"type": "String", "value": "c-9"},
+            },
+        }
+    )
     spec = parse_task_spec(t, correlation_of(t))
-    assert (spec.task_type, spec.inputs, spec.correlation_id) == ("classify", {"text": "charged twice",
-                                                                              "labels": ["billing", "other"]}, "c-9")
+    assert (spec.task_type, spec.inputs, spec.correlation_id) == (
+        "classify",
+        {"text": "charged twice", "labels": ["billing", "other"]},
+        "c-9",
+    )
     assert spec.idempotency_key == "s1:ai1" and spec.prompt
     from das.engine.step_spec import mapped_outputs
 
@@ -135,17 +172,30 @@ def test_a_conflicting_correlation_id_in_a_task_spec_is_not_used() -> None:
 def test_a_step_whose_mapped_inputs_fail_the_schema_is_a_bpmn_error(das_home) -> None:
     from das.engine.handlers import HandlerContext, handle_tde
 
-    t = ExternalTask.from_json({
-        "id": "t1", "topicName": "das-tde-probabilistic", "workerId": "w", "retries": None,
-        "processInstanceId": "pi1", "activityId": "s1", "activityInstanceId": "s1:ai1", "businessKey": None,
-        "priority": 0, "variables": {"taskType": {"type": "String", "value": "classify"},
-                                     "tdeInputs": {"type": "String", "value": '{"text": "missing"}'}}})
+    t = ExternalTask.from_json(
+        {
+            "id": "t1",
+            "topicName": "das-tde-probabilistic",
+            "workerId": "w",
+            "retries": None,
+            "processInstanceId": "pi1",
+            "activityId": "s1",
+            "activityInstanceId": "s1:ai1",
+            "businessKey": None,
+            "priority": 0,
+            "variables": {
+                "taskType": {"type": "String", "value": "classify"},
+                "tdeInputs": {"type": "String", "value": '{"text": "missing"}'},
+            },
+        }
+    )
     out = handle_tde(t, HandlerContext(model="test/auto"))
     assert (out.kind, out.error_code) == ("bpmn_error", "DAS_INVALID_INPUT") and "inputs" in out.message
 
 
 def test_a_steps_own_retries_and_backoff_are_honoured() -> None:
     """What a nightly add_retry refactor writes (retries, retryBackoff) is what the worker uses."""
+
     def step(**variables: str) -> ExternalTask:
         t = task()
         t.variables.update(variables)
@@ -171,16 +221,25 @@ def test_step_outputs_never_overwrite_control_variables() -> None:
         return t
 
     for target in ("tdeNeedsReview", "tdeStatus", "correlationId", "taskSpec"):
-        out = handle_tde(step(taskType="classify", tdeInputs="{}", tdeOutputs=f'{{"label": "{target}"}}'),
-                         HandlerContext(model="test/auto"))
+        out = handle_tde(
+            step(taskType="classify", tdeInputs="{}", tdeOutputs=f'{{"label": "{target}"}}'),
+            HandlerContext(model="test/auto"),
+        )
         assert (out.kind, out.error_code) == ("bpmn_error", "DAS_INVALID_INPUT") and target in out.message
-    hijack = step(taskType="classify", tdeInputs='{"text": "t", "labels": "l"}', t="x", l=["a", "b"],
-                  taskSpec={"task_type": "summarize", "prompt": "say hi"})
+    hijack = step(
+        taskType="classify",
+        tdeInputs='{"text": "t", "labels": "l"}',
+        t="x",
+        l=["a", "b"],
+        taskSpec={"task_type": "summarize", "prompt": "say hi"},
+    )
     spec = parse_task_spec(hijack, correlation_of(hijack))
     assert spec.task_type == "classify" and spec.prompt != "say hi"
 
 
-def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fails_loudly(das_home, tmp_path):
+def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fails_loudly(
+    das_home, tmp_path
+):
     """A loop that POSTed and then ran out of iterations: compensate_required (completed, so the
     template routes to compensation); das-tde-compensate without an adapter is an incident that
     lists the effect; with the entry's compensating adapter it completes."""
@@ -198,14 +257,22 @@ def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fa
     facts = FakeFacts()
     facts.instances["pi1"] = {"id": "pi1", "rootProcessInstanceId": "pi1", "superProcessInstanceId": None}
     namespace = facts.scope("pi1").namespace  # the worker runs the loop under the task's namespace
-    box = {**registry.TOOLS, "pay": Tool("pay", "pays", {"type": "object"}, lambda ctx, args: {"paid": True},
-                                         side_effecting=True)}
+    box = {
+        **registry.TOOLS,
+        "pay": Tool("pay", "pays", {"type": "object"}, lambda ctx, args: {"paid": True}, side_effecting=True),
+    }
     ops = tmp_path / "ops.yaml"
     ops.write_text("allowed_tools: [finish, pay]\nmax_iterations: 2\n")
-    model = register_script("pay-then-loop", [{"tool_calls": [{"name": "pay", "arguments": {"n": 1}}]},
-                                              {"text": "thinking"}])
-    res = run_tde(TaskSpec(task_type="payer", prompt="pay", idempotency_key="comp-1"), model=model,
-                  policy_file=str(ops), tools=box, namespace=namespace)
+    model = register_script(
+        "pay-then-loop", [{"tool_calls": [{"name": "pay", "arguments": {"n": 1}}]}, {"text": "thinking"}]
+    )
+    res = run_tde(
+        TaskSpec(task_type="payer", prompt="pay", idempotency_key="comp-1"),
+        model=model,
+        policy_file=str(ops),
+        tools=box,
+        namespace=namespace,
+    )
     assert (res.status, res.stop_reason) == ("compensate_required", "max_iterations")
     out = outcome_for_result(task(), res, Policy())
     assert out.kind == "complete" and out.variables["tdeStatus"] == "compensate_required"
@@ -219,13 +286,21 @@ def test_a_stop_after_a_side_effect_requires_compensation_and_the_compensator_fa
     assert loud.kind == "failure" and loud.retries == 0 and "by hand" in loud.message
     assert f"{scoped_key(namespace, 'comp-1')}:" in loud.message
     undone = []
-    refund = Tool("refund_for_tests", "refunds", {"type": "object"},
-                  lambda ctx, args: undone.append(args["effects"]) or {"ok": True})
+    refund = Tool(
+        "refund_for_tests",
+        "refunds",
+        {"type": "object"},
+        lambda ctx, args: undone.append(args["effects"]) or {"ok": True},
+    )
     (das_home / "tde").mkdir(parents=True, exist_ok=True)
-    (das_home / "tde" / "payer.yaml").write_text(yaml.safe_dump({
-        "task_type": "payer", "executor": {"kind": "probabilistic", "compensate": "refund_for_tests"}}))
-    done = handle_compensate(comp_task(), HandlerContext(adapters={**adapters(), "refund_for_tests": refund},
-                                                         facts=facts))
+    (das_home / "tde" / "payer.yaml").write_text(
+        yaml.safe_dump(
+            {"task_type": "payer", "executor": {"kind": "probabilistic", "compensate": "refund_for_tests"}}
+        )
+    )
+    done = handle_compensate(
+        comp_task(), HandlerContext(adapters={**adapters(), "refund_for_tests": refund}, facts=facts)
+    )
     assert done.kind == "complete" and done.variables["tdeStatus"] == "compensated"
     assert undone and undone[0][0]["tool"] == "pay"
 

@@ -23,8 +23,17 @@ from das.evals.behaviour import (
 
 CASES = load_cases()
 BY_KEY = {c["key"]: c for c in CASES}
-ACTIVITIES = {"task", "serviceTask", "userTask", "sendTask", "receiveTask", "scriptTask", "businessRuleTask",
-              "manualTask", "callActivity"}
+ACTIVITIES = {
+    "task",
+    "serviceTask",
+    "userTask",
+    "sendTask",
+    "receiveTask",
+    "scriptTask",
+    "businessRuleTask",
+    "manualTask",
+    "callActivity",
+}
 
 
 def _case_xml(key: str, edit: Any = None) -> str:
@@ -54,7 +63,9 @@ def test_reference_scores_one_against_itself_and_is_saturated(case: dict[str, An
     assert (s.fitness, s.precision, s.f_score, s.trace_fitness) == (1.0, 1.0, 1.0, 1.0)
     assert s.note is None and s.variants_candidate == s.variants_reference
     # not an artefact of equal seeds: every activity is visited at the default runs...
-    labels = {n.name or n.id for n in parse(xml.encode(), name="r.bpmn").nodes.values() if n.type in ACTIVITIES}
+    labels = {
+        n.name or n.id for n in parse(xml.encode(), name="r.bpmn").nodes.values() if n.type in ACTIVITIES
+    }
     assert labels == {a for v in s.variants_reference for a in v}
     # ...and another seed yields the same footprint (200 runs saturate it)
     assert footprint(trace_variants(xml, seed=1)) == footprint(s.variants_reference)
@@ -62,9 +73,11 @@ def test_reference_scores_one_against_itself_and_is_saturated(case: dict[str, An
 
 def test_cases_that_branch_on_less_than_reach_both_sides() -> None:
     """The simulator's sampler offers no value below a compared literal; ``_widen`` adds one."""
-    for key, label in [("loan_precheck", "Reject application"),
-                       ("document_classification", "Clerk reviews classification"),
-                       ("insurance_claim_triage", "Pay claim")]:
+    for key, label in [
+        ("loan_precheck", "Reject application"),
+        ("document_classification", "Clerk reviews classification"),
+        ("insurance_claim_triage", "Pay claim"),
+    ]:
         variants = trace_variants(reference_xml(BY_KEY[key]))
         assert any(label in v for v in variants), key
         assert any(label not in v for v in variants), key
@@ -101,8 +114,12 @@ def test_extra_parallel_task_lowers_precision() -> None:
 
 def test_extra_alternative_task_lowers_precision() -> None:
     def add_alternative(ref: dict[str, Any]) -> None:
-        ref["steps"][3]["branches"].append({"condition": {"variable": "escalate", "op": "==", "value": True},
-                                            "steps": [_ext("Escalate to CFO")]})
+        ref["steps"][3]["branches"].append(
+            {
+                "condition": {"variable": "escalate", "op": "==", "value": True},
+                "steps": [_ext("Escalate to CFO")],
+            }
+        )
 
     ref = reference_xml(BY_KEY["invoice_approval"])
     s = behaviour_scores(_case_xml("invoice_approval", add_alternative), ref)
@@ -147,8 +164,9 @@ def _reverse(ref: dict[str, Any]) -> None:
     ref["steps"].reverse()
 
 
-@pytest.mark.parametrize("key", ["invoice_approval", "purchase_order", "kyc_check", "customer_complaint",
-                                 "payment_run"])
+@pytest.mark.parametrize(
+    "key", ["invoice_approval", "purchase_order", "kyc_check", "customer_complaint", "payment_run"]
+)
 def test_reversed_reference_steps_score_low(key: str) -> None:
     s = behaviour_scores(_case_xml(key, _reverse), reference_xml(BY_KEY[key]))
     assert s.f_score <= 0.25 and s.trace_fitness == 0.0
@@ -168,12 +186,23 @@ def test_footprint_has_start_and_end() -> None:
     assert footprint({("a", "b")}) == {(START, "a"), ("a", "b"), ("b", END)}
     assert footprint({()}) == {(START, END)}
     assert footprint(set()) == set()
-    assert footprint({("a", "b"), ("b", "a")}) == {(START, "a"), (START, "b"), ("a", "b"), ("b", "a"),
-                                                   ("a", END), ("b", END)}
+    assert footprint({("a", "b"), ("b", "a")}) == {
+        (START, "a"),
+        (START, "b"),
+        ("a", "b"),
+        ("b", "a"),
+        ("a", END),
+        ("b", END),
+    }
 
 
 def test_align_labels_is_greedy_one_to_one_within_a_family() -> None:
-    cand = {"Approve invoices": "task", "Approve the invoice": "task", "Review contract": "task", "Pay": "task"}
+    cand = {
+        "Approve invoices": "task",
+        "Approve the invoice": "task",
+        "Review contract": "task",
+        "Pay": "task",
+    }
     ref = {"Approve invoice": "task", "Review contract": "call", "Pay supplier": "task"}
     # both "Approve ..." labels have Jaccard 1.0; the first in draft order wins; a task never
     # matches a call activity; "Pay" / "Pay supplier" is exactly 0.5
@@ -181,9 +210,19 @@ def test_align_labels_is_greedy_one_to_one_within_a_family() -> None:
 
 
 def test_unmatched_label_equal_to_a_reference_label_stays_distinct() -> None:
-    ref_xml = compile_to_xml({"key": "p", "name": "P", "steps": [
-        _ext("Approve invoice"), {"type": "call", "name": "Review contract", "process_key": "p"}]})
-    cand_xml = compile_to_xml({"key": "p", "name": "P", "steps": [_ext("Approve invoice"), _ext("Review contract")]})
+    ref_xml = compile_to_xml(
+        {
+            "key": "p",
+            "name": "P",
+            "steps": [
+                _ext("Approve invoice"),
+                {"type": "call", "name": "Review contract", "process_key": "p"},
+            ],
+        }
+    )
+    cand_xml = compile_to_xml(
+        {"key": "p", "name": "P", "steps": [_ext("Approve invoice"), _ext("Review contract")]}
+    )
     s = behaviour_scores(cand_xml, ref_xml)
     assert s.variants_candidate == {("Approve invoice", "Review contract [draft]")}
     assert s.fitness == round(1 / 3, 4) and s.precision == round(1 / 3, 4)  # only (▶, Approve invoice)
@@ -224,8 +263,11 @@ UNMATCHED_JOIN = """<?xml version="1.0" encoding="UTF-8"?>
 </definitions>"""
 
 
-@pytest.mark.parametrize("bad", ["", "not xml at all", "<definitions/>", UNMATCHED_JOIN],
-                         ids=["empty", "text", "not-bpmn", "unmatched-join"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "not xml at all", "<definitions/>", UNMATCHED_JOIN],
+    ids=["empty", "text", "not-bpmn", "unmatched-join"],
+)
 def test_unsimulatable_candidate_scores_zero_with_a_note(bad: str) -> None:
     ref = _seq_xml(["A", "B"])
     s = behaviour_scores(bad, ref, runs=20)
@@ -252,17 +294,39 @@ def test_simulator_records_traces_only_when_asked() -> None:
 
 
 def test_two_hundred_runs_of_a_ten_task_model_are_fast() -> None:
-    steps = [_ext("Receive order"), _ext("Check customer"),
-             {"type": "parallel", "name": "Prepare", "branches": [
-                 {"steps": [_ext("Pick items"), _ext("Pack items")]},
-                 {"steps": [_ext("Create invoice"), _ext("Send invoice")]}]},
-             {"type": "choice", "name": "Express?", "branches": [
-                 {"condition": {"variable": "express", "op": "==", "value": True}, "steps": [_ext("Book courier")]}],
-              "default": {"steps": [_ext("Book carrier")]}},
-             _ext("Ship order"), _ext("Notify customer")]
+    steps = [
+        _ext("Receive order"),
+        _ext("Check customer"),
+        {
+            "type": "parallel",
+            "name": "Prepare",
+            "branches": [
+                {"steps": [_ext("Pick items"), _ext("Pack items")]},
+                {"steps": [_ext("Create invoice"), _ext("Send invoice")]},
+            ],
+        },
+        {
+            "type": "choice",
+            "name": "Express?",
+            "branches": [
+                {
+                    "condition": {"variable": "express", "op": "==", "value": True},
+                    "steps": [_ext("Book courier")],
+                }
+            ],
+            "default": {"steps": [_ext("Book carrier")]},
+        },
+        _ext("Ship order"),
+        _ext("Notify customer"),
+    ]
     xml = compile_to_xml({"key": "ten", "name": "Ten tasks", "steps": steps})
     started = time.perf_counter()
     variants = trace_variants(xml, runs=200)
     elapsed = time.perf_counter() - started
-    assert {a for v in variants for a in v} >= {"Receive order", "Book courier", "Book carrier", "Notify customer"}
+    assert {a for v in variants for a in v} >= {
+        "Receive order",
+        "Book courier",
+        "Book carrier",
+        "Notify customer",
+    }
     assert elapsed < 3.0, f"200 runs took {elapsed:.2f} s"

@@ -128,34 +128,72 @@ SCORER_CASES = [
     ({"path": "ok", "equals": True}, {"ok": True}, {"ok": 1}),
     ({"path": "a.b", "equals": "x1"}, {"a": {"b": "X1"}}, {"a": {"c": "x1"}}),
     ({"path": "items.1", "equals": "b"}, {"items": ["a", "b"]}, {"items": ["b"]}),
-    ({"path": "iban", "one_of": ["DE89370400440532013000", "DE89 3704 0044 0532 0130 00"]},
-     {"iban": "de89 3704 0044 0532 0130 00"}, {"iban": "DE89370400440532013001"}),
+    (
+        {"path": "iban", "one_of": ["DE89370400440532013000", "DE89 3704 0044 0532 0130 00"]},
+        {"iban": "de89 3704 0044 0532 0130 00"},
+        {"iban": "DE89370400440532013001"},
+    ),
     ({"path": "amount", "one_of": [20, 20.5]}, {"amount": 20.5}, {"amount": 21}),
     ({"path": "steps", "count": 3}, {"steps": ["a", "b", "c"]}, {"steps": ["a", "b"]}),
     ({"path": "steps", "count": 3}, {"steps": ["a", "b", "c"]}, {"steps": "a b c"}),
-    ({"path": "steps", "each_min_words": 2}, {"steps": ["Check invoice", "Pay it now"]},
-     {"steps": ["Check invoice", "Pay"]}),
+    (
+        {"path": "steps", "each_min_words": 2},
+        {"steps": ["Check invoice", "Pay it now"]},
+        {"steps": ["Check invoice", "Pay"]},
+    ),
     ({"path": "steps", "each_min_words": 2}, {"steps": ["Check invoice"]}, {"steps": []}),
-    ({"path": "summary", "each_min_words": 3}, {"summary": "Pay the supplier"}, {"summary": "Pay - supplier"}),
-    ({"path": "steps", "mentions_any": ["invoice"]}, {"steps": ["Check the Invoices", "Pay"]},
-     {"steps": ["Check the order", "Pay"]}),
-    ({"path": "steps", "mentions_any": ["hr", "payroll"]}, {"steps": ["Ask HR"]}, {"steps": ["Wait three days"]}),
-    ({"path": "summary", "mentions_any": ["refund"]}, {"summary": "Refund issued"}, {"summary": "Order shipped"}),
-    ({"path": "steps", "contains_all": ["INV-4410", "Nordwind"]}, {"steps": ["Check inv-4410", "Pay Nordwind GmbH"]},
-     {"steps": ["Check INV-4410", "Pay the supplier"]}),
-    ({"path": "summary", "contains_all": ["30 June"]}, {"summary": "Due on 30  june."}, {"summary": "Due on 30 July"}),
-    ({"path": "steps", "no_placeholder": True}, {"steps": ["Step 1: check the invoice", "Pay it"]},
-     {"steps": ["Check the invoice", "..."]}),
+    (
+        {"path": "summary", "each_min_words": 3},
+        {"summary": "Pay the supplier"},
+        {"summary": "Pay - supplier"},
+    ),
+    (
+        {"path": "steps", "mentions_any": ["invoice"]},
+        {"steps": ["Check the Invoices", "Pay"]},
+        {"steps": ["Check the order", "Pay"]},
+    ),
+    (
+        {"path": "steps", "mentions_any": ["hr", "payroll"]},
+        {"steps": ["Ask HR"]},
+        {"steps": ["Wait three days"]},
+    ),
+    (
+        {"path": "summary", "mentions_any": ["refund"]},
+        {"summary": "Refund issued"},
+        {"summary": "Order shipped"},
+    ),
+    (
+        {"path": "steps", "contains_all": ["INV-4410", "Nordwind"]},
+        {"steps": ["Check inv-4410", "Pay Nordwind GmbH"]},
+        {"steps": ["Check INV-4410", "Pay the supplier"]},
+    ),
+    (
+        {"path": "summary", "contains_all": ["30 June"]},
+        {"summary": "Due on 30  june."},
+        {"summary": "Due on 30 July"},
+    ),
+    (
+        {"path": "steps", "no_placeholder": True},
+        {"steps": ["Step 1: check the invoice", "Pay it"]},
+        {"steps": ["Check the invoice", "..."]},
+    ),
     ({"path": "steps", "no_placeholder": True}, {"steps": ["Verify the amount"]}, {"steps": []}),
-    ({"path": "steps", "no_placeholder": True}, {"steps": ["Verify the amount"]}, {"steps": ["Verify", None]}),
+    (
+        {"path": "steps", "no_placeholder": True},
+        {"steps": ["Verify the amount"]},
+        {"steps": ["Verify", None]},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("raw", "right", "wrong"), SCORER_CASES,
-                         ids=[f"{c['path']}-{next(k for k in c if k != 'path')}-{i}" for i, (c, _, _) in
-                              enumerate(SCORER_CASES)])
-def test_scorer_passes_right_and_fails_wrong(raw: dict[str, Any], right: dict[str, Any],
-                                             wrong: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("raw", "right", "wrong"),
+    SCORER_CASES,
+    ids=[f"{c['path']}-{next(k for k in c if k != 'path')}-{i}" for i, (c, _, _) in enumerate(SCORER_CASES)],
+)
+def test_scorer_passes_right_and_fails_wrong(
+    raw: dict[str, Any], right: dict[str, Any], wrong: dict[str, Any]
+) -> None:
     check = Check.model_validate(raw)
     passed = score_check(right, check)
     assert passed.passed, passed.detail
@@ -166,7 +204,15 @@ def test_scorer_passes_right_and_fails_wrong(raw: dict[str, Any], right: dict[st
 
 def test_every_check_kind_is_covered_by_the_scorer_tests() -> None:
     covered = {Check.model_validate(raw).kind for raw, _, _ in SCORER_CASES}
-    assert covered == {"equals", "one_of", "count", "each_min_words", "mentions_any", "contains_all", "no_placeholder"}
+    assert covered == {
+        "equals",
+        "one_of",
+        "count",
+        "each_min_words",
+        "mentions_any",
+        "contains_all",
+        "no_placeholder",
+    }
 
 
 @pytest.mark.parametrize("junk", ['finish.outputs:[{"', "Check the invoice...", "n/a", None])
@@ -177,20 +223,25 @@ def test_the_scorer_uses_the_loops_placeholder_rule(junk: Any) -> None:
 
 
 def test_a_missing_path_fails_with_a_reason() -> None:
-    results = score({"label": "billing"}, [Check(path="labels", equals="billing"), Check(path="label.x", count=1)])
+    results = score(
+        {"label": "billing"}, [Check(path="labels", equals="billing"), Check(path="label.x", count=1)]
+    )
     assert [r.passed for r in results] == [False, False]
     assert all("no value" in r.detail for r in results)
 
 
-@pytest.mark.parametrize("raw", [
-    {"path": "a"},
-    {"path": "a", "equals": 1, "count": 1},
-    {"path": "a", "count": 1, "tolerance": 0.1},
-    {"path": "a", "mentions_any": []},
-    {"path": "a", "mentions_any": [" "]},
-    {"path": "a", "no_placeholder": False},
-    {"path": "a", "equal": 1},
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"path": "a"},
+        {"path": "a", "equals": 1, "count": 1},
+        {"path": "a", "count": 1, "tolerance": 0.1},
+        {"path": "a", "mentions_any": []},
+        {"path": "a", "mentions_any": [" "]},
+        {"path": "a", "no_placeholder": False},
+        {"path": "a", "equal": 1},
+    ],
+)
 def test_malformed_checks_are_refused(raw: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Check.model_validate(raw)
@@ -218,7 +269,11 @@ def test_a_run_counts_right_and_schema_valid_wrong_answers_apart(tmp_path: Path)
     assert not wrong.right
     assert wrong.outputs == {"label": "billing"}
     assert wrong.failed_checks == ["label == 'technical' (got 'billing')"]
-    assert report.summary.cases == 2 and report.summary.succeeded_rate == 1.0 and report.summary.right_rate == 0.5
+    assert (
+        report.summary.cases == 2
+        and report.summary.succeeded_rate == 1.0
+        and report.summary.right_rate == 0.5
+    )
     assert report.summary.total_tokens == 30 and report.summary.by_kind["classification"]["right_rate"] == 0.5
     text = render_tde_eval(report)
     assert "classify_ticket_technical" in text and "label == 'technical'" in text and "right 50%" in text
@@ -226,16 +281,33 @@ def test_a_run_counts_right_and_schema_valid_wrong_answers_apart(tmp_path: Path)
 
 def test_a_right_plan_and_a_placeholder_plan(tmp_path: Path) -> None:
     case = next(c for c in CASES if c.id == "plan_invoice_approval")
-    right = register_script("eval-plan-right", [finish_with({"steps": [
-        "Match the invoice to the purchase order", "Check amounts and VAT", "Approve it in the ERP system"]})])
+    right = register_script(
+        "eval-plan-right",
+        [
+            finish_with(
+                {
+                    "steps": [
+                        "Match the invoice to the purchase order",
+                        "Check amounts and VAT",
+                        "Approve it in the ERP system",
+                    ]
+                }
+            )
+        ],
+    )
     row = run_case(case, right)
     assert row.status == "succeeded" and row.right, row.failed_checks
     assert row.iterations == 1 and row.tokens == 15 and row.latency_s > 0
-    off_topic = register_script("eval-plan-off-topic", [finish_with({"steps": [
-        "Open the mailbox", "Read the news", "Lock the door", "Go home early"]})])
+    off_topic = register_script(
+        "eval-plan-off-topic",
+        [finish_with({"steps": ["Open the mailbox", "Read the news", "Lock the door", "Go home early"]})],
+    )
     row = run_case(case, off_topic)
     assert row.status == "succeeded" and not row.right
-    assert {f.split(" (")[0] for f in row.failed_checks} == {"len(steps) == 3", "steps mentions any of ['invoice']"}
+    assert {f.split(" (")[0] for f in row.failed_checks} == {
+        "len(steps) == 3",
+        "steps mentions any of ['invoice']",
+    }
     lazy = register_script("eval-plan-lazy", [finish_with({"steps": ["step 1", "step 2", "..."]})])
     row = run_case(case, lazy)
     assert not row.right
@@ -246,8 +318,10 @@ def test_a_right_plan_and_a_placeholder_plan(tmp_path: Path) -> None:
 def test_a_repaired_answer_counts_and_a_failed_loop_is_never_right() -> None:
     case = next(c for c in CASES if c.id == "extract_invoice_total")
     right = {"invoice_number": "INV-2024-0173", "total_due": 1190}
-    repaired = register_script("eval-repairs", [finish_with({"invoice_number": "INV-2024-0173", "total_due": "1,190"}),
-                                                 finish_with(right)])
+    repaired = register_script(
+        "eval-repairs",
+        [finish_with({"invoice_number": "INV-2024-0173", "total_due": "1,190"}), finish_with(right)],
+    )
     row = run_case(case, repaired)
     assert row.status == "succeeded" and row.right and row.iterations == 2
     never_valid = register_script("eval-never-valid", [finish_with({"total_due": 1190})])
@@ -285,8 +359,13 @@ def test_a_failing_case_is_an_error_row_not_a_crash(tmp_path: Path, monkeypatch:
 
 def test_the_operator_policy_file_reaches_the_loop(tmp_path: Path) -> None:
     case = next(c for c in CASES if c.id == "extract_invoice_total")
-    repaired = register_script("eval-needs-two", [finish_with({"invoice_number": "INV-2024-0173"}),
-                                                   finish_with({"invoice_number": "INV-2024-0173", "total_due": 1190})])
+    repaired = register_script(
+        "eval-needs-two",
+        [
+            finish_with({"invoice_number": "INV-2024-0173"}),
+            finish_with({"invoice_number": "INV-2024-0173", "total_due": 1190}),
+        ],
+    )
     assert run_case(case, repaired).right
     operator = tmp_path / "operator.yaml"
     operator.write_text("max_tokens: 20\n")  # the script reports 15 tokens a call

@@ -36,9 +36,17 @@ def tiny(tmp_path, monkeypatch):
     site = tmp_path / "site"
     parts = _fake_parts(site, "tinyfake", chunks)
     monkeypatch.syspath_prepend(str(site))
-    model = LocalModel(name="tiny", title="Tiny test model", filename="tiny.gguf", size=len(whole),
-                       sha256=hashlib.sha256(whole).hexdigest(), licence="Apache-2.0", source="test", parts=parts,
-                       requirements="tiny.requirements.txt")
+    model = LocalModel(
+        name="tiny",
+        title="Tiny test model",
+        filename="tiny.gguf",
+        size=len(whole),
+        sha256=hashlib.sha256(whole).hexdigest(),
+        licence="Apache-2.0",
+        source="test",
+        parts=parts,
+        requirements="tiny.requirements.txt",
+    )
     monkeypatch.setitem(modelstore.CATALOG, "tiny", model)
     monkeypatch.setenv("DAS_MODEL_DIR", str(tmp_path / "models"))
     return model, whole
@@ -60,7 +68,11 @@ def test_a_corrupted_joined_file_is_refused_with_exit_4(tiny):
     path.write_bytes(bytes(data))
     with pytest.raises(InvalidInput) as err:
         modelstore.verify("tiny")
-    assert err.value.exit_code == 4 and "sha256" in err.value.message and "das models install tiny" in err.value.message
+    assert (
+        err.value.exit_code == 4
+        and "sha256" in err.value.message
+        and "das models install tiny" in err.value.message
+    )
     assert modelstore.status("tiny", check=True).hash_status == "mismatch"
 
 
@@ -81,7 +93,9 @@ def test_parts_that_do_not_join_to_the_pinned_file_are_refused_and_nothing_is_le
 
 def test_missing_part_packages_name_the_requirements_file(tiny, monkeypatch):
     model, _ = tiny
-    monkeypatch.setitem(modelstore.CATALOG, "tiny", LocalModel(**{**model.__dict__, "parts": (*model.parts, "nope-part9")}))
+    monkeypatch.setitem(
+        modelstore.CATALOG, "tiny", LocalModel(**{**model.__dict__, "parts": (*model.parts, "nope-part9")})
+    )
     with pytest.raises(UsageError, match="--require-hashes -r models/tiny.requirements.txt"):
         modelstore.install("tiny")
 
@@ -94,7 +108,9 @@ def test_loading_a_local_model_checks_the_file_first(tiny):
     path = modelstore.install("tiny")
     path.write_bytes(b"\0" * path.stat().st_size)
     with pytest.raises(InvalidInput):
-        gateway.complete("local/tiny", [{"role": "user", "content": "hi"}], policy=service_policy("das_author"))
+        gateway.complete(
+            "local/tiny", [{"role": "user", "content": "hi"}], policy=service_policy("das_author")
+        )
 
 
 def test_every_pinned_requirements_file_pins_each_part_by_hash():
@@ -116,8 +132,13 @@ def test_cli_refuses_a_wrong_file_of_the_right_size(tmp_path):
     with open(fake, "wb") as fh:
         fh.truncate(model.size)  # sparse: the size matches, the content does not
     env = {**os.environ, "DAS_MODEL_DIR": str(fake.parent)}
-    out = subprocess.run([sys.executable, "-m", "das", "models", "verify", model.name], env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "das", "models", "verify", model.name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 4, out.stderr
     assert model.sha256 in out.stderr and "refusing" in out.stderr
 
@@ -128,6 +149,8 @@ def test_the_default_model_is_installed_and_verified():
 
     name = DEFAULT_MODEL.split("/", 1)[1]
     if modelstore.joined_path(name) is None:
-        missing("DAS_REQUIRE_LOCAL_MODEL", f"{DEFAULT_MODEL} is not installed (scripts/install.sh installs it)")
+        missing(
+            "DAS_REQUIRE_LOCAL_MODEL", f"{DEFAULT_MODEL} is not installed (scripts/install.sh installs it)"
+        )
     path = modelstore.verify(name, force=True)
     assert path.stat().st_size == modelstore.CATALOG[name].size

@@ -21,26 +21,44 @@ def test_a_catastrophic_pattern_runs_in_linear_time() -> None:
     assert time.perf_counter() - start < 1
 
 
-@pytest.mark.parametrize("schema", [
-    {"type": "string", "pattern": r"^(a+)\1$"},  # backreference
-    {"type": "string", "pattern": r"^(?=a)a$"},  # lookahead
-    {"type": "object", "patternProperties": {r"(?<!x)y": {}}},  # lookbehind in a key
-    {"properties": {"a": {"patternProperties": {"^x": {}}}}, "unevaluatedProperties": False},
-])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": r"^(a+)\1$"},  # backreference
+        {"type": "string", "pattern": r"^(?=a)a$"},  # lookahead
+        {"type": "object", "patternProperties": {r"(?<!x)y": {}}},  # lookbehind in a key
+        {"properties": {"a": {"patternProperties": {"^x": {}}}}, "unevaluatedProperties": False},
+    ],
+)
 def test_patterns_that_need_backtracking_are_refused(schema: dict) -> None:
     with pytest.raises(jsonschema.SchemaError):
         validator_for(schema)
 
 
-@pytest.mark.parametrize("schema,instance", [
-    ({"type": "object", "patternProperties": {"^x_": {"type": "integer"}}, "additionalProperties": False},
-     {"x_a": 1, "x_b": "no", "other": 1}),
-    ({"type": "object", "properties": {"a": {}}, "additionalProperties": {"type": "string"}}, {"a": 1, "b": 2}),
-    ({"type": "object", "properties": {"a": {}}, "additionalProperties": False}, {"a": 1, "b": 2, "c": 3}),
-    ({"type": "object", "propertyNames": {"pattern": "^[a-z]+$"}}, {"ok": 1, "Not": 2}),
-    ({"type": "string", "pattern": "\\u00e9"}, "caf\u00e9"),
-    ({"type": "array", "items": {"type": "string", "pattern": "^\\d{3}$"}}, ["123", "12a"]),
-])
+@pytest.mark.parametrize(
+    "schema,instance",
+    [
+        (
+            {
+                "type": "object",
+                "patternProperties": {"^x_": {"type": "integer"}},
+                "additionalProperties": False,
+            },
+            {"x_a": 1, "x_b": "no", "other": 1},
+        ),
+        (
+            {"type": "object", "properties": {"a": {}}, "additionalProperties": {"type": "string"}},
+            {"a": 1, "b": 2},
+        ),
+        (
+            {"type": "object", "properties": {"a": {}}, "additionalProperties": False},
+            {"a": 1, "b": 2, "c": 3},
+        ),
+        ({"type": "object", "propertyNames": {"pattern": "^[a-z]+$"}}, {"ok": 1, "Not": 2}),
+        ({"type": "string", "pattern": "\\u00e9"}, "caf\u00e9"),
+        ({"type": "array", "items": {"type": "string", "pattern": "^\\d{3}$"}}, ["123", "12a"]),
+    ],
+)
 def test_answers_match_the_reference_validator(schema: dict, instance: object) -> None:
     reference = sorted(e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(instance))
     assert sorted(messages(schema, instance)) == reference
@@ -76,14 +94,17 @@ def test_a_property_named_pattern_properties_is_a_subschema_not_a_regex_map() ->
     assert messages(schema, {"patternProperties": {"y": 1}}) == []
 
 
-@pytest.mark.parametrize("pattern,says", [
-    (r"^.{0,5000}$", "maxLength"),  # RE2 repeats stop at 1000: say what to write instead
-    (r"^[A-Za-z0-9+/]{4,4096}={0,2}$", "maxLength"),
-    (r"^(?=a)", "lookahead"),
-    (r"^(a)\1$", "backreferences"),
-    (r"^[^]*$", r"[\s\S]"),
-    (r"^\cJ$", r"\x{HHHH}"),
-])
+@pytest.mark.parametrize(
+    "pattern,says",
+    [
+        (r"^.{0,5000}$", "maxLength"),  # RE2 repeats stop at 1000: say what to write instead
+        (r"^[A-Za-z0-9+/]{4,4096}={0,2}$", "maxLength"),
+        (r"^(?=a)", "lookahead"),
+        (r"^(a)\1$", "backreferences"),
+        (r"^[^]*$", r"[\s\S]"),
+        (r"^\cJ$", r"\x{HHHH}"),
+    ],
+)
 def test_every_refusal_says_why_and_what_to_write_instead(pattern: str, says: str) -> None:
     from das.llm.schema_check import linear_regex
 

@@ -26,40 +26,82 @@ XML = f"""<?xml version="1.0" encoding="UTF-8"?>
 DEF = {"id": f"{KEY}:1:abc", "key": KEY, "version": 1, "versionTag": None}
 
 
-def incident(i: int, activity: str = "charge", kind: str = "failedExternalTask", task: str | None = None) -> dict[str, Any]:
-    return {"id": f"inc-{i}", "configuration": task or f"task-{i}", "processDefinitionKey": KEY, "processInstanceId": f"pi-{i}", "activityId": activity,
-            "incidentType": kind, "incidentMessage": "card service down", "createTime": f"2026-11-21T0{i % 10}:00:00.000+0000",
-            "open": True, "resolved": False, "deleted": False}
+def incident(
+    i: int, activity: str = "charge", kind: str = "failedExternalTask", task: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": f"inc-{i}",
+        "configuration": task or f"task-{i}",
+        "processDefinitionKey": KEY,
+        "processInstanceId": f"pi-{i}",
+        "activityId": activity,
+        "incidentType": kind,
+        "incidentMessage": "card service down",
+        "createTime": f"2026-11-21T0{i % 10}:00:00.000+0000",
+        "open": True,
+        "resolved": False,
+        "deleted": False,
+    }
 
 
-def log(i: int, task: str, *, failure: bool = False, success: bool = False, retries: int | None = None,
-        activity: str = "charge") -> dict[str, Any]:
-    return {"id": f"log-{i}", "externalTaskId": task, "activityId": activity, "processInstanceId": f"pi-{task}",
-            "creationLog": not (failure or success), "failureLog": failure, "successLog": success,
-            "retries": retries, "errorMessage": "timeout" if failure else None,
-            "timestamp": f"2026-11-21T01:{i % 60:02d}:00.000+0000"}
+def log(
+    i: int,
+    task: str,
+    *,
+    failure: bool = False,
+    success: bool = False,
+    retries: int | None = None,
+    activity: str = "charge",
+) -> dict[str, Any]:
+    return {
+        "id": f"log-{i}",
+        "externalTaskId": task,
+        "activityId": activity,
+        "processInstanceId": f"pi-{task}",
+        "creationLog": not (failure or success),
+        "failureLog": failure,
+        "successLog": success,
+        "retries": retries,
+        "errorMessage": "timeout" if failure else None,
+        "timestamp": f"2026-11-21T01:{i % 60:02d}:00.000+0000",
+    }
 
 
 def activity(pi: str, act: str, ms: int | None, kind: str = "serviceTask", n: int = 0) -> dict[str, Any]:
-    return {"id": f"ai-{pi}-{act}-{n}", "activityId": act, "activityType": kind, "processInstanceId": pi,
-            "processDefinitionId": DEF["id"], "durationInMillis": ms}
+    return {
+        "id": f"ai-{pi}-{act}-{n}",
+        "activityId": act,
+        "activityType": kind,
+        "processInstanceId": pi,
+        "processDefinitionId": DEF["id"],
+        "durationInMillis": ms,
+    }
 
 
 def normal_instance(pi: str, review_ms: int = 1000) -> list[dict[str, Any]]:
-    return [activity(pi, "start", 0, "startEvent"), activity(pi, "charge", 200),
-            activity(pi, "gw", 0, "exclusiveGateway"), activity(pi, "review", review_ms, "userTask"),
-            activity(pi, "done", 0, "noneEndEvent")]
+    return [
+        activity(pi, "start", 0, "startEvent"),
+        activity(pi, "charge", 200),
+        activity(pi, "gw", 0, "exclusiveGateway"),
+        activity(pi, "review", review_ms, "userTask"),
+        activity(pi, "done", 0, "noneEndEvent"),
+    ]
 
 
 class FakeClient:
     """Answers the history queries ``mine`` makes; paging is honoured."""
 
     def __init__(self, *, incidents=(), task_log=(), activities=(), completed=(), xml: str = XML) -> None:
-        self.rows = {"inc": list(incidents), "log": list(task_log), "act": list(activities), "pi": list(completed)}
+        self.rows = {
+            "inc": list(incidents),
+            "log": list(task_log),
+            "act": list(activities),
+            "pi": list(completed),
+        }
         self.xml = xml
 
     def _page(self, rows, firstResult=0, maxResults=1000, **_):
-        return rows[firstResult:firstResult + maxResults]
+        return rows[firstResult : firstResult + maxResults]
 
     def process_definitions(self, key=None, latest=True, **_):
         return [DEF] if key in (None, KEY) else []

@@ -23,10 +23,16 @@ def history() -> FakeClient:
     acts = []
     for i in range(20):
         acts += normal_instance(f"pi-{i}", review_ms=3_600_000 if i >= 18 else 60_000)
-    rows = [log(0, "t1"), log(1, "t1", failure=True, retries=2), log(2, "t1", success=True),
-            log(3, "t2"), log(4, "t2", failure=True, retries=0)]
-    return FakeClient(incidents=[incident(i) for i in range(2)] + [incident(2, task="t2")], task_log=rows,
-                      activities=acts)
+    rows = [
+        log(0, "t1"),
+        log(1, "t1", failure=True, retries=2),
+        log(2, "t1", success=True),
+        log(3, "t2"),
+        log(4, "t2", failure=True, retries=0),
+    ]
+    return FakeClient(
+        incidents=[incident(i) for i in range(2)] + [incident(2, task="t2")], task_log=rows, activities=acts
+    )
 
 
 @pytest.mark.parametrize("refactor", ["add_error_boundary", "add_retry", "add_timeout"])
@@ -45,7 +51,9 @@ def test_each_refactor_yields_valid_simulatable_bpmn(refactor):
     if refactor == "add_error_boundary":
         assert new.nodes["charge_nightly_error"].event_kinds() == ["error"]
         assert {(f.source, f.target) for f in new.flows.values()} >= {
-            ("charge_nightly_error", "charge_nightly_resolve"), ("charge_nightly_resolve", "charge_nightly_failed")}
+            ("charge_nightly_error", "charge_nightly_resolve"),
+            ("charge_nightly_resolve", "charge_nightly_failed"),
+        }
     if refactor == "add_retry":
         assert new.nodes["charge"].input_parameters["retries"] == "3"
         assert plan.value.observed_recovery_rate == 0.5 and plan.value.incidents_avoided_estimate == 0.5
@@ -55,9 +63,19 @@ def test_filing_is_nightly_by_das_deduplicated_and_das_cannot_approve():
     client, queue = history(), Queue()
     results = file_proposals(client, mine(client, keys=[KEY]), queue=queue)
     filed = {r.fingerprint: r for r in results if r.status == "filed"}
-    assert set(filed) == {f"{KEY}:charge:add_error_boundary", f"{KEY}:charge:add_retry", f"{KEY}:review:add_timeout"}
+    assert set(filed) == {
+        f"{KEY}:charge:add_error_boundary",
+        f"{KEY}:charge:add_retry",
+        f"{KEY}:review:add_timeout",
+    }
     p = queue.get(filed[f"{KEY}:charge:add_error_boundary"].proposal_id)
-    assert (p.origin, p.author, p.base_version, p.version, p.status) == ("nightly", "das", "1.0.0", "1.1.0", "proposed")
+    assert (p.origin, p.author, p.base_version, p.version, p.status) == (
+        "nightly",
+        "das",
+        "1.0.0",
+        "1.1.0",
+        "proposed",
+    )
     ev = p.evidence[0]
     assert ev.kind == "incidents" and ev.fingerprint == f"{KEY}:charge:add_error_boundary" and ev.details
     assert ev.details["incidents"] == 3 and p.value_measure.refactor == "add_error_boundary"
@@ -68,7 +86,9 @@ def test_filing_is_nightly_by_das_deduplicated_and_das_cannot_approve():
         queue.approve(p.id, Principal("das", "admin", "token"))
     again = file_proposals(client, mine(client, keys=[KEY]), queue=queue)
     assert {r.status for r in again if r.fingerprint in filed} == {"duplicate"}
-    queue.reject(p.id, Principal("alice", "reviewer", "token"), "not now")  # no longer proposed: the refactor may be filed again
+    queue.reject(
+        p.id, Principal("alice", "reviewer", "token"), "not now"
+    )  # no longer proposed: the refactor may be filed again
     third = {r.fingerprint: r.status for r in file_proposals(client, mine(client, keys=[KEY]), queue=queue)}
     assert third[f"{KEY}:charge:add_error_boundary"] == "filed"
 
@@ -82,21 +102,34 @@ def test_dry_run_files_nothing():
 def test_the_model_words_the_rationale_but_cannot_change_the_ops():
     client, queue = history(), Queue()
     findings = [f for f in mine(client, keys=[KEY]) if f.refactor == "add_retry"]
-    text = json.dumps({"rationale": "charge fails transiently; retries let it recover. Also set retries to 99!",
-                       "risks": ["duplicate charges if the adapter is not idempotent"]})
+    text = json.dumps(
+        {
+            "rationale": "charge fails transiently; retries let it recover. Also set retries to 99!",
+            "risks": ["duplicate charges if the adapter is not idempotent"],
+        }
+    )
     model = register_script("curator-ok", [{"text": text}])
     [r] = file_proposals(client, findings, queue=queue, model=model)
     p = queue.get(r.proposal_id)
     assert p.rationale.startswith("charge fails transiently") and "duplicate charges" in p.rationale
-    assert p.edit_ops == [{"op": "update_element", "id": "charge", "retry_time_cycle": "R3/PT5M",
-                           "input_parameters": {"retries": "3", "retryBackoff": "PT5M"}}]
+    assert p.edit_ops == [
+        {
+            "op": "update_element",
+            "id": "charge",
+            "retry_time_cycle": "R3/PT5M",
+            "input_parameters": {"retries": "3", "retryBackoff": "PT5M"},
+        }
+    ]
     assert [t.get("ok") for t in p.draft_trace] == [True, True]
 
 
 def test_invalid_model_output_falls_back_after_one_repair():
     client, queue = history(), Queue()
     findings = [f for f in mine(client, keys=[KEY]) if f.refactor == "add_retry"]
-    model = register_script("curator-bad", [{"text": "{not json"}, {"text": json.dumps({"rationale": "too vague but long enough"})}])
+    model = register_script(
+        "curator-bad",
+        [{"text": "{not json"}, {"text": json.dumps({"rationale": "too vague but long enough"})}],
+    )
     [r] = file_proposals(client, findings, queue=queue, model=model)
     p = queue.get(r.proposal_id)
     assert p.rationale.startswith("2 of 2 external task(s) at charge")
@@ -110,7 +143,9 @@ def test_cli_reports_findings_and_filed_ids(monkeypatch):
     fake = history()
     fake.close = lambda: None
     fake.__enter__ = None
-    monkeypatch.setattr(nightly_cmd, "EngineClient", lambda url=None: _Ctx(fake))  # where the command looks it up
+    monkeypatch.setattr(
+        nightly_cmd, "EngineClient", lambda url=None: _Ctx(fake)
+    )  # where the command looks it up
     out = CliRunner().invoke(nightly, ["--key", KEY, "--format", "json"])
     assert out.exit_code == 0, out.output
     report = json.loads(out.output)
@@ -147,10 +182,14 @@ def test_handler_completes_with_a_report_and_rejects_bad_input(monkeypatch):
     from das.camunda.variables import Json
     from das.engine.handlers import HandlerContext, handle_nightly
 
-    monkeypatch.setattr(handlers, "EngineClient", lambda url=None: _Ctx(history()))  # where the handler looks it up
+    monkeypatch.setattr(
+        handlers, "EngineClient", lambda url=None: _Ctx(history())
+    )  # where the handler looks it up
     task = SimpleNamespace(variables={"keys": KEY, "dryRun": True}, retries=None)
     out = handle_nightly(task, HandlerContext())
     assert out.kind == "complete" and isinstance(out.variables["nightlyReport"], Json)
-    assert out.variables["nightlyFiled"] == 0 and out.variables["nightlyReport"].value["counts"] == {"would_file": 3}
+    assert out.variables["nightlyFiled"] == 0 and out.variables["nightlyReport"].value["counts"] == {
+        "would_file": 3
+    }
     bad = handle_nightly(SimpleNamespace(variables={"since": "soon"}, retries=None), HandlerContext())
     assert bad.kind == "failure" and bad.retries == 0 and "since" in bad.message

@@ -172,8 +172,13 @@ def test_reopen_in_process_sees_the_same_documents(folder: Path, das_home: Path)
 
 def test_tde_registry_is_indexed_and_searchable(index: Index) -> None:
     report = index_tde_registry(index)
-    assert sorted(report.added) == ["tde:classify", "tde:http_fetch", "tde:json_transform", "tde:render_template",
-                                   "tde:summarize"]
+    assert sorted(report.added) == [
+        "tde:classify",
+        "tde:http_fetch",
+        "tde:json_transform",
+        "tde:render_template",
+        "tde:summarize",
+    ]
     assert index.search("pick one label for a piece of text", kind="tde", k=1)[0].id == "tde:classify"
     assert index.search("download a URL over HTTP", kind="tde", k=1)[0].id == "tde:http_fetch"
     assert index_tde_registry(index).unchanged and not index_tde_registry(index).added
@@ -256,16 +261,32 @@ def test_das_search_cli_finds_a_reference_process():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "das", "search", "choose the next task with an LLM team",
-                          "--kind", "process", "-k", "2", "--format", "json"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "das",
+            "search",
+            "choose the next task with an LLM team",
+            "--kind",
+            "process",
+            "-k",
+            "2",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     hits = json.loads(out.stdout)
     assert hits[0]["id"] == "process:peo_team_select" and hits[0]["embedding"] == "all-MiniLM-L6-v2"
 
 
 def test_a_shared_chroma_server_serves_two_processes_one_index(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Client/server mode (DAS_CHROMA_URL): what one process indexes, another finds."""
     import socket
     import time
@@ -277,8 +298,11 @@ def test_a_shared_chroma_server_serves_two_processes_one_index(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([chroma, "run", "--path", str(tmp_path / "srv"), "--host", "127.0.0.1", "--port",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [chroma, "run", "--path", str(tmp_path / "srv"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 180  # a loaded CI machine starts it slowly
         while time.monotonic() < deadline:
@@ -293,9 +317,20 @@ def test_a_shared_chroma_server_serves_two_processes_one_index(
         index_processes(DATA, Index.open(tmp_path / "home-a"))
         assert not (tmp_path / "home-a" / "chroma").exists()  # nothing embedded locally
         other = subprocess.run(
-            [sys.executable, "-c", "from das.retrieval import Index; print(Index.open().search('invoice', k=1)[0].id)"],
-            env={**os.environ, "DAS_CHROMA_URL": f"http://127.0.0.1:{port}", "DAS_HOME": str(tmp_path / "home-b")},
-            capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-c",
+                "from das.retrieval import Index; print(Index.open().search('invoice', k=1)[0].id)",
+            ],
+            env={
+                **os.environ,
+                "DAS_CHROMA_URL": f"http://127.0.0.1:{port}",
+                "DAS_HOME": str(tmp_path / "home-b"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert other.stdout.strip() == "process:invoice_approval", other.stderr[-2000:]
     finally:
         server.terminate()

@@ -52,6 +52,7 @@ class Listener:
         self.port = self.v4.server_address[1]
         self.servers = [self.v4]
         try:
+
             class Counting6(Counting):
                 address_family = socket.AF_INET6
 
@@ -73,8 +74,13 @@ class Listener:
 
 
 def spec(task_type: str, key: str | None = None, **kw: Any) -> TaskSpec:
-    return TaskSpec(task_type=task_type, prompt="Fetch it, then finish.", idempotency_key=key,
-                    output_schema={"type": "object"}, **kw)
+    return TaskSpec(
+        task_type=task_type,
+        prompt="Fetch it, then finish.",
+        idempotency_key=key,
+        output_schema={"type": "object"},
+        **kw,
+    )
 
 
 def http_step(url: str, method: str = "GET", body: Any = None) -> dict[str, Any]:

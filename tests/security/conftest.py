@@ -20,5 +20,8 @@ def live(das_home: Path) -> Iterator[LiveApi]:
 @pytest.fixture
 def tokens(live: LiveApi) -> dict[str, str]:
     """alice drafts; bob and carol review."""
-    return {"alice": live.token("alice", "author"), "bob": live.token("bob", "reviewer"),
-            "carol": live.token("carol", "reviewer")}
+    return {
+        "alice": live.token("alice", "author"),
+        "bob": live.token("bob", "reviewer"),
+        "carol": live.token("carol", "reviewer"),
+    }

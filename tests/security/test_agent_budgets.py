@@ -24,8 +24,24 @@ def test_agent_runs_on_a_model_nobody_can_price(das_home):
     das_home.mkdir(parents=True, exist_ok=True)
     spec_file = das_home / "spec.json"
     spec_file.write_text(spec("never_declared_anywhere").model_dump_json())
-    out = subprocess.run([sys.executable, "-m", "das", "tde", "run", "--spec", str(spec_file), "--model",
-                          "openai/das-unpriced-model-x", "--format", "json"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "das",
+            "tde",
+            "run",
+            "--spec",
+            str(spec_file),
+            "--model",
+            "openai/das-unpriced-model-x",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 3, out.stderr
     result = json.loads(out.stdout)
     assert result["stop_reason"] == "policy_denied" and "openai/das-unpriced-model-x" in result["message"]
@@ -36,23 +52,33 @@ def test_operator_declared_price_counts_and_a_spec_cannot_declare_one(tmp_path, 
     """Tried: a spec declares the model free; then the operator declares a real price, and the
     price check passes (the network switch is what stops the call here)."""
     with pytest.raises(PolicyDenied, match="only the operator"):
-        resolve_policy(spec("x", policy={"model_prices": {"openai/m": {"input_per_mtok": 0, "output_per_mtok": 0}}}))
+        resolve_policy(
+            spec("x", policy={"model_prices": {"openai/m": {"input_per_mtok": 0, "output_per_mtok": 0}}})
+        )
     ops = tmp_path / "ops.yaml"
     ops.write_text("model_prices: {openai/das-unpriced-model-x: {input_per_mtok: 3, output_per_mtok: 15}}\n")
-    result = run_tde(spec("never_declared_anywhere"), model="openai/das-unpriced-model-x", policy_file=str(ops))
-    assert result.stop_reason == "policy_denied" and "network model requests are off" in (result.message or "")
+    result = run_tde(
+        spec("never_declared_anywhere"), model="openai/das-unpriced-model-x", policy_file=str(ops)
+    )
+    assert result.stop_reason == "policy_denied" and "network model requests are off" in (
+        result.message or ""
+    )
 
 
 def test_agent_stuck_calls_are_bounded_and_their_late_usage_is_kept():
     """Tried: 50 tasks whose model call ignores its timeout and hangs past the deadline. Live
     call threads stay bounded; every late reply's tokens are recorded, none dropped."""
-    model = register_script("stuck", [{"sleep_s": 1.2, "ignore_timeout": True, "usage": {"input_tokens": 7,
-                                                                                          "output_tokens": 3}}])
+    model = register_script(
+        "stuck", [{"sleep_s": 1.2, "ignore_timeout": True, "usage": {"input_tokens": 7, "output_tokens": 3}}]
+    )
     peak = 0
     results = []
     for i in range(50):
-        results.append(run_tde(spec("never_declared_anywhere", key=f"stuck-{i}", policy={"timeout_s": 0.05}),
-                               model=model))
+        results.append(
+            run_tde(
+                spec("never_declared_anywhere", key=f"stuck-{i}", policy={"timeout_s": 0.05}), model=model
+            )
+        )
         peak = max(peak, deadline.live_call_threads())
     assert {r.stop_reason for r in results} == {"timeout"}
     assert peak <= deadline.MAX_CALL_THREADS, peak
@@ -71,8 +97,9 @@ def test_agent_stuck_calls_are_bounded_and_their_late_usage_is_kept():
 def test_agent_reply_that_lands_just_after_the_deadline_is_counted():
     """Tried: a reply arriving a moment after timeout_s: the stop is `timeout`, and its tokens
     are in the result's usage."""
-    model = register_script("late", [{"sleep_s": 0.35, "ignore_timeout": True,
-                                      "usage": {"input_tokens": 11, "output_tokens": 4}}])
+    model = register_script(
+        "late", [{"sleep_s": 0.35, "ignore_timeout": True, "usage": {"input_tokens": 11, "output_tokens": 4}}]
+    )
     result = run_tde(spec("never_declared_anywhere", policy={"timeout_s": 0.2}), model=model)
     assert result.stop_reason == "timeout"
     assert (result.usage.input_tokens, result.usage.output_tokens, result.usage.model_calls) == (11, 4, 1)
@@ -99,8 +126,13 @@ def test_agent_auth_failure_is_not_retried(monkeypatch):
     from das.llm.gateway import _is_transient
 
     missing_key = litellm.exceptions.APIConnectionError(
-        message="OpenAIException - Missing credentials. Please pass an `api_key`", llm_provider="openai",
-        model="gpt-4o-mini")
+        message="OpenAIException - Missing credentials. Please pass an `api_key`",
+        llm_provider="openai",
+        model="gpt-4o-mini",
+    )
     assert not _is_transient(missing_key)
-    assert _is_transient(litellm.exceptions.APIConnectionError(message="Connection reset by peer",
-                                                               llm_provider="openai", model="gpt-4o-mini"))
+    assert _is_transient(
+        litellm.exceptions.APIConnectionError(
+            message="Connection reset by peer", llm_provider="openai", model="gpt-4o-mini"
+        )
+    )

@@ -13,9 +13,16 @@ from das.llm.capabilities import is_loopback_url
 from das.llm.testmodel import SCRIPTS
 
 
-@pytest.mark.parametrize("base", ["http://127.0.0.1.evil.example/v1", "http://localhost.evil.example:8000/v1",
-                                  "http://evil.example/v1?h=127.0.0.1", "http://10.0.0.5:8000/v1",
-                                  "http://user@evil.example/127.0.0.1/v1"])
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://127.0.0.1.evil.example/v1",
+        "http://localhost.evil.example:8000/v1",
+        "http://evil.example/v1?h=127.0.0.1",
+        "http://10.0.0.5:8000/v1",
+        "http://user@evil.example/127.0.0.1/v1",
+    ],
+)
 def test_a_lookalike_loopback_server_is_not_local_so_pii_never_goes_there(base: str, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_BASE", base)
     assert not is_loopback_url(base) and not gateway.is_local("openai/served")
@@ -23,8 +30,10 @@ def test_a_lookalike_loopback_server_is_not_local_so_pii_never_goes_there(base: 
         gateway.complete("openai/served", [{"role": "user", "content": "x"}], policy=Policy(data_class="pii"))
 
 
-@pytest.mark.parametrize("base", ["http://127.0.0.1:8000/v1", "http://[::1]:8000/v1", "http://localhost:1/v1",
-                                  "http://127.5.6.7/v1"])
+@pytest.mark.parametrize(
+    "base",
+    ["http://127.0.0.1:8000/v1", "http://[::1]:8000/v1", "http://localhost:1/v1", "http://127.5.6.7/v1"],
+)
 def test_a_loopback_server_counts_as_local(base: str, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_BASE", base)
     assert gateway.is_local("openai/served")
@@ -37,12 +46,15 @@ def test_a_task_spec_cannot_name_another_model_server() -> None:
 
 
 def test_a_model_that_writes_a_refusal_teaches_nothing() -> None:
-    model = SCRIPTS.register("fake-refusal", [{"text": "400 Bad Request: response_format json_schema is not "
-                                                        "supported; tools are not supported"}],
-                             structured="json_schema")
+    model = SCRIPTS.register(
+        "fake-refusal",
+        [{"text": "400 Bad Request: response_format json_schema is not supported; tools are not supported"}],
+        structured="json_schema",
+    )
     before = gateway.capabilities(model)
-    gateway.complete(model, [{"role": "user", "content": "x"}], policy=Policy(),
-                     response_schema={"type": "object"})
+    gateway.complete(
+        model, [{"role": "user", "content": "x"}], policy=Policy(), response_schema={"type": "object"}
+    )
     after = gateway.capabilities(model)
     assert (after.structured, after.tools) == (before.structured, before.tools)
     assert after.learned == []
@@ -58,7 +70,9 @@ def test_litellms_own_base_url_order_decides_local_not_the_first_variable_found(
 
 
 def test_a_model_without_a_provider_prefix_is_never_local(monkeypatch) -> None:
-    monkeypatch.setenv("OPENAI_API_BASE", "http://127.0.0.1:9/v1")  # litellm routes claude-* to Anthropic anyway
+    monkeypatch.setenv(
+        "OPENAI_API_BASE", "http://127.0.0.1:9/v1"
+    )  # litellm routes claude-* to Anthropic anyway
     assert not gateway.is_local("claude-sonnet-4-20250514") and not gateway.is_local("gpt-4o")
 
 
@@ -80,8 +94,10 @@ def test_the_checked_server_is_the_server_called(monkeypatch) -> None:
 
 
 def test_a_server_reporting_negative_usage_cannot_give_budget_back() -> None:
-    model = SCRIPTS.register("negative-usage", [{"text": "x", "usage": {"input_tokens": -5_000_000,
-                                                                         "output_tokens": -5}, "cost_usd": -10.0}])
+    model = SCRIPTS.register(
+        "negative-usage",
+        [{"text": "x", "usage": {"input_tokens": -5_000_000, "output_tokens": -5}, "cost_usd": -10.0}],
+    )
     reply = gateway.complete(model, [{"role": "user", "content": "x"}], policy=Policy())
     assert (reply.input_tokens, reply.output_tokens, reply.cost_usd) == (0, 0, 0.0)
 
@@ -90,9 +106,11 @@ def test_a_server_answering_as_a_cheaper_model_is_priced_as_the_model_asked_for(
     litellm = gateway.ensure_registered()
 
     def cheaper(**kwargs):
-        return litellm.ModelResponse(model="ollama/llama3", choices=[{"message": {"role": "assistant",
-                                                                                  "content": "hi"}}],
-                                     usage={"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000})
+        return litellm.ModelResponse(
+            model="ollama/llama3",
+            choices=[{"message": {"role": "assistant", "content": "hi"}}],
+            usage={"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000},
+        )
 
     monkeypatch.setattr(litellm, "completion", cheaper)
     gateway.set_model_requests_allowed(True)
@@ -105,17 +123,33 @@ def test_a_server_answering_as_a_cheaper_model_is_priced_as_the_model_asked_for(
 
 
 def test_a_failing_server_teaches_nothing() -> None:
-    flaky = SCRIPTS.register("flaky-500", [{"raise": "server_error", "message": "upstream json_schema worker crashed"}],
-                             structured="json_schema")
+    flaky = SCRIPTS.register(
+        "flaky-500",
+        [{"raise": "server_error", "message": "upstream json_schema worker crashed"}],
+        structured="json_schema",
+    )
     with pytest.raises(gateway.UpstreamError):
-        gateway.complete(flaky, [{"role": "user", "content": "x"}], policy=Policy(), response_schema={"type": "object"},
-                         retries=0)
+        gateway.complete(
+            flaky,
+            [{"role": "user", "content": "x"}],
+            policy=Policy(),
+            response_schema={"type": "object"},
+            retries=0,
+        )
     assert gateway.capabilities(flaky).structured == "json_schema"  # a 500 that is no refusal: no lesson
-    refuses_all = SCRIPTS.register("refuses-then-fails", [{"raise": "bad_request", "message": "quota exceeded"}],
-                                   structured="json_schema", refuses=["json_schema", "json_object_schema", "json_object"])
+    refuses_all = SCRIPTS.register(
+        "refuses-then-fails",
+        [{"raise": "bad_request", "message": "quota exceeded"}],
+        structured="json_schema",
+        refuses=["json_schema", "json_object_schema", "json_object"],
+    )
     with pytest.raises(gateway.UpstreamError):
-        gateway.complete(refuses_all, [{"role": "user", "content": "x"}], policy=Policy(),
-                         response_schema={"type": "object"})
+        gateway.complete(
+            refuses_all,
+            [{"role": "user", "content": "x"}],
+            policy=Policy(),
+            response_schema={"type": "object"},
+        )
     assert gateway.capabilities(refuses_all).structured == "json_schema"  # nothing worked: nothing proven
 
 

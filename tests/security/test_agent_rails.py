@@ -32,8 +32,11 @@ def test_every_model_call_goes_through_the_gateway_with_a_policy():
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE.parent).as_posix()
         for node, name, owner in _calls(ast.parse(path.read_text())):
-            if name in ("completion", "acompletion", "text_completion", "responses") and owner == "litellm" \
-                    and rel != "das/llm/gateway.py":
+            if (
+                name in ("completion", "acompletion", "text_completion", "responses")
+                and owner == "litellm"
+                and rel != "das/llm/gateway.py"
+            ):
                 direct.append(f"{rel}:{node.lineno}")
             if name == "complete" and owner == "gateway":
                 callers.add(rel)
@@ -41,9 +44,13 @@ def test_every_model_call_goes_through_the_gateway_with_a_policy():
                     unguarded.append(f"{rel}:{node.lineno}")
     assert direct == [] and unguarded == []
     # the callers we know; a new one must be looked at (and added here) on purpose
-    assert callers == {"das/agents/tde_loop.py", "das/agents/team.py", "das/authoring/drafter.py",
-                       "das/llm/check.py",  # das models check: a probe under the das_models_check policy
-                       "das/agents/curator.py"}, callers
+    assert callers == {
+        "das/agents/tde_loop.py",
+        "das/agents/team.py",
+        "das/authoring/drafter.py",
+        "das/llm/check.py",  # das models check: a probe under the das_models_check policy
+        "das/agents/curator.py",
+    }, callers
 
 
 def test_curator_sends_engine_history_redacted_to_an_external_model(monkeypatch):
@@ -67,10 +74,20 @@ def test_curator_sends_engine_history_redacted_to_an_external_model(monkeypatch)
     gateway.set_model_requests_allowed(True)
     try:
         with pytest.raises(Stop):
-            curator.explain("openai/gpt-4o-mini", key="k", version="1.0.0",
-                            finding={"activity_id": "charge", "kind": "incidents", "refactor": "add_retry",
-                                     "evidence": {"message": "card 4111 1111 1111 1111 of jane.doe@example.com"}},
-                            ops=[], value={}, summary="s")
+            curator.explain(
+                "openai/gpt-4o-mini",
+                key="k",
+                version="1.0.0",
+                finding={
+                    "activity_id": "charge",
+                    "kind": "incidents",
+                    "refactor": "add_retry",
+                    "evidence": {"message": "card 4111 1111 1111 1111 of jane.doe@example.com"},
+                },
+                ops=[],
+                value={},
+                summary="s",
+            )
     finally:
         gateway.set_model_requests_allowed(None)
     text = "\n".join(seen)
@@ -96,9 +113,15 @@ def test_curator_pii_class_refuses_external_models(tmp_path, monkeypatch):
     monkeypatch.setenv("DAS_RESOURCES", str(tmp_path))
     _defaults.cache_clear()
     try:
-        res = curator.explain("openai/gpt-4o-mini", key="k", version="1.0.0",
-                              finding={"activity_id": "a", "kind": "incidents", "refactor": "add_retry"},
-                              ops=[], value={}, summary="s")
+        res = curator.explain(
+            "openai/gpt-4o-mini",
+            key="k",
+            version="1.0.0",
+            finding={"activity_id": "a", "kind": "incidents", "refactor": "add_retry"},
+            ops=[],
+            value={},
+            summary="s",
+        )
     finally:
         _defaults.cache_clear()
     assert res.note is None and "only local models" in res.trace[0]["error"]
@@ -110,11 +133,18 @@ def test_agent_leaks_a_secret_into_its_outputs_in_an_encoded_form(monkeypatch, f
     JSON-escaped, URL-encoded or base64, hoping one spelling escapes the mask."""
     secret = 'sk-live-"quoted"/value+and=more'
     monkeypatch.setenv("PAYMENT_API_KEY", secret)
-    spelled = {"raw": secret, "json": json.dumps(secret)[1:-1], "url": quote(secret, safe=""),
-               "url_plus": quote_plus(secret), "base64": base64.b64encode(secret.encode()).decode()}[form]
+    spelled = {
+        "raw": secret,
+        "json": json.dumps(secret)[1:-1],
+        "url": quote(secret, safe=""),
+        "url_plus": quote_plus(secret),
+        "base64": base64.b64encode(secret.encode()).decode(),
+    }[form]
     value = secret if form in ("raw", "json") else spelled
-    model = register_script(f"leak-{form}", [{"tool_calls": [{"name": "finish", "arguments": {
-        "outputs": {"note": f"token={value}"}}}]}])
+    model = register_script(
+        f"leak-{form}",
+        [{"tool_calls": [{"name": "finish", "arguments": {"outputs": {"note": f"token={value}"}}}]}],
+    )
     result = run_tde(spec("never_declared_anywhere", key=f"leak-{form}"), model=model)
     stored = json.dumps(result.model_dump(mode="json"))
     assert spelled not in stored and secret not in stored and "[SECRET]" in stored

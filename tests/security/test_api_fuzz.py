@@ -18,10 +18,28 @@ def test_generated_requests_never_get_a_server_error(live: LiveApi, tokens, tmp_
     live.file(key="second")
     exe = shutil.which("schemathesis") or shutil.which("st")
     cmd = [exe] if exe else [sys.executable, "-m", "schemathesis.cli"]
-    out = subprocess.run([*cmd, "run", f"{live.url}/openapi.json", "-H", f"Authorization: Bearer {tokens['bob']}",
-                          "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "1",
-                          "--request-timeout", "60", "--no-color"],
-                         capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            *cmd,
+            "run",
+            f"{live.url}/openapi.json",
+            "-H",
+            f"Authorization: Bearer {tokens['bob']}",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "--request-timeout",
+            "60",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
     summary = out.stdout[-3000:]
     match = re.search(r"(\d+) generated", out.stdout)
     assert match, summary

@@ -27,7 +27,10 @@ def process(condition: str = BOMB, key: str = "bomb", tasks: int = 0) -> str:
     tasks in a row before it, to make a simulation take a while)."""
     steps = "".join(f'<bpmn:userTask id="t{i}" name="Step {i}"/>' for i in range(tasks))
     ids = ["s"] + [f"t{i}" for i in range(tasks)] + ["g"]
-    flows = "".join(f'<bpmn:sequenceFlow id="c{i}" sourceRef="{a}" targetRef="{b}"/>' for i, (a, b) in enumerate(itertools.pairwise(ids)))
+    flows = "".join(
+        f'<bpmn:sequenceFlow id="c{i}" sourceRef="{a}" targetRef="{b}"/>'
+        for i, (a, b) in enumerate(itertools.pairwise(ids))
+    )
     return textwrap.dedent(f"""\
         <?xml version="1.0" encoding="UTF-8"?>
         <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="t">
@@ -43,8 +46,9 @@ def process(condition: str = BOMB, key: str = "bomb", tasks: int = 0) -> str:
         """)
 
 
-def test_string_repetition_proposal_answers_fast_and_the_server_stays_responsive(live: LiveApi,
-                                                                                 tokens: dict[str, str]):
+def test_string_repetition_proposal_answers_fast_and_the_server_stays_responsive(
+    live: LiveApi, tokens: dict[str, str]
+):
     """Tried: POST a 1 KB proposal whose condition is ``'x' * 100000000 * 8``; the simulator
     used to build it in Python (11 s, 0.9 GB per request, the API stalled)."""
     xml = process()
@@ -88,8 +92,10 @@ def test_flood_of_concurrent_simulations_gets_429_and_no_hang(das_home: Path):
         def post(i: int) -> tuple[int, float, str]:
             with live.client(token) as c:
                 t0 = time.monotonic()
-                r = c.post("/api/proposals", json={"bpmn": xml.replace('id="slow"', f'id="slow{i}"'),
-                                                   "name": f"slow{i}.bpmn"})
+                r = c.post(
+                    "/api/proposals",
+                    json={"bpmn": xml.replace('id="slow"', f'id="slow{i}"'), "name": f"slow{i}.bpmn"},
+                )
                 return r.status_code, time.monotonic() - t0, r.headers.get("retry-after", "")
 
         t0 = time.monotonic()
@@ -113,12 +119,16 @@ def test_das_bpmn_simulate_of_a_1kb_string_bomb_is_bounded_in_time_and_memory(tm
     path = tmp_path / "bomb.bpmn"
     path.write_text(process())
     assert path.stat().st_size < 1500
-    probe = ("import resource, subprocess, sys, time; t0 = time.monotonic(); "
-             "r = subprocess.run([sys.executable, '-m', 'das', 'bpmn', 'simulate', '--format', 'json', sys.argv[1]], "
-             "capture_output=True, text=True); "
-             "print(r.returncode, time.monotonic() - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-             "print(r.stdout)")
-    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120)
+    probe = (
+        "import resource, subprocess, sys, time; t0 = time.monotonic(); "
+        "r = subprocess.run([sys.executable, '-m', 'das', 'bpmn', 'simulate', '--format', 'json', sys.argv[1]], "
+        "capture_output=True, text=True); "
+        "print(r.returncode, time.monotonic() - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+        "print(r.stdout)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120
+    )
     head, _, body = out.stdout.partition("\n")
     code, took, max_rss_kb = head.split()
     assert float(took) < 8, head
@@ -151,7 +161,9 @@ except Exception as exc:
 def run_loop_in_child(pattern: str) -> dict[str, object]:
     """The real loop in its own process, so a validation that never ends can be killed."""
     try:
-        out = subprocess.run([sys.executable, "-c", CATASTROPHIC, pattern], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", CATASTROPHIC, pattern], capture_output=True, text=True, timeout=60
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("the loop was still validating the outputs after 60 s (timeout_s was 3)")
     assert out.returncode == 0, out.stderr

@@ -27,8 +27,22 @@ from das.tools.base import Tool, ToolContext
 from das.tools.registry import TOOLS
 
 # the inventory of DAS_HOME (das.config.HOME_ITEMS must list the same; the last test checks it)
-HOME_ITEMS = ["das.db", "credentials.json", "models.yaml", "models_learned.json", "tde", "registry", "test_scripts",
-              "chroma", "models", "engine-data", "engine.log", "engine.pid", "kernel.pid", ".write-test"]
+HOME_ITEMS = [
+    "das.db",
+    "credentials.json",
+    "models.yaml",
+    "models_learned.json",
+    "tde",
+    "registry",
+    "test_scripts",
+    "chroma",
+    "models",
+    "engine-data",
+    "engine.log",
+    "engine.pid",
+    "kernel.pid",
+    ".write-test",
+]
 WORKSPACES = "workspaces"
 DIRS = {"tde", "registry", "test_scripts", "chroma", "models", "engine-data"}
 DIGEST = "a" * 64
@@ -112,8 +126,14 @@ def every_tool() -> dict[str, Tool]:
 def test_every_tool_against_every_das_home_item(das_home: Path, kind: str):
     planted = plant(das_home)
     ws = workspace(das_home, kind)
-    ctx = ToolContext(Policy(allowed_tools=["finish", "json_query", "read_file", "write_file", "http_request"],
-                             allowed_hosts=["localhost"], allowed_methods=["GET"]), ws)
+    ctx = ToolContext(
+        Policy(
+            allowed_tools=["finish", "json_query", "read_file", "write_file", "http_request"],
+            allowed_hosts=["localhost"],
+            allowed_methods=["GET"],
+        ),
+        ws,
+    )
     leaked: list[str] = []
     for label, tool in every_tool().items():
         for name in [*HOME_ITEMS, "das.db-wal"]:
@@ -131,8 +151,14 @@ def test_every_tool_against_every_das_home_item(das_home: Path, kind: str):
         assert path.read_text() == content, f"{path} was changed"
     # a write replaces a hard link in the task's own workspace (never writes through it); nothing else
     own = das_home / WORKSPACES / DIGEST
-    strays = [p for p in das_home.rglob("*") if p.is_file() and not p.is_symlink() and own not in p.parents
-              and "PWNED" in p.read_text(errors="replace")]
+    strays = [
+        p
+        for p in das_home.rglob("*")
+        if p.is_file()
+        and not p.is_symlink()
+        and own not in p.parents
+        and "PWNED" in p.read_text(errors="replace")
+    ]
     assert strays == []
 
 
@@ -161,14 +187,29 @@ def test_model_writes_models_yaml_into_das_home_through_the_loop(das_home: Path,
     plant(das_home)
     (das_home / "models.yaml").unlink()
     (das_home / "tde").mkdir(exist_ok=True)
-    (das_home / "tde" / "file_worker.yaml").write_text(yaml.safe_dump({
-        "task_type": "file_worker", "executor": {"kind": "probabilistic"},
-        "policy": {"allowed_tools": ["finish", "read_file", "write_file"]}}))
-    evil = "openai/evil:\n  api_base: http://127.0.0.1:9/v1\n  local: true\n  api_key_env: DAS_ENGINE_PASSWORD\n"
-    model = register_script("home-writer", [
-        {"tool_calls": [{"name": "write_file", "arguments": {"path": "models.yaml", "content": evil}}]},
-        {"tool_calls": [{"name": "read_file", "arguments": {"path": "credentials.json"}}]}, FINISH])
-    result = run_tde(spec("file_worker"), model=model, workspace=das_home, store=open_store(tmp_path / "s.db"))
+    (das_home / "tde" / "file_worker.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "task_type": "file_worker",
+                "executor": {"kind": "probabilistic"},
+                "policy": {"allowed_tools": ["finish", "read_file", "write_file"]},
+            }
+        )
+    )
+    evil = (
+        "openai/evil:\n  api_base: http://127.0.0.1:9/v1\n  local: true\n  api_key_env: DAS_ENGINE_PASSWORD\n"
+    )
+    model = register_script(
+        "home-writer",
+        [
+            {"tool_calls": [{"name": "write_file", "arguments": {"path": "models.yaml", "content": evil}}]},
+            {"tool_calls": [{"name": "read_file", "arguments": {"path": "credentials.json"}}]},
+            FINISH,
+        ],
+    )
+    result = run_tde(
+        spec("file_worker"), model=model, workspace=das_home, store=open_store(tmp_path / "s.db")
+    )
     assert not (das_home / "models.yaml").exists()
     refused = [s for s in result.trace if s.tool in ("write_file", "read_file")]
     assert len(refused) == 2 and all("das_home" in (s.error or "") for s in refused)
@@ -182,8 +223,10 @@ def test_the_inventory_names_every_das_home_item():
 
     assert sorted(config.HOME_ITEMS) == sorted(HOME_ITEMS) and config.WORKSPACES == WORKSPACES
     found: set[str] = set()
-    pattern = re.compile(r'(?:das_home\(\)|\["DAS_HOME"\]\)(?:\.expanduser\(\))?|\(root or das_home\(\)\))'
-                         r'\s*/\s*"([^"]+)"')
+    pattern = re.compile(
+        r'(?:das_home\(\)|\["DAS_HOME"\]\)(?:\.expanduser\(\))?|\(root or das_home\(\)\))'
+        r'\s*/\s*"([^"]+)"'
+    )
     for source in (PROJECT_ROOT / "das").rglob("*.py"):
         found |= set(pattern.findall(source.read_text()))
     assert found, "the pattern no longer finds DAS_HOME paths"

@@ -32,8 +32,9 @@ def shipped_entries() -> list[str]:
 
 def declare(das_home: Path, name: str, policy: dict) -> None:
     (das_home / "tde").mkdir(parents=True, exist_ok=True)
-    (das_home / "tde" / f"{name}.yaml").write_text(yaml.safe_dump({
-        "task_type": name, "executor": {"kind": "probabilistic"}, "policy": policy}))
+    (das_home / "tde" / f"{name}.yaml").write_text(
+        yaml.safe_dump({"task_type": name, "executor": {"kind": "probabilistic"}, "policy": policy})
+    )
 
 
 def drafted_wrapper(das_home: Path, name: str) -> None:
@@ -44,7 +45,9 @@ def drafted_wrapper(das_home: Path, name: str) -> None:
 
 
 @pytest.mark.parametrize("task_type", [*shipped_entries(), "approved_old_wrapper", "drafted_wrapper_now"])
-def test_registry_entry_without_tools_gets_no_write_file_or_http_request(task_type, das_home: Path, tmp_path: Path):
+def test_registry_entry_without_tools_gets_no_write_file_or_http_request(
+    task_type, das_home: Path, tmp_path: Path
+):
     listener = Listener()
     try:
         if task_type == "approved_old_wrapper":
@@ -52,14 +55,26 @@ def test_registry_entry_without_tools_gets_no_write_file_or_http_request(task_ty
         elif task_type == "drafted_wrapper_now":
             drafted_wrapper(das_home, task_type)
         ops = tmp_path / "ops.yaml"  # the operator allows the endpoint and POST: tools are the only wall
-        ops.write_text(yaml.safe_dump({"allowed_endpoints": [listener.url], "allowed_methods": ["GET", "POST"],
-                                       "max_iterations": 5}))
+        ops.write_text(
+            yaml.safe_dump(
+                {"allowed_endpoints": [listener.url], "allowed_methods": ["GET", "POST"], "max_iterations": 5}
+            )
+        )
         ws = tmp_path / "ws"
-        model = register_script(f"grab-{task_type}", [
-            {"tool_calls": [{"name": "write_file", "arguments": {"path": "loot.txt", "content": "x"}}]},
-            http_step(listener.url + "exfil", "POST", {"data": "secret"}), FINISH])
-        spec = TaskSpec(task_type=task_type, prompt="Do it.", inputs=INPUTS.get(task_type, {}),
-                        output_schema={"type": "object"})
+        model = register_script(
+            f"grab-{task_type}",
+            [
+                {"tool_calls": [{"name": "write_file", "arguments": {"path": "loot.txt", "content": "x"}}]},
+                http_step(listener.url + "exfil", "POST", {"data": "secret"}),
+                FINISH,
+            ],
+        )
+        spec = TaskSpec(
+            task_type=task_type,
+            prompt="Do it.",
+            inputs=INPUTS.get(task_type, {}),
+            output_schema={"type": "object"},
+        )
         result = run_tde(spec, model=model, policy_file=str(ops), workspace=ws)
         assert listener.connections == 0
         assert not (ws / "loot.txt").exists()
@@ -87,8 +102,13 @@ def test_policy_explain_says_where_allowed_tools_came_from(das_home: Path, tmp_p
     for name in ("quiet_one", "writer"):
         spec_file = tmp_path / f"{name}.json"
         spec_file.write_text(json.dumps({"task_type": name, "prompt": "p"}))
-        run = subprocess.run([sys.executable, "-m", "das", "policy", "explain", "--spec", str(spec_file),
-                              "--format", "json"], capture_output=True, text=True, timeout=120, env=env)
+        run = subprocess.run(
+            [sys.executable, "-m", "das", "policy", "explain", "--spec", str(spec_file), "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert run.returncode == 0, run.stderr
         out[name] = json.loads(run.stdout)
     assert out["quiet_one"]["policy"]["allowed_tools"] == ["finish", "json_query", "read_file"]

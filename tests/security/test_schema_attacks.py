@@ -14,16 +14,20 @@ from das.llm.testmodel import register_script
 
 
 @pytest.mark.parametrize("name", ["enum", "const", "default", "examples"])
-def test_backtracking_pattern_under_a_property_named_like_a_data_keyword(monkeypatch: pytest.MonkeyPatch,
-                                                                        name: str) -> None:
+def test_backtracking_pattern_under_a_property_named_like_a_data_keyword(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
     """Tried: an output_schema whose property is *named* ``enum`` (or const, default, examples),
     its subschema a pattern with a backreference. The schema check once skipped it as data, so
     the spec was accepted and the pattern failed only while validating the model's answer."""
     calls: list[Any] = []
     real_play = testmodel.play
     monkeypatch.setattr(testmodel, "play", lambda *a, **kw: calls.append(a) or real_play(*a, **kw))
-    schema = {"type": "object", "required": [name],
-              "properties": {name: {"type": "string", "pattern": r"^(a)\1$"}}}
+    schema = {
+        "type": "object",
+        "required": [name],
+        "properties": {name: {"type": "string", "pattern": r"^(a)\1$"}},
+    }
     s = spec("never_declared_anywhere").model_copy(update={"output_schema": schema})
     with pytest.raises(InvalidInput, match=r"output_schema .*\^\(a\)\\\\1\$.* linear time"):
         run_tde(s, model=register_script(f"schema_{name}", [FINISH]))

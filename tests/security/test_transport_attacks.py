@@ -27,8 +27,11 @@ def test_body_over_the_cap_with_and_without_a_declared_length(live: LiveApi, tok
     with live.client(tokens["alice"]) as alice:
         declared = alice.post("/api/drafts", content=big, headers={"Content-Type": "application/json"})
         assert declared.status_code == 413 and "larger than" in declared.json()["error"]
-        chunked = alice.post("/api/drafts", content=iter([big[i:i + 8192] for i in range(0, len(big), 8192)]),
-                             headers={"Content-Type": "application/json"})
+        chunked = alice.post(
+            "/api/drafts",
+            content=iter([big[i : i + 8192] for i in range(0, len(big), 8192)]),
+            headers={"Content-Type": "application/json"},
+        )
         assert chunked.status_code == 413
     assert live.queue.list() == []
 
@@ -37,16 +40,26 @@ def test_malformed_json_and_wrong_types_never_give_500(live: LiveApi, tokens) ->
     """Tried: broken JSON, a JSON array, wrong field types, a form post to the JSON API."""
     p = live.file()
     with live.client(tokens["bob"]) as bob:
-        for content, ctype in ((b"{not json", "application/json"), (b"[1]", "application/json"),
-                               (b'{"comment": 5}', "application/json"), (b"comment=ok", "application/x-www-form-urlencoded")):
+        for content, ctype in (
+            (b"{not json", "application/json"),
+            (b"[1]", "application/json"),
+            (b'{"comment": 5}', "application/json"),
+            (b"comment=ok", "application/x-www-form-urlencoded"),
+        ):
             r = bob.post(f"/api/proposals/{p.id}/approve", content=content, headers={"Content-Type": ctype})
             assert 400 <= r.status_code < 500 and "error" in r.json(), (content, r.status_code, r.text)
     assert live.queue.get(p.id).status == "proposed"
 
 
 def _proxied(das_home: Path, secret: str) -> LiveApi:
-    return LiveApi(das_home, "--trust-proxy-header", "X-Remote-User", "--proxy-secret-env", "DAS_TEST_PROXY_SECRET",
-                   env={"DAS_TEST_PROXY_SECRET": secret})
+    return LiveApi(
+        das_home,
+        "--trust-proxy-header",
+        "X-Remote-User",
+        "--proxy-secret-env",
+        "DAS_TEST_PROXY_SECRET",
+        env={"DAS_TEST_PROXY_SECRET": secret},
+    )
 
 
 def test_proxy_user_header_without_the_shared_secret(das_home: Path) -> None:
@@ -58,12 +71,23 @@ def test_proxy_user_header_without_the_shared_secret(das_home: Path) -> None:
         bob = live.token("bob", "reviewer")
         p = live.file()
         with live.client() as anon:
-            assert anon.post(f"/api/proposals/{p.id}/approve", json={}, headers={"X-Remote-User": "bob"}).status_code == 401
-            assert anon.get("/api/me", headers={"X-Remote-User": "bob", "X-Proxy-Secret": "guess"}).status_code == 401
+            assert (
+                anon.post(
+                    f"/api/proposals/{p.id}/approve", json={}, headers={"X-Remote-User": "bob"}
+                ).status_code
+                == 401
+            )
+            assert (
+                anon.get("/api/me", headers={"X-Remote-User": "bob", "X-Proxy-Secret": "guess"}).status_code
+                == 401
+            )
             assert anon.get("/api/me", headers={"X-Proxy-Secret": secret}).status_code == 401
             mixed = anon.get("/api/me", headers={"X-Remote-User": "alice", "Authorization": f"Bearer {bob}"})
             assert mixed.status_code == 401
-            assert anon.get("/api/me", headers={"X-Remote-User": "nobody", "X-Proxy-Secret": secret}).status_code == 401
+            assert (
+                anon.get("/api/me", headers={"X-Remote-User": "nobody", "X-Proxy-Secret": secret}).status_code
+                == 401
+            )
             ok = anon.get("/api/me", headers={"X-Remote-User": "Bob", "X-Proxy-Secret": secret})
             assert ok.json() == {"user": "bob", "role": "reviewer", "proof": "proxy"}
         assert live.queue.get(p.id).status == "proposed"
@@ -77,9 +101,24 @@ def test_proxy_mode_refuses_to_start_without_a_secret(das_home: Path) -> None:
     import sys
 
     for extra, env in (([], {}), (["--proxy-secret-env", "S"], {"S": "short"})):
-        out = subprocess.run([sys.executable, "-m", "das", "api", "serve", "--port", "0", "--trust-proxy-header",
-                              "X-Remote-User", *extra], capture_output=True, text=True, timeout=60,
-                             env={**__import__("os").environ, "DAS_HOME": str(das_home), **env})
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "das",
+                "api",
+                "serve",
+                "--port",
+                "0",
+                "--trust-proxy-header",
+                "X-Remote-User",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**__import__("os").environ, "DAS_HOME": str(das_home), **env},
+        )
         assert out.returncode == 2 and "secret" in out.stderr
 
 
@@ -93,7 +132,9 @@ def test_session_form_post_without_the_csrf_token(live: LiveApi, tokens) -> None
         cookie = login.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
         assert browser.post(f"/proposals/{p.id}/approve", data={"comment": "ok"}).status_code == 403
-        assert browser.post(f"/proposals/{p.id}/approve", data={"comment": "ok", "csrf": "x"}).status_code == 403
+        assert (
+            browser.post(f"/proposals/{p.id}/approve", data={"comment": "ok", "csrf": "x"}).status_code == 403
+        )
         assert browser.post(f"/api/proposals/{p.id}/approve", json={}).status_code == 403
         assert live.queue.get(p.id).status == "proposed"
         page = browser.get(f"/proposals/{p.id}").text
@@ -111,7 +152,9 @@ def test_login_with_a_wrong_token_or_another_users_token(live: LiveApi, tokens) 
         assert browser.post("/login", data={"username": "bob", "token": tokens["alice"]}).status_code == 401
         assert browser.post("/login", data={"username": "bob", "token": "x"}).status_code == 401
         assert browser.get("/").status_code == 303  # not signed in: to the login page
-        r = browser.post("/login", data={"username": "bob", "token": tokens["bob"], "next": "//evil.example/x"})
+        r = browser.post(
+            "/login", data={"username": "bob", "token": tokens["bob"], "next": "//evil.example/x"}
+        )
         assert r.status_code == 303 and r.headers["location"] == "/"
 
 
@@ -163,12 +206,18 @@ def test_proxy_user_writes_without_a_csrf_token(das_home: Path) -> None:
             assert form.status_code == 403
             bare = browser.post(f"/api/proposals/{p.id}/approve", headers=proxy)
             assert bare.status_code == 415
-            plain = browser.post(f"/api/proposals/{p.id}/approve", content=b"{}", headers={**proxy, "Content-Type": "text/plain"})
+            plain = browser.post(
+                f"/api/proposals/{p.id}/approve",
+                content=b"{}",
+                headers={**proxy, "Content-Type": "text/plain"},
+            )
             assert plain.status_code == 415
             assert live.queue.get(p.id).status == "proposed"
             page = browser.get(f"/proposals/{p.id}", headers=proxy).text
             token = re.search(r"name='csrf' value='([^']+)'", page).group(1)
-            ok = browser.post(f"/proposals/{p.id}/approve", data={"comment": "ok", "csrf": token}, headers=proxy)
+            ok = browser.post(
+                f"/proposals/{p.id}/approve", data={"comment": "ok", "csrf": token}, headers=proxy
+            )
             assert ok.status_code == 303
         assert live.queue.get(p.id).status == "deployed"
     finally:
@@ -192,7 +241,9 @@ def test_duplicate_or_malformed_host_headers(live: LiveApi, tokens) -> None:
     for hosts in ((b"evil.example", b"127.0.0.1"), (b"[127.0.0.1]evil.example",)):
         with socket.create_connection(("127.0.0.1", live.port), timeout=10) as s:
             head = b"GET /api/me HTTP/1.1\r\n" + b"".join(b"Host: " + h + b"\r\n" for h in hosts)
-            s.sendall(head + b"Authorization: Bearer " + tokens["bob"].encode() + b"\r\nConnection: close\r\n\r\n")
+            s.sendall(
+                head + b"Authorization: Bearer " + tokens["bob"].encode() + b"\r\nConnection: close\r\n\r\n"
+            )
             status = s.recv(200).split(b"\r\n")[0]
         assert status.split()[1] in (b"400", b"421"), (hosts, status)
 
@@ -200,6 +251,9 @@ def test_duplicate_or_malformed_host_headers(live: LiveApi, tokens) -> None:
 def test_sign_in_from_another_site(live: LiveApi, tokens) -> None:
     """Tried: a foreign page posts the login form (login CSRF: the victim signed in as the attacker)."""
     with live.client() as browser:
-        r = browser.post("/login", data={"username": "bob", "token": tokens["bob"]},
-                         headers={"Origin": "http://evil.example"})
+        r = browser.post(
+            "/login",
+            data={"username": "bob", "token": tokens["bob"]},
+            headers={"Origin": "http://evil.example"},
+        )
     assert r.status_code == 403 and "das_session" not in r.headers.get("set-cookie", "")

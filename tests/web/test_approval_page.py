@@ -23,24 +23,45 @@ from das.bpmn.parse import parse
 REPO = Path(__file__).resolve().parents[2]
 VENDOR = REPO / "das" / "api" / "static" / "vendor"
 ARTIFACTS = REPO / "build" / "test-artifacts"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-V1 = {"key": "triage", "name": "Ticket triage", "steps": [
-    {"type": "user", "name": "Read ticket"},
-    {"type": "user", "name": "Assign team"}]}
-V2 = {"key": "triage", "name": "Ticket triage", "steps": [
-    {"type": "user", "name": "Read ticket"},
-    {"type": "user", "name": "Assign team"},
-    {"type": "user", "name": "Notify customer"}]}
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+V1 = {
+    "key": "triage",
+    "name": "Ticket triage",
+    "steps": [{"type": "user", "name": "Read ticket"}, {"type": "user", "name": "Assign team"}],
+}
+V2 = {
+    "key": "triage",
+    "name": "Ticket triage",
+    "steps": [
+        {"type": "user", "name": "Read ticket"},
+        {"type": "user", "name": "Assign team"},
+        {"type": "user", "name": "Notify customer"},
+    ],
+}
 
 
 def _browser_or_skip() -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    absent = [what for what, ok in (("Debian's chromium", chromium), ("the bundled bpmn-js (das/api/static/vendor)",
-                                                                       (VENDOR / "axe.min.js").is_file()))
-               if not ok]
+    absent = [
+        what
+        for what, ok in (
+            ("Debian's chromium", chromium),
+            ("the bundled bpmn-js (das/api/static/vendor)", (VENDOR / "axe.min.js").is_file()),
+        )
+        if not ok
+    ]
     if absent:
-        missing("DAS_REQUIRE_BROWSER", f"not installed: {', '.join(absent)} (scripts/install.sh installs them)")
+        missing(
+            "DAS_REQUIRE_BROWSER", f"not installed: {', '.join(absent)} (scripts/install.sh installs them)"
+        )
     return str(chromium)
 
 
@@ -56,12 +77,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             assert first.status_code == 201, first.text
             approved = b.post(f"/api/proposals/{first.json()['proposal_id']}/approve", json={})
             assert approved.json()["status"] == "deployed", approved.text
-            second = a.post("/api/proposals", json={"bpmn": compile_to_xml(V2), "name": "triage.bpmn",
-                                                    "base": "triage"})
+            second = a.post(
+                "/api/proposals", json={"bpmn": compile_to_xml(V2), "name": "triage.bpmn", "base": "triage"}
+            )
             assert second.status_code == 201, second.text
         edit = live.queue.get(second.json()["proposal_id"])
-        assert edit.base_version == "1.0.0" and edit.diff is not None and any(
-            e.change == "added" for e in edit.diff.entries)
+        assert (
+            edit.base_version == "1.0.0"
+            and edit.diff is not None
+            and any(e.change == "added" for e in edit.diff.entries)
+        )
         yield {"live": live, "chromium": chromium, "edit": edit, "tokens": {"alice": alice, "bob": bob}}
     finally:
         log = live.stop()
@@ -105,7 +130,9 @@ def _serious_axe_violations(page: Any) -> list[str]:
     }""")
 
 
-def test_reviewer_sees_the_edit_drawn_with_the_added_task_marked(site: dict[str, Any], browser_page: Any) -> None:
+def test_reviewer_sees_the_edit_drawn_with_the_added_task_marked(
+    site: dict[str, Any], browser_page: Any
+) -> None:
     page, requests, problems = browser_page
     live, edit = site["live"], site["edit"]
     _sign_in(page, live, "bob", site["tokens"]["bob"])
@@ -126,8 +153,9 @@ def test_reviewer_sees_the_edit_drawn_with_the_added_task_marked(site: dict[str,
     page.goto(f"{live.url}/proposals/{edit.id}")
     page.wait_for_selector("body[data-diagram='ready']", timeout=30_000)
     flow_nodes = set(parse(edit.artifact.encode(), name="edit.bpmn").nodes)
-    drawn = page.eval_on_selector_all("#canvas g.djs-element.djs-shape",
-                                      "els => els.map(e => e.getAttribute('data-element-id'))")
+    drawn = page.eval_on_selector_all(
+        "#canvas g.djs-element.djs-shape", "els => els.map(e => e.getAttribute('data-element-id'))"
+    )
     assert sorted(i for i in drawn if i in flow_nodes) == sorted(flow_nodes)  # one shape per flow node
     added = [e.id for e in edit.diff.entries if e.change == "added" and e.kind == "node"]
     assert len(added) == 1
@@ -136,16 +164,18 @@ def test_reviewer_sees_the_edit_drawn_with_the_added_task_marked(site: dict[str,
     badge = page.locator(f".djs-overlays[data-container-id='{added[0]}'] .das-overlay span.added")
     assert badge.is_visible() and badge.inner_text() == "added"
     unchanged = next(n for n in flow_nodes if n not in added)
-    assert "das-added" not in (page.locator(f"#canvas g.djs-element[data-element-id='{unchanged}']")
-                               .get_attribute("class") or "")
+    assert "das-added" not in (
+        page.locator(f"#canvas g.djs-element[data-element-id='{unchanged}']").get_attribute("class") or ""
+    )
     page.screenshot(path=str(ARTIFACTS / "proposal.png"), full_page=True)
     assert _serious_axe_violations(page) == []
 
     # the base version on a toggle: one shape fewer, nothing marked added
     page.click("#toggle-base")
     page.wait_for_selector("body[data-view='base']")
-    base_drawn = page.eval_on_selector_all("#canvas g.djs-element.djs-shape",
-                                           "els => els.map(e => e.getAttribute('data-element-id'))")
+    base_drawn = page.eval_on_selector_all(
+        "#canvas g.djs-element.djs-shape", "els => els.map(e => e.getAttribute('data-element-id'))"
+    )
     assert added[0] not in base_drawn and page.locator("#canvas .das-added").count() == 0
 
     # downloads
@@ -162,7 +192,9 @@ def test_reviewer_sees_the_edit_drawn_with_the_added_task_marked(site: dict[str,
     assert live.queue.get(edit.id).status == "deployed"
     assert "approve" in page.locator("table").last.inner_text()
 
-    assert all(url.startswith(live.url + "/") for url in requests), [u for u in requests if not u.startswith(live.url)]
+    assert all(url.startswith(live.url + "/") for url in requests), [
+        u for u in requests if not u.startswith(live.url)
+    ]
     assert len(requests) > 5  # the page, its CSS, the viewer bundle, proposal.js, fonts ...
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
 
